@@ -1,0 +1,49 @@
+# Cleared: `make run` sets everything up and runs the app; `make test` runs the suite.
+SHELL := /bin/bash
+PORT ?= 8000
+VENV := .venv
+PY := $(VENV)/bin/python
+# The first Python 3.12+ on PATH (pyenv's shims honour .python-version).
+PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3 python; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+
+.PHONY: run test install lint format bench check-python
+
+check-python:
+	@test -n "$(PYTHON)" || { echo "Cleared needs Python 3.12 or newer on PATH."; exit 1; }
+
+$(VENV)/.installed: pyproject.toml | check-python
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	@mkdir -p var
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@trap 'trap - INT TERM EXIT; kill 0 2>/dev/null' INT TERM EXIT; \
+	$(VENV)/bin/celery -A config worker --loglevel=INFO --concurrency=2 --hostname=worker@%h & \
+	$(VENV)/bin/celery -A config beat --loglevel=INFO & \
+	echo ""; \
+	echo "  Cleared is running at http://127.0.0.1:$(PORT)/"; \
+	echo "  Log in as rep, rep2, manager or auditor, password: demo.  Ctrl-C stops web, worker and beat."; \
+	echo ""; \
+	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench: install
+	$(PY) bench/run.py

@@ -1,0 +1,80 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+
+from pipeline.models import Customer, Deal, StageEvent, Touch, User
+
+
+class ImmutableAdmin(admin.ModelAdmin):
+    """Append-only records: readable by staff, never changed or deleted."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(User)
+class ClearedUserAdmin(UserAdmin):
+    fieldsets = UserAdmin.fieldsets + (
+        ("Cleared", {"fields": ("manager", "time_zone", "direct_phone")}),
+    )
+    list_display = ("username", "first_name", "last_name", "email", "manager", "is_staff")
+    list_filter = ("groups", "is_staff", "is_active")
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("name", "company", "phone", "owner", "created_at")
+    search_fields = ("name", "company", "email")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner",)
+
+
+class TouchInline(admin.TabularInline):
+    model = Touch
+    extra = 0
+    raw_id_fields = ("author",)
+
+
+class StageEventInline(admin.TabularInline):
+    model = StageEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ("from_stage", "to_stage", "actor", "at", "reason")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Deal)
+class DealAdmin(admin.ModelAdmin):
+    list_display = ("id", "title", "customer", "rep", "stage", "amount", "promised_at")
+    list_filter = ("stage", "payment_option")
+    search_fields = ("title", "customer__name", "customer__company")
+    list_select_related = ("customer", "rep")
+    raw_id_fields = ("customer", "rep")
+    # The stage only moves through pipeline.services.deal_move, with its event.
+    readonly_fields = ("stage", "stage_changed_at", "lost_reason", "version", "delivered_at")
+    inlines = [StageEventInline, TouchInline]
+
+
+@admin.register(StageEvent)
+class StageEventAdmin(ImmutableAdmin):
+    list_display = ("deal", "from_stage", "to_stage", "actor", "at")
+    list_filter = ("to_stage",)
+    list_select_related = ("deal", "actor")
+
+
+@admin.register(Touch)
+class TouchAdmin(admin.ModelAdmin):
+    list_display = ("deal", "kind", "author", "happened_at", "next_step_date")
+    list_filter = ("kind",)
+    list_select_related = ("deal", "author")
+    raw_id_fields = ("deal", "author")

@@ -1,0 +1,5 @@
+from django.conf import settings
+
+
+def cleared(request) -> dict:
+    return {"CURRENCY": settings.CURRENCY, "CURRENCY_SYMBOL": settings.CURRENCY_SYMBOL}

@@ -1,0 +1,207 @@
+from datetime import timedelta
+from decimal import Decimal
+
+from django import forms
+from django.conf import settings
+from django.utils import timezone
+
+from billing.policy import PaymentOption
+from billing.selectors import customer_terms
+from pipeline.models import Customer, Deal, Touch
+from pipeline.stages import LostReason, Stage
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%d", **kwargs)
+
+
+class DateTimeInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%dT%H:%M", **kwargs)
+
+
+def _not_in_past(value, what: str):
+    if value is not None and value < timezone.localdate():
+        raise forms.ValidationError(f"The {what} can't be in the past.")
+    return value
+
+
+class CustomerForm(forms.ModelForm):
+    class Meta:
+        model = Customer
+        fields = [
+            "name",
+            "company",
+            "phone",
+            "email",
+            "billing_contact",
+            "accounting_cutoff_day",
+            "plans_notes",
+            "technology_notes",
+        ]
+        widgets = {
+            "plans_notes": forms.Textarea(attrs={"rows": 3}),
+            "technology_notes": forms.Textarea(attrs={"rows": 3}),
+            "phone": forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+        }
+        error_messages = {
+            "accounting_cutoff_day": {
+                "min_value": "A day of the month: 1 to 31.",
+                "max_value": "A day of the month: 1 to 31.",
+            }
+        }
+
+    def clean_phone(self):
+        phone = self.cleaned_data["phone"].strip()
+        if sum(ch.isdigit() for ch in phone) < 6:
+            raise forms.ValidationError("Enter a phone number the customer can be called on.")
+        return phone
+
+
+class AmountField(forms.DecimalField):
+    def __init__(self, **kwargs):
+        super().__init__(
+            max_digits=12,
+            decimal_places=2,
+            min_value=Decimal("0.01"),
+            max_value=settings.MAX_DEAL_AMOUNT,
+            error_messages={
+                "min_value": "The amount must be more than zero.",
+                "max_value": f"That is more than {settings.MAX_DEAL_AMOUNT:,.2f}: "
+                "check for an extra zero.",
+                "max_decimal_places": "Use at most 2 decimal places (cents).",
+                "invalid": "Enter the amount as a number, e.g. 1250.00.",
+            },
+            widget=forms.NumberInput(attrs={"step": "0.01", "min": "0.01", "inputmode": "decimal"}),
+            **kwargs,
+        )
+
+
+class DealForm(forms.ModelForm):
+    """Logging a promise: the terms the customer's standing allows are checked here."""
+
+    amount = AmountField(label=f"Amount ({settings.CURRENCY})")
+
+    class Meta:
+        model = Deal
+        fields = [
+            "customer",
+            "title",
+            "amount",
+            "payment_option",
+            "expected_delivery_date",
+            "next_step",
+            "next_step_date",
+            "notes",
+        ]
+        widgets = {
+            "expected_delivery_date": DateInput(),
+            "next_step_date": DateInput(),
+            "payment_option": forms.RadioSelect,
+            "notes": forms.Textarea(attrs={"rows": 3}),
+        }
+        labels = {"next_step_date": "Next step date"}
+        help_texts = {"next_step": "Always have a reason to call back: what happens next?"}
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        customers = self.fields["customer"]
+        customers.queryset = Customer.objects.visible_to(user).order_by("name")
+        customers.error_messages["invalid_choice"] = "Pick one of your own customers."
+        customers.empty_label = "Choose a customer…"
+        self.fields["payment_option"].choices = PaymentOption.choices
+
+    def clean_next_step_date(self):
+        return _not_in_past(self.cleaned_data.get("next_step_date"), "next step date")
+
+    def clean_expected_delivery_date(self):
+        return _not_in_past(self.cleaned_data.get("expected_delivery_date"), "delivery date")
+
+    def clean(self):
+        cleaned = super().clean()
+        customer, option = cleaned.get("customer"), cleaned.get("payment_option")
+        if customer and option:
+            terms = customer_terms(customer)
+            if not terms.allows(option):
+                self.add_error("payment_option", terms.summary)
+        return cleaned
+
+
+class DealEditForm(forms.ModelForm):
+    amount = AmountField(label=f"Amount ({settings.CURRENCY})")
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+    class Meta:
+        model = Deal
+        fields = ["title", "amount", "expected_delivery_date", "next_step", "next_step_date", "notes"]
+        widgets = {
+            "expected_delivery_date": DateInput(),
+            "next_step_date": DateInput(),
+            "notes": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial["version"] = self.instance.version
+
+    def clean_next_step_date(self):
+        value = self.cleaned_data.get("next_step_date")
+        if value != self.instance.next_step_date:
+            _not_in_past(value, "next step date")
+        return value
+
+
+class MoveForm(forms.Form):
+    to_stage = forms.ChoiceField(label="Move to", choices=Stage.choices)
+    lost_reason = forms.ChoiceField(
+        label="Why was it lost?",
+        choices=[("", "—")] + LostReason.choices,
+        required=False,
+    )
+    reason = forms.CharField(
+        label="Note", required=False, max_length=500, widget=forms.TextInput()
+    )
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("to_stage") == Stage.LOST and not cleaned.get("lost_reason"):
+            self.add_error("lost_reason", "Say why the deal was lost.")
+        return cleaned
+
+
+class TouchForm(forms.ModelForm):
+    class Meta:
+        model = Touch
+        fields = ["kind", "happened_at", "discussed", "agreed_to", "next_step", "next_step_date"]
+        widgets = {
+            "happened_at": DateTimeInput(),
+            "next_step_date": DateInput(),
+            "discussed": forms.Textarea(attrs={"rows": 3}),
+        }
+        labels = {"happened_at": "When"}
+        help_texts = {
+            "agreed_to": "Always close on something, however small.",
+            "next_step": "Always have a reason to call back.",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("happened_at", timezone.localtime().replace(second=0))
+
+    def clean_happened_at(self):
+        value = self.cleaned_data.get("happened_at")
+        if value and value > timezone.now() + timedelta(minutes=5):
+            raise forms.ValidationError("A touch is something that already happened.")
+        return value
+
+    def clean_next_step_date(self):
+        return _not_in_past(self.cleaned_data.get("next_step_date"), "next step date")

@@ -1,0 +1,293 @@
+import zoneinfo
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+
+from billing.policy import PaymentOption
+from pipeline.masking import MaskedCharField, MaskedTextField
+from pipeline.stages import CLOSED_STAGES, LostReason, Stage
+
+TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+class Role(models.TextChoices):
+    REP = "Rep", "Rep"
+    MANAGER = "Manager", "Manager"
+    AUDITOR = "Auditor", "Auditor"
+
+
+class User(AbstractUser):
+    """A person at work in Cleared. The role is a Django group (see Role)."""
+
+    time_zone = models.CharField(
+        max_length=64, choices=TIME_ZONE_CHOICES, default=settings.DEFAULT_USER_TIME_ZONE
+    )
+    direct_phone = models.CharField(
+        max_length=40, blank=True, help_text="Given to customers at wrap-up."
+    )
+    manager = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="team",
+        help_text="For a rep: the manager whose team they are on.",
+    )
+
+    @cached_property
+    def role_names(self) -> frozenset[str]:
+        return frozenset(self.groups.values_list("name", flat=True))
+
+    @property
+    def is_rep(self) -> bool:
+        return Role.REP in self.role_names
+
+    @property
+    def is_manager(self) -> bool:
+        return Role.MANAGER in self.role_names
+
+    @property
+    def is_auditor(self) -> bool:
+        return Role.AUDITOR in self.role_names
+
+    @property
+    def role(self) -> str | None:
+        """The user's main role; a manager who also sells is a manager."""
+        for role in (Role.MANAGER, Role.AUDITOR, Role.REP):
+            if role in self.role_names:
+                return role
+        return None
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.username
+
+
+class CustomerQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "CustomerQuerySet":
+        """Reps see customers they sell to; managers their team's; staff all."""
+        if user.is_superuser:
+            return self
+        if user.is_manager:
+            team = Q(owner__manager=user) | Q(owner=user) | Q(deals__rep__manager=user)
+            return self.filter(team).distinct()
+        if user.is_rep:
+            return self.filter(Q(owner=user) | Q(deals__rep=user)).distinct()
+        return self.none()
+
+
+class Customer(models.Model):
+    name = models.CharField(max_length=200)
+    company = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=40)
+    email = models.EmailField(blank=True)
+    billing_contact = models.CharField(
+        max_length=200, blank=True, help_text="Who pays the invoices, and how to reach them."
+    )
+    accounting_cutoff_day = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(31)],
+        help_text="Day of the month by which their accounting needs our invoice "
+        "to pay it in that month's run.",
+    )
+    plans_notes = MaskedTextField("plans", blank=True, help_text="Their plans and goals.")
+    technology_notes = MaskedTextField(
+        "technology", blank=True, help_text="The technology they use now."
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="customers"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["owner", "name"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.company})" if self.company else self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("customer_detail", args=[self.pk])
+
+
+class DealQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "DealQuerySet":
+        """Reps see their own deals, managers their team's, staff all, auditors none."""
+        if user.is_superuser:
+            return self
+        if user.is_manager:
+            return self.filter(Q(rep__manager=user) | Q(rep=user))
+        if user.is_rep:
+            return self.filter(rep=user)
+        return self.none()
+
+    def open(self) -> "DealQuerySet":
+        return self.exclude(stage__in=CLOSED_STAGES)
+
+
+class Deal(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="deals")
+    rep = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deals")
+    title = models.CharField("what is sold", max_length=200)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    payment_option = models.CharField(max_length=16, choices=PaymentOption.choices)
+    deposit_required = models.BooleanField(
+        default=True, help_text="Set by the terms policy when the deal is promised."
+    )
+    expected_delivery_date = models.DateField()
+    next_step = MaskedCharField(max_length=300)
+    next_step_date = models.DateField()
+    notes = MaskedTextField(blank=True)
+
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.PROMISED)
+    stage_changed_at = models.DateTimeField(default=timezone.now)
+    lost_reason = models.CharField(max_length=32, choices=LostReason.choices, blank=True)
+    promised_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every write through the services: a form or a move made on an
+    # older version is refused instead of overwriting someone else's change.
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DealQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-promised_at", "-id"]
+        indexes = [
+            models.Index(fields=["rep", "stage"]),
+            models.Index(fields=["stage", "promised_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="deal_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(stage=Stage.LOST, lost_reason__gt="") | ~Q(stage=Stage.LOST),
+                name="deal_lost_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title} — {self.customer.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("deal_detail", args=[self.pk])
+
+    @property
+    def needs_audit(self) -> bool:
+        """Billed deals are closed twice; a card handed over at close affirms consent."""
+        return self.payment_option != PaymentOption.UPFRONT
+
+    def needs_stage(self, stage: str) -> bool:
+        if stage == Stage.DEPOSIT:
+            return self.deposit_required
+        if stage == Stage.AUDIT_CONFIRMED:
+            return self.needs_audit
+        return True
+
+    def why_stage_needed(self, stage: str) -> str:
+        if stage == Stage.DEPOSIT:
+            if self.payment_option == PaymentOption.ON_FILE:
+                return "the customer's card or account must be secured on file."
+            if self.payment_option == PaymentOption.UPFRONT:
+                return "an upfront deal is paid in full at the close."
+            return "the terms require a deposit from this customer."
+        if stage == Stage.AUDIT_CONFIRMED:
+            return "a billed sale is confirmed by an auditor's call before delivery."
+        return f"{Stage(stage).label} comes first."
+
+    def why_stage_not_needed(self, stage: str) -> str:
+        if stage == Stage.AUDIT_CONFIRMED:
+            return "This deal needs no audit: the customer paid upfront by card."
+        if stage == Stage.DEPOSIT:
+            return "This deal needs no deposit: its terms do not require one."
+        return f"This deal does not go through {Stage(stage).label}."
+
+    @property
+    def is_closed(self) -> bool:
+        return self.stage in CLOSED_STAGES
+
+    @property
+    def next_step_overdue(self) -> bool:
+        return not self.is_closed and self.next_step_date < timezone.localdate()
+
+
+class StageEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Stage events are immutable.")
+
+    def delete(self):
+        raise TypeError("Stage events are never deleted.")
+
+
+class StageEvent(models.Model):
+    """An immutable record of one change of stage: who, when, from, to, why."""
+
+    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="stage_events")
+    from_stage = models.CharField(max_length=20, choices=Stage.choices, blank=True)
+    to_stage = models.CharField(max_length=20, choices=Stage.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Empty when Cleared moved the deal from a recorded fact.",
+    )
+    at = models.DateTimeField(default=timezone.now)
+    reason = MaskedTextField(blank=True)
+
+    objects = StageEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["deal", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.deal_id}: {self.from_stage or '—'} → {self.to_stage}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError("Stage events are immutable.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Stage events are never deleted.")
+
+
+class TouchKind(models.TextChoices):
+    CALL = "call", "Call"
+    VISIT = "visit", "Visit"
+    EMAIL = "email", "Email"
+    MEETING = "meeting", "Meeting"
+
+
+class Touch(models.Model):
+    """One contact with the customer; always closes on something agreed."""
+
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="touches")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="touches"
+    )
+    kind = models.CharField(max_length=10, choices=TouchKind.choices)
+    happened_at = models.DateTimeField(default=timezone.now)
+    discussed = MaskedTextField("what was discussed")
+    agreed_to = MaskedCharField("what the customer agreed to", max_length=300)
+    next_step = MaskedCharField(max_length=300)
+    next_step_date = models.DateField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-happened_at", "-id"]
+        indexes = [models.Index(fields=["deal", "-happened_at"])]
+        verbose_name_plural = "touches"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on deal #{self.deal_id}"

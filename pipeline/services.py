@@ -1,0 +1,181 @@
+"""Business rules of the pipeline that write: promising, touching, moving deals."""
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.selectors import customer_terms
+from pipeline.models import Customer, Deal, StageEvent, Touch, User
+from pipeline.stages import REP, SYSTEM, IllegalMove, LostReason, Stage, check_move
+
+
+class StaleDeal(Exception):
+    """The deal changed since the user loaded it; nothing was written."""
+
+    def __init__(self, deal: Deal):
+        self.deal = deal
+        super().__init__(
+            f"Someone else changed this deal while you were looking at it: it is now in "
+            f"{deal.get_stage_display()}. Nothing was saved; check it and try again."
+        )
+
+
+def role_for_moves(user: User | None) -> str:
+    """Which column of the transitions table a user's moves are checked against."""
+    if user is None:
+        return SYSTEM
+    if user.is_manager or user.is_superuser:
+        return "manager"
+    return REP
+
+
+@transaction.atomic
+def deal_promise(
+    *,
+    rep: User,
+    customer: Customer,
+    title: str,
+    amount: Decimal,
+    payment_option: str,
+    expected_delivery_date: date,
+    next_step: str,
+    next_step_date: date,
+    notes: str = "",
+    promised_at: datetime | None = None,
+) -> Deal:
+    """Log a customer's verbal promise as a deal in Promised.
+
+    The customer's standing decides the terms (DOMAIN.md, terms policy): the
+    payment option must be one the standing allows, and whether a deposit is
+    required is fixed now, when the customer agrees to the terms.
+    """
+    terms = customer_terms(customer)
+    if not terms.allows(payment_option):
+        raise IllegalMove(terms.summary)
+    deal = Deal.objects.create(
+        rep=rep,
+        customer=customer,
+        title=title,
+        amount=amount,
+        payment_option=payment_option,
+        deposit_required=terms.deposit_required(payment_option),
+        expected_delivery_date=expected_delivery_date,
+        next_step=next_step,
+        next_step_date=next_step_date,
+        notes=notes,
+        promised_at=promised_at or timezone.now(),
+        stage_changed_at=promised_at or timezone.now(),
+    )
+    StageEvent.objects.create(
+        deal=deal,
+        from_stage="",
+        to_stage=Stage.PROMISED,
+        actor=rep,
+        at=deal.promised_at,
+        reason="Customer said yes.",
+    )
+    return deal
+
+
+@transaction.atomic
+def deal_move(
+    *,
+    deal_id: int,
+    to_stage: str,
+    actor: User | None,
+    reason: str = "",
+    lost_reason: str = "",
+    expected_version: int | None = None,
+    at: datetime | None = None,
+) -> Deal:
+    """Move a deal to another stage through the one transitions table.
+
+    Raises IllegalMove for a move the table or the terms refuse, StaleDeal
+    when ``expected_version`` is given and the deal changed meanwhile. The
+    stage event is written in the same transaction; the row lock (and the
+    version compare-and-set, for databases without row locks) makes two
+    people racing on one deal end with exactly one move. ``at`` backdates a
+    move to when it happened (demo data, imports); it defaults to now.
+    """
+    deal = Deal.objects.select_for_update().get(pk=deal_id)
+    if expected_version is not None and deal.version != expected_version:
+        raise StaleDeal(deal)
+    check_move(deal, to_stage, role_for_moves(actor))
+    if to_stage == Stage.LOST:
+        if lost_reason not in LostReason.values:
+            raise IllegalMove("Say why the deal was lost.")
+    else:
+        lost_reason = ""
+    now = at or timezone.now()
+    changes = {
+        "stage": to_stage,
+        "stage_changed_at": now,
+        "lost_reason": lost_reason,
+        "version": F("version") + 1,
+        "updated_at": timezone.now(),
+    }
+    if to_stage == Stage.DELIVERED and deal.delivered_at is None:
+        changes["delivered_at"] = now
+    updated = Deal.objects.filter(pk=deal.pk, version=deal.version).update(**changes)
+    if not updated:
+        raise StaleDeal(Deal.objects.get(pk=deal.pk))
+    StageEvent.objects.create(
+        deal=deal, from_stage=deal.stage, to_stage=to_stage, actor=actor, at=now, reason=reason
+    )
+    deal.refresh_from_db()
+    return deal
+
+
+@transaction.atomic
+def deal_update(*, deal_id: int, actor: User, expected_version: int, **fields) -> Deal:
+    """Save edits to a deal's terms, refusing them if the deal changed meanwhile."""
+    deal = Deal.objects.select_for_update().get(pk=deal_id)
+    if deal.version != expected_version:
+        raise StaleDeal(deal)
+    if deal.is_closed:
+        raise IllegalMove(f"This deal is {deal.get_stage_display().lower()}: it can't be edited.")
+    for name, value in fields.items():
+        setattr(deal, name, value)
+    deal.version = F("version") + 1
+    deal.save()
+    deal.refresh_from_db()
+    return deal
+
+
+@transaction.atomic
+def touch_record(
+    *,
+    deal: Deal,
+    author: User,
+    kind: str,
+    discussed: str,
+    agreed_to: str,
+    next_step: str,
+    next_step_date: date,
+    happened_at=None,
+) -> Touch:
+    """Record a contact with the customer; its next step becomes the deal's next step.
+
+    Always close on something, always leave a reason to call back (seeds 002,
+    003): both are required by the model.
+    """
+    touch = Touch.objects.create(
+        deal=deal,
+        author=author,
+        kind=kind,
+        discussed=discussed,
+        agreed_to=agreed_to,
+        next_step=next_step,
+        next_step_date=next_step_date,
+        happened_at=happened_at or timezone.now(),
+    )
+    Deal.objects.filter(pk=deal.pk).update(
+        next_step=touch.next_step,
+        next_step_date=next_step_date,
+        version=F("version") + 1,
+        updated_at=timezone.now(),
+    )
+    return touch

@@ -1,0 +1,29 @@
+from decimal import ROUND_HALF_UP, Decimal
+
+from django import template
+from django.conf import settings
+
+register = template.Library()
+
+
+@register.filter
+def money(value) -> str:
+    """A Decimal amount as the deployment's currency: $1,250.00."""
+    if value is None or value == "":
+        return "—"
+    amount = Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    sign = "−" if amount < 0 else ""
+    return f"{sign}{settings.CURRENCY_SYMBOL}{abs(amount):,.2f}"
+
+
+@register.simple_tag(takes_context=True)
+def query_with(context, **changes) -> str:
+    """The current query string with some parameters replaced (filters, pages)."""
+    params = context["request"].GET.copy()
+    for key, value in changes.items():
+        if value in (None, ""):
+            params.pop(key, None)
+        else:
+            params[key] = value
+    encoded = params.urlencode()
+    return f"?{encoded}" if encoded else "?"

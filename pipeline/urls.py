@@ -1,0 +1,20 @@
+from django.urls import path
+
+from pipeline import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("deals/", views.deal_list, name="deal_list"),
+    path("deals/board/", views.deal_board, name="deal_board"),
+    path("deals/new/", views.deal_new, name="deal_new"),
+    path("deals/terms/", views.deal_terms, name="deal_terms"),
+    path("deals/<int:pk>/", views.deal_detail, name="deal_detail"),
+    path("deals/<int:pk>/edit/", views.deal_edit, name="deal_edit"),
+    path("deals/<int:pk>/move/", views.deal_move, name="deal_move"),
+    path("deals/<int:pk>/touches/", views.touch_new, name="touch_new"),
+    path("customers/", views.customer_list, name="customer_list"),
+    path("customers/new/", views.customer_new, name="customer_new"),
+    path("customers/<int:pk>/", views.customer_detail, name="customer_detail"),
+    path("customers/<int:pk>/edit/", views.customer_edit, name="customer_edit"),
+    path("healthz", views.healthz, name="healthz"),
+]

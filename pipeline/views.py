@@ -1,0 +1,273 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from billing.selectors import customer_terms
+from pipeline import selectors, services
+from pipeline.forms import CustomerForm, DealEditForm, DealForm, MoveForm, TouchForm
+from pipeline.models import Customer, Deal
+from pipeline.stages import IllegalMove, LostReason, Stage, next_moves
+
+DEALS_PER_PAGE = 25
+
+
+def _get_deal_for(user, pk: int) -> Deal:
+    """The deal, if this user may see it; a 404 otherwise (never a hint it exists)."""
+    deals = Deal.objects.visible_to(user).select_related("customer", "rep")
+    return get_object_or_404(deals, pk=pk)
+
+
+def _get_customer_for(user, pk: int) -> Customer:
+    return get_object_or_404(Customer.objects.visible_to(user), pk=pk)
+
+
+def _require_seller(user) -> None:
+    if not (user.is_rep or user.is_manager or user.is_superuser):
+        raise Http404("Deals are for reps and managers.")
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if user.is_auditor and not (user.is_rep or user.is_manager):
+        return render(request, "pipeline/home_auditor.html", {})
+    deals = Deal.objects.visible_to(user).select_related("customer", "rep")
+    today = timezone.localdate()
+    attention = (
+        deals.open()
+        .filter(next_step_date__lte=today)
+        .order_by("next_step_date", "id")[:10]
+    )
+    context = {
+        "summary": selectors.stage_summary(deals),
+        "attention": attention,
+        "today": today,
+        "recent": deals.order_by("-updated_at")[:8],
+    }
+    return render(request, "pipeline/home.html", context)
+
+
+def deal_list(request: HttpRequest) -> HttpResponse:
+    _require_seller(request.user)
+    deals = Deal.objects.visible_to(request.user).select_related("customer", "rep")
+    stage = request.GET.get("stage", "")
+    query = request.GET.get("q", "").strip()
+    if stage in Stage.values:
+        deals = deals.filter(stage=stage)
+    elif stage == "open":
+        deals = deals.open()
+    if query:
+        deals = deals.filter(
+            Q(customer__name__icontains=query)
+            | Q(customer__company__icontains=query)
+            | Q(title__icontains=query)
+        )
+    page = Paginator(deals.order_by("-promised_at", "-id"), DEALS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    context = {"page": page, "stage": stage, "q": query, "stages": Stage.choices}
+    template = "pipeline/deal_list.html#results" if request.htmx else "pipeline/deal_list.html"
+    return render(request, template, context)
+
+
+def deal_board(request: HttpRequest) -> HttpResponse:
+    _require_seller(request.user)
+    deals = (
+        Deal.objects.visible_to(request.user)
+        .open()
+        .select_related("customer", "rep")
+        .order_by("next_step_date", "id")
+    )
+    return render(request, "pipeline/deal_board.html", {"columns": selectors.deals_by_stage(deals)})
+
+
+def deal_new(request: HttpRequest) -> HttpResponse:
+    _require_seller(request.user)
+    initial = {}
+    if customer_id := request.GET.get("customer"):
+        initial["customer"] = customer_id
+    form = DealForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            deal = services.deal_promise(rep=request.user, **form.cleaned_data)
+        except IllegalMove as exc:
+            form.add_error("payment_option", str(exc))
+        else:
+            messages.success(request, f"Deal #{deal.pk} logged: {deal.title}.")
+            return redirect(deal)
+    return render(request, "pipeline/deal_form.html", {"form": form, **_terms_context(form)})
+
+
+def _terms_context(form: DealForm) -> dict:
+    customer = None
+    raw = form.data.get("customer") if form.is_bound else form.initial.get("customer")
+    if raw:
+        customer = form.fields["customer"].queryset.filter(pk=raw).first() if str(raw).isdigit() else None
+    return {"terms_customer": customer, "terms": customer_terms(customer) if customer else None}
+
+
+@require_GET
+def deal_terms(request: HttpRequest) -> HttpResponse:
+    """The standing and terms panel of the deal form, for the chosen customer."""
+    form = DealForm(user=request.user, initial={"customer": request.GET.get("customer")})
+    return render(request, "pipeline/deal_form.html#terms", _terms_context(form))
+
+
+def _deal_context(request: HttpRequest, deal: Deal, **overrides) -> dict:
+    role = services.role_for_moves(request.user)
+    context = {
+        "deal": deal,
+        "moves": next_moves(deal, role),
+        "move_form": MoveForm(initial={"version": deal.version}),
+        "touch_form": TouchForm(),
+        "timeline": selectors.deal_timeline(deal),
+        "terms": customer_terms(deal.customer),
+        "lost_reasons": LostReason.choices,
+    }
+    context.update(overrides)
+    return context
+
+
+def _render_deal(request: HttpRequest, deal: Deal, status: int = 200, **overrides) -> HttpResponse:
+    template = "pipeline/deal_detail.html#deal-body" if request.htmx else "pipeline/deal_detail.html"
+    return render(request, template, _deal_context(request, deal, **overrides), status=status)
+
+
+def deal_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _render_deal(request, _get_deal_for(request.user, pk))
+
+
+@require_POST
+def deal_move(request: HttpRequest, pk: int) -> HttpResponse:
+    deal = _get_deal_for(request.user, pk)
+    form = MoveForm(request.POST)
+    if form.is_valid():
+        try:
+            deal = services.deal_move(
+                deal_id=deal.pk,
+                to_stage=form.cleaned_data["to_stage"],
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                lost_reason=form.cleaned_data["lost_reason"],
+                expected_version=form.cleaned_data["version"],
+            )
+        except services.StaleDeal as exc:
+            messages.warning(request, str(exc))
+            deal = _get_deal_for(request.user, pk)
+            return _render_deal(request, deal, status=409)
+        except IllegalMove as exc:
+            form.add_error("to_stage", str(exc))
+        else:
+            messages.success(request, f"Deal moved to {deal.get_stage_display()}.")
+            if request.htmx:
+                return _render_deal(request, _get_deal_for(request.user, pk))
+            return redirect(deal)
+    return _render_deal(request, deal, status=422, move_form=form)
+
+
+@require_POST
+def touch_new(request: HttpRequest, pk: int) -> HttpResponse:
+    deal = _get_deal_for(request.user, pk)
+    form = TouchForm(request.POST)
+    if form.is_valid():
+        services.touch_record(deal=deal, author=request.user, **form.cleaned_data)
+        messages.success(request, "Touch recorded; the deal's next step is updated.")
+        if request.htmx:
+            return _render_deal(request, _get_deal_for(request.user, pk))
+        return redirect(deal)
+    return _render_deal(request, deal, status=422, touch_form=form)
+
+
+def deal_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    deal = _get_deal_for(request.user, pk)
+    form = DealEditForm(request.POST or None, instance=deal)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        version = data.pop("version")
+        try:
+            deal = services.deal_update(
+                deal_id=deal.pk, actor=request.user, expected_version=version, **data
+            )
+        except services.StaleDeal as exc:
+            form.add_error(None, str(exc))
+        except IllegalMove as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Deal saved.")
+            return redirect(deal)
+    return render(request, "pipeline/deal_edit.html", {"deal": deal, "form": form})
+
+
+def customer_list(request: HttpRequest) -> HttpResponse:
+    _require_seller(request.user)
+    customers = Customer.objects.visible_to(request.user)
+    query = request.GET.get("q", "").strip()
+    if query:
+        customers = customers.filter(Q(name__icontains=query) | Q(company__icontains=query))
+    page = Paginator(customers.order_by("name", "id"), DEALS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    template = (
+        "pipeline/customer_list.html#results" if request.htmx else "pipeline/customer_list.html"
+    )
+    return render(request, template, {"page": page, "q": query})
+
+
+def customer_new(request: HttpRequest) -> HttpResponse:
+    _require_seller(request.user)
+    form = CustomerForm(request.POST or None)
+    next_url = request.POST.get("next") or request.GET.get("next", "")
+    if request.method == "POST" and form.is_valid():
+        customer = form.save(commit=False)
+        customer.owner = request.user
+        customer.save()
+        messages.success(request, f"Customer {customer.name} added.")
+        if next_url == "deal":
+            return redirect(f"/deals/new/?customer={customer.pk}")
+        return redirect(customer)
+    return render(request, "pipeline/customer_form.html", {"form": form, "next": next_url})
+
+
+def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = _get_customer_for(request.user, pk)
+    deals = Deal.objects.visible_to(request.user).filter(customer=customer).select_related("rep")
+    context = {"customer": customer, "deals": deals, "terms": customer_terms(customer)}
+    return render(request, "pipeline/customer_detail.html", context)
+
+
+def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = _get_customer_for(request.user, pk)
+    form = CustomerForm(request.POST or None, instance=customer)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Customer saved.")
+        return redirect(customer)
+    return render(request, "pipeline/customer_form.html", {"form": form, "customer": customer})
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness of the database and the broker, for load balancers and `make run`."""
+    state = {"database": "ok", "broker": "ok"}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+        state["database"] = f"error: {exc.__class__.__name__}"
+    try:
+        from config.celery import app
+
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:  # noqa: BLE001
+        state["broker"] = f"error: {exc.__class__.__name__}"
+    healthy = all(value == "ok" for value in state.values())
+    return JsonResponse({"status": "ok" if healthy else "error", **state}, status=200 if healthy else 503)

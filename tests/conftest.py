@@ -1,0 +1,75 @@
+import os
+
+import pytest
+from django.test import Client
+
+from pipeline.models import Role
+from tests.factories import CustomerFactory, DealFactory, UserFactory
+
+# Playwright's sync API runs an event loop in the test thread; Django refuses
+# ORM calls from a thread with a running loop unless told this is fine. Tests only.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def manager(db):
+    return UserFactory(username="manager", first_name="Morgan", role=Role.MANAGER)
+
+
+@pytest.fixture
+def rep(db, manager):
+    return UserFactory(username="rep", first_name="Riley", role=Role.REP, manager=manager)
+
+
+@pytest.fixture
+def other_rep(db):
+    """A rep on another manager's team."""
+    other_manager = UserFactory(username="other_manager", role=Role.MANAGER)
+    return UserFactory(username="other_rep", role=Role.REP, manager=other_manager)
+
+
+@pytest.fixture
+def teammate(db, manager):
+    return UserFactory(username="rep2", role=Role.REP, manager=manager)
+
+
+@pytest.fixture
+def auditor(db):
+    return UserFactory(username="auditor", role=Role.AUDITOR)
+
+
+def _client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def rep_client(rep):
+    return _client_for(rep)
+
+
+@pytest.fixture
+def manager_client(manager):
+    return _client_for(manager)
+
+
+@pytest.fixture
+def auditor_client(auditor):
+    return _client_for(auditor)
+
+
+@pytest.fixture
+def other_rep_client(other_rep):
+    return _client_for(other_rep)
+
+
+@pytest.fixture
+def customer(rep):
+    return CustomerFactory(owner=rep, name="Dana Whitfield", company="Whitfield Dental")
+
+
+@pytest.fixture
+def deal(rep, customer):
+    return DealFactory(rep=rep, customer=customer)
+from tests.browser import browser, page  # noqa: E402, F401 - fixtures
