@@ -90,6 +90,7 @@ def deal_move(
     lost_reason: str = "",
     expected_version: int | None = None,
     at: datetime | None = None,
+    as_role: str | None = None,
 ) -> Deal:
     """Move a deal to another stage through the one transitions table.
 
@@ -99,11 +100,15 @@ def deal_move(
     version compare-and-set, for databases without row locks) makes two
     people racing on one deal end with exactly one move. ``at`` backdates a
     move to when it happened (demo data, imports); it defaults to now.
+    ``as_role`` checks the move against another column of the transitions
+    table than the actor's own: a fact recorded by a person (an auditor's
+    confirmed call, a manager clearing a check) moves the deal as "system",
+    with that person named on the stage event.
     """
     deal = Deal.objects.select_for_update().get(pk=deal_id)
     if expected_version is not None and deal.version != expected_version:
         raise StaleDeal(deal)
-    check_move(deal, to_stage, role_for_moves(actor))
+    check_move(deal, to_stage, as_role or role_for_moves(actor))
     if to_stage == Stage.LOST:
         if lost_reason not in LostReason.values:
             raise IllegalMove("Say why the deal was lost.")
