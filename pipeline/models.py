@@ -118,6 +118,10 @@ class Customer(models.Model):
         return reverse("customer_detail", args=[self.pk])
 
 
+# Deals still alive (not paid, lost or written off): the reminder scan's partial indexes.
+_OPEN_DEAL = ~Q(stage__in=sorted(CLOSED_STAGES))
+
+
 class DealQuerySet(models.QuerySet):
     def visible_to(self, user) -> "DealQuerySet":
         """Reps see their own deals, managers their team's, staff all, auditors none."""
@@ -165,6 +169,22 @@ class Deal(models.Model):
         indexes = [
             models.Index(fields=["rep", "stage"]),
             models.Index(fields=["stage", "promised_at"]),
+            # Reminder scan (pipeline/reminders/rules.py): open deals by the date
+            # that calls for a nag, so a scan that finds nothing new stays cheap.
+            models.Index(
+                fields=["promised_at"], name="deal_open_promised", condition=_OPEN_DEAL
+            ),
+            models.Index(
+                fields=["next_step_date"], name="deal_open_next_step", condition=_OPEN_DEAL
+            ),
+            models.Index(
+                fields=["expected_delivery_date"],
+                name="deal_open_undelivered",
+                condition=_OPEN_DEAL & Q(delivered_at__isnull=True),
+            ),
+            models.Index(
+                fields=["delivered_at"], name="deal_open_delivered", condition=_OPEN_DEAL
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="deal_amount_positive"),
@@ -291,3 +311,7 @@ class Touch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on deal #{self.deal_id}"
+
+
+# Follow-up reminders live in their own module of the pipeline app.
+from pipeline.reminders.models import Reminder, ReminderDigest  # noqa: E402, F401

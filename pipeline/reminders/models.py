@@ -1,0 +1,175 @@
+"""The Reminder row and the per-recipient digest record."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class ReminderKind(models.TextChoices):
+    """DOMAIN.md's table of reminder kinds, in its order."""
+
+    AUDIT_DUE = "audit_due", "Audit due"
+    AUDIT_OVERDUE = "audit_overdue", "Audit overdue"
+    AUDIT_RETRY = "audit_retry", "Audit retry"
+    CHECK_IN = "check_in", "Post-sale check-in"
+    DEPOSIT_MISSING = "deposit_missing", "Deposit missing"
+    DELIVERY_OVERDUE = "delivery_overdue", "Delivery overdue"
+    SATISFACTION_CHECK = "satisfaction_check", "Satisfaction check"
+    INVOICE_CUTOFF = "invoice_cutoff", "Invoice cut-off"
+    PAYMENT_DUE = "payment_due", "Payment due"
+    PAYMENT_OVERDUE = "payment_overdue", "Payment overdue"
+    PAYMENT_BOUNCED = "payment_bounced", "Payment bounced"
+    NEXT_STEP_DUE = "next_step_due", "Next step due"
+    STALE_DEAL = "stale_deal", "Stale deal"
+
+
+class ReminderState(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    DUE = "due", "Due"
+    SNOOZED = "snoozed", "Snoozed"
+    DONE = "done", "Done"
+    RESOLVED = "resolved", "Resolved"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# Still asking for someone's attention; the others are history.
+OPEN_STATES = (ReminderState.SCHEDULED, ReminderState.DUE, ReminderState.SNOOZED)
+CLOSED_STATES = (ReminderState.DONE, ReminderState.RESOLVED, ReminderState.CANCELLED)
+
+
+class ReminderQueue(models.TextChoices):
+    """Role queues: a reminder that belongs to everyone in a role, not one person."""
+
+    NONE = "", "—"
+    AUDIT = "audit", "Audit queue"
+
+
+class Reminder(models.Model):
+    """One nag about one deal: exists once per (deal, kind, occurrence), never twice.
+
+    ``occurrence`` tells repeats of a kind apart: ``once`` for a one-off (the
+    post-sale check-in), a date for a dated fact (the next step's date), a
+    payment's id for a bounce, the rung of the overdue ladder.
+    """
+
+    deal = models.ForeignKey("pipeline.Deal", on_delete=models.CASCADE, related_name="reminders")
+    kind = models.CharField(max_length=24, choices=ReminderKind.choices)
+    occurrence = models.CharField(max_length=64, default="once")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="reminders",
+        help_text="Empty for a role-queue reminder.",
+    )
+    queue = models.CharField(max_length=16, choices=ReminderQueue.choices, blank=True, default="")
+    why = models.CharField(max_length=300)
+    due_at = models.DateTimeField()
+    state = models.CharField(
+        max_length=12, choices=ReminderState.choices, default=ReminderState.SCHEDULED
+    )
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its owner's email digest included it."
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who marked it done, snoozed or cancelled it; empty when Cleared resolved it.",
+    )
+    resolution = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-due_at", "-id"]
+        constraints = [
+            # "Never twice" is a fact of the database, not a hope of the code:
+            # the scan's bulk insert skips rows that break it (ignore_conflicts).
+            models.UniqueConstraint(
+                fields=["deal", "kind", "occurrence"], name="reminder_once_per_occurrence"
+            ),
+            models.CheckConstraint(
+                condition=Q(owner__isnull=False) | ~Q(queue=""), name="reminder_has_owner_or_queue"
+            ),
+        ]
+        indexes = [
+            # Scan, step (b): scheduled reminders whose time has come.
+            models.Index(
+                fields=["due_at"],
+                name="reminder_scheduled_due",
+                condition=Q(state="scheduled"),
+            ),
+            # Scan, step (b): snoozed reminders whose snooze is over.
+            models.Index(
+                fields=["snoozed_until"],
+                name="reminder_snoozed_wake",
+                condition=Q(state="snoozed"),
+            ),
+            # Scan, step (c): the open reminders of a kind, to resolve those whose cause is gone.
+            models.Index(
+                fields=["kind", "deal"],
+                name="reminder_open_by_kind",
+                condition=Q(state__in=["scheduled", "due", "snoozed"]),
+            ),
+            # Home panel, nav badge and /reminders/ (open): one person's open reminders.
+            models.Index(
+                fields=["owner", "due_at"],
+                name="reminder_open_by_owner",
+                condition=Q(state__in=["scheduled", "due", "snoozed"]),
+            ),
+            # Home panel for auditors: the shared queue's open reminders.
+            models.Index(
+                fields=["queue", "due_at"],
+                name="reminder_open_by_queue",
+                condition=Q(state__in=["scheduled", "due", "snoozed"]) & ~Q(queue=""),
+            ),
+            # Email digest job: due reminders not yet in anyone's digest.
+            models.Index(
+                fields=["owner", "queue"],
+                name="reminder_to_notify",
+                condition=Q(state="due", notified_at__isnull=True),
+            ),
+            # /reminders/ history (done, resolved…): one person's, newest first.
+            models.Index(fields=["owner", "-due_at"], name="reminder_by_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on deal #{self.deal_id} ({self.occurrence})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    @property
+    def shown_at(self):
+        """When it asks for attention: the end of its snooze, or its due time."""
+        return self.snoozed_until or self.due_at
+
+    def is_due(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.is_open and self.shown_at <= now
+
+
+class ReminderDigest(models.Model):
+    """When a recipient (a person or a role queue) was last emailed a digest.
+
+    Claimed with a compare-and-set on ``last_sent_at`` so two workers never
+    both send one recipient's digest; ``failures`` and ``retry_at`` back off a
+    mail server that refuses, instead of retrying it every minute.
+    """
+
+    recipient = models.CharField(max_length=40, unique=True, help_text="user:<id> or queue:<name>")
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveIntegerField(default=0)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"Digest for {self.recipient}"
