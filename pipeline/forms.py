@@ -49,6 +49,7 @@ class CustomerForm(forms.ModelForm):
             "technology_notes": forms.Textarea(attrs={"rows": 3}),
             "phone": forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
         }
+        labels = {"accounting_cutoff_day": "Accounting cut-off day"}
         error_messages = {
             "accounting_cutoff_day": {
                 "min_value": "A day of the month: 1 to 31.",
@@ -139,7 +140,14 @@ class DealEditForm(forms.ModelForm):
 
     class Meta:
         model = Deal
-        fields = ["title", "amount", "expected_delivery_date", "next_step", "next_step_date", "notes"]
+        fields = [
+            "title",
+            "amount",
+            "expected_delivery_date",
+            "next_step",
+            "next_step_date",
+            "notes",
+        ]
         widgets = {
             "expected_delivery_date": DateInput(),
             "next_step_date": DateInput(),
@@ -165,9 +173,7 @@ class MoveForm(forms.Form):
         choices=[("", "—")] + LostReason.choices,
         required=False,
     )
-    reason = forms.CharField(
-        label="Note", required=False, max_length=500, widget=forms.TextInput()
-    )
+    reason = forms.CharField(label="Note", required=False, max_length=500, widget=forms.TextInput())
     version = forms.IntegerField(widget=forms.HiddenInput)
 
     def clean(self):

@@ -139,7 +139,9 @@ class DealQuerySet(models.QuerySet):
 
 class Deal(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="deals")
-    rep = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deals")
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deals"
+    )
     title = models.CharField("what is sold", max_length=200)
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     payment_option = models.CharField(max_length=16, choices=PaymentOption.choices)
@@ -171,9 +173,7 @@ class Deal(models.Model):
             models.Index(fields=["stage", "promised_at"]),
             # Reminder scan (pipeline/reminders/rules.py): open deals by the date
             # that calls for a nag, so a scan that finds nothing new stays cheap.
-            models.Index(
-                fields=["promised_at"], name="deal_open_promised", condition=_OPEN_DEAL
-            ),
+            models.Index(fields=["promised_at"], name="deal_open_promised", condition=_OPEN_DEAL),
             models.Index(
                 fields=["next_step_date"], name="deal_open_next_step", condition=_OPEN_DEAL
             ),
@@ -182,9 +182,7 @@ class Deal(models.Model):
                 name="deal_open_undelivered",
                 condition=_OPEN_DEAL & Q(delivered_at__isnull=True),
             ),
-            models.Index(
-                fields=["delivered_at"], name="deal_open_delivered", condition=_OPEN_DEAL
-            ),
+            models.Index(fields=["delivered_at"], name="deal_open_delivered", condition=_OPEN_DEAL),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="deal_amount_positive"),

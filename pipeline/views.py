@@ -39,11 +39,7 @@ def home(request: HttpRequest) -> HttpResponse:
         return render(request, "pipeline/home_auditor.html", {})
     deals = Deal.objects.visible_to(user).select_related("customer", "rep")
     today = timezone.localdate()
-    attention = (
-        deals.open()
-        .filter(next_step_date__lte=today)
-        .order_by("next_step_date", "id")[:10]
-    )
+    attention = deals.open().filter(next_step_date__lte=today).order_by("next_step_date", "id")[:10]
     context = {
         "summary": selectors.stage_summary(deals),
         "attention": attention,
@@ -108,7 +104,9 @@ def _terms_context(form: DealForm) -> dict:
     customer = None
     raw = form.data.get("customer") if form.is_bound else form.initial.get("customer")
     if raw:
-        customer = form.fields["customer"].queryset.filter(pk=raw).first() if str(raw).isdigit() else None
+        customer = (
+            form.fields["customer"].queryset.filter(pk=raw).first() if str(raw).isdigit() else None
+        )
     return {"terms_customer": customer, "terms": customer_terms(customer) if customer else None}
 
 
@@ -135,7 +133,9 @@ def _deal_context(request: HttpRequest, deal: Deal, **overrides) -> dict:
 
 
 def _render_deal(request: HttpRequest, deal: Deal, status: int = 200, **overrides) -> HttpResponse:
-    template = "pipeline/deal_detail.html#deal-body" if request.htmx else "pipeline/deal_detail.html"
+    template = (
+        "pipeline/deal_detail.html#deal-body" if request.htmx else "pipeline/deal_detail.html"
+    )
     return render(request, template, _deal_context(request, deal, **overrides), status=status)
 
 
@@ -270,4 +270,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:  # noqa: BLE001
         state["broker"] = f"error: {exc.__class__.__name__}"
     healthy = all(value == "ok" for value in state.values())
-    return JsonResponse({"status": "ok" if healthy else "error", **state}, status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "error", **state}, status=200 if healthy else 503
+    )

@@ -11,6 +11,12 @@ from tests.factories import CustomerFactory, DealFactory, UserFactory
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The real hasher is slow on purpose; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def manager(db):
     return UserFactory(username="manager", first_name="Morgan", role=Role.MANAGER)
@@ -72,4 +78,6 @@ def customer(rep):
 @pytest.fixture
 def deal(rep, customer):
     return DealFactory(rep=rep, customer=customer)
+
+
 from tests.browser import browser, page  # noqa: E402, F401 - fixtures

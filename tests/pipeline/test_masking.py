@@ -11,8 +11,14 @@ VISA = "4111 1111 1111 1111"
 
 @pytest.mark.parametrize(
     "number",
-    ["4111111111111111", "4111 1111 1111 1111", "4111-1111-1111-1111", "378282246310005",
-     "5555 5555 5555 4444", "6011-0009-9013-9424"],
+    [
+        "4111111111111111",
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "378282246310005",
+        "5555 5555 5555 4444",
+        "6011-0009-9013-9424",
+    ],
 )
 def test_card_numbers_are_masked_to_their_last_four(number):
     masked = mask_card_numbers(f"Card: {number}, thanks")
@@ -21,8 +27,14 @@ def test_card_numbers_are_masked_to_their_last_four(number):
 
 @pytest.mark.parametrize(
     "text",
-    ["Call +1 555 0100 2345", "Order 1234567890123", "4111 1111 1111 1112", "2026-11-22",
-     "Invoice 12345", ""],
+    [
+        "Call +1 555 0100 2345",
+        "Order 1234567890123",
+        "4111 1111 1111 1112",
+        "2026-11-22",
+        "Invoice 12345",
+        "",
+    ],
 )
 def test_other_numbers_are_left_alone(text):
     assert mask_card_numbers(text) == text

@@ -18,7 +18,10 @@ from billing.policy import (
         (PaymentHistory(paid_deals=3, average_days_late=Decimal("2")), Standing.GOOD),
         (PaymentHistory(paid_deals=1, average_days_late=None), Standing.GOOD),
         (PaymentHistory(paid_deals=4, average_days_late=Decimal("21")), Standing.SLOW),
-        (PaymentHistory(paid_deals=9, average_days_late=Decimal("0"), recent_bounces=1), Standing.SLOW),
+        (
+            PaymentHistory(paid_deals=9, average_days_late=Decimal("0"), recent_bounces=1),
+            Standing.SLOW,
+        ),
         (PaymentHistory(paid_deals=0, recent_bounces=2), Standing.SLOW),
     ],
 )

@@ -53,10 +53,15 @@ def test_every_pair_of_stages_is_allowed_exactly_when_the_table_says(source, tar
             check_move(deal, target, MANAGER)
     else:
         # A deal that needs every stage may only take the next one on the path.
-        skips_a_needed_stage = source == Stage.PROMISED and target in (
-            Stage.AUDIT_CONFIRMED,
-            Stage.DELIVERED,
-        ) or (source == Stage.DEPOSIT and target == Stage.DELIVERED)
+        skips_a_needed_stage = (
+            source == Stage.PROMISED
+            and target
+            in (
+                Stage.AUDIT_CONFIRMED,
+                Stage.DELIVERED,
+            )
+            or (source == Stage.DEPOSIT and target == Stage.DELIVERED)
+        )
         role = sorted(transition.by)[0]
         if skips_a_needed_stage:
             with pytest.raises(IllegalMove, match="must reach"):
@@ -82,9 +87,19 @@ def test_an_upfront_deal_skips_the_audit_and_may_not_enter_it():
 
 def test_an_invoice_deal_for_a_good_payer_skips_the_deposit():
     deal = FakeDeal(Stage.PROMISED, needs_deposit=False)
-    assert check_move(deal, Stage.AUDIT_CONFIRMED, REP).target == Stage.AUDIT_CONFIRMED
+    assert check_move(deal, Stage.AUDIT_CONFIRMED, SYSTEM).target == Stage.AUDIT_CONFIRMED
     with pytest.raises(IllegalMove):
         check_move(deal, Stage.DEPOSIT, REP)
+
+
+@pytest.mark.parametrize("source", [Stage.PROMISED, Stage.DEPOSIT])
+@pytest.mark.parametrize("role", [REP, MANAGER])
+def test_nobody_confirms_an_audit_by_hand(source, role):
+    # Only an auditor's confirmed call moves a deal there, as the system.
+    deal = FakeDeal(source, needs_deposit=False)
+    with pytest.raises(IllegalMove, match="from the facts"):
+        check_move(deal, Stage.AUDIT_CONFIRMED, role)
+    assert Stage.AUDIT_CONFIRMED not in {t.target for t in next_moves(deal, role)}
 
 
 def test_only_a_manager_writes_a_deal_off():
@@ -92,6 +107,16 @@ def test_only_a_manager_writes_a_deal_off():
     with pytest.raises(IllegalMove, match="Only a manager"):
         check_move(deal, Stage.WRITTEN_OFF, REP)
     assert check_move(deal, Stage.WRITTEN_OFF, MANAGER).target == Stage.WRITTEN_OFF
+
+
+@pytest.mark.parametrize("target", [Stage.DEPOSIT, Stage.PAYMENT_CLEARED])
+@pytest.mark.parametrize("role", [REP, MANAGER])
+def test_nobody_moves_a_deal_into_money_stages_by_hand(target, role):
+    # Deposit and Payment cleared follow recorded money (billing.services.deal_sync_stage).
+    source = Stage.PROMISED if target == Stage.DEPOSIT else Stage.DELIVERED
+    with pytest.raises(IllegalMove, match="from the facts"):
+        check_move(FakeDeal(source), target, role)
+    assert check_move(FakeDeal(source), target, SYSTEM).target == target
 
 
 def test_a_bounce_is_the_only_way_back_from_payment_cleared():
@@ -107,8 +132,10 @@ def test_a_forged_stage_name_is_refused():
 
 
 def test_next_moves_offers_only_legal_moves():
+    # The deposit is recorded as money (billing), not clicked: a rep may only lose the deal.
     targets = {t.target for t in next_moves(FakeDeal(Stage.PROMISED), REP)}
-    assert targets == {Stage.DEPOSIT, Stage.LOST}
+    assert targets == {Stage.LOST}
+    assert Stage.DEPOSIT in {t.target for t in next_moves(FakeDeal(Stage.PROMISED), SYSTEM)}
     targets = {t.target for t in next_moves(FakeDeal(Stage.DELIVERED), REP)}
     assert Stage.WRITTEN_OFF not in targets
 
@@ -121,7 +148,11 @@ def test_every_transition_names_who_may_make_it():
 def test_a_move_writes_one_stage_event_in_the_same_transaction(rep):
     deal = DealFactory(rep=rep)
     moved = services.deal_move(
-        deal_id=deal.pk, to_stage=Stage.DEPOSIT, actor=rep, reason="Deposit by check"
+        deal_id=deal.pk,
+        to_stage=Stage.DEPOSIT,
+        actor=rep,
+        reason="Deposit by check",
+        as_role=SYSTEM,
     )
     assert moved.stage == Stage.DEPOSIT
     assert moved.version == deal.version + 1
@@ -156,7 +187,9 @@ def test_losing_a_deal_needs_a_reason_from_the_list(rep):
 
 def test_a_move_on_an_old_version_is_refused_as_stale(rep):
     deal = DealFactory(rep=rep)
-    services.deal_move(deal_id=deal.pk, to_stage=Stage.DEPOSIT, actor=rep, expected_version=1)
+    services.deal_move(
+        deal_id=deal.pk, to_stage=Stage.DEPOSIT, actor=rep, expected_version=1, as_role=SYSTEM
+    )
     with pytest.raises(services.StaleDeal, match="now in Deposit"):
         services.deal_move(
             deal_id=deal.pk,

@@ -1,0 +1,22 @@
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    DEBUG=false
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY config ./config
+COPY pipeline ./pipeline
+COPY billing ./billing
+COPY audits ./audits
+RUN pip install --upgrade pip && pip install .
+COPY . .
+# Static files are collected at build time and served by whitenoise.
+RUN SECRET_KEY=build-only-not-secret python manage.py collectstatic --noinput
+
+RUN useradd --create-home cleared && mkdir -p /app/var && chown -R cleared /app/var
+USER cleared
+EXPOSE 8000
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
