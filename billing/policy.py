@@ -5,10 +5,27 @@ it requires come out. ``billing.selectors.customer_payment_history`` reads the
 history from the database; everything here is testable with made-up histories.
 """
 
+import calendar
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+
+
+def money_round(value: Decimal) -> Decimal:
+    """Round an amount to the cent, half up: 1.005 → 1.01, 1.004 → 1.00.
+
+    Cleared rounds every computed amount (a deposit percentage, a commission,
+    an instalment) this one way, ROUND_HALF_UP, as a customer or a rep does on
+    paper; banker's rounding would surprise them on exact halves.
+    """
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 class Standing(models.TextChoices):
@@ -40,6 +57,8 @@ class Terms:
     reason: str
     allowed_options: tuple[str, ...]
     deposit_required_for: tuple[str, ...] = field(default=())
+    # A manager's exception that changed these terms, in words ("" if none).
+    exception: str = ""
 
     def allows(self, option: str) -> bool:
         return option in self.allowed_options
@@ -53,7 +72,17 @@ class Terms:
             return "New customer: a deposit or upfront payment is required."
         if self.standing == Standing.GOOD:
             return "Good payer: any payment option; a deposit is optional."
+        if self.allows(PaymentOption.INVOICE):
+            return "Slow payer: invoicing allowed by a manager's exception, with a deposit."
         return "Slow payer: upfront or on file only; invoicing needs a manager's exception."
+
+    @property
+    def deposit_rule(self) -> str:
+        """How much deposit is asked for, in words, for the terms panel."""
+        rule = deposit_rule()
+        if rule.percent is not None:
+            return f"{rule.percent.normalize():f}% of the amount"
+        return f"{settings.CURRENCY_SYMBOL}{rule.fixed:,.2f}"
 
 
 def standing_from_history(history: PaymentHistory) -> tuple[Standing, str]:
@@ -70,12 +99,14 @@ def standing_from_history(history: PaymentHistory) -> tuple[Standing, str]:
     return Standing.GOOD, f"{history.paid_deals} {deals} paid on time."
 
 
-def terms_for(standing: Standing, reason: str = "") -> Terms:
+def terms_for(standing: Standing, reason: str = "", *, invoicing_exception: str = "") -> Terms:
     """The payment options a standing allows and when a deposit is required.
 
     Upfront is a deposit in itself (paid in full), and on file secures a card
     or account: both reach the Deposit stage. An invoice needs a deposit from
-    a new customer, none from a good one, and is not allowed to a slow one.
+    a new customer, none from a good one, and is not allowed to a slow one —
+    unless a manager granted an exception (``invoicing_exception``, the words
+    shown to the rep): then a slow payer may be invoiced, deposit required.
     """
     every = tuple(PaymentOption.values)
     secured = (PaymentOption.UPFRONT, PaymentOption.ON_FILE)
@@ -83,4 +114,90 @@ def terms_for(standing: Standing, reason: str = "") -> Terms:
         return Terms(standing, reason, every, deposit_required_for=every)
     if standing == Standing.GOOD:
         return Terms(standing, reason, every, deposit_required_for=secured)
+    if invoicing_exception:
+        return Terms(
+            standing, reason, every, deposit_required_for=every, exception=invoicing_exception
+        )
     return Terms(standing, reason, secured, deposit_required_for=secured)
+
+
+@dataclass(frozen=True)
+class DepositRule:
+    """``CLEARED_DEPOSIT``: a percentage of the deal ("20%") or a fixed amount ("250.00")."""
+
+    percent: Decimal | None = None
+    fixed: Decimal | None = None
+
+
+def parse_deposit_rule(raw: str) -> DepositRule:
+    text = raw.strip()
+    try:
+        if text.endswith("%"):
+            percent = Decimal(text[:-1].strip())
+            if not 0 < percent <= 100:
+                raise ValueError
+            return DepositRule(percent=percent)
+        fixed = Decimal(text)
+        if fixed <= 0 or fixed != fixed.quantize(CENT):
+            raise ValueError
+        return DepositRule(fixed=fixed)
+    except (InvalidOperation, ValueError):
+        raise ImproperlyConfigured(
+            f"CLEARED_DEPOSIT={raw!r} is neither a percentage (20%) nor an amount (250.00)."
+        ) from None
+
+
+def deposit_rule() -> DepositRule:
+    return parse_deposit_rule(settings.CLEARED_DEPOSIT)
+
+
+def deposit_amount(amount: Decimal, payment_option: str) -> Decimal:
+    """The money that puts the customer's stake in (DOMAIN.md, Deposit).
+
+    Upfront: the whole amount (paid in full at the close). On file: nothing —
+    the stake is the card or account secured. Invoice: the deposit rule from
+    settings, rounded half up to the cent and never more than the deal.
+    """
+    if payment_option == PaymentOption.UPFRONT:
+        return amount
+    if payment_option == PaymentOption.ON_FILE:
+        return ZERO
+    rule = deposit_rule()
+    if rule.percent is not None:
+        return min(amount, money_round(amount * rule.percent / 100))
+    return min(amount, rule.fixed)
+
+
+def commission_for(base: Decimal, rate: Decimal) -> Decimal:
+    """Commission on ``base`` cleared money at ``rate`` (0.10 = 10%), half up to the cent."""
+    return money_round(base * rate)
+
+
+def split_into_instalments(total: Decimal, count: int) -> list[Decimal]:
+    """Split ``total`` into ``count`` instalments that add up to it to the cent.
+
+    Each instalment is total / count rounded half up; the last one takes what
+    rounding left over, so the plan always sums to the balance exactly.
+    """
+    if count < 1:
+        raise ValueError("A plan has at least one instalment.")
+    each = money_round(total / count)
+    parts = [each] * (count - 1)
+    return [*parts, total - sum(parts, ZERO)]
+
+
+def next_cutoff(cutoff_day: int | None, today: date) -> date | None:
+    """The customer's next accounting cut-off from ``today`` on (seed 001, tip 1).
+
+    A cut-off day past the end of a short month falls on its last day.
+    """
+    if cutoff_day is None:
+        return None
+    year, month = today.year, today.month
+    for _ in range(2):
+        last = calendar.monthrange(year, month)[1]
+        candidate = date(year, month, min(cutoff_day, last))
+        if candidate >= today:
+            return candidate
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    raise AssertionError("unreachable: next month always has the day")  # pragma: no cover

@@ -1,16 +1,460 @@
-"""Reads about money that span models."""
+"""Reads about money that span models. Sums and averages are done in SQL."""
 
-from billing.policy import PaymentHistory, Terms, standing_from_history, terms_for
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Greatest, TruncDate
+from django.utils import timezone
+
+from billing.models import (
+    CommissionEntry,
+    ExceptionKind,
+    Instalment,
+    Invoice,
+    Payment,
+    PaymentEvent,
+    PaymentPlan,
+    PaymentStatus,
+    TermsException,
+)
+from billing.policy import (
+    ZERO,
+    PaymentHistory,
+    PaymentOption,
+    Terms,
+    deposit_amount,
+    standing_from_history,
+    terms_for,
+)
+from pipeline.models import Deal
+from pipeline.stages import Stage
+
+MONEY = DecimalField(max_digits=14, decimal_places=2)
 
 
-def customer_payment_history(customer) -> PaymentHistory:
-    """The customer's payment history, as the terms policy needs it."""
-    # No money is recorded yet: every customer starts New.
-    return PaymentHistory()
+def _money_sum(expression: str, **filter_kwargs) -> Coalesce:
+    condition = Q(**filter_kwargs) if filter_kwargs else None
+    return Coalesce(Sum(expression, filter=condition), Value(ZERO), output_field=MONEY)
+
+
+# --- Standing and terms ----------------------------------------------------------------
+
+
+def _cleared_on_invoice():
+    return (
+        Payment.objects.filter(invoice=OuterRef("pk"), status=PaymentStatus.CLEARED)
+        .order_by()
+        .values("invoice")
+    )
+
+
+def customer_payment_history(customer, today: date | None = None) -> PaymentHistory:
+    """The customer's payment history, as the terms policy needs it.
+
+    - paid deals: their deals in Payment cleared;
+    - average days late: over their invoices that are paid (cleared money
+      covers them) or past due, how many days after the due date they were
+      paid — or, still unpaid, how late they are today; early counts as 0;
+    - recent bounces: bounced or charged-back payments in the last
+      ``CLEARED_BOUNCE_WINDOW_DAYS`` days.
+    """
+    today = today or timezone.localdate()
+    paid_deals = customer.deals.filter(stage=Stage.PAYMENT_CLEARED).count()
+    cleared = _cleared_on_invoice()
+    invoices = (
+        Invoice.objects.filter(deal__customer=customer, voided_at__isnull=True)
+        .annotate(
+            cleared=Coalesce(
+                Subquery(cleared.annotate(total=Sum("amount")).values("total")),
+                Value(ZERO),
+                output_field=MONEY,
+            ),
+            last_cleared_on=Subquery(
+                cleared.annotate(last=Max(TruncDate("cleared_at"))).values("last")
+            ),
+        )
+        .annotate(paid=Case(When(cleared__gte=F("amount"), then=Value(True)), default=Value(False)))
+        .filter(Q(paid=True) | Q(due_date__lt=today))
+        .annotate(
+            settled_on=Case(When(paid=True, then=F("last_cleared_on")), default=Value(today)),
+        )
+        .annotate(
+            late=Greatest(
+                ExpressionWrapper(F("settled_on") - F("due_date"), output_field=DurationField()),
+                Value(timedelta(0)),
+                output_field=DurationField(),
+            )
+        )
+    )
+    lateness = invoices.aggregate(count=Count("id"), total=Sum("late"))
+    average = None
+    if lateness["count"]:
+        total: timedelta = lateness["total"] or timedelta(0)
+        average = (Decimal(total.days) + Decimal(total.seconds) / 86400) / lateness["count"]
+    since = timezone.now() - timedelta(days=settings.CLEARED_BOUNCE_WINDOW_DAYS)
+    bounces = PaymentEvent.objects.filter(
+        payment__deal__customer=customer,
+        to_status__in=(PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK),
+        at__gte=since,
+    ).count()
+    return PaymentHistory(paid_deals=paid_deals, average_days_late=average, recent_bounces=bounces)
+
+
+def active_invoicing_exception(customer_id: int, today: date | None = None):
+    """The newest allow-invoicing exception still valid for this customer, if any."""
+    today = today or timezone.localdate()
+    return (
+        TermsException.objects.filter(customer_id=customer_id, kind=ExceptionKind.ALLOW_INVOICING)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=today))
+        .select_related("granted_by")
+        .first()
+    )
 
 
 def customer_terms(customer) -> Terms:
-    """The standing and the terms it requires, for a customer (None: a new one)."""
-    history = customer_payment_history(customer) if customer is not None else PaymentHistory()
+    """The standing and the terms it requires, for a customer (None: a new one).
+
+    A manager's allow-invoicing exception, while valid, lets a slow payer be
+    invoiced (``terms_for``).
+    """
+    if customer is None:
+        history = PaymentHistory()
+        exception = None
+    else:
+        history = customer_payment_history(customer)
+        exception = active_invoicing_exception(customer.pk)
     standing, reason = standing_from_history(history)
-    return terms_for(standing, reason)
+    note = ""
+    if exception is not None:
+        until = f" until {exception.valid_until:%-d %b %Y}" if exception.valid_until else ""
+        note = f"Invoicing allowed by {exception.granted_by}{until}: {exception.reason}"
+    return terms_for(standing, reason, invoicing_exception=note)
+
+
+def customer_exceptions(customer) -> list[TermsException]:
+    return list(customer.terms_exceptions.select_related("granted_by", "deal"))
+
+
+def deal_exceptions(deal: Deal):
+    """The exceptions that shaped a deal's terms: its own, and its customer's invoicing ones."""
+    return TermsException.objects.filter(
+        Q(deal=deal) | Q(deal__isnull=True, customer_id=deal.customer_id)
+    ).select_related("granted_by")
+
+
+# --- The deal's money panel -----------------------------------------------------------------
+
+
+@dataclass
+class DealMoney:
+    amount: Decimal
+    deposit_required: bool
+    deposit_amount: Decimal
+    deposit_in: bool
+    invoiced: Decimal
+    pending: Decimal
+    cleared: Decimal
+    bounced: Decimal
+    payments: list = field(default_factory=list)
+    invoices: list = field(default_factory=list)
+    methods: list = field(default_factory=list)
+    plan: PaymentPlan | None = None
+    instalments: list = field(default_factory=list)
+
+    @property
+    def outstanding(self) -> Decimal:
+        """What is not cleared yet: only cleared money counts."""
+        return self.amount - self.cleared
+
+    @property
+    def open_balance(self) -> Decimal:
+        """What nobody has paid yet, not even pending: the most a new payment may be."""
+        return self.amount - self.cleared - self.pending
+
+    @property
+    def uninvoiced(self) -> Decimal:
+        return self.amount - self.invoiced
+
+
+def deal_money(deal: Deal) -> DealMoney:
+    """Everything the deal's money panel shows: figures summed in SQL, then the ledger."""
+    sums = Payment.objects.filter(deal=deal).aggregate(
+        pending=_money_sum("amount", status=PaymentStatus.PENDING),
+        cleared=_money_sum("amount", status=PaymentStatus.CLEARED),
+        bounced=_money_sum(
+            "amount", status__in=(PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK)
+        ),
+    )
+    invoiced = Invoice.objects.filter(deal=deal, voided_at__isnull=True).aggregate(
+        total=_money_sum("amount")
+    )["total"]
+    payments = list(
+        deal.payments.select_related("recorded_by", "invoice", "instalment").prefetch_related(
+            Prefetch("events", queryset=PaymentEvent.objects.select_related("actor"))
+        )
+    )
+    invoices = list(
+        deal.invoices.annotate(
+            cleared=_money_sum("payments__amount", payments__status=PaymentStatus.CLEARED)
+        ).order_by("number")
+    )
+    for invoice in invoices:
+        invoice.state = invoice.state_for(invoice.cleared)
+    methods = list(deal.payment_methods.select_related("recorded_by"))
+    plan = PaymentPlan.objects.filter(deal=deal).first()
+    instalments = []
+    if plan is not None:
+        instalments = list(
+            plan.instalments.annotate(
+                cleared=_money_sum("payments__amount", payments__status=PaymentStatus.CLEARED)
+            )
+        )
+    live = sums["pending"] + sums["cleared"]
+    required = deposit_amount(deal.amount, deal.payment_option)
+    deposit_in = bool(methods) if deal.payment_option == PaymentOption.ON_FILE else live >= required
+    return DealMoney(
+        amount=deal.amount,
+        deposit_required=deal.deposit_required,
+        deposit_amount=required,
+        deposit_in=deposit_in,
+        invoiced=invoiced,
+        payments=payments,
+        invoices=invoices,
+        methods=methods,
+        plan=plan,
+        instalments=instalments,
+        **sums,
+    )
+
+
+# --- Lists ----------------------------------------------------------------------------------
+
+
+def payments_for(user, status: str = ""):
+    """Payments on deals the user may see, newest first; ``status`` filters."""
+    payments = Payment.objects.visible_to(user).select_related(
+        "deal", "deal__customer", "deal__rep", "recorded_by", "invoice"
+    )
+    if status in PaymentStatus.values:
+        payments = payments.filter(status=status)
+    return payments.order_by("-recorded_at", "-id")
+
+
+INVOICE_FILTERS = {
+    "open": "Open (not paid)",
+    "overdue": "Overdue",
+    "paid": "Paid",
+    "void": "Void",
+}
+
+
+def invoices_for(user, state: str = "", today: date | None = None):
+    """Invoices of deals the user may see, with the cleared money against each."""
+    today = today or timezone.localdate()
+    invoices = (
+        Invoice.objects.filter(deal__in=Deal.objects.visible_to(user))
+        .select_related("deal", "deal__customer", "deal__rep")
+        .annotate(cleared=_money_sum("payments__amount", payments__status=PaymentStatus.CLEARED))
+    )
+    unpaid = Q(voided_at__isnull=True, cleared__lt=F("amount"))
+    if state == "open":
+        invoices = invoices.filter(unpaid)
+    elif state == "overdue":
+        invoices = invoices.filter(unpaid, due_date__lt=today)
+    elif state == "paid":
+        invoices = invoices.filter(voided_at__isnull=True, cleared__gte=F("amount"))
+    elif state == "void":
+        invoices = invoices.filter(voided_at__isnull=False)
+    return invoices.order_by("-number")
+
+
+def with_invoice_states(invoices, today: date | None = None) -> list[Invoice]:
+    today = today or timezone.localdate()
+    rows = list(invoices)
+    for invoice in rows:
+        invoice.state = invoice.state_for(invoice.cleared)
+        invoice.overdue = invoice.is_overdue(today, invoice.cleared)
+    return rows
+
+
+# --- Deadlines, for the reminders work -----------------------------------------------------------
+
+
+def deposit_expected_by(deal: Deal) -> datetime:
+    """When a required deposit should be in: the promise plus ``CLEARED_DEPOSIT_EXPECTED_DAYS``."""
+    return deal.promised_at + timedelta(days=settings.CLEARED_DEPOSIT_EXPECTED_DAYS)
+
+
+def deals_missing_deposit(now: datetime | None = None):
+    """Deals whose required deposit is not in though it was expected by ``now``.
+
+    A deal with its deposit in has moved on to Deposit (``deal_sync_stage``),
+    and a waived deposit is no longer required, so these are the deals still
+    in Promised with a deposit required, promised more than
+    ``CLEARED_DEPOSIT_EXPECTED_DAYS`` ago. For the "deposit missing" reminder.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.CLEARED_DEPOSIT_EXPECTED_DAYS)
+    return Deal.objects.filter(
+        stage=Stage.PROMISED, deposit_required=True, promised_at__lte=cutoff
+    ).select_related("customer", "rep")
+
+
+def invoices_due(on_or_before: date):
+    """Invoices not void and not paid (by cleared money) whose due date is on or before the date.
+
+    Each carries ``cleared`` and ``outstanding``. For the "payment due /
+    overdue" reminders: due today is ``due_date == today``; the ladder counts
+    days from ``due_date``.
+    """
+    return (
+        Invoice.objects.filter(voided_at__isnull=True, due_date__lte=on_or_before)
+        .annotate(cleared=_money_sum("payments__amount", payments__status=PaymentStatus.CLEARED))
+        .filter(cleared__lt=F("amount"))
+        .annotate(outstanding=ExpressionWrapper(F("amount") - F("cleared"), output_field=MONEY))
+        .select_related("deal", "deal__customer", "deal__rep")
+        .order_by("due_date", "number")
+    )
+
+
+def instalments_due(on_or_before: date):
+    """Instalments of payment plans not covered by cleared money, due on or before the date."""
+    return (
+        Instalment.objects.filter(due_date__lte=on_or_before)
+        .exclude(plan__deal__stage__in=(Stage.LOST, Stage.WRITTEN_OFF))
+        .annotate(cleared=_money_sum("payments__amount", payments__status=PaymentStatus.CLEARED))
+        .filter(cleared__lt=F("amount"))
+        .select_related("plan__deal", "plan__deal__customer", "plan__deal__rep")
+        .order_by("due_date", "id")
+    )
+
+
+def deals_to_invoice():
+    """Invoice deals, audit confirmed or delivered, with some of their amount not invoiced.
+
+    Each carries ``invoiced``; ``deal.customer.accounting_cutoff_day`` and
+    ``billing.policy.next_cutoff`` tell the "invoice cut-off" reminder when
+    the invoice must be out.
+    """
+    return (
+        Deal.objects.filter(
+            payment_option=PaymentOption.INVOICE,
+            stage__in=(Stage.AUDIT_CONFIRMED, Stage.DELIVERED),
+        )
+        .annotate(invoiced=_money_sum("invoices__amount", invoices__voided_at__isnull=True))
+        .filter(invoiced__lt=F("amount"))
+        .select_related("customer", "rep")
+    )
+
+
+def payment_bounces(since: datetime):
+    """Bounces and charge-backs since a moment, newest first: the "payment bounced" notices."""
+    return (
+        PaymentEvent.objects.filter(
+            to_status__in=(PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK), at__gte=since
+        )
+        .select_related("payment", "payment__deal", "payment__deal__rep", "actor")
+        .order_by("-at", "-id")
+    )
+
+
+# --- Commission -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MonthFigures:
+    """A rep's month (DOMAIN.md, Commission: it is not a sale until it is paid).
+
+    promised: deals promised in the month; pending: payments recorded in the
+    month and still not cleared; cleared: money cleared in the month, less
+    what bounced or was charged back after clearing (the commission ledger's
+    base); earned: commission earned in the month, less clawbacks.
+    """
+
+    promised: Decimal = ZERO
+    pending: Decimal = ZERO
+    cleared: Decimal = ZERO
+    earned: Decimal = ZERO
+
+
+def month_bounds(month: date) -> tuple[datetime, datetime]:
+    """The first moment of ``month``'s month and of the next, in the current time zone."""
+    first = month.replace(day=1)
+    days = calendar.monthrange(first.year, first.month)[1]
+    start = timezone.make_aware(datetime(first.year, first.month, 1))
+    end = timezone.make_aware(datetime.combine(first + timedelta(days=days), datetime.min.time()))
+    return start, end
+
+
+def team_month_figures(rep_ids, month: date) -> dict[int, MonthFigures]:
+    """``MonthFigures`` for each rep id: three grouped queries, whatever the team's size."""
+    start, end = month_bounds(month)
+    rep_ids = list(rep_ids)
+    promised = dict(
+        Deal.objects.filter(rep_id__in=rep_ids, promised_at__gte=start, promised_at__lt=end)
+        .order_by()
+        .values_list("rep_id")
+        .annotate(total=_money_sum("amount"))
+    )
+    pending = dict(
+        Payment.objects.filter(
+            deal__rep_id__in=rep_ids,
+            status=PaymentStatus.PENDING,
+            recorded_at__gte=start,
+            recorded_at__lt=end,
+        )
+        .order_by()
+        .values_list("deal__rep_id")
+        .annotate(total=_money_sum("amount"))
+    )
+    ledger = {
+        row["rep_id"]: row
+        for row in CommissionEntry.objects.filter(rep_id__in=rep_ids, at__gte=start, at__lt=end)
+        .order_by()
+        .values("rep_id")
+        .annotate(cleared=_money_sum("base"), earned=_money_sum("amount"))
+    }
+    return {
+        rep_id: MonthFigures(
+            promised=promised.get(rep_id, ZERO),
+            pending=pending.get(rep_id, ZERO),
+            cleared=ledger.get(rep_id, {}).get("cleared", ZERO),
+            earned=ledger.get(rep_id, {}).get("earned", ZERO),
+        )
+        for rep_id in rep_ids
+    }
+
+
+def rep_month_figures(rep, month: date | None = None) -> MonthFigures:
+    """Promised / pending / cleared / earned for one rep, in ``month``'s month (default: now)."""
+    month = month or timezone.localdate()
+    return team_month_figures([rep.pk], month)[rep.pk]
+
+
+def commission_ledger(rep_ids, month: date):
+    """The commission entries behind the month's figures, newest first."""
+    start, end = month_bounds(month)
+    return (
+        CommissionEntry.objects.filter(rep_id__in=list(rep_ids), at__gte=start, at__lt=end)
+        .select_related("rep", "deal", "deal__customer", "payment")
+        .order_by("-at", "-id")
+    )

@@ -176,6 +176,26 @@ CURRENCY_SYMBOL = env_str("CLEARED_CURRENCY_SYMBOL", "$")
 # A deal above this is almost certainly a typo (an extra zero or two).
 MAX_DEAL_AMOUNT = env_decimal("CLEARED_MAX_DEAL_AMOUNT", "10000000.00")
 
+# --- Billing (billing/) --------------------------------------------------------
+# The deposit the terms policy asks for: a percentage of the deal ("20%") or a
+# fixed amount ("250.00"), never more than the deal itself.
+CLEARED_DEPOSIT = env_str("CLEARED_DEPOSIT", "20%")
+# A required deposit is expected this many days after the promise (reminders).
+CLEARED_DEPOSIT_EXPECTED_DAYS = env_int("CLEARED_DEPOSIT_EXPECTED_DAYS", 3)
+# Invoices: "net N days" terms and the printed number's prefix.
+CLEARED_INVOICE_TERMS_DAYS = env_int("CLEARED_INVOICE_TERMS_DAYS", 30)
+CLEARED_INVOICE_PREFIX = env_str("CLEARED_INVOICE_PREFIX", "INV-")
+# A bounce within this many days makes a customer a slow payer.
+CLEARED_BOUNCE_WINDOW_DAYS = env_int("CLEARED_BOUNCE_WINDOW_DAYS", 90)
+# Commission on cleared money; a rep may have their own rate (billing.CommissionRate).
+CLEARED_COMMISSION_RATE = env_decimal("CLEARED_COMMISSION_RATE", "0.10")
+# The payment processor's webhook: HMAC-SHA256 shared secret and how old a
+# signed timestamp may be. No secret: the webhook refuses every event.
+CLEARED_WEBHOOK_SECRET = env_str(
+    "CLEARED_WEBHOOK_SECRET", "dev-only-webhook-secret" if DEBUG else ""
+)
+CLEARED_WEBHOOK_TOLERANCE_SECONDS = env_int("CLEARED_WEBHOOK_TOLERANCE_SECONDS", 300)
+
 # --- Logging ---------------------------------------------------------------
 LOGGING = {
     "version": 1,

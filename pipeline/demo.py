@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from billing import demo as billing_demo
 from billing.policy import PaymentOption
 from pipeline import services
 from pipeline.models import Customer, Deal, Role, TouchKind, User
@@ -159,13 +160,14 @@ def _advance(deal: Deal, target: Stage, promised_at, days_ago: int, rng: random.
         if not deal.needs_stage(stage):
             continue
         step += 1
+        at = promised_at + timedelta(days=min(days_ago, step * 4))
         try:
-            deal = services.deal_move(
-                deal_id=deal.pk,
-                to_stage=stage,
-                actor=None,
-                reason="Demo history.",
-                at=promised_at + timedelta(days=min(days_ago, step * 4)),
-            )
+            if stage in (Stage.DEPOSIT, Stage.PAYMENT_CLEARED):
+                # Money moves these stages: billing records it and moves the deal.
+                deal = billing_demo.record_money_for(deal, stage, at)
+            else:
+                deal = services.deal_move(
+                    deal_id=deal.pk, to_stage=stage, actor=None, reason="Demo history.", at=at
+                )
         except IllegalMove:
             return

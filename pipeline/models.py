@@ -1,4 +1,5 @@
 import zoneinfo
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -9,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from billing.policy import PaymentOption
+from billing.policy import PaymentOption, Standing
 from pipeline.masking import MaskedCharField, MaskedTextField
 from pipeline.stages import CLOSED_STAGES, LostReason, Stage
 
@@ -104,6 +105,11 @@ class Customer(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="customers"
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # A copy of billing.policy.standing_from_history(...) for this customer,
+    # refreshed by billing whenever their payment history changes, so lists
+    # and the Not paid yet board can filter on it without re-reading the ledger.
+    standing = models.CharField(max_length=8, choices=Standing.choices, default=Standing.NEW)
+    standing_reason = models.CharField(max_length=200, default="No paid deal yet.")
 
     objects = CustomerQuerySet.as_manager()
 
@@ -161,6 +167,11 @@ class Deal(models.Model):
     # Bumped by every write through the services: a form or a move made on an
     # older version is refused instead of overwriting someone else's change.
     version = models.PositiveIntegerField(default=1)
+    # The sum of this deal's cleared payments, a copy of what the billing
+    # ledger says, written in the same transaction as every clearing or bounce
+    # (billing.services), so outstanding money can be summed and sorted on at
+    # 100,000 deals without aggregating the ledger on every page.
+    cleared_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -227,6 +238,11 @@ class Deal(models.Model):
         if stage == Stage.DEPOSIT:
             return "This deal needs no deposit: its terms do not require one."
         return f"This deal does not go through {Stage(stage).label}."
+
+    @property
+    def outstanding(self) -> Decimal:
+        """What the customer still owes: cleared money is the only money that counts."""
+        return self.amount - self.cleared_amount
 
     @property
     def is_closed(self) -> bool:

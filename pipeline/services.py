@@ -130,6 +130,12 @@ def deal_move(
     StageEvent.objects.create(
         deal=deal, from_stage=deal.stage, to_stage=to_stage, actor=actor, at=now, reason=reason
     )
+    if to_stage == Stage.DELIVERED:
+        # Money that cleared before delivery moves the deal straight on to
+        # Payment cleared: billing decides, through this same function.
+        from billing.services import deal_sync_stage
+
+        deal_sync_stage(deal_id=deal.pk, actor=actor, at=now)
     deal.refresh_from_db()
     return deal
 

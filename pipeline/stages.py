@@ -60,7 +60,9 @@ def _t(source: Stage, target: Stage, by: set[str], label: str) -> Transition:
 
 
 TRANSITIONS: tuple[Transition, ...] = (
-    _t(Stage.PROMISED, Stage.DEPOSIT, {REP, MANAGER, SYSTEM}, "Deposit is in"),
+    # Deposit and Payment cleared follow recorded money (billing.services.deal_sync_stage):
+    # a rep records the deposit or the card on file, nobody clicks "it's in".
+    _t(Stage.PROMISED, Stage.DEPOSIT, {SYSTEM}, "Deposit is in"),
     _t(Stage.PROMISED, Stage.AUDIT_CONFIRMED, {REP, MANAGER, SYSTEM}, "Audit confirmed"),
     _t(Stage.PROMISED, Stage.DELIVERED, {REP, MANAGER, SYSTEM}, "Mark delivered"),
     _t(Stage.PROMISED, Stage.LOST, {REP, MANAGER, SYSTEM}, "Mark lost"),
@@ -69,7 +71,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(Stage.DEPOSIT, Stage.LOST, {REP, MANAGER, SYSTEM}, "Mark lost"),
     _t(Stage.AUDIT_CONFIRMED, Stage.DELIVERED, {REP, MANAGER, SYSTEM}, "Mark delivered"),
     _t(Stage.AUDIT_CONFIRMED, Stage.LOST, {REP, MANAGER, SYSTEM}, "Mark lost"),
-    _t(Stage.DELIVERED, Stage.PAYMENT_CLEARED, {REP, MANAGER, SYSTEM}, "Payment cleared"),
+    _t(Stage.DELIVERED, Stage.PAYMENT_CLEARED, {SYSTEM}, "Payment cleared"),
     _t(Stage.DELIVERED, Stage.WRITTEN_OFF, {MANAGER}, "Write off"),
     _t(Stage.DELIVERED, Stage.LOST, {REP, MANAGER, SYSTEM}, "Mark lost"),
     # A payment that bounces takes the deal back out of Payment cleared.

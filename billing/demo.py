@@ -1,0 +1,236 @@
+"""Demo money: deposits, invoices, payments in every state, a plan, commission.
+
+``record_money_for`` is called by the pipeline demo while it walks a deal
+along its stages: Deposit and Payment cleared are reached only by recording
+money (``billing.services``), so every demo deal in those stages has real
+payments behind it. ``seed`` then adds what a working month looks like:
+invoices, checks waiting to clear, one bounced check, a charge-back, a payment
+plan, a manager's exceptions and a rep's own commission rate.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from billing import services
+from billing.models import (
+    CommissionRate,
+    Invoice,
+    MethodKind,
+    Payment,
+    PaymentKind,
+    PaymentMethodKind,
+    PaymentPlan,
+    PaymentStatus,
+)
+from billing.policy import PaymentOption, deposit_amount, split_into_instalments
+from pipeline.models import Deal, User
+from pipeline.stages import Stage
+
+BRANDS = [("Visa", "4242"), ("Mastercard", "4444"), ("Amex", "0005"), ("Chase checking", "6789")]
+
+
+def _not_after_now(moment):
+    return min(moment, timezone.now() - timedelta(minutes=1))
+
+
+def _manager_of(deal: Deal) -> User:
+    return deal.rep.manager or User.objects.filter(groups__name="Manager").first()
+
+
+def record_money_for(deal: Deal, stage: str, at) -> Deal:
+    """Record the money that takes ``deal`` into ``stage`` (Deposit or Payment cleared)."""
+    at = _not_after_now(at)
+    if stage == Stage.DEPOSIT:
+        if deal.payment_option == PaymentOption.ON_FILE:
+            brand, last4 = BRANDS[deal.pk % len(BRANDS)]
+            services.payment_method_add(
+                deal_id=deal.pk,
+                recorded_by=deal.rep,
+                kind=MethodKind.BANK_ACCOUNT if "checking" in brand else MethodKind.CARD,
+                processor_token=f"tok_demo_{deal.pk:04d}",
+                brand=brand,
+                last4=last4,
+                at=at,
+            )
+        else:
+            upfront = deal.payment_option == PaymentOption.UPFRONT
+            payment = services.payment_record(
+                deal_id=deal.pk,
+                recorded_by=deal.rep,
+                kind=PaymentKind.FINAL if upfront else PaymentKind.DEPOSIT,
+                method=PaymentMethodKind.CARD if upfront else PaymentMethodKind.CHECK,
+                amount=deposit_amount(deal.amount, deal.payment_option),
+                reference="Card at the close" if upfront else f"Check {1000 + deal.pk}",
+                at=at,
+            )
+            if not upfront:  # an upfront card settles when the deal is paid
+                _clear(payment, at + timedelta(days=2))
+    elif stage == Stage.PAYMENT_CLEARED:
+        for payment in deal.payments.filter(status=PaymentStatus.PENDING):
+            _clear(payment, at)
+        balance = deal.amount - services.live_money(deal.pk)
+        if balance > 0:
+            invoice = None
+            if deal.payment_option == PaymentOption.INVOICE:
+                invoice = services.invoice_issue(
+                    deal_id=deal.pk,
+                    issued_by=deal.rep,
+                    issue_date=(at - timedelta(days=20)).date(),
+                    at=at - timedelta(days=20),
+                )
+            payment = services.payment_record(
+                deal_id=deal.pk,
+                recorded_by=deal.rep,
+                kind=PaymentKind.FINAL,
+                method=PaymentMethodKind.BANK_TRANSFER
+                if deal.pk % 2
+                else PaymentMethodKind.CHECK,
+                amount=balance,
+                reference=f"Remittance {deal.pk:05d}",
+                invoice=invoice,
+                at=at,
+            )
+            _clear(payment, at)
+    return Deal.objects.get(pk=deal.pk)
+
+
+def _clear(payment: Payment, at) -> None:
+    services.payment_set_status(
+        payment_id=payment.pk,
+        to_status=PaymentStatus.CLEARED,
+        actor=_manager_of(payment.deal),
+        at=_not_after_now(at),
+    )
+
+
+def seed(stdout=None) -> None:
+    if CommissionRate.objects.filter(rep__username="rep2").exists():
+        return  # seeded before (the rate is its first write): the demo is idempotent
+    manager = User.objects.get(username="manager")
+    now = timezone.now()
+    today = timezone.localdate()
+    deals = Deal.objects.filter(rep__username__in=["rep", "rep2"]).select_related("customer", "rep")
+
+    # A rep's own commission rate, set by the manager.
+    CommissionRate.objects.update_or_create(
+        rep=User.objects.get(username="rep2"),
+        defaults={"rate": Decimal("0.1200"), "set_by": manager},
+    )
+
+    # Invoices for billed deals that are confirmed or delivered; some are overdue.
+    billed = deals.filter(
+        payment_option=PaymentOption.INVOICE, stage__in=[Stage.AUDIT_CONFIRMED, Stage.DELIVERED]
+    ).order_by("promised_at")
+    for number, deal in enumerate(billed):
+        if services.invoiceable_money(deal) <= 0:
+            continue
+        issued = max(deal.promised_at + timedelta(days=10), now - timedelta(days=45))
+        issued = _not_after_now(issued)
+        invoice = services.invoice_issue(
+            deal_id=deal.pk,
+            issued_by=deal.rep,
+            issue_date=issued.date(),
+            terms_days=15 if number % 2 else 30,
+            at=issued,
+        )
+        if number % 3 == 0 and deal.stage == Stage.DELIVERED:
+            # A check in the bank, not cleared yet: half of what is open.
+            open_balance = deal.amount - services.live_money(deal.pk)
+            services.payment_record(
+                deal_id=deal.pk,
+                recorded_by=deal.rep,
+                kind=PaymentKind.INSTALMENT,
+                method=PaymentMethodKind.CHECK,
+                amount=(open_balance / 2).quantize(Decimal("0.01")),
+                reference=f"Check {2000 + deal.pk}",
+                invoice=invoice,
+                at=_not_after_now(issued + timedelta(days=5)),
+            )
+
+    # One bounced check: a paid invoice deal's final check comes back.
+    paid_by_check = (
+        Payment.objects.filter(
+            deal__in=deals,
+            deal__stage=Stage.PAYMENT_CLEARED,
+            method=PaymentMethodKind.CHECK,
+            kind=PaymentKind.FINAL,
+            status=PaymentStatus.CLEARED,
+        )
+        .order_by("-recorded_at")
+        .first()
+    )
+    if paid_by_check is not None:
+        services.payment_set_status(
+            payment_id=paid_by_check.pk,
+            to_status=PaymentStatus.BOUNCED,
+            actor=manager,
+            reason="Returned by the bank: insufficient funds.",
+            at=now - timedelta(days=2),
+        )
+        services.invoicing_allow(
+            customer_id=paid_by_check.deal.customer_id,
+            manager=manager,
+            reason="Long-standing customer; the bounce was a bank error they are fixing.",
+            valid_until=today + timedelta(days=30),
+            at=now - timedelta(days=1),
+        )
+
+    # One card charged back after it settled.
+    charged = (
+        Payment.objects.filter(
+            deal__in=deals,
+            deal__stage=Stage.PAYMENT_CLEARED,
+            method=PaymentMethodKind.CARD,
+            status=PaymentStatus.CLEARED,
+        )
+        .order_by("-recorded_at")
+        .first()
+    )
+    if charged is not None:
+        services.payment_set_status(
+            payment_id=charged.pk,
+            to_status=PaymentStatus.CHARGED_BACK,
+            actor=manager,
+            reason="Cardholder disputed the charge.",
+            at=now - timedelta(days=1),
+        )
+
+    # One payment plan: a customer in a cash crunch pays the rest in three.
+    for deal in deals.filter(stage=Stage.DELIVERED).order_by("-amount"):
+        balance = deal.amount - services.live_money(deal.pk)
+        if balance <= 0 or PaymentPlan.objects.filter(deal=deal).exists():
+            continue
+        parts = split_into_instalments(balance, 3)
+        services.payment_plan_create(
+            deal_id=deal.pk,
+            created_by=deal.rep,
+            instalments=[
+                (today + timedelta(days=7 + 30 * index), amount)
+                for index, amount in enumerate(parts)
+            ],
+            note="Cash crunch after their busy season: three monthly payments.",
+        )
+        break
+
+    # A manager waives one deposit, with a reason.
+    waivable = (
+        deals.filter(
+            stage=Stage.PROMISED,
+            deposit_required=True,
+            payment_option=PaymentOption.INVOICE,
+        )
+        .order_by("promised_at")
+        .first()
+    )
+    if waivable is not None:
+        services.deposit_waive(
+            deal_id=waivable.pk,
+            manager=manager,
+            reason="Referred by a long-standing customer; their accountant vouches for them.",
+        )
+    if stdout:
+        stdout.write(
+            f"  billing: {Invoice.objects.count()} invoices, {Payment.objects.count()} payments"
+        )

@@ -1,0 +1,530 @@
+"""Money: what the customer owes, what they paid, what has cleared.
+
+Payments, their clearing changes and commission entries are append-only
+ledgers (DOMAIN.md, "It isn't a sale until you're paid"): a correction is a
+new row, never an edit, and every row says who and when. The one column that
+changes on a payment — its current ``status`` — is a denormalised copy of its
+newest ``PaymentEvent``, written only by compare-and-set in
+``billing.services`` in the same transaction as that event.
+"""
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from billing.policy import ZERO
+from pipeline.masking import MaskedCharField, MaskedTextField
+from pipeline.models import Customer, Deal
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError(f"{self.model.__name__} rows are append-only: write a new entry.")
+
+    def delete(self):
+        raise TypeError(f"{self.model.__name__} rows are never deleted.")
+
+
+class AppendOnlyModel(models.Model):
+    """A ledger row: inserted once, never changed, never deleted."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise TypeError(f"{type(self).__name__} rows are append-only: write a new entry.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError(f"{type(self).__name__} rows are never deleted.")
+
+
+# --- Terms exceptions ----------------------------------------------------------
+
+
+class ExceptionKind(models.TextChoices):
+    WAIVE_DEPOSIT = "waive_deposit", "Deposit waived"
+    ALLOW_INVOICING = "allow_invoicing", "Invoicing allowed for a slow payer"
+
+
+class TermsException(AppendOnlyModel):
+    """A manager's exception to the terms policy, with the reason for it.
+
+    Waiving a deposit is for one deal (and sets ``Deal.deposit_required`` to
+    False through ``billing.services.deposit_waive``). Allowing invoicing is
+    for a customer: ``billing.selectors.customer_terms`` lets a slow payer be
+    invoiced while the exception is valid (``valid_until``, inclusive; empty
+    means until further notice).
+    """
+
+    kind = models.CharField(max_length=20, choices=ExceptionKind.choices)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="terms_exceptions"
+    )
+    deal = models.ForeignKey(
+        Deal, null=True, blank=True, on_delete=models.PROTECT, related_name="terms_exceptions"
+    )
+    reason = MaskedTextField()
+    valid_until = models.DateField(null=True, blank=True)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    granted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-granted_at", "-id"]
+        indexes = [models.Index(fields=["customer", "kind", "-granted_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind=ExceptionKind.WAIVE_DEPOSIT) | Q(deal__isnull=False),
+                name="waive_deposit_names_a_deal",
+            ),
+            models.UniqueConstraint(
+                fields=["deal"],
+                condition=Q(kind=ExceptionKind.WAIVE_DEPOSIT),
+                name="one_deposit_waiver_per_deal",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.customer} by {self.granted_by}"
+
+
+# --- Payment methods on file ----------------------------------------------------
+
+
+class MethodKind(models.TextChoices):
+    CARD = "card", "Card"
+    BANK_ACCOUNT = "bank_account", "Bank account"
+
+
+class PaymentMethod(AppendOnlyModel):
+    """A card or bank account secured on file (seed 000, option 2).
+
+    Only what the payment processor gives back is kept: its token, the brand
+    or bank, and the last 4 digits — never the full number (PCI DSS).
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payment_methods")
+    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="payment_methods")
+    kind = models.CharField(max_length=20, choices=MethodKind.choices)
+    processor_token = MaskedCharField(max_length=120)
+    brand = MaskedCharField("brand or bank", max_length=60)
+    last4 = models.CharField("last 4 digits", max_length=4)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(last4__regex=r"^[0-9]{4}$"), name="last4_is_4_digits"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.brand} •••• {self.last4}"
+
+
+# --- Invoices -------------------------------------------------------------------
+
+
+class InvoiceSequence(models.Model):
+    """The deployment's one invoice counter: numbers are gap-free.
+
+    ``billing.services.invoice_issue`` locks this row (select_for_update) in
+    the same transaction as the invoice insert, so a rolled-back invoice
+    gives its number back and two clerks never get the same one.
+    """
+
+    last_number = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Last invoice number: {self.last_number}"
+
+
+class InvoiceState(models.TextChoices):
+    SENT = "sent", "Sent"
+    PARTLY_PAID = "partly_paid", "Partly paid"
+    PAID = "paid", "Paid (cleared)"
+    VOID = "void", "Void"
+
+
+class Invoice(models.Model):
+    """A bill for (part of) a deal, on terms of net N days.
+
+    Only ``voided_*`` ever change after issue. Whether it is paid is derived
+    from cleared payments (``state_for``), never stored.
+    """
+
+    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="invoices")
+    number = models.PositiveIntegerField(unique=True, editable=False)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    issue_date = models.DateField()
+    terms_days = models.PositiveSmallIntegerField("net days")
+    due_date = models.DateField()
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    issued_at = models.DateTimeField(default=timezone.now)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    void_reason = MaskedCharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        indexes = [
+            # billing.selectors.invoices_due: open invoices by due date.
+            models.Index(
+                fields=["due_date"], condition=Q(voided_at__isnull=True), name="open_invoice_due"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="invoice_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(due_date__gte=models.F("issue_date")), name="invoice_due_after_issue"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_number
+
+    def get_absolute_url(self) -> str:
+        return reverse("billing:invoice_detail", args=[self.pk])
+
+    @property
+    def display_number(self) -> str:
+        return f"{settings.CLEARED_INVOICE_PREFIX}{self.number:05d}"
+
+    @property
+    def is_void(self) -> bool:
+        return self.voided_at is not None
+
+    def state_for(self, cleared: Decimal | None) -> InvoiceState:
+        """Sent, partly paid or paid, from the cleared money against it; or void."""
+        if self.is_void:
+            return InvoiceState.VOID
+        cleared = cleared or ZERO
+        if cleared >= self.amount:
+            return InvoiceState.PAID
+        if cleared > 0:
+            return InvoiceState.PARTLY_PAID
+        return InvoiceState.SENT
+
+    @property
+    def cutoff_day(self) -> int | None:
+        return self.deal.customer.accounting_cutoff_day
+
+    @property
+    def misses_cutoff(self) -> bool:
+        """Issued after this month's accounting cut-off: it waits for next month's run."""
+        return cutoff_missed(self.issue_date, self.cutoff_day)
+
+    def is_overdue(self, today: date, cleared: Decimal | None) -> bool:
+        return self.due_date < today and self.state_for(cleared) in (
+            InvoiceState.SENT,
+            InvoiceState.PARTLY_PAID,
+        )
+
+
+def cutoff_missed(issue_date: date, cutoff_day: int | None) -> bool:
+    """True when ``issue_date`` is past the customer's cut-off day of its month."""
+    return cutoff_day is not None and issue_date.day > cutoff_day
+
+
+def invoice_due_date(issue_date: date, terms_days: int) -> date:
+    return issue_date + timedelta(days=terms_days)
+
+
+# --- Payment plans ----------------------------------------------------------------
+
+
+class PaymentPlan(models.Model):
+    """A balance split into dated instalments (seed 001, tip 3: a cash crunch)."""
+
+    deal = models.OneToOneField(Deal, on_delete=models.PROTECT, related_name="payment_plan")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    note = MaskedCharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"Payment plan for deal #{self.deal_id}"
+
+
+class Instalment(models.Model):
+    """One dated part of a payment plan, due and chased on its own (reminders)."""
+
+    plan = models.ForeignKey(PaymentPlan, on_delete=models.CASCADE, related_name="instalments")
+    sequence = models.PositiveSmallIntegerField()
+    due_date = models.DateField()
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        ordering = ["plan", "sequence"]
+        indexes = [models.Index(fields=["due_date"])]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "sequence"], name="one_instalment_per_place"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="instalment_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Instalment {self.sequence} of deal #{self.plan.deal_id}, due {self.due_date}"
+
+
+# --- Payments and their clearing ledger ---------------------------------------------
+
+
+class PaymentKind(models.TextChoices):
+    DEPOSIT = "deposit", "Deposit"
+    INSTALMENT = "instalment", "Instalment"
+    FINAL = "final", "Final payment"
+
+
+class PaymentMethodKind(models.TextChoices):
+    CARD = "card", "Card"
+    BANK_TRANSFER = "bank_transfer", "Bank transfer"
+    CHECK = "check", "Check"
+    CASH = "cash", "Cash"
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CLEARED = "cleared", "Cleared"
+    BOUNCED = "bounced", "Bounced"
+    CHARGED_BACK = "charged_back", "Charged back"
+
+
+# The clearing lifecycle: which status a payment may move to from which.
+# A check that cleared can still bounce days later; a card that settled can be
+# charged back. Bounced and charged back are final.
+STATUS_MOVES: dict[str, frozenset[str]] = {
+    PaymentStatus.CLEARED: frozenset({PaymentStatus.PENDING}),
+    PaymentStatus.BOUNCED: frozenset({PaymentStatus.PENDING, PaymentStatus.CLEARED}),
+    PaymentStatus.CHARGED_BACK: frozenset({PaymentStatus.CLEARED}),
+}
+# Money that is in or on its way: what an overpayment is checked against.
+LIVE_STATUSES = (PaymentStatus.PENDING, PaymentStatus.CLEARED)
+
+
+class PaymentQuerySet(models.QuerySet):
+    _STATUS_COLUMNS = frozenset({"status", "status_changed_at", "cleared_at"})
+
+    def update(self, **kwargs):
+        # Only the clearing compare-and-set in billing.services writes here.
+        if not set(kwargs) <= self._STATUS_COLUMNS:
+            raise TypeError("Payments are append-only: only their status moves, with an event.")
+        return super().update(**kwargs)
+
+    def delete(self):
+        raise TypeError("Payments are never deleted.")
+
+    def visible_to(self, user) -> "PaymentQuerySet":
+        return self.filter(deal__in=Deal.objects.visible_to(user))
+
+
+class Payment(models.Model):
+    """Money received against a deal (and an invoice or instalment when there is one).
+
+    Recorded pending; cleared, bounced or charged back only through
+    ``billing.services.payment_set_status``, which writes a ``PaymentEvent``.
+    """
+
+    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="payments")
+    invoice = models.ForeignKey(
+        Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
+    )
+    instalment = models.ForeignKey(
+        Instalment, null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
+    )
+    kind = models.CharField(max_length=12, choices=PaymentKind.choices)
+    method = models.CharField(max_length=16, choices=PaymentMethodKind.choices)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    reference = MaskedCharField(
+        max_length=120, blank=True, help_text="Check number, transfer reference, receipt…"
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(
+        max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
+    )
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    # When the payment last cleared (kept after a later bounce, for history).
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PaymentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [
+            models.Index(fields=["deal", "status"]),
+            # The managers' clearing queue: pending payments, oldest first.
+            models.Index(
+                fields=["recorded_at"], condition=Q(status="pending"), name="pending_payment_queue"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} on deal #{self.deal_id} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Payments are append-only: only their status moves, with an event.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Payments are never deleted.")
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == PaymentStatus.PENDING
+
+    def can_move_to(self, status: str) -> bool:
+        return self.status in STATUS_MOVES.get(status, ())
+
+
+class EventSource(models.TextChoices):
+    STAFF = "staff", "Staff"
+    WEBHOOK = "webhook", "Payment processor"
+
+
+class PaymentEvent(AppendOnlyModel):
+    """One change in a payment's clearing: from, to, why, who (or the processor), when.
+
+    Bounces are rows with ``to_status="bounced"``: the reminders work reads
+    them (``billing.selectors.payment_bounces``) to notify rep and manager.
+    """
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="events")
+    from_status = models.CharField(max_length=16, choices=PaymentStatus.choices, blank=True)
+    to_status = models.CharField(max_length=16, choices=PaymentStatus.choices)
+    reason = MaskedTextField(blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Empty when the payment processor reported it.",
+    )
+    source = models.CharField(max_length=10, choices=EventSource.choices, default=EventSource.STAFF)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["payment", "-at"]),
+            # Reminders and standing: recent bounces and charge-backs.
+            models.Index(fields=["to_status", "-at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Payment {self.payment_id}: {self.from_status or '—'} → {self.to_status}"
+
+
+class WebhookEvent(AppendOnlyModel):
+    """A payment processor event applied once: the event id is unique."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=40)
+    payment = models.ForeignKey(
+        Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="webhook_events"
+    )
+    payload = models.JSONField()
+    outcome = models.CharField(max_length=200)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} ({self.type})"
+
+
+# --- Commission --------------------------------------------------------------------
+
+
+class CommissionRate(models.Model):
+    """A rep's own commission rate, instead of ``CLEARED_COMMISSION_RATE``."""
+
+    rep = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="commission_rate"
+    )
+    rate = models.DecimalField(
+        max_digits=5, decimal_places=4, help_text="0.1200 is 12% of cleared money."
+    )
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    set_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rate__gte=0) & Q(rate__lte=1), name="commission_rate_0_to_1"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rep}: {self.rate:%}"
+
+
+class CommissionKind(models.TextChoices):
+    EARNED = "earned", "Earned"
+    CLAWBACK = "clawback", "Clawback"
+
+
+class CommissionEntry(AppendOnlyModel):
+    """Commission earned when a payment clears, or clawed back when it bounces later.
+
+    ``base`` is the cleared money the entry is for (negative on a clawback)
+    and ``amount`` the commission, rounded half up to the cent. At most one of
+    each kind per payment, held by the database.
+    """
+
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="commission_entries"
+    )
+    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="commission_entries")
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, related_name="commission_entries"
+    )
+    kind = models.CharField(max_length=10, choices=CommissionKind.choices)
+    base = models.DecimalField(max_digits=12, decimal_places=2)
+    rate = models.DecimalField(max_digits=5, decimal_places=4)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "commission entries"
+        indexes = [models.Index(fields=["rep", "at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payment", "kind"], name="one_commission_entry_per_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} for {self.rep}"

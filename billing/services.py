@@ -1,0 +1,579 @@
+"""Business rules of billing that write: payments, their clearing, invoices, plans.
+
+Every money write locks the deal row first (``select_for_update``), then the
+payment or the invoice counter: one fixed order, so two clerks never
+deadlock, and the sums a rule checks cannot change under it. Stages move only
+through ``pipeline.services.deal_move`` as the system, naming the person whose
+recorded fact moved the deal (``deal_sync_stage``).
+"""
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from billing.models import (
+    LIVE_STATUSES,
+    STATUS_MOVES,
+    CommissionEntry,
+    CommissionKind,
+    CommissionRate,
+    EventSource,
+    ExceptionKind,
+    Instalment,
+    Invoice,
+    InvoiceSequence,
+    MethodKind,
+    Payment,
+    PaymentEvent,
+    PaymentMethod,
+    PaymentPlan,
+    PaymentStatus,
+    TermsException,
+    invoice_due_date,
+)
+from billing.policy import ZERO, PaymentOption, commission_for, deposit_amount
+from pipeline.masking import contains_card_number, looks_like_card_number
+from pipeline.models import Customer, Deal, User
+from pipeline.stages import SYSTEM, Stage
+
+
+class BillingError(Exception):
+    """A money rule refused the write; nothing was written.
+
+    ``field`` names the form field the message belongs next to, if any.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class NotAllowed(BillingError):
+    """The person may not do this (a rep clearing a payment, say)."""
+
+
+def _is_manager(user: User | None) -> bool:
+    return user is not None and (user.is_manager or user.is_superuser)
+
+
+def _require_manager(user: User | None, what: str) -> None:
+    if not _is_manager(user):
+        raise NotAllowed(f"Only a manager can {what}.")
+
+
+def _lock_deal(deal_id: int) -> Deal:
+    return Deal.objects.select_for_update().get(pk=deal_id)
+
+
+def _refuse_closed(deal: Deal, what: str) -> None:
+    if deal.stage in (Stage.LOST, Stage.WRITTEN_OFF):
+        raise BillingError(f"This deal is {deal.get_stage_display().lower()}: {what}.")
+
+
+def _sum(payments, *statuses: str) -> Decimal:
+    total = payments.filter(status__in=statuses).aggregate(total=Coalesce(Sum("amount"), ZERO))[
+        "total"
+    ]
+    return total
+
+
+def live_money(deal_id: int) -> Decimal:
+    """Money received and not bounced (pending or cleared), summed in SQL."""
+    return _sum(Payment.objects.filter(deal_id=deal_id), *LIVE_STATUSES)
+
+
+def cleared_money(deal_id: int) -> Decimal:
+    return _sum(Payment.objects.filter(deal_id=deal_id), PaymentStatus.CLEARED)
+
+
+def deposit_is_in(deal: Deal) -> bool:
+    """The customer's stake is in (DOMAIN.md, Deposit).
+
+    On file: a card or account is secured. Otherwise money received — pending
+    or cleared, not bounced — covers the deposit (the whole amount, upfront).
+    A deposit that bounces later does not move the deal back: the money panel
+    shows it missing and the reminders chase it.
+    """
+    if deal.payment_option == PaymentOption.ON_FILE:
+        return deal.payment_methods.exists()
+    return live_money(deal.pk) >= deposit_amount(deal.amount, deal.payment_option)
+
+
+def deal_sync_stage(*, deal_id: int, actor: User | None, at: datetime | None = None) -> Deal:
+    """Move the deal to where its money says it is: the one place stages follow money.
+
+    - Promised → Deposit when a required deposit is in (``deposit_is_in``).
+    - Delivered → Payment cleared when cleared money covers the amount.
+    - Payment cleared → Delivered when it no longer does (a bounce).
+
+    Called after every money write, and by ``pipeline.services.deal_move``
+    when a deal is marked Delivered (money that cleared before delivery moves
+    it straight on). Moves are made as the system, naming ``actor``.
+    """
+    from pipeline.services import deal_move  # the pipeline calls back into billing
+
+    deal = _lock_deal(deal_id)
+    if deal.stage == Stage.PROMISED and deal.deposit_required and deposit_is_in(deal):
+        deal = deal_move(
+            deal_id=deal.pk,
+            to_stage=Stage.DEPOSIT,
+            actor=actor,
+            as_role=SYSTEM,
+            at=at,
+            reason="The deposit is in."
+            if deal.payment_option != PaymentOption.ON_FILE
+            else "A card or account is secured on file.",
+        )
+    if deal.stage in (Stage.DELIVERED, Stage.PAYMENT_CLEARED):
+        covered = cleared_money(deal.pk) >= deal.amount
+        if deal.stage == Stage.DELIVERED and covered:
+            deal = deal_move(
+                deal_id=deal.pk,
+                to_stage=Stage.PAYMENT_CLEARED,
+                actor=actor,
+                as_role=SYSTEM,
+                at=at,
+                reason="Cleared payments cover the amount.",
+            )
+        elif deal.stage == Stage.PAYMENT_CLEARED and not covered:
+            deal = deal_move(
+                deal_id=deal.pk,
+                to_stage=Stage.DELIVERED,
+                actor=actor,
+                as_role=SYSTEM,
+                at=at,
+                reason="A payment bounced: the balance is open again.",
+            )
+    return deal
+
+
+# --- Payments ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def payment_record(
+    *,
+    deal_id: int,
+    recorded_by: User,
+    kind: str,
+    method: str,
+    amount: Decimal,
+    reference: str = "",
+    invoice: Invoice | None = None,
+    instalment: Instalment | None = None,
+    at: datetime | None = None,
+) -> Payment:
+    """Record money received against a deal; it is pending until it clears.
+
+    Refused, with nothing written: an amount of zero or less, a payment on a
+    lost or written-off deal, and more than the balance still open (the
+    amount less everything pending or cleared): Cleared never takes an
+    overpayment. A deposit that is now in moves the deal to Deposit.
+    """
+    if amount is None or amount <= 0:
+        raise BillingError("The amount must be more than zero.", field="amount")
+    deal = _lock_deal(deal_id)
+    _refuse_closed(deal, "no payment can be recorded against it")
+    balance = deal.amount - live_money(deal.pk)
+    if amount > balance:
+        raise BillingError(
+            f"That is more than the open balance of {settings.CURRENCY_SYMBOL}{balance:,.2f}: "
+            "Cleared does not take an overpayment.",
+            field="amount",
+        )
+    if invoice is not None and (invoice.deal_id != deal.pk or invoice.is_void):
+        raise BillingError("Pick an open invoice of this deal.", field="invoice")
+    if instalment is not None and instalment.plan.deal_id != deal.pk:
+        raise BillingError("Pick an instalment of this deal's plan.", field="instalment")
+    now = at or timezone.now()
+    payment = Payment.objects.create(
+        deal=deal,
+        invoice=invoice,
+        instalment=instalment,
+        kind=kind,
+        method=method,
+        amount=amount,
+        reference=reference,
+        recorded_by=recorded_by,
+        recorded_at=now,
+        status=PaymentStatus.PENDING,
+        status_changed_at=now,
+    )
+    PaymentEvent.objects.create(
+        payment=payment,
+        from_status="",
+        to_status=PaymentStatus.PENDING,
+        reason="Received; not cleared yet.",
+        actor=recorded_by,
+        at=now,
+    )
+    deal_sync_stage(deal_id=deal.pk, actor=recorded_by, at=now)
+    return payment
+
+
+def _refusal(payment: Payment, to_status: str) -> str:
+    """Why a payment in its current status cannot move to ``to_status``, in words."""
+    current = PaymentStatus(payment.status)
+    if current == to_status:
+        return f"This payment is already {current.label.lower()}: nothing was changed."
+    if current in (PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK):
+        return f"This payment was {current.label.lower()}: it is final. Record a new payment."
+    if to_status == PaymentStatus.CHARGED_BACK:
+        return "Only a cleared payment can be charged back; bounce a pending one instead."
+    target = PaymentStatus(to_status).label.lower()
+    return f"A {current.label.lower()} payment cannot be marked {target}."
+
+
+def commission_rate_for(rep: User) -> Decimal:
+    """The rep's own rate if a manager set one, else ``CLEARED_COMMISSION_RATE``."""
+    own = CommissionRate.objects.filter(rep=rep).values_list("rate", flat=True).first()
+    return own if own is not None else settings.CLEARED_COMMISSION_RATE
+
+
+@transaction.atomic
+def payment_set_status(
+    *,
+    payment_id: int,
+    to_status: str,
+    actor: User | None,
+    reason: str = "",
+    source: str = EventSource.STAFF,
+    at: datetime | None = None,
+) -> Payment:
+    """Clear, bounce or charge back a payment, with its ledger row, in one transaction.
+
+    Clearing is for a manager or the payment processor (``actor=None``,
+    ``source="webhook"``), never a rep. A bounce or charge-back needs a
+    reason. The status moves by compare-and-set (``UPDATE … WHERE status IN
+    (…)``) under the deal's lock, so of two clerks clearing one payment at
+    once, the second is told it is already cleared and writes nothing.
+
+    Commission follows (DOMAIN.md, Commission): clearing earns the rep
+    commission on the payment; a bounce or charge-back of a payment that had
+    earned it writes a clawback of the same amount. Stages follow through
+    ``deal_sync_stage``: a bounce takes the deal out of Payment cleared.
+    """
+    if to_status not in STATUS_MOVES:
+        raise BillingError("Choose cleared, bounced or charged back.", field="to_status")
+    if source == EventSource.STAFF:
+        _require_manager(actor, "clear, bounce or charge back a payment")
+    if to_status != PaymentStatus.CLEARED and not reason.strip():
+        raise BillingError("Say why: the reason goes on the ledger.", field="reason")
+    deal_id = Payment.objects.values_list("deal_id", flat=True).get(pk=payment_id)
+    _lock_deal(deal_id)  # deal first, then the payment: one order for every money write
+    payment = Payment.objects.select_for_update().get(pk=payment_id)
+    now = at or timezone.now()
+    changes = {"status": to_status, "status_changed_at": now}
+    if to_status == PaymentStatus.CLEARED:
+        changes["cleared_at"] = now
+    moved = Payment.objects.filter(pk=payment.pk, status__in=STATUS_MOVES[to_status]).update(
+        **changes
+    )
+    if not moved:
+        raise BillingError(_refusal(payment, to_status))
+    PaymentEvent.objects.create(
+        payment=payment,
+        from_status=payment.status,
+        to_status=to_status,
+        reason=reason.strip(),
+        actor=actor,
+        source=source,
+        at=now,
+    )
+    deal = payment.deal
+    if to_status == PaymentStatus.CLEARED:
+        rate = commission_rate_for(deal.rep)
+        CommissionEntry.objects.create(
+            rep=deal.rep,
+            deal=deal,
+            payment=payment,
+            kind=CommissionKind.EARNED,
+            base=payment.amount,
+            rate=rate,
+            amount=commission_for(payment.amount, rate),
+            at=now,
+            actor=actor,
+        )
+    else:
+        earned = CommissionEntry.objects.filter(payment=payment, kind=CommissionKind.EARNED).first()
+        if earned is not None:
+            CommissionEntry.objects.create(
+                rep=earned.rep,
+                deal=deal,
+                payment=payment,
+                kind=CommissionKind.CLAWBACK,
+                base=-earned.base,
+                rate=earned.rate,
+                amount=-earned.amount,
+                at=now,
+                actor=actor,
+            )
+    deal_sync_stage(deal_id=deal.pk, actor=actor, at=now)
+    payment.refresh_from_db()
+    return payment
+
+
+# --- Payment methods on file ---------------------------------------------------------
+
+
+def refuse_full_number(value: str, field: str) -> None:
+    """A full card or account number never gets further than this (PCI DSS)."""
+    digits = "".join(ch for ch in value if ch.isdigit())
+    if looks_like_card_number(value) or contains_card_number(value) or len(digits) >= 12:
+        raise BillingError(
+            "That looks like a full card or account number: Cleared never stores one. "
+            "Enter only what the payment processor gives back.",
+            field=field,
+        )
+
+
+@transaction.atomic
+def payment_method_add(
+    *,
+    deal_id: int,
+    recorded_by: User,
+    kind: str,
+    processor_token: str,
+    brand: str,
+    last4: str,
+    at: datetime | None = None,
+) -> PaymentMethod:
+    """Secure a card or account on file: the processor's token, brand or bank, last 4.
+
+    A full number in any field is refused and nothing of it is kept. On an
+    on-file deal whose deposit is required, this is the deposit: the deal
+    moves to Deposit.
+    """
+    refuse_full_number(processor_token, "processor_token")
+    refuse_full_number(brand, "brand")
+    last4 = last4.strip()
+    if not (len(last4) == 4 and last4.isdigit()):
+        raise BillingError("Enter exactly the last 4 digits, nothing more.", field="last4")
+    if kind not in MethodKind.values:
+        raise BillingError("Choose card or bank account.", field="kind")
+    deal = _lock_deal(deal_id)
+    _refuse_closed(deal, "nothing can be put on file for it")
+    now = at or timezone.now()
+    method = PaymentMethod.objects.create(
+        customer=deal.customer,
+        deal=deal,
+        kind=kind,
+        processor_token=processor_token.strip(),
+        brand=brand.strip(),
+        last4=last4,
+        recorded_by=recorded_by,
+        recorded_at=now,
+    )
+    deal_sync_stage(deal_id=deal.pk, actor=recorded_by, at=now)
+    return method
+
+
+# --- Invoices ---------------------------------------------------------------------------
+
+
+def invoiced_money(deal_id: int) -> Decimal:
+    return Invoice.objects.filter(deal_id=deal_id, voided_at__isnull=True).aggregate(
+        total=Coalesce(Sum("amount"), ZERO)
+    )["total"]
+
+
+def invoiceable_money(deal: Deal) -> Decimal:
+    """What is left to bill: the amount less open invoices and payments made without one."""
+    unbilled_payments = _sum(
+        Payment.objects.filter(deal_id=deal.pk, invoice__isnull=True), *LIVE_STATUSES
+    )
+    return deal.amount - invoiced_money(deal.pk) - unbilled_payments
+
+
+def _next_invoice_number() -> int:
+    """Take the next number from the deployment's counter, locked until commit."""
+    InvoiceSequence.objects.get_or_create(pk=1)
+    sequence = InvoiceSequence.objects.select_for_update().get(pk=1)
+    InvoiceSequence.objects.filter(pk=1).update(last_number=F("last_number") + 1)
+    return sequence.last_number + 1
+
+
+@transaction.atomic
+def invoice_issue(
+    *,
+    deal_id: int,
+    issued_by: User,
+    amount: Decimal | None = None,
+    issue_date: date | None = None,
+    terms_days: int | None = None,
+    at: datetime | None = None,
+) -> Invoice:
+    """Issue an invoice for a billed deal, numbered from the gap-free sequence.
+
+    Only invoice deals are invoiced, never for more than is left to bill
+    (``invoiceable_money``); the amount defaults to all of that. Terms default to net
+    ``CLEARED_INVOICE_TERMS_DAYS``; the due date follows from them.
+    """
+    deal = _lock_deal(deal_id)
+    _refuse_closed(deal, "it cannot be invoiced")
+    if deal.payment_option != PaymentOption.INVOICE:
+        raise BillingError(
+            f"This deal is paid {deal.get_payment_option_display().split(' —')[0].lower()}: "
+            "it is not invoiced."
+        )
+    uninvoiced = invoiceable_money(deal)
+    if uninvoiced <= 0:
+        raise BillingError("The whole amount is invoiced or paid already.", field="amount")
+    amount = uninvoiced if amount is None else amount
+    if amount <= 0:
+        raise BillingError("The amount must be more than zero.", field="amount")
+    if amount > uninvoiced:
+        raise BillingError(
+            f"Only {settings.CURRENCY_SYMBOL}{uninvoiced:,.2f} is left to invoice.",
+            field="amount",
+        )
+    issue_date = issue_date or timezone.localdate()
+    terms_days = settings.CLEARED_INVOICE_TERMS_DAYS if terms_days is None else terms_days
+    return Invoice.objects.create(
+        deal=deal,
+        number=_next_invoice_number(),
+        amount=amount,
+        issue_date=issue_date,
+        terms_days=terms_days,
+        due_date=invoice_due_date(issue_date, terms_days),
+        issued_by=issued_by,
+        issued_at=at or timezone.now(),
+    )
+
+
+@transaction.atomic
+def invoice_void(*, invoice_id: int, actor: User, reason: str) -> Invoice:
+    """Void an invoice sent in error (manager only); its number stays used."""
+    _require_manager(actor, "void an invoice")
+    if not reason.strip():
+        raise BillingError("Say why the invoice is void.", field="reason")
+    invoice = Invoice.objects.get(pk=invoice_id)
+    _lock_deal(invoice.deal_id)
+    if invoice.payments.filter(status__in=LIVE_STATUSES).exists():
+        raise BillingError("Payments are recorded against this invoice: it cannot be voided.")
+    voided = Invoice.objects.filter(pk=invoice.pk, voided_at__isnull=True).update(
+        voided_at=timezone.now(), voided_by=actor, void_reason=reason.strip()
+    )
+    if not voided:
+        raise BillingError("This invoice is void already.")
+    invoice.refresh_from_db()
+    return invoice
+
+
+# --- Payment plans ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def payment_plan_create(
+    *,
+    deal_id: int,
+    created_by: User,
+    instalments: list[tuple[date, Decimal]],
+    note: str = "",
+    today: date | None = None,
+) -> PaymentPlan:
+    """Split the deal's open balance into dated instalments (seed 001, tip 3).
+
+    The instalments must add up to the open balance exactly, each more than
+    zero, due on distinct dates from today on; a deal has one plan.
+    """
+    deal = _lock_deal(deal_id)
+    _refuse_closed(deal, "it cannot have a payment plan")
+    if PaymentPlan.objects.filter(deal=deal).exists():
+        raise BillingError("This deal has a payment plan already.")
+    balance = deal.amount - live_money(deal.pk)
+    if balance <= 0:
+        raise BillingError("Nothing is left to pay: there is no balance to split.")
+    today = today or timezone.localdate()
+    dates = [due for due, _ in instalments]
+    if not instalments:
+        raise BillingError("A plan has at least one instalment.", field="count")
+    if any(amount <= 0 for _, amount in instalments):
+        raise BillingError("Too many instalments for this balance.", field="count")
+    if min(dates) < today:
+        raise BillingError("The first instalment can't be due in the past.", field="first_due")
+    if dates != sorted(set(dates)):
+        raise BillingError("Each instalment needs its own, later due date.", field="first_due")
+    total = sum((amount for _, amount in instalments), ZERO)
+    if total != balance:
+        raise BillingError(
+            f"The instalments add up to {total:,.2f}; the open balance is {balance:,.2f}.",
+            field="count",
+        )
+    plan = PaymentPlan.objects.create(deal=deal, created_by=created_by, note=note)
+    Instalment.objects.bulk_create(
+        Instalment(plan=plan, sequence=number, due_date=due, amount=amount)
+        for number, (due, amount) in enumerate(instalments, start=1)
+    )
+    return plan
+
+
+# --- Terms exceptions ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def deposit_waive(
+    *, deal_id: int, manager: User, reason: str, at: datetime | None = None
+) -> TermsException:
+    """A manager waives a deal's required deposit, with a reason (DOMAIN.md, Deposit).
+
+    Sets ``Deal.deposit_required`` to False under the deal's lock and bumps
+    its version, so the stage table no longer asks for Deposit; the
+    exception row is the record of who, when and why.
+    """
+    _require_manager(manager, "waive a deposit")
+    if not reason.strip():
+        raise BillingError("Say why the deposit is waived.", field="reason")
+    deal = _lock_deal(deal_id)
+    if not deal.deposit_required:
+        raise BillingError("This deal needs no deposit: there is nothing to waive.")
+    if deal.stage != Stage.PROMISED:
+        raise BillingError(
+            f"The deal is in {deal.get_stage_display()}: the deposit question is settled."
+        )
+    if deal.payment_option == PaymentOption.UPFRONT:
+        raise BillingError(
+            "An upfront deal is paid in full at the close: there is no deposit to waive."
+        )
+    Deal.objects.filter(pk=deal.pk).update(
+        deposit_required=False, version=F("version") + 1, updated_at=timezone.now()
+    )
+    return TermsException.objects.create(
+        kind=ExceptionKind.WAIVE_DEPOSIT,
+        customer=deal.customer,
+        deal=deal,
+        reason=reason.strip(),
+        granted_by=manager,
+        granted_at=at or timezone.now(),
+    )
+
+
+@transaction.atomic
+def invoicing_allow(
+    *,
+    customer_id: int,
+    manager: User,
+    reason: str,
+    valid_until: date | None = None,
+    at: datetime | None = None,
+) -> TermsException:
+    """A manager lets a slow payer be invoiced (DOMAIN.md, Terms policy), with a reason."""
+    _require_manager(manager, "allow invoicing for a slow payer")
+    if not reason.strip():
+        raise BillingError("Say why this customer may be invoiced.", field="reason")
+    if valid_until is not None and valid_until < timezone.localdate():
+        raise BillingError("The exception can't end in the past.", field="valid_until")
+    customer = Customer.objects.get(pk=customer_id)
+    return TermsException.objects.create(
+        kind=ExceptionKind.ALLOW_INVOICING,
+        customer=customer,
+        reason=reason.strip(),
+        valid_until=valid_until,
+        granted_by=manager,
+        granted_at=at or timezone.now(),
+    )
