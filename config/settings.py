@@ -170,6 +170,33 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
 
+# --- Follow-up reminders (pipeline/reminders/) ------------------------------
+# README.md, "Reminders", documents each of these. Delays are in the unit their
+# name says; a reminder on a date falls due at REMINDERS_MORNING_HOUR in its
+# owner's own time zone.
+REMINDERS_SCAN_SECONDS = env_int("REMINDERS_SCAN_SECONDS", 60)
+REMINDERS_LOOKAHEAD_HOURS = env_int("REMINDERS_LOOKAHEAD_HOURS", 24)
+REMINDERS_CATCHUP_DAYS = env_int("REMINDERS_CATCHUP_DAYS", 14)
+REMINDERS_HOVER_HOURS = env_int("REMINDERS_HOVER_HOURS", 24)
+REMINDERS_MORNING_HOUR = env_int("REMINDERS_MORNING_HOUR", 9)
+REMINDERS_CHECK_IN_HOURS = env_int("REMINDERS_CHECK_IN_HOURS", 24)
+REMINDERS_DELIVERY_GRACE_DAYS = env_int("REMINDERS_DELIVERY_GRACE_DAYS", 1)
+REMINDERS_SATISFACTION_DAYS = env_int("REMINDERS_SATISFACTION_DAYS", 2)
+REMINDERS_STALE_DAYS = env_int("REMINDERS_STALE_DAYS", 14)
+REMINDERS_DIGEST_MINUTES = env_int("REMINDERS_DIGEST_MINUTES", 30)
+REMINDERS_POLL_SECONDS = env_int("REMINDERS_POLL_SECONDS", 15)
+REMINDERS_PANEL_SIZE = env_int("REMINDERS_PANEL_SIZE", 12)
+# Links in reminder emails point here.
+REMINDERS_SITE_URL = env_str("REMINDERS_SITE_URL", "http://127.0.0.1:8000")
+# One scan, every REMINDERS_SCAN_SECONDS; a scan missed while the worker was
+# down expires instead of queueing up: the next one catches up on its own.
+CELERY_BEAT_SCHEDULE["reminders-scan"] = {
+    "task": "pipeline.reminders_scan",
+    "schedule": float(REMINDERS_SCAN_SECONDS),
+    "options": {"expires": float(REMINDERS_SCAN_SECONDS)},
+}
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("pipeline.reminders.context.reminders")
+
 # --- Cleared's own business settings ----------------------------------------
 CURRENCY = env_str("CLEARED_CURRENCY", "USD")
 CURRENCY_SYMBOL = env_str("CLEARED_CURRENCY_SYMBOL", "$")

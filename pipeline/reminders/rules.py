@@ -1,0 +1,396 @@
+"""The reminder kinds as data: one Rule per kind (DOMAIN.md, "Follow-up reminders").
+
+Each rule says, in one place:
+
+- ``find``: the deals whose facts call for a reminder of this kind that does
+  not exist yet, each annotated with its ``occ`` (occurrence key). The query
+  is limited to a window of time (``Window``) around now, so a scan that finds
+  nothing new reads a few index ranges, not every deal;
+- ``due``: when the reminder falls due;
+- ``why``: the sentence the panel and the email show;
+- ``owner``: who gets it (the deal's rep, the rep's manager, or a role queue);
+- ``gone``: how to tell that its cause is gone, and the words recorded when
+  the scan resolves it.
+
+The scan (``pipeline.reminders.services.reminders_scan``) applies every rule;
+nothing else decides when a reminder exists.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import CharField, Exists, F, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Cast, Coalesce, TruncDate
+from django.utils.formats import date_format
+
+from pipeline.models import Touch
+from pipeline.reminders.models import Reminder, ReminderKind, ReminderQueue
+from pipeline.stages import CLOSED_STAGES, Stage
+
+REP, MANAGER, AUDIT_QUEUE = "rep", "manager", "audit_queue"
+ONCE = "once"
+# Deal fields every rule's rows carry: who owns the reminder, in which time zone.
+OWNER_FIELDS = ("id", "rep_id", "rep__manager_id", "rep__time_zone")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The span of time a scan looks at, read from settings once per scan."""
+
+    now: datetime
+
+    @property
+    def horizon(self) -> datetime:
+        """Reminders falling due before this are created now ("coming today")."""
+        return self.now + timedelta(hours=settings.REMINDERS_LOOKAHEAD_HOURS)
+
+    @property
+    def since(self) -> datetime:
+        """How far back a scan catches up on what it missed while it was down."""
+        return self.now - timedelta(days=settings.REMINDERS_CATCHUP_DAYS)
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(UTC).date()
+
+    def dates(self, lag: timedelta = timedelta(0)) -> tuple[date, date]:
+        """The range of fact dates whose reminders (``lag`` later) fall in the window.
+
+        One day of slack each side covers every time zone's morning.
+        """
+        first = (self.since - lag).astimezone(UTC).date() - timedelta(days=1)
+        last = (self.horizon - lag).astimezone(UTC).date() + timedelta(days=1)
+        return first, last
+
+
+@dataclass(frozen=True)
+class Gone:
+    """One way a reminder's cause goes away, and what is recorded when it does."""
+
+    narrow: Callable[[QuerySet], QuerySet]
+    resolution: str
+    # The person who made the cause go away, as an expression on the reminder
+    # (e.g. the author of the latest touch); None: whoever triggered the scan.
+    by: Callable[[], object] | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: ReminderKind
+    owner: str
+    find: Callable[[QuerySet, Window], QuerySet]
+    due: Callable[[dict], datetime]
+    why: Callable[[dict], str]
+    gone: tuple[Gone, ...] = field(default=())
+    # A closed deal (paid, lost, written off) ends the reminder unless said otherwise.
+    ends_with_deal: bool = True
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def morning_of(day: date, time_zone: str | None) -> datetime:
+    """REMINDERS_MORNING_HOUR on ``day`` in the owner's time zone."""
+    zone = ZoneInfo(time_zone or settings.DEFAULT_USER_TIME_ZONE)
+    return datetime.combine(day, time(settings.REMINDERS_MORNING_HOUR), tzinfo=zone)
+
+
+def day_text(value: date | datetime) -> str:
+    """A fact's day as words that stay true later: 'Mon 23 Nov'."""
+    day = value.astimezone(UTC).date() if isinstance(value, datetime) else value
+    return date_format(day, "D j M")
+
+
+def _missing(deals: QuerySet, kind: str) -> QuerySet:
+    """Deals (annotated with ``occ``) that have no reminder of this kind and occurrence."""
+    existing = Reminder.objects.filter(deal=OuterRef("pk"), kind=kind, occurrence=OuterRef("occ"))
+    return deals.filter(~Exists(existing))
+
+
+def _value(text: str):
+    return Value(text, output_field=CharField())
+
+
+def _iso(field_name: str):
+    """A date column as its ISO text ('2026-11-22'), the same on SQLite and PostgreSQL."""
+    return Cast(F(field_name), CharField())
+
+
+def _touched_after(delta: timedelta) -> Callable[[QuerySet], QuerySet]:
+    """Open reminders of deals with a touch later than ``due_at - delta``."""
+
+    def narrow(reminders: QuerySet) -> QuerySet:
+        touches = Touch.objects.filter(
+            deal_id=OuterRef("deal_id"), happened_at__gt=OuterRef("due_at") - delta
+        )
+        return reminders.filter(Exists(touches))
+
+    return narrow
+
+
+def _latest_touch_author():
+    return Subquery(
+        Touch.objects.filter(deal_id=OuterRef("deal_id"))
+        .order_by("-happened_at", "-id")
+        .values("author_id")[:1]
+    )
+
+
+def _hours(name: str) -> timedelta:
+    return timedelta(hours=getattr(settings, name))
+
+
+def _days(name: str, default: int | None = None) -> timedelta:
+    return timedelta(days=getattr(settings, name, default))
+
+
+# --- post-sale check-in -------------------------------------------------------------
+
+
+def _find_check_in(deals: QuerySet, window: Window) -> QuerySet:
+    delay = _hours("REMINDERS_CHECK_IN_HOURS")
+    deals = deals.open().filter(
+        promised_at__gt=window.since - delay, promised_at__lte=window.horizon - delay
+    )
+    return _missing(deals.annotate(occ=_value(ONCE)), ReminderKind.CHECK_IN).values(
+        *OWNER_FIELDS, "promised_at", "occ"
+    )
+
+
+CHECK_IN = Rule(
+    kind=ReminderKind.CHECK_IN,
+    owner=REP,
+    find=_find_check_in,
+    due=lambda row: row["promised_at"] + _hours("REMINDERS_CHECK_IN_HOURS"),
+    why=lambda row: (
+        f"Promised {day_text(row['promised_at'])}: check in, make them feel good "
+        "about their decision."
+    ),
+    gone=(
+        # A touch after the promise day is the check-in.
+        Gone(
+            lambda qs: _touched_after(_hours("REMINDERS_CHECK_IN_HOURS") / 2)(qs),
+            "Checked in: a touch was recorded.",
+            by=_latest_touch_author,
+        ),
+    ),
+)
+
+
+# --- deposit missing ----------------------------------------------------------------
+
+
+def _deposit_days() -> timedelta:
+    # Billing's setting: how many days after the promise a required deposit is expected.
+    return _days("CLEARED_DEPOSIT_EXPECTED_DAYS", 3)
+
+
+def _find_deposit_missing(deals: QuerySet, window: Window) -> QuerySet:
+    delay = _deposit_days()
+    deals = deals.filter(
+        stage=Stage.PROMISED,
+        deposit_required=True,
+        promised_at__gt=window.since - delay,
+        promised_at__lte=window.horizon - delay,
+    )
+    return _missing(deals.annotate(occ=_value(ONCE)), ReminderKind.DEPOSIT_MISSING).values(
+        *OWNER_FIELDS, "promised_at", "occ"
+    )
+
+
+DEPOSIT_MISSING = Rule(
+    kind=ReminderKind.DEPOSIT_MISSING,
+    owner=REP,
+    find=_find_deposit_missing,
+    due=lambda row: row["promised_at"] + _deposit_days(),
+    why=lambda row: (
+        f"Deposit required since the promise on {day_text(row['promised_at'])}: none received."
+    ),
+    gone=(
+        Gone(lambda qs: qs.exclude(deal__stage=Stage.PROMISED), "Deposit is in."),
+        Gone(lambda qs: qs.filter(deal__deposit_required=False), "Deposit waived."),
+    ),
+)
+
+
+# --- delivery overdue ---------------------------------------------------------------
+
+
+def _find_delivery_overdue(deals: QuerySet, window: Window) -> QuerySet:
+    grace = _days("REMINDERS_DELIVERY_GRACE_DAYS")
+    first, last = window.dates(lag=grace)
+    deals = deals.open().filter(
+        delivered_at__isnull=True,
+        expected_delivery_date__gte=first,
+        expected_delivery_date__lte=last,
+    )
+    occ = _iso("expected_delivery_date")
+    return _missing(deals.annotate(occ=occ), ReminderKind.DELIVERY_OVERDUE).values(
+        *OWNER_FIELDS, "expected_delivery_date", "title", "occ"
+    )
+
+
+DELIVERY_OVERDUE = Rule(
+    kind=ReminderKind.DELIVERY_OVERDUE,
+    owner=REP,
+    find=_find_delivery_overdue,
+    due=lambda row: morning_of(
+        row["expected_delivery_date"] + _days("REMINDERS_DELIVERY_GRACE_DAYS"),
+        row["rep__time_zone"],
+    ),
+    why=lambda row: (
+        f"Delivery expected on {day_text(row['expected_delivery_date'])}: not delivered yet."
+    ),
+    gone=(
+        Gone(lambda qs: qs.filter(deal__delivered_at__isnull=False), "Delivered."),
+        Gone(
+            lambda qs: qs.alias(expected=_iso("deal__expected_delivery_date")).exclude(
+                occurrence=F("expected")
+            ),
+            "Expected delivery date moved.",
+        ),
+    ),
+)
+
+
+# --- satisfaction check -------------------------------------------------------------
+
+
+def _find_satisfaction(deals: QuerySet, window: Window) -> QuerySet:
+    delay = _days("REMINDERS_SATISFACTION_DAYS")
+    deals = deals.exclude(stage__in=[Stage.LOST, Stage.WRITTEN_OFF]).filter(
+        delivered_at__gt=window.since - delay, delivered_at__lte=window.horizon - delay
+    )
+    return _missing(deals.annotate(occ=_value(ONCE)), ReminderKind.SATISFACTION_CHECK).values(
+        *OWNER_FIELDS, "delivered_at", "occ"
+    )
+
+
+SATISFACTION_CHECK = Rule(
+    kind=ReminderKind.SATISFACTION_CHECK,
+    owner=REP,
+    find=_find_satisfaction,
+    due=lambda row: row["delivered_at"] + _days("REMINDERS_SATISFACTION_DAYS"),
+    why=lambda row: (
+        f"Delivered on {day_text(row['delivered_at'])}: check the customer is happy with it."
+    ),
+    gone=(
+        Gone(
+            lambda qs: _touched_after(_days("REMINDERS_SATISFACTION_DAYS"))(qs),
+            "Customer contacted after delivery.",
+            by=_latest_touch_author,
+        ),
+    ),
+    # Paid is no reason to skip asking whether they are happy.
+    ends_with_deal=False,
+)
+
+
+# --- next step due ------------------------------------------------------------------
+
+
+def _find_next_step(deals: QuerySet, window: Window) -> QuerySet:
+    first, last = window.dates()
+    deals = deals.open().filter(next_step_date__gte=first, next_step_date__lte=last)
+    occ = _iso("next_step_date")
+    return _missing(deals.annotate(occ=occ), ReminderKind.NEXT_STEP_DUE).values(
+        *OWNER_FIELDS, "next_step_date", "next_step", "occ"
+    )
+
+
+NEXT_STEP_DUE = Rule(
+    kind=ReminderKind.NEXT_STEP_DUE,
+    owner=REP,
+    find=_find_next_step,
+    due=lambda row: morning_of(row["next_step_date"], row["rep__time_zone"]),
+    why=lambda row: f"Next step for {day_text(row['next_step_date'])}: {row['next_step']}",
+    gone=(
+        Gone(
+            lambda qs: qs.alias(current=_iso("deal__next_step_date")).exclude(
+                occurrence=F("current")
+            ),
+            "A touch set a new next step.",
+            by=_latest_touch_author,
+        ),
+    ),
+)
+
+
+# --- stale deal ---------------------------------------------------------------------
+
+
+def _find_stale(deals: QuerySet, window: Window) -> QuerySet:
+    stale = _days("REMINDERS_STALE_DAYS")
+    last_touch = Subquery(
+        Touch.objects.filter(deal=OuterRef("pk")).order_by("-happened_at").values("happened_at")[:1]
+    )
+    deals = (
+        deals.open()
+        .filter(promised_at__lte=window.horizon - stale)
+        .annotate(last_activity=Coalesce(last_touch, F("promised_at")))
+        .filter(last_activity__gt=window.since - stale, last_activity__lte=window.horizon - stale)
+    )
+    occ = Cast(TruncDate("last_activity", tzinfo=UTC), CharField())
+    return _missing(deals.annotate(occ=occ), ReminderKind.STALE_DEAL).values(
+        *OWNER_FIELDS, "last_activity", "occ"
+    )
+
+
+STALE_DEAL = Rule(
+    kind=ReminderKind.STALE_DEAL,
+    owner=REP,
+    find=_find_stale,
+    due=lambda row: row["last_activity"] + _days("REMINDERS_STALE_DAYS"),
+    why=lambda row: (
+        f"No touch since {day_text(row['last_activity'])}: always have a reason to call back."
+    ),
+    gone=(
+        Gone(
+            lambda qs: _touched_after(_days("REMINDERS_STALE_DAYS"))(qs),
+            "A touch was recorded.",
+            by=_latest_touch_author,
+        ),
+    ),
+)
+
+
+RULES: tuple[Rule, ...] = (
+    CHECK_IN,
+    DEPOSIT_MISSING,
+    DELIVERY_OVERDUE,
+    SATISFACTION_CHECK,
+    NEXT_STEP_DUE,
+    STALE_DEAL,
+)
+
+
+def rules() -> Iterable[Rule]:
+    return RULES
+
+
+def owner_of(rule: Rule, row: dict) -> tuple[int | None, str]:
+    """(owner user id, role queue) of a reminder made from a rule's row."""
+    if rule.owner == AUDIT_QUEUE:
+        return None, ReminderQueue.AUDIT
+    if rule.owner == MANAGER:
+        # A rep without a manager keeps their own escalations.
+        return row["rep__manager_id"] or row["rep_id"], ReminderQueue.NONE
+    return row["rep_id"], ReminderQueue.NONE
+
+
+DEAL_CLOSED = Gone(
+    lambda qs: qs.filter(deal__stage__in=sorted(CLOSED_STAGES)),
+    "The deal is closed: paid, lost or written off.",
+)
+DEAL_LOST = Gone(
+    lambda qs: qs.filter(deal__stage__in=[Stage.LOST, Stage.WRITTEN_OFF]),
+    "The deal is lost or written off.",
+)
+
+
+def gone_for(rule: Rule) -> tuple[Gone, ...]:
+    """Every way a reminder of this rule's kind is resolved, the deal's end first."""
+    return ((DEAL_CLOSED if rule.ends_with_deal else DEAL_LOST), *rule.gone)

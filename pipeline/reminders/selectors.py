@@ -1,0 +1,155 @@
+"""Reads of reminders: whose they are, the home panel, the list, the badge."""
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    IntegerField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from pipeline.models import Role, User
+from pipeline.reminders.models import OPEN_STATES, Reminder, ReminderQueue, ReminderState
+
+# Which role queue each role's members share.
+ROLE_QUEUES = {Role.AUDITOR: ReminderQueue.AUDIT}
+
+
+def reminders_for(user: User) -> QuerySet:
+    """The reminders a user sees and acts on: their own, and their role's queue.
+
+    The queue membership is a subquery, not a Python check, so the panel and
+    the badge stay one query each.
+    """
+    mine = Q(owner_id=user.pk)
+    for role, queue in ROLE_QUEUES.items():
+        member = Exists(User.groups.through.objects.filter(user_id=user.pk, group__name=role))
+        mine |= Q(owner__isnull=True, queue=queue) & Q(member)
+    return Reminder.objects.filter(mine)
+
+
+def _due_now(now: datetime) -> Q:
+    return Q(state__in=[ReminderState.SCHEDULED, ReminderState.DUE], due_at__lte=now) | Q(
+        state=ReminderState.SNOOZED, snoozed_until__lte=now
+    )
+
+
+def reminders_due_count(user: User, now: datetime | None = None) -> int:
+    """How many reminders ask for the user's attention now (the nav badge)."""
+    return reminders_for(user).filter(_due_now(now or timezone.now())).count()
+
+
+@dataclass
+class PanelSection:
+    key: str
+    title: str
+    reminders: list = field(default_factory=list)
+
+
+@dataclass
+class Panel:
+    sections: list[PanelSection]
+    total: int
+    due_count: int
+    version: str
+
+    @property
+    def shown(self) -> int:
+        return sum(len(section.reminders) for section in self.sections)
+
+    @property
+    def more(self) -> int:
+        return self.total - self.shown
+
+    @property
+    def is_empty(self) -> bool:
+        return self.total == 0
+
+
+def reminder_panel(user: User, now: datetime | None = None) -> Panel:
+    """The home panel in ONE query: overdue, due now and coming today.
+
+    Due ones first, newest due first; then the rest of today, soonest first.
+    The totals come from window functions over the same query, so the count
+    costs nothing more whatever the numbers. ``version`` changes exactly when
+    what the panel shows changes: a poll that carries it gets an empty answer.
+    """
+    now = now or timezone.now()
+    zone = ZoneInfo(user.time_zone or settings.DEFAULT_USER_TIME_ZONE)
+    today = now.astimezone(zone).date()
+    start_of_today = datetime.combine(today, time(0), tzinfo=zone)
+    end_of_today = start_of_today + timedelta(days=1)
+    is_due = Case(When(_due_now(now), then=Value(1)), default=Value(0), output_field=IntegerField())
+    rows = list(
+        reminders_for(user)
+        .filter(
+            Q(state__in=[ReminderState.SCHEDULED, ReminderState.DUE], due_at__lt=end_of_today)
+            | Q(state=ReminderState.SNOOZED, snoozed_until__lte=now)
+        )
+        .annotate(
+            shown=Coalesce("snoozed_until", "due_at"),
+            due_now=is_due,
+            total=Window(Count("id")),
+            due_total=Window(Sum(is_due)),
+        )
+        .select_related("deal__customer")
+        .order_by("-due_now", "-shown", "-id")[: settings.REMINDERS_PANEL_SIZE]
+    )
+    overdue = PanelSection("overdue", "Overdue")
+    due = PanelSection("due", "Due now")
+    coming = PanelSection("coming", "Coming today")
+    for reminder in rows:
+        if not reminder.due_now:
+            coming.reminders.append(reminder)
+        elif reminder.shown < start_of_today:
+            overdue.reminders.append(reminder)
+        else:
+            due.reminders.append(reminder)
+    coming.reminders.reverse()
+    total = rows[0].total if rows else 0
+    due_count = (rows[0].due_total or 0) if rows else 0
+    sections = [s for s in (due, overdue, coming) if s.reminders]
+    fingerprint = "|".join(
+        f"{section.key}:{r.pk}:{r.state}:{r.updated_at.timestamp()}"
+        for section in sections
+        for r in section.reminders
+    )
+    version = hashlib.sha256(f"{today}|{total}|{due_count}|{fingerprint}".encode()).hexdigest()[:16]
+    return Panel(sections=sections, total=total, due_count=due_count, version=version)
+
+
+REMINDER_FILTERS = {
+    "open": ("Open", Q(state__in=OPEN_STATES)),
+    "due": ("Due now", None),
+    "done": ("Done or resolved", Q(state__in=[ReminderState.DONE, ReminderState.RESOLVED])),
+    "all": ("All", Q()),
+}
+
+
+def reminder_list(
+    user: User, *, show: str = "open", kind: str = "", now: datetime | None = None
+) -> QuerySet:
+    """The /reminders/ page: the user's reminders, filtered, newest due first."""
+    now = now or timezone.now()
+    reminders = reminders_for(user).select_related("deal__customer", "owner", "resolved_by")
+    if show == "due":
+        reminders = reminders.filter(_due_now(now))
+    else:
+        condition = REMINDER_FILTERS.get(show, REMINDER_FILTERS["open"])[1]
+        reminders = reminders.filter(condition)
+    if kind:
+        reminders = reminders.filter(kind=kind)
+    return reminders.annotate(shown=Coalesce("snoozed_until", "due_at")).order_by("-shown", "-id")

@@ -1,0 +1,376 @@
+"""Business rules of reminders that write: the scan, the digest, done and snooze.
+
+The scan is safe to run twice at once, to be killed half-way and to run again
+after hours of downtime: creation is a bulk insert that the database's
+uniqueness constraint de-duplicates, every state change is a compare-and-set
+on the state it expects (rows claimed with ``select_for_update(skip_locked=True)``
+where the database has row locks), and a rule only looks at a bounded window
+of time, so a catch-up makes one reminder per kind and occurrence, not one
+per missed minute.
+"""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from pipeline.models import Deal, User
+from pipeline.reminders.models import (
+    OPEN_STATES,
+    Reminder,
+    ReminderDigest,
+    ReminderQueue,
+    ReminderState,
+)
+from pipeline.reminders.rules import Window, gone_for, owner_of, rules
+
+logger = logging.getLogger(__name__)
+
+CLAIM_BATCH = 1000
+DIGEST_MAX_LINES = 50
+
+
+class ReminderClosed(Exception):
+    """The reminder is no longer open (someone, or the scan, closed it first)."""
+
+
+@dataclass
+class ScanResult:
+    created: int = 0
+    due: int = 0
+    resolved: int = 0
+
+    def as_dict(self) -> dict:
+        return {"created": self.created, "due": self.due, "resolved": self.resolved}
+
+
+def reminders_scan(
+    *, now: datetime | None = None, deal_ids: list[int] | None = None, actor_id: int | None = None
+) -> ScanResult:
+    """Apply every rule: create what is missing, resolve what is gone, mark what is due.
+
+    ``deal_ids`` limits the work to some deals (an event on a deal: a touch, a
+    move); ``actor_id`` is the person whose action triggered it, recorded on
+    the reminders it resolves when the rule does not name someone better.
+    """
+    now = now or timezone.now()
+    result = ScanResult()
+    result.created = reminders_create_missing(now=now, deal_ids=deal_ids)
+    result.resolved = reminders_resolve_gone(now=now, deal_ids=deal_ids, actor_id=actor_id)
+    result.due = reminders_mark_due(now=now, deal_ids=deal_ids)
+    return result
+
+
+def reminders_create_missing(*, now: datetime, deal_ids: list[int] | None = None) -> int:
+    """Insert the reminders the deals' facts call for and that do not exist yet.
+
+    Returns how many rows were offered to the database; a row that another
+    scan inserted first is skipped by the uniqueness constraint.
+    """
+    window = Window(now)
+    deals = Deal.objects.all() if deal_ids is None else Deal.objects.filter(pk__in=deal_ids)
+    candidates: list[Reminder] = []
+    for rule in rules():
+        for row in rule.find(deals, window):
+            due_at = rule.due(row)
+            if due_at > window.horizon:
+                continue
+            owner_id, queue = owner_of(rule, row)
+            candidates.append(
+                Reminder(
+                    deal_id=row["id"],
+                    kind=rule.kind,
+                    occurrence=row["occ"],
+                    owner_id=owner_id,
+                    queue=queue,
+                    why=rule.why(row)[:300],
+                    due_at=due_at,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    if not candidates:
+        return 0
+    _hover(candidates)
+    Reminder.objects.bulk_create(candidates, ignore_conflicts=True, batch_size=CLAIM_BATCH)
+    return len(candidates)
+
+
+def _hover(candidates: list[Reminder]) -> None:
+    """Hover, don't smother: at most one reminder of a kind per deal per day.
+
+    A new reminder that would fall due within REMINDERS_HOVER_HOURS of another
+    of its kind on the same deal is moved later, never dropped.
+    """
+    hover = timedelta(hours=settings.REMINDERS_HOVER_HOURS)
+    earliest = min(c.due_at for c in candidates) - hover
+    taken: dict[tuple[int, str], list[datetime]] = defaultdict(list)
+    existing = (
+        Reminder.objects.filter(
+            deal_id__in={c.deal_id for c in candidates},
+            kind__in={c.kind for c in candidates},
+            due_at__gt=earliest,
+        )
+        .exclude(state=ReminderState.CANCELLED)
+        .values_list("deal_id", "kind", "occurrence", "due_at")
+    )
+    known = set()
+    for deal_id, kind, occurrence, due_at in existing:
+        taken[(deal_id, kind)].append(due_at)
+        known.add((deal_id, kind, occurrence))
+    for candidate in sorted(candidates, key=lambda c: c.due_at):
+        key = (candidate.deal_id, candidate.kind)
+        if (candidate.deal_id, candidate.kind, candidate.occurrence) in known:
+            continue  # already there: the insert will skip it
+        moved = True
+        while moved:
+            moved = False
+            for other in taken[key]:
+                if abs(candidate.due_at - other) < hover:
+                    candidate.due_at = other + hover
+                    moved = True
+        taken[key].append(candidate.due_at)
+
+
+def reminders_resolve_gone(
+    *, now: datetime, deal_ids: list[int] | None = None, actor_id: int | None = None
+) -> int:
+    """Resolve the open reminders whose cause is gone, saying what resolved them."""
+    resolved = 0
+    for rule in rules():
+        open_reminders = Reminder.objects.filter(kind=rule.kind, state__in=OPEN_STATES)
+        if deal_ids is not None:
+            open_reminders = open_reminders.filter(deal_id__in=deal_ids)
+        for gone in gone_for(rule):
+            by = gone.by() if gone.by is not None else actor_id
+            resolved += gone.narrow(open_reminders).update(
+                state=ReminderState.RESOLVED,
+                resolution=gone.resolution,
+                resolved_by_id=by,
+                closed_at=now,
+                updated_at=now,
+            )
+    return resolved
+
+
+def reminders_mark_due(*, now: datetime, deal_ids: list[int] | None = None) -> int:
+    """Mark due the reminders whose time (or whose snooze) has come.
+
+    Rows are claimed in batches: ``select_for_update(skip_locked=True)`` on
+    PostgreSQL, so two workers share the work instead of waiting on each
+    other; elsewhere the UPDATE's own ``WHERE state = …`` is the compare-and-set.
+    """
+    marked = 0
+    ripe = (
+        Q(state=ReminderState.SCHEDULED, due_at__lte=now),
+        Q(state=ReminderState.SNOOZED, snoozed_until__lte=now),
+    )
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    for condition in ripe:
+        while True:
+            with transaction.atomic():
+                claim = Reminder.objects.filter(condition).order_by()
+                if deal_ids is not None:
+                    claim = claim.filter(deal_id__in=deal_ids)
+                if skip_locked:
+                    claim = claim.select_for_update(skip_locked=True)
+                ids = list(claim.values_list("id", flat=True)[:CLAIM_BATCH])
+                if not ids:
+                    break
+                marked += (
+                    Reminder.objects.filter(condition, id__in=ids)
+                    .order_by()
+                    .update(state=ReminderState.DUE, updated_at=now)
+                )
+            if len(ids) < CLAIM_BATCH:
+                break
+    return marked
+
+
+# --- the email digest ----------------------------------------------------------------
+
+
+def recipient_of(reminder_owner_id: int | None, queue: str) -> str:
+    return f"user:{reminder_owner_id}" if reminder_owner_id else f"queue:{queue}"
+
+
+def _recipient_filter(recipient: str) -> Q:
+    kind, _, key = recipient.partition(":")
+    if kind == "user":
+        return Q(owner_id=int(key))
+    return Q(owner__isnull=True, queue=key)
+
+
+def reminders_pending_recipients(*, now: datetime | None = None) -> list[str]:
+    """Recipients with due reminders not yet emailed, whose digest may go now."""
+    now = now or timezone.now()
+    pending = (
+        Reminder.objects.filter(state=ReminderState.DUE, notified_at__isnull=True)
+        .order_by()
+        .values_list("owner_id", "queue")
+        .distinct()
+    )
+    recipients = {recipient_of(owner_id, queue) for owner_id, queue in pending}
+    if not recipients:
+        return []
+    interval = timedelta(minutes=settings.REMINDERS_DIGEST_MINUTES)
+    waiting = ReminderDigest.objects.filter(recipient__in=recipients).filter(
+        Q(last_sent_at__gt=now - interval) | Q(retry_at__gt=now)
+    )
+    return sorted(recipients - set(waiting.values_list("recipient", flat=True)))
+
+
+def _addresses(recipient: str) -> list[str]:
+    kind, _, key = recipient.partition(":")
+    if kind == "user":
+        users = User.objects.filter(pk=int(key), is_active=True)
+    elif key == ReminderQueue.AUDIT:
+        users = User.objects.filter(groups__name="Auditor", is_active=True)
+    else:
+        users = User.objects.none()
+    return sorted({email for email in users.values_list("email", flat=True) if email})
+
+
+def reminders_send_digest(*, recipient: str, now: datetime | None = None) -> int:
+    """Email one recipient their due reminders in one digest; return how many it held.
+
+    At most one digest per recipient per REMINDERS_DIGEST_MINUTES: the
+    ReminderDigest row is claimed with a compare-and-set on ``last_sent_at``,
+    so two workers handed the same recipient send one email. A mail server
+    that refuses is retried later with a growing back-off. A worker killed
+    between sending and recording may send one digest twice; never zero.
+    """
+    now = now or timezone.now()
+    pending = Reminder.objects.filter(
+        _recipient_filter(recipient), state=ReminderState.DUE, notified_at__isnull=True
+    )
+    if not pending.exists():
+        return 0
+    interval = timedelta(minutes=settings.REMINDERS_DIGEST_MINUTES)
+    ReminderDigest.objects.bulk_create([ReminderDigest(recipient=recipient)], ignore_conflicts=True)
+    digest = ReminderDigest.objects.get(recipient=recipient)
+    claimed = (
+        ReminderDigest.objects.filter(pk=digest.pk, last_sent_at=digest.last_sent_at)
+        .filter(Q(last_sent_at__isnull=True) | Q(last_sent_at__lte=now - interval))
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+        .update(last_sent_at=now)
+    )
+    if not claimed:
+        return 0
+    reminders = list(pending.select_related("deal__customer").order_by("due_at", "id"))
+    try:
+        addresses = _addresses(recipient)
+        if addresses:
+            _digest_email(reminders, addresses).send()
+    except Exception as exc:
+        failures = digest.failures + 1
+        backoff = timedelta(minutes=min(2**failures, 60))
+        ReminderDigest.objects.filter(pk=digest.pk).update(
+            last_sent_at=digest.last_sent_at,
+            failures=failures,
+            retry_at=now + backoff,
+            last_error=f"{exc.__class__.__name__}: {exc}"[:300],
+        )
+        logger.warning("Reminder digest to %s failed (%s); retry in %s", recipient, exc, backoff)
+        return 0
+    Reminder.objects.filter(id__in=[r.id for r in reminders], notified_at__isnull=True).update(
+        notified_at=now
+    )
+    ReminderDigest.objects.filter(pk=digest.pk).update(failures=0, retry_at=None, last_error="")
+    return len(reminders)
+
+
+def _digest_email(reminders: list[Reminder], addresses: list[str]) -> EmailMessage:
+    count = len(reminders)
+    noun = "reminder" if count == 1 else "reminders"
+    lines = [f"{count} {noun} due in Cleared:", ""]
+    for reminder in reminders[:DIGEST_MAX_LINES]:
+        deal = reminder.deal
+        lines.append(f"- {reminder.get_kind_display()}: {deal.customer.name} — {deal.title}")
+        lines.append(f"  {reminder.why}")
+        lines.append(f"  {settings.REMINDERS_SITE_URL.rstrip('/')}{deal.get_absolute_url()}")
+    if count > DIGEST_MAX_LINES:
+        lines.append(f"…and {count - DIGEST_MAX_LINES} more on your dashboard.")
+    lines += ["", "Mark them done or snooze them from your dashboard."]
+    subject = f"Cleared: {count} {noun} due"
+    if len(addresses) == 1:
+        return EmailMessage(subject, "\n".join(lines), to=addresses)
+    return EmailMessage(subject, "\n".join(lines), bcc=addresses)
+
+
+# --- what people do with a reminder -----------------------------------------------------
+
+
+def reminder_done(*, reminder: Reminder, user: User, now: datetime | None = None) -> Reminder:
+    """Mark an open reminder done by ``user``; ReminderClosed if it closed meanwhile."""
+    now = now or timezone.now()
+    updated = Reminder.objects.filter(pk=reminder.pk, state__in=OPEN_STATES).update(
+        state=ReminderState.DONE,
+        resolved_by=user,
+        resolution=f"Done by {user}.",
+        closed_at=now,
+        updated_at=now,
+    )
+    reminder.refresh_from_db()
+    if not updated:
+        raise ReminderClosed(reminder.resolution or "This reminder was already closed.")
+    return reminder
+
+
+def reminder_snooze(
+    *, reminder: Reminder, user: User, until: datetime, now: datetime | None = None
+) -> Reminder:
+    """Hide an open reminder until ``until``; it falls due again then (never re-created)."""
+    now = now or timezone.now()
+    if until <= now:
+        raise ValueError("Snooze until a time in the future.")
+    updated = Reminder.objects.filter(pk=reminder.pk, state__in=OPEN_STATES).update(
+        state=ReminderState.SNOOZED,
+        snoozed_until=until,
+        resolved_by=user,
+        updated_at=now,
+    )
+    reminder.refresh_from_db()
+    if not updated:
+        raise ReminderClosed(reminder.resolution or "This reminder was already closed.")
+    return reminder
+
+
+def snooze_choices(user: User, now: datetime | None = None) -> dict[str, datetime]:
+    """The one-click snoozes: an hour from now, tomorrow morning in the user's zone."""
+    now = now or timezone.now()
+    zone = ZoneInfo(user.time_zone or settings.DEFAULT_USER_TIME_ZONE)
+    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
+    return {
+        "hour": now + timedelta(hours=1),
+        "morning": datetime.combine(tomorrow, time(settings.REMINDERS_MORNING_HOUR), tzinfo=zone),
+    }
+
+
+# --- events --------------------------------------------------------------------------
+
+
+def reminders_refresh_on_commit(*, deal_id: int, actor_id: int | None = None) -> None:
+    """After this transaction commits, bring one deal's reminders up to date.
+
+    Called by the services that change what reminders depend on (a promise,
+    a move, a touch). If the broker is down the event is only logged: the
+    next scan creates and resolves the same reminders a minute later.
+    """
+
+    def enqueue() -> None:
+        from pipeline.tasks import reminders_refresh_deal
+
+        try:
+            reminders_refresh_deal.apply_async((deal_id, actor_id), retry=False)
+        except Exception as exc:  # the broker is down: the scan catches up
+            logger.warning("Could not queue reminders for deal %s: %s", deal_id, exc)
+
+    transaction.on_commit(enqueue)

@@ -1,0 +1,154 @@
+"""The reminders panel, the nav badge, the /reminders/ list and the two actions."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from pipeline.reminders import selectors, services
+from pipeline.reminders.models import Reminder, ReminderKind
+
+REMINDERS_PER_PAGE = 25
+PANEL = "pipeline/reminders/panel.html#panel"
+BADGE = "pipeline/reminders/badge.html#badge"
+
+
+def _get_reminder_for(user, pk: int) -> Reminder:
+    """The reminder, if it is this user's own or their role queue's; a 404 otherwise."""
+    return get_object_or_404(selectors.reminders_for(user), pk=pk)
+
+
+def _no_store(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@require_GET
+def reminder_panel(request: HttpRequest) -> HttpResponse:
+    """The home panel alone, for htmx polls: 204 (no swap) when nothing changed.
+
+    A poll carries the version it shows (``?v=``); any other client gets an
+    ETag and a 304 for an unchanged panel.
+    """
+    panel = selectors.reminder_panel(request.user)
+    etag = f'"{panel.version}"'
+    if request.GET.get("v") == panel.version:
+        return _no_store(HttpResponse(status=204))
+    if etag in request.headers.get("If-None-Match", ""):
+        return _no_store(HttpResponseNotModified())
+    response = _render_panel(request, panel)
+    response["ETag"] = etag
+    return _no_store(response)
+
+
+def _render_panel(request: HttpRequest, panel, status: int = 200, error: str = "") -> HttpResponse:
+    context = {
+        "reminders_panel": panel,
+        "reminders_error": error,
+        "reminders_due_count": panel.due_count,
+        # The badge in the nav follows the panel (an out-of-band swap).
+        "badge_oob": True,
+    }
+    return render(request, PANEL, context, status=status)
+
+
+@require_GET
+def reminder_badge(request: HttpRequest) -> HttpResponse:
+    """The nav badge alone: 204 when its count (``?n=``) did not change."""
+    count = selectors.reminders_due_count(request.user)
+    if request.GET.get("n") == str(count):
+        return _no_store(HttpResponse(status=204))
+    return _no_store(render(request, BADGE, {"reminders_due_count": count}))
+
+
+def reminder_list(request: HttpRequest) -> HttpResponse:
+    show = request.GET.get("show", "open")
+    if show not in selectors.REMINDER_FILTERS:
+        show = "open"
+    kind = request.GET.get("kind", "")
+    if kind not in ReminderKind.values:
+        kind = ""
+    reminders = selectors.reminder_list(request.user, show=show, kind=kind)
+    page = Paginator(reminders, REMINDERS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "show": show,
+        "kind": kind,
+        "filters": [(key, label) for key, (label, _) in selectors.REMINDER_FILTERS.items()],
+        "kinds": ReminderKind.choices,
+        "now": timezone.now(),
+    }
+    return render(request, "pipeline/reminders/list.html", context)
+
+
+def _after_action(request: HttpRequest) -> HttpResponse:
+    if request.htmx:
+        return _render_panel(request, selectors.reminder_panel(request.user))
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = "reminder_list"
+    return redirect(target)
+
+
+@require_POST
+def reminder_done(request: HttpRequest, pk: int) -> HttpResponse:
+    reminder = _get_reminder_for(request.user, pk)
+    try:
+        services.reminder_done(reminder=reminder, user=request.user)
+    except services.ReminderClosed as exc:
+        messages.info(request, f"Already closed: {exc}")
+    else:
+        if not request.htmx:
+            messages.success(request, f"Done: {reminder.get_kind_display()} — {reminder.deal}.")
+    return _after_action(request)
+
+
+def _snooze_until(request: HttpRequest) -> datetime | None:
+    """The snooze the user chose: an hour, tomorrow morning, or a time they picked."""
+    choice = request.POST.get("until", "")
+    choices = services.snooze_choices(request.user)
+    if choice in choices:
+        return choices[choice]
+    if choice == "at":
+        try:
+            picked = datetime.fromisoformat(request.POST.get("at", ""))
+        except ValueError:
+            return None
+        if picked.tzinfo is None:
+            zone = ZoneInfo(request.user.time_zone or settings.DEFAULT_USER_TIME_ZONE)
+            picked = picked.replace(tzinfo=zone)
+        now = timezone.now()
+        if now < picked <= now + timedelta(days=366):
+            return picked
+    return None
+
+
+@require_POST
+def reminder_snooze(request: HttpRequest, pk: int) -> HttpResponse:
+    reminder = _get_reminder_for(request.user, pk)
+    until = _snooze_until(request)
+    if until is None:
+        error = "Pick a time in the future (within a year) to snooze until."
+        if request.htmx:
+            panel = selectors.reminder_panel(request.user)
+            return _render_panel(request, panel, status=422, error=error)
+        messages.warning(request, error)
+        return _after_action(request)
+    try:
+        services.reminder_snooze(reminder=reminder, user=request.user, until=until)
+    except services.ReminderClosed as exc:
+        messages.info(request, f"Already closed: {exc}")
+    else:
+        if not request.htmx:
+            local = timezone.localtime(until)
+            messages.success(request, f"Snoozed until {local:%a %d %b, %H:%M}.")
+    return _after_action(request)
