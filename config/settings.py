@@ -223,6 +223,14 @@ CLEARED_WEBHOOK_SECRET = env_str(
 )
 CLEARED_WEBHOOK_TOLERANCE_SECONDS = env_int("CLEARED_WEBHOOK_TOLERANCE_SECONDS", 300)
 
+# --- Audits (audits/) --------------------------------------------------------
+# A no-answer is retried this many minutes later; an auditor's claim on an
+# audit lapses after this many minutes if the call is abandoned; a wrap-up's
+# call window defaults to this long ("within the next hour").
+CLEARED_AUDIT_RETRY_MINUTES = env_int("CLEARED_AUDIT_RETRY_MINUTES", 30)
+CLEARED_AUDIT_CLAIM_MINUTES = env_int("CLEARED_AUDIT_CLAIM_MINUTES", 15)
+CLEARED_AUDIT_WINDOW_MINUTES = env_int("CLEARED_AUDIT_WINDOW_MINUTES", 60)
+
 # --- Logging ---------------------------------------------------------------
 LOGGING = {
     "version": 1,

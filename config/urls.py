@@ -7,5 +7,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("reminders/", include("pipeline.reminders.urls")),
+    path("audits/", include("audits.urls")),
     path("", include("pipeline.urls")),
 ]

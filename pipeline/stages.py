@@ -63,10 +63,12 @@ TRANSITIONS: tuple[Transition, ...] = (
     # Deposit and Payment cleared follow recorded money (billing.services.deal_sync_stage):
     # a rep records the deposit or the card on file, nobody clicks "it's in".
     _t(Stage.PROMISED, Stage.DEPOSIT, {SYSTEM}, "Deposit is in"),
-    _t(Stage.PROMISED, Stage.AUDIT_CONFIRMED, {REP, MANAGER, SYSTEM}, "Audit confirmed"),
+    # Only an auditor's confirmed call (audits.services) moves a deal into
+    # Audit confirmed, as the system: nobody ticks it by hand.
+    _t(Stage.PROMISED, Stage.AUDIT_CONFIRMED, {SYSTEM}, "Audit confirmed"),
     _t(Stage.PROMISED, Stage.DELIVERED, {REP, MANAGER, SYSTEM}, "Mark delivered"),
     _t(Stage.PROMISED, Stage.LOST, {REP, MANAGER, SYSTEM}, "Mark lost"),
-    _t(Stage.DEPOSIT, Stage.AUDIT_CONFIRMED, {REP, MANAGER, SYSTEM}, "Audit confirmed"),
+    _t(Stage.DEPOSIT, Stage.AUDIT_CONFIRMED, {SYSTEM}, "Audit confirmed"),
     _t(Stage.DEPOSIT, Stage.DELIVERED, {REP, MANAGER, SYSTEM}, "Mark delivered"),
     _t(Stage.DEPOSIT, Stage.LOST, {REP, MANAGER, SYSTEM}, "Mark lost"),
     _t(Stage.AUDIT_CONFIRMED, Stage.DELIVERED, {REP, MANAGER, SYSTEM}, "Mark delivered"),

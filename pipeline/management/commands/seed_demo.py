@@ -6,7 +6,7 @@ from django.db import transaction
 
 # Each app adds its own demo records after the pipeline's; each step is
 # idempotent on its own.
-DEMO_STEPS = ["pipeline.demo.seed", "billing.demo.seed"]
+DEMO_STEPS = ["pipeline.demo.seed", "billing.demo.seed", "audits.demo.seed"]
 
 
 class Command(BaseCommand):

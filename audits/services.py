@@ -1,0 +1,319 @@
+"""Business rules of the audit that write: wrapping up, claiming, recording calls.
+
+DOMAIN.md, "The audit: closed twice". Segregation of duties is checked here,
+not only in the views: an auditor never audits a deal they sold, only an
+auditor records an outcome, and nobody edits one once recorded.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from audits.models import (
+    FLAKE_AFTER_NO_ANSWERS,
+    SCRIPT_QUESTIONS,
+    Audit,
+    AuditState,
+    CallAttempt,
+    CallScript,
+    Outcome,
+    WrapUpChecklist,
+)
+from pipeline.models import Deal, User
+from pipeline.services import deal_move
+from pipeline.stages import SYSTEM, IllegalMove, LostReason, Stage, check_move
+
+
+class AuditRefused(Exception):
+    """The audit rules refuse this; nothing was written. The message is for the user."""
+
+    def __init__(self, message: str, field: str | None = None):
+        self.field = field
+        super().__init__(message)
+
+
+class AuditChanged(Exception):
+    """Someone else recorded an outcome (or took the audit) first; nothing was written."""
+
+
+class NotAllowed(Exception):
+    """Segregation of duties: this person may not do this to this audit."""
+
+
+@dataclass(frozen=True)
+class OutcomeEffect:
+    """What an outcome does to the audit and to the deal (None: the deal stays)."""
+
+    audit_state: AuditState
+    deal_stage: Stage | None = None
+    lost_reason: str = ""
+
+
+# The outcome → stage mapping. A no-answer is RETRY until the third, which
+# flakes (see call_attempt_record); the deal then stays with the rep.
+OUTCOME_EFFECTS: dict[str, OutcomeEffect] = {
+    Outcome.CONFIRMED: OutcomeEffect(AuditState.CONFIRMED, Stage.AUDIT_CONFIRMED),
+    Outcome.NO_ANSWER: OutcomeEffect(AuditState.RETRY),
+    Outcome.CALL_BACK: OutcomeEffect(AuditState.CALL_BACK),
+    Outcome.DISPUTED: OutcomeEffect(AuditState.DISPUTED),
+    Outcome.DECLINED: OutcomeEffect(AuditState.DECLINED, Stage.LOST, LostReason.DECLINED_AT_AUDIT),
+}
+
+
+def wrap_up_refusal(deal: Deal) -> str | None:
+    """Why this deal cannot be wrapped up and handed to audit now, or None if it can.
+
+    Only a billed deal is audited; it must be open, not audited yet, with no
+    audit already under way, and able to move to Audit confirmed when the
+    customer confirms (a required deposit comes first).
+    """
+    if not deal.needs_audit:
+        return deal.why_stage_not_needed(Stage.AUDIT_CONFIRMED)
+    if deal.stage not in (Stage.PROMISED, Stage.DEPOSIT):
+        return f"This deal is in {deal.get_stage_display()}: it is past the audit."
+    if deal.audits.open().exists():
+        return "This deal is already in the audit queue."
+    try:
+        check_move(deal, Stage.AUDIT_CONFIRMED, SYSTEM)
+    except IllegalMove as exc:
+        return str(exc)
+    return None
+
+
+def default_call_window(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """Within the next hour, from the next quarter hour (what reps agree most)."""
+    now = (now or timezone.now()).replace(second=0, microsecond=0)
+    start = now + timedelta(minutes=(15 - now.minute % 15) % 15)
+    return start, start + timedelta(minutes=settings.CLEARED_AUDIT_WINDOW_MINUTES)
+
+
+@transaction.atomic
+def wrap_up_hand_over(
+    *,
+    deal_id: int,
+    rep: User,
+    call_window_start: datetime,
+    call_window_end: datetime,
+    confirmed_phone: str,
+    customer_will_answer: bool,
+    rep_gave_contact: bool,
+    concerns: str,
+    call_time_reconfirmed: bool,
+    reconfirmed_third_time: bool,
+    now: datetime | None = None,
+) -> Audit:
+    """Record the rep's wrap-up checklist and queue the deal for its audit call.
+
+    DOMAIN.md: "An audit cannot be queued without it." Every item is required;
+    the window must end after it starts and not be over already. The deal row
+    is locked so two hand-overs of one deal end with one audit.
+    """
+    now = now or timezone.now()
+    deal = Deal.objects.select_for_update().get(pk=deal_id)
+    if rep.is_auditor and not (rep.is_rep or rep.is_manager):
+        raise NotAllowed("Auditors do not wrap up sales.")
+    if refusal := wrap_up_refusal(deal):
+        raise AuditRefused(refusal)
+    ticks = {
+        "customer_will_answer": customer_will_answer,
+        "rep_gave_contact": rep_gave_contact,
+        "call_time_reconfirmed": call_time_reconfirmed,
+        "reconfirmed_third_time": reconfirmed_third_time,
+    }
+    for field, ticked in ticks.items():
+        if not ticked:
+            label = WrapUpChecklist._meta.get_field(field).verbose_name
+            raise AuditRefused(f"Tick “{label}”: every item is required.", field=field)
+    if not confirmed_phone.strip():
+        raise AuditRefused("Confirm the number the auditor will call.", field="confirmed_phone")
+    if not concerns.strip():
+        raise AuditRefused(
+            "Ask about concerns and write what the customer said (or “none”).", field="concerns"
+        )
+    if call_window_end <= call_window_start:
+        raise AuditRefused("The window must end after it starts.", field="call_window_end")
+    if call_window_end <= now:
+        raise AuditRefused("That window is already over.", field="call_window_end")
+    wrap_up = WrapUpChecklist.objects.create(
+        deal=deal,
+        call_window_start=call_window_start,
+        call_window_end=call_window_end,
+        confirmed_phone=confirmed_phone.strip(),
+        customer_will_answer=True,
+        rep_gave_contact=True,
+        concerns=concerns.strip(),
+        call_time_reconfirmed=True,
+        reconfirmed_third_time=True,
+        completed_by=rep,
+        completed_at=now,
+    )
+    return Audit.objects.create(
+        deal=deal,
+        wrap_up=wrap_up,
+        state=AuditState.QUEUED,
+        call_window_start=call_window_start,
+        call_window_end=call_window_end,
+        next_call_at=call_window_start,
+        queued_at=now,
+    )
+
+
+def _check_may_call(audit: Audit, auditor: User) -> None:
+    """Segregation of duties: only an auditor, never on a deal they sold."""
+    if not auditor.is_auditor:
+        raise NotAllowed("Only an auditor records an audit call.")
+    if audit.deal.rep_id == auditor.pk:
+        raise NotAllowed("You sold this deal: another auditor must make this call.")
+
+
+def audit_claim(*, audit_id: int, auditor: User, now: datetime | None = None) -> Audit:
+    """Claim an open audit for a call, so no other auditor phones the same customer.
+
+    A compare-and-set UPDATE: it only matches while the audit is open and
+    unclaimed (or the claim has lapsed, or is the auditor's own, which it
+    renews), so of two auditors claiming at once exactly one gets it. The
+    claim lapses after CLEARED_AUDIT_CLAIM_MINUTES if the call is abandoned.
+    """
+    now = now or timezone.now()
+    audit = Audit.objects.select_related("deal", "claimed_by").get(pk=audit_id)
+    _check_may_call(audit, auditor)
+    expires = now + timedelta(minutes=settings.CLEARED_AUDIT_CLAIM_MINUTES)
+    claimed = (
+        Audit.objects.open()
+        .filter(pk=audit_id)
+        .filter(Q(claimed_by__isnull=True) | Q(claim_expires_at__lte=now) | Q(claimed_by=auditor))
+        .update(claimed_by=auditor, claim_expires_at=expires)
+    )
+    audit = Audit.objects.select_related("deal", "claimed_by").get(pk=audit_id)
+    if not claimed:
+        if not audit.is_open:
+            raise AuditChanged(f"This audit is already closed: {audit.get_state_display()}.")
+        raise AuditChanged(f"{audit.claimed_by} is already calling this customer.")
+    return audit
+
+
+def audit_release(*, audit_id: int, auditor: User) -> bool:
+    """Give up one's own claim (the call can't be made now). True if one was released."""
+    return bool(
+        Audit.objects.filter(pk=audit_id, claimed_by=auditor).update(
+            claimed_by=None, claim_expires_at=None
+        )
+    )
+
+
+@transaction.atomic
+def call_attempt_record(
+    *,
+    audit_id: int,
+    auditor: User,
+    outcome: str,
+    expected_version: int,
+    script: CallScript,
+    answers: dict[str, str] | None = None,
+    callback_at: datetime | None = None,
+    recording_ref: str = "",
+    notes: str = "",
+    now: datetime | None = None,
+) -> CallAttempt:
+    """Record one audit call and apply its outcome, in one transaction.
+
+    - confirmed (every script answer yes): the deal moves to Audit confirmed,
+      as the system, with the auditor named on the stage event;
+    - no answer: retried CLEARED_AUDIT_RETRY_MINUTES later; the third flakes
+      the audit and the deal goes back to the rep to re-close;
+    - call back: at the time the customer named;
+    - disputed: the audit closes, the deal stays with the rep, the manager is told;
+    - declined: the deal is lost, "declined at audit".
+
+    The audit row is locked and its version compared, so of two outcomes
+    submitted at once exactly one is recorded; the other raises AuditChanged.
+    An auditor whose claim lapsed may still record the call they made, as
+    long as no other auditor has claimed the audit since.
+    """
+    now = now or timezone.now()
+    answers = {k: v for k, v in (answers or {}).items() if v in ("yes", "no")}
+    audit = Audit.objects.select_for_update().select_related("deal").get(pk=audit_id)
+    _check_may_call(audit, auditor)
+    if audit.version != expected_version or not audit.is_open:
+        raise AuditChanged(
+            "Another outcome was recorded for this audit while you were on the call "
+            f"(it is now {audit.get_state_display().lower()}). Yours was not saved."
+        )
+    if audit.claim_is_live(now) and audit.claimed_by_id != auditor.pk:
+        raise AuditChanged(f"{audit.claimed_by} has claimed this audit: yours was not saved.")
+    if outcome not in OUTCOME_EFFECTS:
+        raise AuditRefused("Choose what happened on the call.", field="outcome")
+    if outcome == Outcome.CONFIRMED:
+        missing = [label for key, label in SCRIPT_QUESTIONS if answers.get(key) != "yes"]
+        if missing:
+            raise AuditRefused(
+                "A confirmed sale needs a yes to every question; not yes: "
+                f"{', '.join(missing)}. Record it as disputed or declined instead.",
+                field="outcome",
+            )
+    if outcome == Outcome.CALL_BACK and (callback_at is None or callback_at <= now):
+        raise AuditRefused("Give the time the customer asked to be called back.", "callback_at")
+    if outcome in (Outcome.DISPUTED, Outcome.DECLINED) and not notes.strip():
+        raise AuditRefused("Write what the customer said.", field="notes")
+
+    attempt = CallAttempt.objects.create(
+        audit=audit,
+        auditor=auditor,
+        outcome=outcome,
+        script=script,
+        answers=answers,
+        callback_at=callback_at if outcome == Outcome.CALL_BACK else None,
+        recording_ref=recording_ref.strip(),
+        notes=notes.strip(),
+        at=now,
+    )
+    effect = OUTCOME_EFFECTS[outcome]
+    state = effect.audit_state
+    changes = {
+        "claimed_by": None,
+        "claim_expires_at": None,
+        "version": F("version") + 1,
+    }
+    if outcome == Outcome.NO_ANSWER:
+        changes["no_answer_count"] = audit.no_answer_count + 1
+        if audit.no_answer_count + 1 >= FLAKE_AFTER_NO_ANSWERS:
+            state = AuditState.FLAKED
+        else:
+            changes["retry_at"] = now + timedelta(minutes=settings.CLEARED_AUDIT_RETRY_MINUTES)
+            changes["next_call_at"] = changes["retry_at"]
+    elif outcome == Outcome.CALL_BACK:
+        changes["callback_at"] = callback_at
+        changes["next_call_at"] = callback_at
+    changes["state"] = state
+    if state in (AuditState.CONFIRMED, AuditState.DISPUTED, AuditState.DECLINED, AuditState.FLAKED):
+        changes["closed_at"] = now
+        changes["next_call_at"] = None
+    if state in (AuditState.DISPUTED, AuditState.FLAKED):
+        changes["escalated_at"] = now
+    Audit.objects.filter(pk=audit.pk).update(**changes)
+
+    if effect.deal_stage is not None:
+        # Raises IllegalMove (rolling the attempt back too) if the deal moved
+        # on meanwhile, e.g. the rep marked it lost during the call.
+        deal_move(
+            deal_id=audit.deal_id,
+            to_stage=effect.deal_stage,
+            actor=auditor,
+            as_role=SYSTEM,
+            lost_reason=effect.lost_reason,
+            reason=_stage_reason(outcome, attempt),
+            at=now,
+        )
+    return attempt
+
+
+def _stage_reason(outcome: str, attempt: CallAttempt) -> str:
+    if outcome == Outcome.CONFIRMED:
+        return (
+            f"The customer confirmed the sale on the audit call (script v{attempt.script.version})."
+        )
+    return f"The customer declined on the audit call: {attempt.notes}"
