@@ -7,6 +7,8 @@ from django.db import transaction
 # Each app adds its own demo records after the pipeline's; each step is
 # idempotent on its own.
 DEMO_STEPS = ["pipeline.demo.seed", "billing.demo.seed", "audits.demo.seed"]
+# Reminders come last: the scan reads the facts every other step wrote.
+DEMO_STEPS.append("pipeline.reminders.demo.seed")
 
 
 class Command(BaseCommand):

@@ -1,0 +1,14 @@
+"""Demo reminders: the scan run once over the demo deals, after every other app's step.
+
+Idempotent like the scan itself: run twice, it creates nothing new.
+"""
+
+from pipeline.reminders.services import reminders_scan
+
+
+def seed(stdout=None) -> None:
+    result = reminders_scan()
+    if stdout:
+        stdout.write(
+            f"  reminders: {result.created} new, {result.due} due, {result.resolved} resolved"
+        )
