@@ -27,3 +27,18 @@ def query_with(context, **changes) -> str:
             params[key] = value
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+@register.filter
+def age_days(moment) -> int:
+    """Whole days from a moment to today, in the user's time zone."""
+    from django.utils import timezone
+
+    return (timezone.localdate() - timezone.localtime(moment).date()).days
+
+
+@register.filter
+def aging_bucket(days: int) -> str:
+    from pipeline.board import bucket_for_age
+
+    return bucket_for_age(days).key

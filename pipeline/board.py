@@ -1,0 +1,366 @@
+"""The Not paid yet board: every deal of a team whose money has not cleared.
+
+Selectors only (reads). The board, its CSV export and the charts share one
+definition of the filtered, sorted set of deals (``board_deals``), so the
+export is exactly the board. Pages are keyset-paginated (``WHERE (key, id) <
+(last key, last id)``), never OFFSET, so page 2,000 costs what page 1 costs.
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import (
+    Case,
+    Count,
+    DateTimeField,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from billing.policy import PaymentOption, Standing
+from pipeline.models import Deal, User
+from pipeline.reminders.models import Reminder
+from pipeline.stages import NOT_PAID_STAGES, Stage
+
+PAGE_SIZE = 50
+ZERO = Decimal("0.00")
+MONEY = DecimalField(max_digits=14, decimal_places=2)
+# Deals without an open reminder sort after every real due time.
+NO_REMINDER = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    key: str
+    label: str
+    min_days: int
+    max_days: int | None
+
+
+BUCKETS = (
+    Bucket("0-30", "0–30 days", 0, 30),
+    Bucket("31-60", "31–60 days", 31, 60),
+    Bucket("61-90", "61–90 days", 61, 90),
+    Bucket("90+", "90+ days", 91, None),
+)
+BUCKETS_BY_KEY = {bucket.key: bucket for bucket in BUCKETS}
+
+
+def bucket_for_age(days: int) -> Bucket:
+    for bucket in BUCKETS:
+        if bucket.max_days is None or days <= bucket.max_days:
+            return bucket
+    return BUCKETS[-1]
+
+
+def _promised_bounds(bucket: Bucket, today: date) -> Q:
+    """Aging buckets as ranges of promise dates: an index range scan, not a computed age."""
+    # A deal promised on `today - n days` is n days old; compare on the local day.
+    newest = today - timedelta(days=bucket.min_days)
+    condition = Q(promised_at__lt=_start_of(newest + timedelta(days=1)))
+    if bucket.max_days is not None:
+        oldest = today - timedelta(days=bucket.max_days)
+        condition &= Q(promised_at__gte=_start_of(oldest))
+    return condition
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, datetime.min.time()))
+
+
+def _bucket_case(today: date) -> Case:
+    return Case(
+        *[When(_promised_bounds(bucket, today), then=Value(bucket.key)) for bucket in BUCKETS],
+        default=Value("90+"),
+    )
+
+
+def _stage_order() -> Case:
+    return Case(
+        *[When(stage=stage, then=Value(index)) for index, stage in enumerate(NOT_PAID_STAGES)],
+        default=Value(len(NOT_PAID_STAGES)),
+        output_field=IntegerField(),
+    )
+
+
+def _next_reminder() -> Subquery:
+    open_reminders = Reminder.objects.filter(
+        deal=OuterRef("pk"), state__in=["scheduled", "due", "snoozed"]
+    ).order_by("due_at")
+    return Subquery(open_reminders.values("due_at")[:1], output_field=DateTimeField())
+
+
+# Sort keys: what the URL says → the expression the database orders by.
+# "age" is the promise date reversed: the oldest promise is the greatest age.
+SORTS = {
+    "age": ("promised_at", True),
+    "customer": ("customer__name", False),
+    "rep": ("rep__username", False),
+    "stage": ("stage_order", False),
+    "amount": ("amount", False),
+    "cleared": ("cleared_amount", False),
+    "outstanding": ("outstanding_amount", False),
+    "standing": ("customer__standing", False),
+    "next_reminder": ("next_reminder_at", False),
+}
+DEFAULT_SORT = "-age"
+
+
+@dataclass
+class BoardFilters:
+    rep: int | None = None
+    stage: str = ""
+    bucket: str = ""
+    standing: str = ""
+    payment_option: str = ""
+    q: str = ""
+    sort: str = DEFAULT_SORT
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_query(cls, params) -> "BoardFilters":
+        """Read the filters from a query string; unknown values are dropped, with a note."""
+        filters = cls()
+        rep = params.get("rep", "")
+        if rep.isdigit():
+            filters.rep = int(rep)
+        elif rep:
+            filters.errors.append("Unknown rep ignored.")
+        for name, allowed in (
+            ("stage", [s.value for s in NOT_PAID_STAGES]),
+            ("bucket", list(BUCKETS_BY_KEY)),
+            ("standing", Standing.values),
+            ("payment_option", PaymentOption.values),
+        ):
+            value = params.get(name, "")
+            if value in allowed:
+                setattr(filters, name, value)
+            elif value:
+                filters.errors.append(f"Unknown {name.replace('_', ' ')} “{value}” ignored.")
+        filters.q = params.get("q", "").strip()[:100]
+        sort = params.get("sort", DEFAULT_SORT)
+        filters.sort = sort if sort.lstrip("-") in SORTS else DEFAULT_SORT
+        return filters
+
+    def as_params(self, **changes) -> dict[str, str]:
+        params = {
+            "rep": str(self.rep or ""),
+            "stage": self.stage,
+            "bucket": self.bucket,
+            "standing": self.standing,
+            "payment_option": self.payment_option,
+            "q": self.q,
+            "sort": "" if self.sort == DEFAULT_SORT else self.sort,
+        }
+        params.update(changes)
+        return {key: value for key, value in params.items() if value}
+
+    @property
+    def sort_key(self) -> str:
+        return self.sort.lstrip("-")
+
+    @property
+    def descending(self) -> bool:
+        return self.sort.startswith("-")
+
+
+def not_paid_yet(user: User) -> QuerySet:
+    """The user's team's deals whose money has not cleared and that are still alive."""
+    return Deal.objects.visible_to(user).filter(stage__in=NOT_PAID_STAGES)
+
+
+def board_deals(user: User, filters: BoardFilters, today: date | None = None) -> QuerySet:
+    """The filtered board, annotated with every column, in the board's sort order."""
+    today = today or timezone.localdate()
+    deals = not_paid_yet(user)
+    if filters.rep:
+        deals = deals.filter(rep_id=filters.rep)
+    if filters.stage:
+        deals = deals.filter(stage=filters.stage)
+    if filters.bucket:
+        deals = deals.filter(_promised_bounds(BUCKETS_BY_KEY[filters.bucket], today))
+    if filters.standing:
+        deals = deals.filter(customer__standing=filters.standing)
+    if filters.payment_option:
+        deals = deals.filter(payment_option=filters.payment_option)
+    if filters.q:
+        deals = deals.filter(
+            Q(customer__name__icontains=filters.q) | Q(customer__company__icontains=filters.q)
+        )
+    deals = deals.annotate(
+        outstanding_amount=ExpressionWrapper(F("amount") - F("cleared_amount"), output_field=MONEY),
+        stage_order=_stage_order(),
+        next_reminder_at=Coalesce(_next_reminder(), Value(NO_REMINDER)),
+    ).select_related("customer", "rep")
+    column, reverse = SORTS[filters.sort_key]
+    descending = filters.descending != reverse
+    order = f"-{column}" if descending else column
+    return deals.order_by(order, "-id" if descending else "id")
+
+
+# --- keyset pages -------------------------------------------------------------
+
+
+def encode_cursor(value, pk: int) -> str:
+    if isinstance(value, datetime):
+        value = {"dt": value.isoformat()}
+    elif isinstance(value, Decimal):
+        value = {"dec": str(value)}
+    raw = json.dumps([value, pk], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str):
+    """(value, pk) from a cursor, or None if it was tampered with or is stale."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error, TypeError):
+        return None
+    if isinstance(value, dict):
+        if "dt" in value:
+            value = parse_datetime(value["dt"])
+        elif "dec" in value:
+            value = Decimal(value["dec"])
+    if not isinstance(pk, int):
+        return None
+    return value, pk
+
+
+def _key_value(deal: Deal, column: str):
+    value = deal
+    for part in column.split("__"):
+        value = getattr(value, part)
+    return value
+
+
+@dataclass
+class BoardPage:
+    deals: list[Deal]
+    next_cursor: str | None
+    prev_cursor: str | None
+    is_first: bool
+
+
+def board_page(
+    deals: QuerySet, filters: BoardFilters, after: str = "", before: str = "", size=PAGE_SIZE
+) -> BoardPage:
+    """One page of ``deals`` after (or before) a cursor: a keyset page, not an OFFSET."""
+    column, reverse = SORTS[filters.sort_key]
+    descending = filters.descending != reverse
+    cursor = decode_cursor(after or before) if (after or before) else None
+    going_back = bool(before) and cursor is not None
+    if cursor is not None:
+        value, pk = cursor
+        # Going forward in a descending order (or back in an ascending one) wants smaller keys.
+        smaller = descending != going_back
+        op = "lt" if smaller else "gt"
+        deals = deals.filter(
+            Q(**{f"{column}__{op}": value}) | Q(**{column: value, f"pk__{op}": pk})
+        )
+    if going_back:
+        deals = deals.reverse()
+    rows = list(deals[: size + 1])
+    has_more = len(rows) > size
+    rows = rows[:size]
+    if going_back:
+        rows.reverse()
+    first_page = cursor is None or (going_back and not has_more)
+    next_cursor = prev_cursor = None
+    if rows:
+        if has_more or going_back:
+            last = rows[-1]
+            next_cursor = encode_cursor(_key_value(last, column), last.pk)
+        if not first_page:
+            first = rows[0]
+            prev_cursor = encode_cursor(_key_value(first, column), first.pk)
+    return BoardPage(rows, next_cursor, prev_cursor, first_page)
+
+
+# --- totals ---------------------------------------------------------------------
+
+
+def rotting_condition(now: datetime) -> Q:
+    """Deals with no movement for longer than their stage's limit (settings)."""
+    condition = Q(pk__in=[])
+    for stage, days in settings.CLEARED_ROTTING_DAYS.items():
+        condition |= Q(stage=stage, stage_changed_at__lt=now - timedelta(days=days))
+    return condition
+
+
+@dataclass
+class BoardTotals:
+    by_stage: list[dict]
+    by_bucket: list[dict]
+    rotting_count: int
+    rotting_sum: Decimal
+    count: int
+    outstanding: Decimal
+
+
+def board_totals(user: User, today: date | None = None, now: datetime | None = None) -> BoardTotals:
+    """Outstanding by stage and by aging bucket, and what is rotting: one grouped query."""
+    today = today or timezone.localdate()
+    now = now or timezone.now()
+    outstanding = ExpressionWrapper(F("amount") - F("cleared_amount"), output_field=MONEY)
+    rows = (
+        not_paid_yet(user)
+        .annotate(bucket=_bucket_case(today))
+        .order_by()
+        .values("stage", "bucket")
+        .annotate(
+            count=Count("id"),
+            outstanding=Coalesce(Sum(outstanding), Value(ZERO), output_field=MONEY),
+            rotting_count=Count("id", filter=rotting_condition(now)),
+            rotting_sum=Coalesce(
+                Sum(outstanding, filter=rotting_condition(now)), Value(ZERO), output_field=MONEY
+            ),
+        )
+    )
+    by_stage = {
+        stage: {"stage": stage, "count": 0, "outstanding": ZERO} for stage in NOT_PAID_STAGES
+    }
+    by_bucket = {b.key: {"bucket": b, "count": 0, "outstanding": ZERO} for b in BUCKETS}
+    rotting_count, rotting_sum = 0, ZERO
+    for row in rows:
+        for group in (by_stage[Stage(row["stage"])], by_bucket[row["bucket"]]):
+            group["count"] += row["count"]
+            group["outstanding"] += row["outstanding"]
+        rotting_count += row["rotting_count"]
+        rotting_sum += row["rotting_sum"]
+    return BoardTotals(
+        by_stage=list(by_stage.values()),
+        by_bucket=list(by_bucket.values()),
+        rotting_count=rotting_count,
+        rotting_sum=rotting_sum,
+        count=sum(group["count"] for group in by_stage.values()),
+        outstanding=sum((group["outstanding"] for group in by_stage.values()), ZERO),
+    )
+
+
+def team_reps(user: User) -> QuerySet:
+    """The reps whose deals the user's board shows."""
+    if user.is_superuser:
+        return User.objects.filter(groups__name="Rep").order_by("username")
+    return (
+        User.objects.filter(Q(manager=user) | Q(pk=user.pk, groups__name="Rep"))
+        .order_by("username")
+        .distinct()
+    )

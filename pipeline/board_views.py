@@ -1,0 +1,170 @@
+"""The Not paid yet board, its CSV export and charts (managers)."""
+
+import csv
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from billing.policy import PaymentOption, Standing
+from billing.selectors import team_month_figures
+from pipeline import board, charts, importing
+from pipeline.stages import NOT_PAID_STAGES
+
+
+def _require_manager(user) -> None:
+    if not (user.is_manager or user.is_superuser):
+        raise PermissionDenied("The Not paid yet board is for managers.")
+
+
+@require_GET
+def board_view(request: HttpRequest) -> HttpResponse:
+    _require_manager(request.user)
+    filters = board.BoardFilters.from_query(request.GET)
+    deals = board.board_deals(request.user, filters)
+    page = board.board_page(
+        deals, filters, after=request.GET.get("after", ""), before=request.GET.get("before", "")
+    )
+    context = {
+        "filters": filters,
+        "page": page,
+        "matching": deals.count(),
+        "today": timezone.localdate(),
+        "sorts": board.SORTS,
+    }
+    if request.htmx and request.htmx.target == "board-table":
+        return render(request, "pipeline/board.html#table", context)
+    reps = list(board.team_reps(request.user))
+    figures = team_month_figures([rep.pk for rep in reps], timezone.localdate())
+    context.update(
+        {
+            "totals": board.board_totals(request.user),
+            "reps": reps,
+            "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
+            "stages": NOT_PAID_STAGES,
+            "buckets": board.BUCKETS,
+            "standings": Standing.choices,
+            "payment_options": PaymentOption.choices,
+        }
+    )
+    return render(request, "pipeline/board.html", context)
+
+
+@require_GET
+def board_charts(request: HttpRequest) -> HttpResponse:
+    _require_manager(request.user)
+    today = timezone.localdate()
+    context = {
+        "charts": [
+            charts.outstanding_by_bucket(board.board_totals(request.user)),
+            charts.promised_vs_cleared_by_week(request.user, today),
+            charts.days_to_cash_by_rep(request.user),
+        ]
+    }
+    template = "pipeline/board_charts.html#charts" if request.htmx else "pipeline/board_charts.html"
+    return render(request, template, context)
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+CSV_HEADER = [
+    "deal_id",
+    "customer",
+    "company",
+    "rep",
+    "stage",
+    "payment_option",
+    "amount",
+    "cleared",
+    "outstanding",
+    "promised_on",
+    "age_days",
+    "aging_bucket",
+    "standing",
+    "next_reminder",
+]
+
+
+@require_GET
+def board_export(request: HttpRequest) -> StreamingHttpResponse:
+    """Exactly the filtered board as CSV, streamed row by row (flat memory at 100,000 rows)."""
+    _require_manager(request.user)
+    filters = board.BoardFilters.from_query(request.GET)
+    deals = board.board_deals(request.user, filters)
+    today = timezone.localdate()
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield writer.writerow(CSV_HEADER)
+        for deal in deals.iterator(chunk_size=2000):
+            promised_on = timezone.localtime(deal.promised_at).date()
+            age = (today - promised_on).days
+            reminder = (
+                ""
+                if deal.next_reminder_at == board.NO_REMINDER
+                else (timezone.localtime(deal.next_reminder_at).isoformat(timespec="minutes"))
+            )
+            yield writer.writerow(
+                [
+                    deal.pk,
+                    deal.customer.name,
+                    deal.customer.company,
+                    deal.rep.username,
+                    deal.stage,
+                    deal.payment_option,
+                    f"{deal.amount:.2f}",
+                    f"{deal.cleared_amount:.2f}",
+                    f"{deal.outstanding_amount:.2f}",
+                    promised_on.isoformat(),
+                    age,
+                    board.bucket_for_age(age).key,
+                    deal.customer.standing,
+                    reminder,
+                ]
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y-%m-%d")
+    response["Content-Disposition"] = f'attachment; filename="not-paid-yet-{stamp}.csv"'
+    return response
+
+
+def deal_import(request: HttpRequest) -> HttpResponse:
+    """Upload a CSV of deals, see every row checked, then import all of them or none."""
+    if not (request.user.is_rep or request.user.is_manager or request.user.is_superuser):
+        raise PermissionDenied("Importing deals is for reps and managers.")
+    context = {"columns": importing.REQUIRED_COLUMNS, "optional": importing.OPTIONAL_COLUMNS}
+    if request.method != "POST":
+        return render(request, "pipeline/deal_import.html", context)
+    text = request.POST.get("csv_text", "")
+    upload = request.FILES.get("file")
+    if upload is not None:
+        try:
+            text = upload.read(importing.MAX_BYTES + 1).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            context["file_error"] = (
+                "The file is not UTF-8 text: save it from your spreadsheet as CSV UTF-8."
+            )
+            return render(request, "pipeline/deal_import.html", context, status=422)
+    if not text.strip():
+        context["file_error"] = "Choose a CSV file to import."
+        return render(request, "pipeline/deal_import.html", context, status=422)
+    try:
+        rows = importing.read_rows(request.user, text)
+    except importing.CsvImportError as exc:
+        context["file_error"] = str(exc)
+        return render(request, "pipeline/deal_import.html", context, status=422)
+    bad = [row for row in rows if row.errors]
+    context.update({"rows": rows, "bad": bad, "csv_text": text})
+    if request.POST.get("confirm") and not bad:
+        deals = importing.import_deals(user=request.user, rows=rows)
+        messages.success(request, f"Imported {len(deals)} deal{pluralize(len(deals))}.")
+        return redirect("deal_list")
+    return render(request, "pipeline/deal_import.html", context, status=422 if bad else 200)

@@ -1,0 +1,176 @@
+"""Importing deals from a spreadsheet: preview every row, then all or nothing.
+
+A rep or manager moving from a spreadsheet uploads a CSV. Every row is checked
+with the same rules as the deal form (terms policy, amounts, dates, card
+numbers masked); nothing is saved until every row is good, and then every
+row is saved in one transaction.
+"""
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import datetime, time
+
+from django import forms
+from django.db import transaction
+from django.utils import timezone
+
+from billing.policy import PaymentOption
+from billing.selectors import customer_terms
+from pipeline import services
+from pipeline.forms import AmountField
+from pipeline.models import Customer, Deal, User
+
+REQUIRED_COLUMNS = (
+    "customer",
+    "phone",
+    "title",
+    "amount",
+    "payment_option",
+    "expected_delivery_date",
+    "next_step",
+    "next_step_date",
+)
+OPTIONAL_COLUMNS = ("company", "email", "promised_on", "notes", "rep")
+MAX_ROWS = 5000
+MAX_BYTES = 2 * 1024 * 1024
+
+
+class CsvImportError(Exception):
+    """The file as a whole cannot be imported; the message says why."""
+
+    pass
+
+
+class DealRowForm(forms.Form):
+    customer = forms.CharField(max_length=200)
+    company = forms.CharField(max_length=200, required=False)
+    phone = forms.CharField(max_length=40)
+    email = forms.EmailField(required=False)
+    title = forms.CharField(max_length=200)
+    amount = AmountField()
+    payment_option = forms.ChoiceField(choices=PaymentOption.choices)
+    expected_delivery_date = forms.DateField()
+    next_step = forms.CharField(max_length=300)
+    next_step_date = forms.DateField()
+    promised_on = forms.DateField(required=False)
+    notes = forms.CharField(required=False)
+    rep = forms.CharField(required=False)
+
+    def __init__(self, *args, user: User, reps: dict[str, User], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user, self.reps = user, reps
+
+    def clean_promised_on(self):
+        value = self.cleaned_data.get("promised_on")
+        if value and value > timezone.localdate():
+            raise forms.ValidationError("A promise can't be in the future.")
+        return value
+
+    def clean_rep(self):
+        username = self.cleaned_data.get("rep", "").strip()
+        if not username:
+            return self.user
+        rep = self.reps.get(username.lower())
+        if rep is None:
+            raise forms.ValidationError(f"“{username}” is not a rep on your team.")
+        return rep
+
+
+@dataclass
+class ImportRow:
+    line: int
+    values: dict
+    errors: list[str] = field(default_factory=list)
+    cleaned: dict = field(default_factory=dict)
+    customer: Customer | None = None
+
+
+def _team_reps(user: User) -> dict[str, User]:
+    if user.is_manager or user.is_superuser:
+        reps = User.objects.filter(manager=user) | User.objects.filter(pk=user.pk)
+    else:
+        reps = User.objects.filter(pk=user.pk)
+    return {rep.username.lower(): rep for rep in reps}
+
+
+def read_rows(user: User, text: str) -> list[ImportRow]:
+    """Every row of the CSV ``text`` checked; raises ImportError if the file is unusable."""
+    if len(text.encode()) > MAX_BYTES:
+        raise CsvImportError("The file is larger than 2 MB: split it into smaller files.")
+    reader = csv.DictReader(io.StringIO(text))
+    headers = [name.strip().lower() for name in (reader.fieldnames or [])]
+    missing = [name for name in REQUIRED_COLUMNS if name not in headers]
+    if missing:
+        raise CsvImportError(
+            "The first line must name the columns; missing: " + ", ".join(missing) + "."
+        )
+    reader.fieldnames = headers
+    reps = _team_reps(user)
+    customers = {
+        (c.name.strip().lower(), c.phone.strip()): c for c in Customer.objects.visible_to(user)
+    }
+    rows = []
+    for number, raw in enumerate(reader, start=2):
+        if len(rows) >= MAX_ROWS:
+            raise CsvImportError(f"At most {MAX_ROWS} rows can be imported at once.")
+        values = {key: (value or "").strip() for key, value in raw.items() if key}
+        if not any(values.values()):
+            continue
+        row = ImportRow(number, values)
+        form = DealRowForm(values, user=user, reps=reps)
+        if form.is_valid():
+            row.cleaned = form.cleaned_data
+            row.customer = customers.get((row.cleaned["customer"].lower(), row.cleaned["phone"]))
+            terms = customer_terms(row.customer) if row.customer else customer_terms(None)
+            if not terms.allows(row.cleaned["payment_option"]):
+                row.errors.append(f"payment_option: {terms.summary}")
+        else:
+            for name, errors in form.errors.items():
+                row.errors.extend(f"{name}: {error}" for error in errors)
+        rows.append(row)
+    if not rows:
+        raise CsvImportError("The file has no rows under its header line.")
+    return rows
+
+
+@transaction.atomic
+def import_deals(*, user: User, rows: list[ImportRow]) -> list[Deal]:
+    """Create every row's deal (and new customers) in one transaction, or none."""
+    if any(row.errors for row in rows):
+        raise CsvImportError("Fix the rows with errors first: nothing was imported.")
+    created_customers: dict[tuple[str, str], Customer] = {}
+    deals = []
+    for row in rows:
+        data = row.cleaned
+        customer = row.customer
+        key = (data["customer"].lower(), data["phone"])
+        if customer is None:
+            customer = created_customers.get(key)
+        if customer is None:
+            customer = Customer.objects.create(
+                name=data["customer"],
+                company=data["company"],
+                phone=data["phone"],
+                email=data["email"],
+                owner=data["rep"],
+            )
+            created_customers[key] = customer
+        promised_at = None
+        if data["promised_on"]:
+            promised_at = timezone.make_aware(datetime.combine(data["promised_on"], time(12)))
+        deals.append(
+            services.deal_promise(
+                rep=data["rep"],
+                customer=customer,
+                title=data["title"],
+                amount=data["amount"],
+                payment_option=data["payment_option"],
+                expected_delivery_date=data["expected_delivery_date"],
+                next_step=data["next_step"],
+                next_step_date=data["next_step_date"],
+                notes=data["notes"],
+                promised_at=promised_at,
+            )
+        )
+    return deals
