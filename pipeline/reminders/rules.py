@@ -23,17 +23,23 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db.models import CharField, Exists, F, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Cast, Coalesce, TruncDate
+from django.db.models.functions import Cast, Coalesce, Concat, TruncDate
 from django.utils.formats import date_format
 
-from pipeline.models import Touch
+from pipeline.models import Deal, Touch
 from pipeline.reminders.models import Reminder, ReminderKind, ReminderQueue
 from pipeline.stages import CLOSED_STAGES, Stage
 
 REP, MANAGER, AUDIT_QUEUE = "rep", "manager", "audit_queue"
 ONCE = "once"
-# Deal fields every rule's rows carry: who owns the reminder, in which time zone.
-OWNER_FIELDS = ("id", "rep_id", "rep__manager_id", "rep__time_zone")
+# What every rule's rows carry besides their own facts: the deal, who owns the
+# reminder (the rep, the rep's manager) and the rep's time zone.
+DEAL_ROW = {
+    "deal_pk": F("pk"),
+    "rep_pk": F("rep_id"),
+    "manager_pk": F("rep__manager_id"),
+    "tz": F("rep__time_zone"),
+}
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ class Gone:
 class Rule:
     kind: ReminderKind
     owner: str
-    find: Callable[[QuerySet, Window], QuerySet]
+    find: Callable[[Window, list[int] | None], QuerySet]
     due: Callable[[dict], datetime]
     why: Callable[[dict], str]
     gone: tuple[Gone, ...] = field(default=())
@@ -104,10 +110,14 @@ def day_text(value: date | datetime) -> str:
     return date_format(day, "D j M")
 
 
-def _missing(deals: QuerySet, kind: str) -> QuerySet:
-    """Deals (annotated with ``occ``) that have no reminder of this kind and occurrence."""
-    existing = Reminder.objects.filter(deal=OuterRef("pk"), kind=kind, occurrence=OuterRef("occ"))
-    return deals.filter(~Exists(existing))
+def _deals(deal_ids: list[int] | None) -> QuerySet:
+    return Deal.objects.all() if deal_ids is None else Deal.objects.filter(pk__in=deal_ids)
+
+
+def _missing(rows: QuerySet, kind: str, deal: str = "pk") -> QuerySet:
+    """Rows (annotated with ``occ``) whose deal has no reminder of this kind and occurrence."""
+    existing = Reminder.objects.filter(deal=OuterRef(deal), kind=kind, occurrence=OuterRef("occ"))
+    return rows.filter(~Exists(existing))
 
 
 def _value(text: str):
@@ -150,13 +160,15 @@ def _days(name: str, default: int | None = None) -> timedelta:
 # --- post-sale check-in -------------------------------------------------------------
 
 
-def _find_check_in(deals: QuerySet, window: Window) -> QuerySet:
+def _find_check_in(window: Window, deal_ids: list[int] | None) -> QuerySet:
     delay = _hours("REMINDERS_CHECK_IN_HOURS")
-    deals = deals.open().filter(
-        promised_at__gt=window.since - delay, promised_at__lte=window.horizon - delay
+    deals = (
+        _deals(deal_ids)
+        .open()
+        .filter(promised_at__gt=window.since - delay, promised_at__lte=window.horizon - delay)
     )
     return _missing(deals.annotate(occ=_value(ONCE)), ReminderKind.CHECK_IN).values(
-        *OWNER_FIELDS, "promised_at", "occ"
+        "promised_at", "occ", **DEAL_ROW
     )
 
 
@@ -188,16 +200,16 @@ def _deposit_days() -> timedelta:
     return _days("CLEARED_DEPOSIT_EXPECTED_DAYS", 3)
 
 
-def _find_deposit_missing(deals: QuerySet, window: Window) -> QuerySet:
+def _find_deposit_missing(window: Window, deal_ids: list[int] | None) -> QuerySet:
     delay = _deposit_days()
-    deals = deals.filter(
+    deals = _deals(deal_ids).filter(
         stage=Stage.PROMISED,
         deposit_required=True,
         promised_at__gt=window.since - delay,
         promised_at__lte=window.horizon - delay,
     )
     return _missing(deals.annotate(occ=_value(ONCE)), ReminderKind.DEPOSIT_MISSING).values(
-        *OWNER_FIELDS, "promised_at", "occ"
+        "promised_at", "occ", **DEAL_ROW
     )
 
 
@@ -219,17 +231,21 @@ DEPOSIT_MISSING = Rule(
 # --- delivery overdue ---------------------------------------------------------------
 
 
-def _find_delivery_overdue(deals: QuerySet, window: Window) -> QuerySet:
+def _find_delivery_overdue(window: Window, deal_ids: list[int] | None) -> QuerySet:
     grace = _days("REMINDERS_DELIVERY_GRACE_DAYS")
     first, last = window.dates(lag=grace)
-    deals = deals.open().filter(
-        delivered_at__isnull=True,
-        expected_delivery_date__gte=first,
-        expected_delivery_date__lte=last,
+    deals = (
+        _deals(deal_ids)
+        .open()
+        .filter(
+            delivered_at__isnull=True,
+            expected_delivery_date__gte=first,
+            expected_delivery_date__lte=last,
+        )
     )
     occ = _iso("expected_delivery_date")
     return _missing(deals.annotate(occ=occ), ReminderKind.DELIVERY_OVERDUE).values(
-        *OWNER_FIELDS, "expected_delivery_date", "title", "occ"
+        "expected_delivery_date", "title", "occ", **DEAL_ROW
     )
 
 
@@ -239,7 +255,7 @@ DELIVERY_OVERDUE = Rule(
     find=_find_delivery_overdue,
     due=lambda row: morning_of(
         row["expected_delivery_date"] + _days("REMINDERS_DELIVERY_GRACE_DAYS"),
-        row["rep__time_zone"],
+        row["tz"],
     ),
     why=lambda row: (
         f"Delivery expected on {day_text(row['expected_delivery_date'])}: not delivered yet."
@@ -259,13 +275,15 @@ DELIVERY_OVERDUE = Rule(
 # --- satisfaction check -------------------------------------------------------------
 
 
-def _find_satisfaction(deals: QuerySet, window: Window) -> QuerySet:
+def _find_satisfaction(window: Window, deal_ids: list[int] | None) -> QuerySet:
     delay = _days("REMINDERS_SATISFACTION_DAYS")
-    deals = deals.exclude(stage__in=[Stage.LOST, Stage.WRITTEN_OFF]).filter(
-        delivered_at__gt=window.since - delay, delivered_at__lte=window.horizon - delay
+    deals = (
+        _deals(deal_ids)
+        .exclude(stage__in=[Stage.LOST, Stage.WRITTEN_OFF])
+        .filter(delivered_at__gt=window.since - delay, delivered_at__lte=window.horizon - delay)
     )
     return _missing(deals.annotate(occ=_value(ONCE)), ReminderKind.SATISFACTION_CHECK).values(
-        *OWNER_FIELDS, "delivered_at", "occ"
+        "delivered_at", "occ", **DEAL_ROW
     )
 
 
@@ -292,12 +310,12 @@ SATISFACTION_CHECK = Rule(
 # --- next step due ------------------------------------------------------------------
 
 
-def _find_next_step(deals: QuerySet, window: Window) -> QuerySet:
+def _find_next_step(window: Window, deal_ids: list[int] | None) -> QuerySet:
     first, last = window.dates()
-    deals = deals.open().filter(next_step_date__gte=first, next_step_date__lte=last)
+    deals = _deals(deal_ids).open().filter(next_step_date__gte=first, next_step_date__lte=last)
     occ = _iso("next_step_date")
     return _missing(deals.annotate(occ=occ), ReminderKind.NEXT_STEP_DUE).values(
-        *OWNER_FIELDS, "next_step_date", "next_step", "occ"
+        "next_step_date", "next_step", "occ", **DEAL_ROW
     )
 
 
@@ -305,7 +323,7 @@ NEXT_STEP_DUE = Rule(
     kind=ReminderKind.NEXT_STEP_DUE,
     owner=REP,
     find=_find_next_step,
-    due=lambda row: morning_of(row["next_step_date"], row["rep__time_zone"]),
+    due=lambda row: morning_of(row["next_step_date"], row["tz"]),
     why=lambda row: f"Next step for {day_text(row['next_step_date'])}: {row['next_step']}",
     gone=(
         Gone(
@@ -322,20 +340,21 @@ NEXT_STEP_DUE = Rule(
 # --- stale deal ---------------------------------------------------------------------
 
 
-def _find_stale(deals: QuerySet, window: Window) -> QuerySet:
+def _find_stale(window: Window, deal_ids: list[int] | None) -> QuerySet:
     stale = _days("REMINDERS_STALE_DAYS")
     last_touch = Subquery(
         Touch.objects.filter(deal=OuterRef("pk")).order_by("-happened_at").values("happened_at")[:1]
     )
     deals = (
-        deals.open()
+        _deals(deal_ids)
+        .open()
         .filter(promised_at__lte=window.horizon - stale)
         .annotate(last_activity=Coalesce(last_touch, F("promised_at")))
         .filter(last_activity__gt=window.since - stale, last_activity__lte=window.horizon - stale)
     )
     occ = Cast(TruncDate("last_activity", tzinfo=UTC), CharField())
     return _missing(deals.annotate(occ=occ), ReminderKind.STALE_DEAL).values(
-        *OWNER_FIELDS, "last_activity", "occ"
+        "last_activity", "occ", **DEAL_ROW
     )
 
 
@@ -357,7 +376,172 @@ STALE_DEAL = Rule(
 )
 
 
+# --- audits: due, overdue (escalation), retry / call back ----------------------------
+# Read from audits.Audit's deadlines (call window, next_call_at); imported
+# lazily because audits depends on the pipeline, not the other way round.
+
+AUDIT_ROW = {
+    "deal_pk": F("deal_id"),
+    "rep_pk": F("deal__rep_id"),
+    "manager_pk": F("deal__rep__manager_id"),
+    "tz": F("deal__rep__time_zone"),
+}
+
+
+def _audits(deal_ids: list[int] | None) -> QuerySet:
+    from audits.models import Audit
+
+    audits = Audit.objects.all()
+    return audits if deal_ids is None else audits.filter(deal_id__in=deal_ids)
+
+
+def _audit_occ():
+    """One reminder per audit: 'a<audit id>'."""
+    return Concat(Value("a"), Cast("id", CharField()), output_field=CharField())
+
+
+def _audit_call_occ():
+    """One reminder per audit and planned call: 'a<audit id>@<next call time>'."""
+    return Concat(
+        Value("a"),
+        Cast("id", CharField()),
+        Value("@"),
+        Cast("next_call_at", CharField()),
+        output_field=CharField(),
+    )
+
+
+def _clock(value: datetime) -> str:
+    zone = ZoneInfo(settings.DEFAULT_USER_TIME_ZONE)
+    return date_format(value.astimezone(zone), "D j M, H:i")
+
+
+def _no_open_audit(states: tuple[str, ...], occ) -> Callable[[QuerySet], QuerySet]:
+    """Open reminders whose audit (named by the occurrence) is no longer in ``states``."""
+
+    def narrow(reminders: QuerySet) -> QuerySet:
+        audits = (
+            _audits(None)
+            .filter(deal_id=OuterRef("deal_id"), state__in=states)
+            .annotate(occ=occ())
+            .filter(occ=OuterRef("occurrence"))
+        )
+        return reminders.filter(~Exists(audits))
+
+    return narrow
+
+
+def _latest_auditor():
+    from audits.models import CallAttempt
+
+    return Subquery(
+        CallAttempt.objects.filter(audit__deal_id=OuterRef("deal_id"))
+        .order_by("-at", "-id")
+        .values("auditor_id")[:1]
+    )
+
+
+def _find_audit_due(window: Window, deal_ids: list[int] | None) -> QuerySet:
+    from audits.models import AuditState
+
+    audits = _audits(deal_ids).filter(
+        state=AuditState.QUEUED, next_call_at__gt=window.since, next_call_at__lte=window.horizon
+    )
+    return _missing(audits.annotate(occ=_audit_occ()), ReminderKind.AUDIT_DUE, "deal_id").values(
+        "call_window_start", "call_window_end", "occ", **AUDIT_ROW
+    )
+
+
+AUDIT_DUE = Rule(
+    kind=ReminderKind.AUDIT_DUE,
+    owner=AUDIT_QUEUE,
+    find=_find_audit_due,
+    due=lambda row: row["call_window_start"],
+    why=lambda row: (
+        f"Call window {_clock(row['call_window_start'])}–"
+        f"{row['call_window_end'].astimezone(ZoneInfo(settings.DEFAULT_USER_TIME_ZONE)):%H:%M}: "
+        "phone the customer and close the sale a second time."
+    ),
+    gone=(
+        Gone(
+            _no_open_audit(("queued",), _audit_occ),
+            "The audit call was made.",
+            by=_latest_auditor,
+        ),
+    ),
+)
+
+
+def _find_audit_overdue(window: Window, deal_ids: list[int] | None) -> QuerySet:
+    from audits.models import AuditState
+
+    # Only once the window has closed: an escalation is never "coming".
+    audits = _audits(deal_ids).filter(
+        state=AuditState.QUEUED, call_window_end__gt=window.since, call_window_end__lte=window.now
+    )
+    return _missing(
+        audits.annotate(occ=_audit_occ()), ReminderKind.AUDIT_OVERDUE, "deal_id"
+    ).values("call_window_end", "occ", **AUDIT_ROW)
+
+
+AUDIT_OVERDUE = Rule(
+    kind=ReminderKind.AUDIT_OVERDUE,
+    owner=MANAGER,
+    find=_find_audit_overdue,
+    due=lambda row: row["call_window_end"],
+    why=lambda row: f"Audit window closed {_clock(row['call_window_end'])} with no call attempt.",
+    gone=(
+        Gone(
+            _no_open_audit(("queued",), _audit_occ),
+            "An auditor called.",
+            by=_latest_auditor,
+        ),
+    ),
+)
+
+
+def _find_audit_retry(window: Window, deal_ids: list[int] | None) -> QuerySet:
+    from audits.models import AuditState
+
+    audits = _audits(deal_ids).filter(
+        state__in=[AuditState.RETRY, AuditState.CALL_BACK],
+        next_call_at__gt=window.since,
+        next_call_at__lte=window.horizon,
+    )
+    return _missing(
+        audits.annotate(occ=_audit_call_occ()), ReminderKind.AUDIT_RETRY, "deal_id"
+    ).values("state", "next_call_at", "no_answer_count", "occ", **AUDIT_ROW)
+
+
+def _retry_why(row: dict) -> str:
+    if row["state"] == "call_back":
+        return f"The customer asked to be called back {_clock(row['next_call_at'])}."
+    return (
+        f"No answer ({row['no_answer_count']} so far): call again from "
+        f"{_clock(row['next_call_at'])}."
+    )
+
+
+AUDIT_RETRY = Rule(
+    kind=ReminderKind.AUDIT_RETRY,
+    owner=AUDIT_QUEUE,
+    find=_find_audit_retry,
+    due=lambda row: row["next_call_at"],
+    why=_retry_why,
+    gone=(
+        Gone(
+            _no_open_audit(("retry", "call_back"), _audit_call_occ),
+            "Called again, or the audit closed.",
+            by=_latest_auditor,
+        ),
+    ),
+)
+
+
 RULES: tuple[Rule, ...] = (
+    AUDIT_DUE,
+    AUDIT_OVERDUE,
+    AUDIT_RETRY,
     CHECK_IN,
     DEPOSIT_MISSING,
     DELIVERY_OVERDUE,
@@ -377,8 +561,8 @@ def owner_of(rule: Rule, row: dict) -> tuple[int | None, str]:
         return None, ReminderQueue.AUDIT
     if rule.owner == MANAGER:
         # A rep without a manager keeps their own escalations.
-        return row["rep__manager_id"] or row["rep_id"], ReminderQueue.NONE
-    return row["rep_id"], ReminderQueue.NONE
+        return row["manager_pk"] or row["rep_pk"], ReminderQueue.NONE
+    return row["rep_pk"], ReminderQueue.NONE
 
 
 DEAL_CLOSED = Gone(

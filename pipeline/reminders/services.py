@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from pipeline.models import Deal, User
+from pipeline.models import User
 from pipeline.reminders.models import (
     OPEN_STATES,
     Reminder,
@@ -75,17 +75,16 @@ def reminders_create_missing(*, now: datetime, deal_ids: list[int] | None = None
     scan inserted first is skipped by the uniqueness constraint.
     """
     window = Window(now)
-    deals = Deal.objects.all() if deal_ids is None else Deal.objects.filter(pk__in=deal_ids)
     candidates: list[Reminder] = []
     for rule in rules():
-        for row in rule.find(deals, window):
+        for row in rule.find(window, deal_ids):
             due_at = rule.due(row)
             if due_at > window.horizon:
                 continue
             owner_id, queue = owner_of(rule, row)
             candidates.append(
                 Reminder(
-                    deal_id=row["id"],
+                    deal_id=row["deal_pk"],
                     kind=rule.kind,
                     occurrence=row["occ"],
                     owner_id=owner_id,
