@@ -84,9 +84,7 @@ def record_money_for(deal: Deal, stage: str, at) -> Deal:
                 deal_id=deal.pk,
                 recorded_by=deal.rep,
                 kind=PaymentKind.FINAL,
-                method=PaymentMethodKind.BANK_TRANSFER
-                if deal.pk % 2
-                else PaymentMethodKind.CHECK,
+                method=PaymentMethodKind.BANK_TRANSFER if deal.pk % 2 else PaymentMethodKind.CHECK,
                 amount=balance,
                 reference=f"Remittance {deal.pk:05d}",
                 invoice=invoice,

@@ -47,7 +47,7 @@ class AppendOnlyModel(models.Model):
         raise TypeError(f"{type(self).__name__} rows are never deleted.")
 
 
-# --- Terms exceptions ----------------------------------------------------------
+# --- Terms exceptions -------------------------------------------
 
 
 class ExceptionKind(models.TextChoices):
@@ -98,7 +98,7 @@ class TermsException(AppendOnlyModel):
         return f"{self.get_kind_display()} for {self.customer} by {self.granted_by}"
 
 
-# --- Payment methods on file ----------------------------------------------------
+# --- Payment methods on file -------------------------------------------
 
 
 class MethodKind(models.TextChoices):
@@ -136,7 +136,7 @@ class PaymentMethod(AppendOnlyModel):
         return f"{self.brand} •••• {self.last4}"
 
 
-# --- Invoices -------------------------------------------------------------------
+# --- Invoices -------------------------------------------
 
 
 class InvoiceSequence(models.Model):
@@ -248,7 +248,7 @@ def invoice_due_date(issue_date: date, terms_days: int) -> date:
     return issue_date + timedelta(days=terms_days)
 
 
-# --- Payment plans ----------------------------------------------------------------
+# --- Payment plans -------------------------------------------
 
 
 class PaymentPlan(models.Model):
@@ -285,7 +285,7 @@ class Instalment(models.Model):
         return f"Instalment {self.sequence} of deal #{self.plan.deal_id}, due {self.due_date}"
 
 
-# --- Payments and their clearing ledger ---------------------------------------------
+# --- Payments and their clearing ledger -------------------------------------------
 
 
 class PaymentKind(models.TextChoices):
@@ -459,7 +459,7 @@ class WebhookEvent(AppendOnlyModel):
         return f"{self.event_id} ({self.type})"
 
 
-# --- Commission --------------------------------------------------------------------
+# --- Commission -------------------------------------------
 
 
 class CommissionRate(models.Model):

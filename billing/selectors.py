@@ -56,7 +56,7 @@ def _money_sum(expression: str, **filter_kwargs) -> Coalesce:
     return Coalesce(Sum(expression, filter=condition), Value(ZERO), output_field=MONEY)
 
 
-# --- Standing and terms ----------------------------------------------------------------
+# --- Standing and terms -------------------------------------------
 
 
 def _cleared_on_invoice():
@@ -78,7 +78,7 @@ def customer_payment_history(customer, today: date | None = None) -> PaymentHist
       ``CLEARED_BOUNCE_WINDOW_DAYS`` days.
     """
     today = today or timezone.localdate()
-    paid_deals = customer.deals.filter(stage=Stage.PAYMENT_CLEARED).count()
+    paid_deals = Deal.objects.filter(customer=customer, stage=Stage.PAYMENT_CLEARED).count()
     cleared = _cleared_on_invoice()
     invoices = (
         Invoice.objects.filter(deal__customer=customer, voided_at__isnull=True)
@@ -161,7 +161,7 @@ def deal_exceptions(deal: Deal):
     ).select_related("granted_by")
 
 
-# --- The deal's money panel -----------------------------------------------------------------
+# --- The deal's money panel -------------------------------------------
 
 
 @dataclass
@@ -246,7 +246,7 @@ def deal_money(deal: Deal) -> DealMoney:
     )
 
 
-# --- Lists ----------------------------------------------------------------------------------
+# --- Lists -------------------------------------------
 
 
 def payments_for(user, status: str = ""):
@@ -296,7 +296,7 @@ def with_invoice_states(invoices, today: date | None = None) -> list[Invoice]:
     return rows
 
 
-# --- Deadlines, for the reminders work -----------------------------------------------------------
+# --- Deadlines, for the reminders work -------------------------------------------
 
 
 def deposit_expected_by(deal: Deal) -> datetime:
@@ -377,7 +377,7 @@ def payment_bounces(since: datetime):
     )
 
 
-# --- Commission -----------------------------------------------------------------------------------
+# --- Commission -------------------------------------------
 
 
 @dataclass(frozen=True)

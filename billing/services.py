@@ -7,11 +7,12 @@ through ``pipeline.services.deal_move`` as the system, naming the person whose
 recorded fact moved the deal (``deal_sync_stage``).
 """
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -34,9 +35,17 @@ from billing.models import (
     PaymentPlan,
     PaymentStatus,
     TermsException,
+    WebhookEvent,
     invoice_due_date,
 )
-from billing.policy import ZERO, PaymentOption, commission_for, deposit_amount
+from billing.policy import (
+    ZERO,
+    PaymentOption,
+    commission_for,
+    deposit_amount,
+    standing_from_history,
+)
+from billing.selectors import customer_payment_history
 from pipeline.masking import contains_card_number, looks_like_card_number
 from pipeline.models import Customer, Deal, User
 from pipeline.stages import SYSTEM, Stage
@@ -118,6 +127,8 @@ def deal_sync_stage(*, deal_id: int, actor: User | None, at: datetime | None = N
     from pipeline.services import deal_move  # the pipeline calls back into billing
 
     deal = _lock_deal(deal_id)
+    # The deal's copy of its cleared money, for the Not paid yet board.
+    Deal.objects.filter(pk=deal.pk).update(cleared_amount=cleared_money(deal.pk))
     if deal.stage == Stage.PROMISED and deal.deposit_required and deposit_is_in(deal):
         deal = deal_move(
             deal_id=deal.pk,
@@ -149,10 +160,23 @@ def deal_sync_stage(*, deal_id: int, actor: User | None, at: datetime | None = N
                 at=at,
                 reason="A payment bounced: the balance is open again.",
             )
+    customer_refresh_standing(customer_id=deal.customer_id)
     return deal
 
 
-# --- Payments ------------------------------------------------------------------------
+def customer_refresh_standing(*, customer_id: int) -> None:
+    """Copy the standing learned from the customer's history onto the customer row.
+
+    Lists and the Not paid yet board filter on ``Customer.standing``; it is
+    refreshed after every money write (``deal_sync_stage``) and daily by
+    ``billing.tasks.refresh_standings``, as lateness grows and bounces age.
+    """
+    history = customer_payment_history(Customer(pk=customer_id))
+    standing, reason = standing_from_history(history)
+    Customer.objects.filter(pk=customer_id).update(standing=standing, standing_reason=reason[:200])
+
+
+# --- Payments -------------------------------------------
 
 
 @transaction.atomic
@@ -318,7 +342,7 @@ def payment_set_status(
     return payment
 
 
-# --- Payment methods on file ---------------------------------------------------------
+# --- Payment methods on file -------------------------------------------
 
 
 def refuse_full_number(value: str, field: str) -> None:
@@ -373,7 +397,7 @@ def payment_method_add(
     return method
 
 
-# --- Invoices ---------------------------------------------------------------------------
+# --- Invoices -------------------------------------------
 
 
 def invoiced_money(deal_id: int) -> Decimal:
@@ -465,7 +489,7 @@ def invoice_void(*, invoice_id: int, actor: User, reason: str) -> Invoice:
     return invoice
 
 
-# --- Payment plans ----------------------------------------------------------------------
+# --- Payment plans -------------------------------------------
 
 
 @transaction.atomic
@@ -513,7 +537,7 @@ def payment_plan_create(
     return plan
 
 
-# --- Terms exceptions ---------------------------------------------------------------------
+# --- Terms exceptions -------------------------------------------
 
 
 @transaction.atomic
@@ -577,3 +601,55 @@ def invoicing_allow(
         granted_by=manager,
         granted_at=at or timezone.now(),
     )
+
+
+# --- The payment processor's webhook -------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    status: str  # "applied", "ignored" (valid but refused, e.g. already cleared), "duplicate"
+    detail: str
+
+
+@transaction.atomic
+def webhook_event_apply(
+    *, event_id: str, type: str, to_status: str, payment_id: int, reason: str, payload: dict
+) -> WebhookOutcome:
+    """Apply a verified processor event once (``billing.webhooks`` checks the signature).
+
+    A repeated event id changes nothing. A valid event the ledger refuses (a
+    payment a manager cleared already) is recorded as ignored, so the
+    processor stops retrying it. The event row and the status change commit
+    together; of two deliveries racing, the unique event id lets one win.
+    """
+    if not Payment.objects.filter(pk=payment_id).exists():
+        raise BillingError(f"No payment {payment_id} in Cleared.")
+    if WebhookEvent.objects.filter(event_id=event_id).exists():
+        return WebhookOutcome("duplicate", "Already received; nothing changed.")
+    try:
+        with transaction.atomic():
+            payment_set_status(
+                payment_id=payment_id,
+                to_status=to_status,
+                actor=None,
+                reason=reason or f"Reported by the payment processor ({type}).",
+                source=EventSource.WEBHOOK,
+            )
+        outcome = WebhookOutcome("applied", f"Payment {payment_id} is {to_status}.")
+    except BillingError as exc:
+        outcome = WebhookOutcome("ignored", str(exc))
+    try:
+        with transaction.atomic():
+            WebhookEvent.objects.create(
+                event_id=event_id,
+                type=type,
+                payment_id=payment_id,
+                payload=payload,
+                outcome=f"{outcome.status}: {outcome.detail}"[:200],
+            )
+    except IntegrityError:
+        # The same event committed meanwhile: undo ours, report it as a repeat.
+        transaction.set_rollback(True)
+        return WebhookOutcome("duplicate", "Already received; nothing changed.")
+    return outcome

@@ -222,6 +222,12 @@ CLEARED_WEBHOOK_SECRET = env_str(
     "CLEARED_WEBHOOK_SECRET", "dev-only-webhook-secret" if DEBUG else ""
 )
 CLEARED_WEBHOOK_TOLERANCE_SECONDS = env_int("CLEARED_WEBHOOK_TOLERANCE_SECONDS", 300)
+# Standing copies on customers follow lateness and ageing bounces (billing.tasks).
+CELERY_BEAT_SCHEDULE["billing-refresh-standings"] = {
+    "task": "billing.refresh_standings",
+    "schedule": 6 * 3600.0,
+    "options": {"expires": 3600.0},
+}
 
 # --- Audits (audits/) --------------------------------------------------------
 # A no-answer is retried this many minutes later; an auditor's claim on an

@@ -8,5 +8,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("reminders/", include("pipeline.reminders.urls")),
     path("audits/", include("audits.urls")),
+    path("billing/", include("billing.urls")),
     path("", include("pipeline.urls")),
 ]

@@ -4,17 +4,20 @@ from itertools import chain
 
 from django.db.models import Count, Q, Sum
 
+from billing.selectors import deal_exceptions
 from pipeline.models import Deal, User
 from pipeline.stages import NOT_PAID_STAGES, Stage
 
 
 def deal_timeline(deal: Deal) -> list:
-    """Every stage event and every touch of a deal, newest first."""
+    """Every stage event, touch and terms exception of a deal, newest first."""
     events = deal.stage_events.select_related("actor")
     touches = deal.touches.select_related("author")
+    exceptions = deal_exceptions(deal)
     entries = chain(
         ({"kind": "stage", "at": e.at, "item": e} for e in events),
         ({"kind": "touch", "at": t.happened_at, "item": t} for t in touches),
+        ({"kind": "exception", "at": x.granted_at, "item": x} for x in exceptions),
     )
     return sorted(entries, key=lambda entry: entry["at"], reverse=True)
 

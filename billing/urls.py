@@ -1,0 +1,21 @@
+from django.urls import path
+
+from billing import views, webhooks
+
+app_name = "billing"
+
+urlpatterns = [
+    path("payments/", views.payment_list, name="payment_list"),
+    path("payments/<int:pk>/status/", views.payment_status, name="payment_status"),
+    path("invoices/", views.invoice_list, name="invoice_list"),
+    path("invoices/<int:pk>/", views.invoice_detail, name="invoice_detail"),
+    path("invoices/<int:pk>/void/", views.invoice_void, name="invoice_void"),
+    path("commission/", views.commission, name="commission"),
+    path("deals/<int:pk>/payments/new/", views.payment_new, name="payment_new"),
+    path("deals/<int:pk>/methods/new/", views.method_new, name="method_new"),
+    path("deals/<int:pk>/invoices/new/", views.invoice_new, name="invoice_new"),
+    path("deals/<int:pk>/plan/new/", views.plan_new, name="plan_new"),
+    path("deals/<int:pk>/waive-deposit/", views.deposit_waive, name="deposit_waive"),
+    path("customers/<int:pk>/allow-invoicing/", views.invoicing_allow, name="invoicing_allow"),
+    path("webhooks/payments/", webhooks.payment_webhook, name="payment_webhook"),
+]

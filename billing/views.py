@@ -1,0 +1,426 @@
+"""Billing pages: each action is one form that works as a page and inside the deal page.
+
+A GET renders the form (the whole page, or only its ``form`` partial for
+htmx, dropped into the deal's money panel); a POST calls one service. Bad
+input comes back with the message next to the field and the typed values
+kept (422); success goes back to the deal.
+"""
+
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from django_htmx.http import HttpResponseClientRedirect
+
+from billing import selectors, services
+from billing.forms import (
+    AllowInvoicingForm,
+    InvoiceForm,
+    PaymentForm,
+    PaymentMethodForm,
+    PaymentPlanForm,
+    PaymentStatusForm,
+    ReasonForm,
+)
+from billing.models import Invoice, Payment, PaymentStatus
+from billing.policy import split_into_instalments
+from pipeline.models import Customer, Deal, User
+
+PER_PAGE = 25
+
+
+def _get_deal_for(user, pk: int) -> Deal:
+    """The deal, if this user may see it; a 404 otherwise (never a hint it exists)."""
+    return get_object_or_404(Deal.objects.visible_to(user).select_related("customer", "rep"), pk=pk)
+
+
+def _require_seller(user) -> None:
+    if not (user.is_rep or user.is_manager or user.is_superuser):
+        raise Http404("Money is for reps and managers.")
+
+
+def _require_manager(user) -> None:
+    if not (user.is_manager or user.is_superuser):
+        raise PermissionDenied("Only a manager can do this.")
+
+
+def _refused(form, exc: services.BillingError) -> None:
+    """Put a service's refusal next to its field, or above the form."""
+    form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+
+
+def _done(request: HttpRequest, deal: Deal, message: str) -> HttpResponse:
+    messages.success(request, message)
+    if request.htmx:
+        return HttpResponseClientRedirect(deal.get_absolute_url())
+    return redirect(deal)
+
+
+def _form_page(
+    request: HttpRequest, *, deal: Deal, form, title: str, submit: str, action: str, **extra
+) -> HttpResponse:
+    status = 422 if form.is_bound and form.errors else 200
+    template = "billing/action_form.html#form" if request.htmx else "billing/action_form.html"
+    context = {
+        "deal": deal,
+        "form": form,
+        "title": title,
+        "submit": submit,
+        "action": action,
+        **extra,
+    }
+    return render(request, template, context, status=status)
+
+
+def payment_new(request: HttpRequest, pk: int) -> HttpResponse:
+    deal = _get_deal_for(request.user, pk)
+    money = selectors.deal_money(deal)
+    initial = {
+        "kind": "deposit"
+        if deal.deposit_required and not money.deposit_in and deal.stage == "promised"
+        else "final",
+        "amount": money.open_balance if money.open_balance > 0 else None,
+    }
+    if deal.deposit_required and not money.deposit_in and deal.payment_option == "invoice":
+        initial["amount"] = money.deposit_amount - money.pending - money.cleared
+    form = PaymentForm(request.POST or None, deal=deal, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            payment = services.payment_record(
+                deal_id=deal.pk, recorded_by=request.user, **form.cleaned_data
+            )
+        except services.BillingError as exc:
+            _refused(form, exc)
+        else:
+            return _done(
+                request,
+                deal,
+                f"{payment.get_kind_display()} of {payment.amount:,.2f} recorded: pending until "
+                "a manager clears it.",
+            )
+    return _form_page(
+        request,
+        deal=deal,
+        form=form,
+        title="Record a payment",
+        submit="Record the payment",
+        action=reverse("billing:payment_new", args=[deal.pk]),
+        hint=f"Open balance: {money.open_balance:,.2f}. It stays pending until a manager "
+        "clears it; only cleared money counts.",
+    )
+
+
+def method_new(request: HttpRequest, pk: int) -> HttpResponse:
+    deal = _get_deal_for(request.user, pk)
+    form = PaymentMethodForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            method = services.payment_method_add(
+                deal_id=deal.pk, recorded_by=request.user, **form.cleaned_data
+            )
+        except services.BillingError as exc:
+            _refused(form, exc)
+        else:
+            return _done(request, deal, f"{method} is on file.")
+    return _form_page(
+        request,
+        deal=deal,
+        form=form,
+        title="Put a card or account on file",
+        submit="Save on file",
+        action=reverse("billing:method_new", args=[deal.pk]),
+        hint="Only the processor's token, the brand or bank, and the last 4 digits. "
+        "Never type the full number: Cleared refuses it.",
+    )
+
+
+def invoice_new(request: HttpRequest, pk: int) -> HttpResponse:
+    deal = _get_deal_for(request.user, pk)
+    initial = {
+        "amount": services.invoiceable_money(deal),
+        "issue_date": timezone.localdate(),
+        "terms_days": settings.CLEARED_INVOICE_TERMS_DAYS,
+    }
+    form = InvoiceForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            invoice = services.invoice_issue(
+                deal_id=deal.pk, issued_by=request.user, **form.cleaned_data
+            )
+        except services.BillingError as exc:
+            _refused(form, exc)
+        else:
+            note = ""
+            if invoice.misses_cutoff:
+                note = (
+                    f" It is past the customer's cut-off (day {invoice.cutoff_day}): "
+                    "expect it in next month's payment run."
+                )
+            return _done(
+                request, deal, f"Invoice {invoice} issued, due {invoice.due_date:%-d %b %Y}.{note}"
+            )
+    cutoff = deal.customer.accounting_cutoff_day
+    return _form_page(
+        request,
+        deal=deal,
+        form=form,
+        title="Issue an invoice",
+        submit="Issue the invoice",
+        action=reverse("billing:invoice_new", args=[deal.pk]),
+        hint=(
+            f"The customer's accounting cut-off is day {cutoff} of the month: an invoice "
+            "issued after it waits for next month's payment run."
+            if cutoff
+            else "The customer's accounting cut-off is not known: ask them when invoices "
+            "must be in to be paid this month."
+        ),
+        cutoff_day=cutoff,
+    )
+
+
+def plan_new(request: HttpRequest, pk: int) -> HttpResponse:
+    deal = _get_deal_for(request.user, pk)
+    money = selectors.deal_money(deal)
+    form = PaymentPlanForm(request.POST or None, initial={"count": 3, "every_days": 30})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        parts = split_into_instalments(money.open_balance, data["count"])
+        instalments = [
+            (data["first_due"] + timedelta(days=data["every_days"] * index), amount)
+            for index, amount in enumerate(parts)
+        ]
+        try:
+            services.payment_plan_create(
+                deal_id=deal.pk,
+                created_by=request.user,
+                instalments=instalments,
+                note=data["note"],
+            )
+        except services.BillingError as exc:
+            _refused(form, exc)
+        else:
+            return _done(request, deal, f"Payment plan set: {data['count']} instalments.")
+    return _form_page(
+        request,
+        deal=deal,
+        form=form,
+        title="Set a payment plan",
+        submit="Split the balance",
+        action=reverse("billing:plan_new", args=[deal.pk]),
+        hint=f"Splits the open balance of {money.open_balance:,.2f} into dated instalments, "
+        "each due and chased on its own.",
+    )
+
+
+def deposit_waive(request: HttpRequest, pk: int) -> HttpResponse:
+    deal = _get_deal_for(request.user, pk)
+    _require_manager(request.user)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.deposit_waive(
+                deal_id=deal.pk, manager=request.user, reason=form.cleaned_data["reason"]
+            )
+        except services.BillingError as exc:
+            _refused(form, exc)
+        else:
+            return _done(request, deal, "Deposit waived: the deal can move on without one.")
+    return _form_page(
+        request,
+        deal=deal,
+        form=form,
+        title="Waive the deposit",
+        submit="Waive the deposit",
+        action=reverse("billing:deposit_waive", args=[deal.pk]),
+        hint="An exception to the terms: the reason goes on the deal's timeline.",
+    )
+
+
+def invoicing_allow(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_seller(request.user)
+    customer = get_object_or_404(Customer.objects.visible_to(request.user), pk=pk)
+    _require_manager(request.user)
+    form = AllowInvoicingForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.invoicing_allow(
+                customer_id=customer.pk, manager=request.user, **form.cleaned_data
+            )
+        except services.BillingError as exc:
+            _refused(form, exc)
+        else:
+            messages.success(request, f"{customer.name} may be invoiced: exception recorded.")
+            if request.htmx:
+                return HttpResponseClientRedirect(customer.get_absolute_url())
+            return redirect(customer)
+    return _form_page(
+        request,
+        deal=None,
+        form=form,
+        title=f"Allow invoicing for {customer.name}",
+        submit="Allow invoicing",
+        action=reverse("billing:invoicing_allow", args=[customer.pk]),
+        back=customer.get_absolute_url(),
+        hint="A slow payer may then be invoiced (with a deposit). The reason shows on the "
+        "customer's page and their deals' timelines.",
+    )
+
+
+def payment_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """Clear, bounce or charge back a payment: managers only (the processor uses the webhook)."""
+    payment = get_object_or_404(
+        Payment.objects.visible_to(request.user).select_related("deal"), pk=pk
+    )
+    _require_manager(request.user)
+    deal = _get_deal_for(request.user, payment.deal_id)
+    initial = {"to_status": request.GET.get("to", PaymentStatus.CLEARED)}
+    form = PaymentStatusForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            payment = services.payment_set_status(
+                payment_id=payment.pk, actor=request.user, **form.cleaned_data
+            )
+        except services.BillingError as exc:
+            if exc.field in form.fields:
+                _refused(form, exc)
+            else:
+                messages.warning(request, str(exc))
+                if request.htmx:
+                    return HttpResponseClientRedirect(deal.get_absolute_url())
+                return redirect(deal)
+        else:
+            deal.refresh_from_db()
+            return _done(
+                request,
+                deal,
+                f"Payment of {payment.amount:,.2f} {payment.get_status_display().lower()}. "
+                f"The deal is in {deal.get_stage_display()}.",
+            )
+    return _form_page(
+        request,
+        deal=deal,
+        form=form,
+        title=f"{payment.get_method_display()} of {payment.amount:,.2f}: clear or bounce",
+        submit="Save",
+        action=reverse("billing:payment_status", args=[payment.pk]),
+        hint=f"{payment.get_kind_display()} · {payment.reference or 'no reference'} · "
+        f"now {payment.get_status_display().lower()}.",
+    )
+
+
+def invoice_void(request: HttpRequest, pk: int) -> HttpResponse:
+    invoice = get_object_or_404(
+        Invoice.objects.filter(deal__in=Deal.objects.visible_to(request.user)), pk=pk
+    )
+    _require_manager(request.user)
+    deal = _get_deal_for(request.user, invoice.deal_id)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.invoice_void(
+                invoice_id=invoice.pk, actor=request.user, reason=form.cleaned_data["reason"]
+            )
+        except services.BillingError as exc:
+            _refused(form, exc)
+        else:
+            return _done(request, deal, f"Invoice {invoice} is void; its number stays used.")
+    return _form_page(
+        request,
+        deal=deal,
+        form=form,
+        title=f"Void invoice {invoice}",
+        submit="Void the invoice",
+        action=reverse("billing:invoice_void", args=[invoice.pk]),
+        hint="For an invoice sent in error. Its number is never reused.",
+    )
+
+
+@require_GET
+def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The printable invoice (print CSS; the browser's "Save as PDF" makes the PDF)."""
+    _require_seller(request.user)
+    invoice = get_object_or_404(
+        selectors.invoices_for(request.user).select_related("issued_by", "voided_by"), pk=pk
+    )
+    invoice.state = invoice.state_for(invoice.cleared)
+    payments = invoice.payments.filter(status=PaymentStatus.CLEARED).order_by("cleared_at")
+    context = {
+        "invoice": invoice,
+        "deal": invoice.deal,
+        "customer": invoice.deal.customer,
+        "payments": payments,
+        "outstanding": invoice.amount - invoice.cleared,
+    }
+    return render(request, "billing/invoice_print.html", context)
+
+
+@require_GET
+def payment_list(request: HttpRequest) -> HttpResponse:
+    """Payments on the user's deals; for managers, the queue of checks and cards to clear."""
+    _require_seller(request.user)
+    status = request.GET.get("status", PaymentStatus.PENDING)
+    payments = selectors.payments_for(request.user, status)
+    page = Paginator(payments, PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "status": status,
+        "statuses": PaymentStatus.choices,
+        "can_clear": request.user.is_manager or request.user.is_superuser,
+    }
+    template = "billing/payment_list.html#results" if request.htmx else "billing/payment_list.html"
+    return render(request, template, context)
+
+
+@require_GET
+def invoice_list(request: HttpRequest) -> HttpResponse:
+    _require_seller(request.user)
+    state = request.GET.get("state", "open")
+    invoices = selectors.invoices_for(request.user, state)
+    page = Paginator(invoices, PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = selectors.with_invoice_states(page.object_list)
+    context = {"page": page, "state": state, "filters": selectors.INVOICE_FILTERS}
+    template = "billing/invoice_list.html#results" if request.htmx else "billing/invoice_list.html"
+    return render(request, template, context)
+
+
+def _month_from(raw: str | None) -> date:
+    today = timezone.localdate()
+    try:
+        year, month = (int(part) for part in (raw or "").split("-"))
+        return date(year, month, 1)
+    except ValueError:
+        return today.replace(day=1)
+
+
+@require_GET
+def commission(request: HttpRequest) -> HttpResponse:
+    """Promised / pending / cleared / earned this month: a rep their own, a manager per rep."""
+    _require_seller(request.user)
+    month = _month_from(request.GET.get("month"))
+    user = request.user
+    if user.is_manager or user.is_superuser:
+        reps = list(
+            User.objects.filter(manager=user, groups__name="Rep").order_by("first_name", "username")
+        )
+    else:
+        reps = [user]
+    figures = selectors.team_month_figures([rep.pk for rep in reps], month)
+    rows = [{"rep": rep, "figures": figures[rep.pk]} for rep in reps]
+    previous = (month.replace(day=1) - timedelta(days=1)).replace(day=1)
+    following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+    context = {
+        "month": month,
+        "rows": rows,
+        "previous": previous,
+        "following": following if following <= timezone.localdate() else None,
+        "ledger": selectors.commission_ledger([rep.pk for rep in reps], month)[:50],
+        "is_manager": user.is_manager or user.is_superuser,
+    }
+    return render(request, "billing/commission.html", context)

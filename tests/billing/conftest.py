@@ -1,0 +1,10 @@
+import pytest
+
+from pipeline.stages import Stage
+from tests.factories import DealFactory
+
+
+@pytest.fixture
+def delivered_deal(rep, customer):
+    """An invoice deal for a good payer (no deposit), delivered, owing 1,000.00."""
+    return DealFactory(rep=rep, customer=customer, deposit_required=False, stage=Stage.DELIVERED)

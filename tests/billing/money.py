@@ -1,0 +1,32 @@
+"""Recording and clearing money in tests, the way the services do it."""
+
+from decimal import Decimal
+
+from billing import services
+from billing.models import PaymentKind, PaymentMethodKind, PaymentStatus
+
+
+def record(
+    deal, by, amount="200.00", kind=PaymentKind.DEPOSIT, method=PaymentMethodKind.CHECK, **kw
+):
+    return services.payment_record(
+        deal_id=deal.pk,
+        recorded_by=by,
+        kind=kind,
+        method=method,
+        amount=Decimal(amount),
+        reference=kw.pop("reference", "Check 1001"),
+        **kw,
+    )
+
+
+def clear(payment, by):
+    return services.payment_set_status(
+        payment_id=payment.pk, to_status=PaymentStatus.CLEARED, actor=by
+    )
+
+
+def bounce(payment, by, reason="Returned: insufficient funds"):
+    return services.payment_set_status(
+        payment_id=payment.pk, to_status=PaymentStatus.BOUNCED, actor=by, reason=reason
+    )

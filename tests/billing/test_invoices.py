@@ -1,0 +1,165 @@
+"""Invoices: gap-free numbers, terms and due dates, cut-offs, paid state from cleared money."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from billing import services
+from billing.models import Invoice, InvoiceState, PaymentKind
+from billing.policy import PaymentOption
+from billing.selectors import deals_missing_deposit, instalments_due, invoices_due
+from pipeline.stages import Stage
+from tests.billing.money import clear, record
+from tests.factories import DealFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_invoice_numbers_follow_one_another_across_deals(delivered_deal, rep, customer):
+    other = DealFactory(rep=rep, customer=customer, deposit_required=False)
+    first = services.invoice_issue(deal_id=delivered_deal.pk, issued_by=rep)
+    second = services.invoice_issue(deal_id=other.pk, issued_by=rep)
+    assert second.number == first.number + 1
+    assert first.display_number == f"INV-{first.number:05d}"
+
+
+def test_a_rolled_back_invoice_gives_its_number_back(delivered_deal, rep, customer):
+    first = services.invoice_issue(
+        deal_id=delivered_deal.pk, issued_by=rep, amount=Decimal("100.00")
+    )
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.invoice_issue(deal_id=delivered_deal.pk, issued_by=rep, amount=Decimal("1.00"))
+        raise RuntimeError("the request failed after the insert")
+    again = services.invoice_issue(deal_id=delivered_deal.pk, issued_by=rep, amount=Decimal("1.00"))
+    assert again.number == first.number + 1
+
+
+def test_terms_give_the_due_date(delivered_deal, rep, settings):
+    settings.CLEARED_INVOICE_TERMS_DAYS = 15
+    invoice = services.invoice_issue(
+        deal_id=delivered_deal.pk, issued_by=rep, issue_date=date(2026, 11, 2)
+    )
+    assert (invoice.terms_days, invoice.due_date) == (15, date(2026, 11, 17))
+    assert invoice.amount == delivered_deal.amount
+
+
+def test_an_invoice_never_bills_more_than_is_left(deal, rep):
+    record(deal, rep, "200.00")  # the deposit, paid without an invoice
+    with pytest.raises(services.BillingError, match="800.00 is left"):
+        services.invoice_issue(deal_id=deal.pk, issued_by=rep, amount=Decimal("900.00"))
+    assert services.invoice_issue(deal_id=deal.pk, issued_by=rep).amount == Decimal("800.00")
+    with pytest.raises(services.BillingError, match="invoiced or paid already"):
+        services.invoice_issue(deal_id=deal.pk, issued_by=rep)
+
+
+def test_only_invoice_deals_are_invoiced(rep, customer):
+    deal = DealFactory(rep=rep, customer=customer, payment_option=PaymentOption.UPFRONT)
+    with pytest.raises(services.BillingError, match="not invoiced"):
+        services.invoice_issue(deal_id=deal.pk, issued_by=rep)
+
+
+def test_the_invoice_state_comes_from_cleared_money(delivered_deal, rep, manager):
+    invoice = services.invoice_issue(deal_id=delivered_deal.pk, issued_by=rep)
+    assert invoice.state_for(Decimal("0")) == InvoiceState.SENT
+    part = record(delivered_deal, rep, "400.00", kind=PaymentKind.INSTALMENT, invoice=invoice)
+    assert invoice.state_for(Decimal("0")) == InvoiceState.SENT  # pending does not count
+    clear(part, manager)
+    assert invoice.state_for(Decimal("400.00")) == InvoiceState.PARTLY_PAID
+    assert invoice.state_for(Decimal("1000.00")) == InvoiceState.PAID
+
+
+def test_a_manager_voids_an_invoice_without_payments(delivered_deal, rep, manager):
+    invoice = services.invoice_issue(deal_id=delivered_deal.pk, issued_by=rep)
+    with pytest.raises(services.NotAllowed):
+        services.invoice_void(invoice_id=invoice.pk, actor=rep, reason="typo")
+    voided = services.invoice_void(invoice_id=invoice.pk, actor=manager, reason="Wrong amount")
+    assert voided.state_for(None) == InvoiceState.VOID
+    with pytest.raises(services.BillingError, match="void already"):
+        services.invoice_void(invoice_id=invoice.pk, actor=manager, reason="again")
+    # The amount is free to bill again; the number is not reused.
+    again = services.invoice_issue(deal_id=delivered_deal.pk, issued_by=rep)
+    assert again.number == invoice.number + 1
+
+
+def test_an_invoice_with_payments_cannot_be_voided(delivered_deal, rep, manager):
+    invoice = services.invoice_issue(deal_id=delivered_deal.pk, issued_by=rep)
+    record(delivered_deal, rep, "100.00", kind=PaymentKind.INSTALMENT, invoice=invoice)
+    with pytest.raises(services.BillingError, match="cannot be voided"):
+        services.invoice_void(invoice_id=invoice.pk, actor=manager, reason="x")
+
+
+def test_invoices_due_lists_unpaid_invoices_by_due_date(delivered_deal, rep, manager, customer):
+    today = timezone.localdate()
+    due = services.invoice_issue(
+        deal_id=delivered_deal.pk,
+        issued_by=rep,
+        amount=Decimal("600.00"),
+        issue_date=today - timedelta(days=31),
+        terms_days=30,
+    )
+    later = services.invoice_issue(
+        deal_id=delivered_deal.pk, issued_by=rep, issue_date=today, terms_days=30
+    )
+    rows = list(invoices_due(today))
+    assert rows == [due] and rows[0].outstanding == Decimal("600.00")
+    clear(record(delivered_deal, rep, "600.00", kind=PaymentKind.INSTALMENT, invoice=due), manager)
+    assert list(invoices_due(today)) == []
+    assert list(invoices_due(later.due_date)) == [later]
+
+
+def test_a_required_deposit_not_in_after_n_days_is_missing(rep, customer, settings):
+    settings.CLEARED_DEPOSIT_EXPECTED_DAYS = 3
+    now = timezone.now()
+    late = DealFactory(rep=rep, customer=customer, promised_at=now - timedelta(days=4))
+    DealFactory(rep=rep, customer=customer, promised_at=now - timedelta(days=1))
+    DealFactory(
+        rep=rep, customer=customer, promised_at=now - timedelta(days=9), deposit_required=False
+    )
+    assert list(deals_missing_deposit(now)) == [late]
+    record(late, rep, "200.00")
+    assert list(deals_missing_deposit(now)) == []
+
+
+def test_a_plan_splits_the_open_balance_into_dated_instalments(delivered_deal, rep, manager):
+    clear(record(delivered_deal, rep, "100.00", kind=PaymentKind.INSTALMENT), manager)
+    today = timezone.localdate()
+    plan = services.payment_plan_create(
+        deal_id=delivered_deal.pk,
+        created_by=rep,
+        instalments=[
+            (today + timedelta(days=7), Decimal("450.00")),
+            (today + timedelta(days=37), Decimal("450.00")),
+        ],
+    )
+    first, second = plan.instalments.all()
+    assert (first.sequence, first.amount, second.due_date) == (
+        1,
+        Decimal("450.00"),
+        today + timedelta(days=37),
+    )
+    assert list(instalments_due(today + timedelta(days=7))) == [first]
+    with pytest.raises(services.BillingError, match="already"):
+        services.payment_plan_create(deal_id=delivered_deal.pk, created_by=rep, instalments=[])
+
+
+def test_a_plan_must_add_up_to_the_open_balance(delivered_deal, rep):
+    today = timezone.localdate()
+    with pytest.raises(services.BillingError, match="open balance is 1,000.00"):
+        services.payment_plan_create(
+            deal_id=delivered_deal.pk,
+            created_by=rep,
+            instalments=[(today + timedelta(days=1), Decimal("500.00"))],
+        )
+    assert not Invoice.objects.exists()
+
+
+def test_a_delivered_deal_with_nothing_invoiced_is_waiting_for_its_invoice(delivered_deal, rep):
+    from billing.selectors import deals_to_invoice
+
+    assert list(deals_to_invoice()) == [delivered_deal]
+    services.invoice_issue(deal_id=delivered_deal.pk, issued_by=rep)
+    assert list(deals_to_invoice()) == []
+    assert delivered_deal.stage == Stage.DELIVERED
