@@ -2,7 +2,8 @@
 
 from itertools import chain
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum, Window
+from django.db.models.functions import RowNumber
 
 from billing.selectors import deal_exceptions
 from pipeline.models import Deal, User
@@ -22,14 +23,39 @@ def deal_timeline(deal: Deal) -> list:
     return sorted(entries, key=lambda entry: entry["at"], reverse=True)
 
 
-def deals_by_stage(deals, stages=NOT_PAID_STAGES) -> list[dict]:
-    """Columns of a pipeline board: each stage with its deals and their total."""
-    columns = {stage: {"stage": stage, "deals": [], "total": 0} for stage in stages}
-    for deal in deals:
-        column = columns.get(Stage(deal.stage))
-        if column is not None:
-            column["deals"].append(deal)
-            column["total"] += deal.amount
+def pipeline_columns(deals, per_column: int) -> list[dict]:
+    """The pipeline board: each open stage with its count, total and first cards.
+
+    Two queries whatever the number of deals: the counts and totals grouped in
+    SQL, and at most ``per_column`` cards per stage (the most urgent next step
+    first), picked with a window function so a rep with thousands of open deals
+    still gets a light page.
+    """
+    open_deals = deals.filter(stage__in=NOT_PAID_STAGES)
+    summary = {row["stage"]: row for row in stage_summary(open_deals)}
+    ranked = (
+        open_deals.annotate(
+            place=Window(
+                RowNumber(), partition_by=[F("stage")], order_by=[F("next_step_date"), F("id")]
+            )
+        )
+        .filter(place__lte=per_column)
+        .select_related("customer", "rep")
+        .order_by("next_step_date", "id")
+    )
+    columns = {
+        stage: {
+            "stage": stage,
+            "deals": [],
+            "count": summary[stage]["count"],
+            "total": summary[stage]["total"],
+        }
+        for stage in NOT_PAID_STAGES
+    }
+    for deal in ranked:
+        columns[Stage(deal.stage)]["deals"].append(deal)
+    for column in columns.values():
+        column["more"] = column["count"] - len(column["deals"])
     return list(columns.values())
 
 

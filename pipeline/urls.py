@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("deals/", views.deal_list, name="deal_list"),
     path("deals/board/", views.deal_board, name="deal_board"),
+    path("deals/board/move/", views.deal_board_move, name="deal_board_move"),
     path("deals/new/", views.deal_new, name="deal_new"),
     path("deals/import/", board_views.deal_import, name="deal_import"),
     path("board/", board_views.board_view, name="board"),

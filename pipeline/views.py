@@ -9,13 +9,18 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from billing.selectors import customer_terms
-from pipeline import selectors, services
+from billing.selectors import customer_terms, rep_month_figures, team_month_figures
+from pipeline import board, selectors, services
 from pipeline.forms import CustomerForm, DealEditForm, DealForm, MoveForm, TouchForm
 from pipeline.models import Customer, Deal
 from pipeline.stages import IllegalMove, LostReason, Stage, next_moves
 
 DEALS_PER_PAGE = 25
+HOME_CARDS_PER_STAGE = 6
+BOARD_CARDS_PER_STAGE = 50
+# The columns a card can be moved to from the board; the table decides if it may.
+# (Losing a deal needs a reason: that is done on the deal's page.)
+MOVE_TARGETS = [Stage.DEPOSIT, Stage.AUDIT_CONFIRMED, Stage.DELIVERED]
 
 
 def _get_deal_for(user, pk: int) -> Deal:
@@ -34,17 +39,23 @@ def _require_seller(user) -> None:
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    """Each role's home: a rep's month and pipeline, a manager's team, an auditor's queue."""
     user = request.user
     if user.is_auditor and not (user.is_rep or user.is_manager):
         return render(request, "pipeline/home_auditor.html", {})
-    deals = Deal.objects.visible_to(user).select_related("customer", "rep")
-    today = timezone.localdate()
-    attention = deals.open().filter(next_step_date__lte=today).order_by("next_step_date", "id")[:10]
+    if user.is_manager or user.is_superuser:
+        reps = list(board.team_reps(user))
+        figures = team_month_figures([rep.pk for rep in reps], timezone.localdate())
+        context = {
+            "totals": board.board_totals(user),
+            "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
+        }
+        return render(request, "pipeline/home_manager.html", context)
+    deals = Deal.objects.visible_to(user)
     context = {
-        "summary": selectors.stage_summary(deals),
-        "attention": attention,
-        "today": today,
-        "recent": deals.order_by("-updated_at")[:8],
+        "figures": rep_month_figures(user),
+        "columns": selectors.pipeline_columns(deals, per_column=HOME_CARDS_PER_STAGE),
+        "move_stages": MOVE_TARGETS,
     }
     return render(request, "pipeline/home.html", context)
 
@@ -74,13 +85,49 @@ def deal_list(request: HttpRequest) -> HttpResponse:
 
 def deal_board(request: HttpRequest) -> HttpResponse:
     _require_seller(request.user)
-    deals = (
-        Deal.objects.visible_to(request.user)
-        .open()
-        .select_related("customer", "rep")
-        .order_by("next_step_date", "id")
-    )
-    return render(request, "pipeline/deal_board.html", {"columns": selectors.deals_by_stage(deals)})
+    deals = Deal.objects.visible_to(request.user)
+    context = {
+        "columns": selectors.pipeline_columns(deals, per_column=BOARD_CARDS_PER_STAGE),
+        "move_stages": MOVE_TARGETS,
+    }
+    return render(request, "pipeline/deal_board.html", context)
+
+
+@require_POST
+def deal_board_move(request: HttpRequest) -> HttpResponse:
+    """A card dragged (or moved with its form) to another column of the pipeline board."""
+    _require_seller(request.user)
+    deal_id = request.POST.get("deal", "")
+    deal = _get_deal_for(request.user, int(deal_id) if deal_id.isdigit() else 0)
+    version = request.POST.get("version", "")
+    try:
+        deal = services.deal_move(
+            deal_id=deal.pk,
+            to_stage=request.POST.get("to_stage", ""),
+            actor=request.user,
+            lost_reason=request.POST.get("lost_reason", ""),
+            expected_version=int(version) if version.isdigit() else None,
+        )
+    except services.StaleDeal as exc:
+        messages.warning(request, str(exc))
+    except IllegalMove as exc:
+        messages.error(request, f"#{deal.pk} {deal.customer.name}: {exc}")
+    else:
+        messages.success(
+            request, f"#{deal.pk} {deal.customer.name} moved to {deal.get_stage_display()}."
+        )
+    from_home = request.POST.get("back") == "home"
+    if not request.htmx:
+        return redirect("home" if from_home else "deal_board")
+    per_column = HOME_CARDS_PER_STAGE if from_home else BOARD_CARDS_PER_STAGE
+    context = {
+        "columns": selectors.pipeline_columns(
+            Deal.objects.visible_to(request.user), per_column=per_column
+        ),
+        "move_stages": MOVE_TARGETS,
+        "back": request.POST.get("back", ""),
+    }
+    return render(request, "pipeline/_pipeline_board.html", context)
 
 
 def deal_new(request: HttpRequest) -> HttpResponse:
