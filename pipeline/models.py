@@ -87,7 +87,7 @@ class Customer(models.Model):
     company = models.CharField(max_length=200, blank=True)
     phone = models.CharField(max_length=40)
     email = models.EmailField(blank=True)
-    billing_contact = models.CharField(
+    billing_contact = MaskedCharField(
         max_length=200, blank=True, help_text="Who pays the invoices, and how to reach them."
     )
     accounting_cutoff_day = models.PositiveSmallIntegerField(
@@ -148,7 +148,7 @@ class Deal(models.Model):
     rep = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deals"
     )
-    title = models.CharField("what is sold", max_length=200)
+    title = MaskedCharField("what is sold", max_length=200)
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     payment_option = models.CharField(max_length=16, choices=PaymentOption.choices)
     deposit_required = models.BooleanField(
