@@ -1,0 +1,36 @@
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
+
+
+@pytest.fixture(autouse=True)
+def _reminder_settings(settings):
+    settings.REMINDERS_LOOKAHEAD_HOURS = 24
+    settings.REMINDERS_CATCHUP_DAYS = 14
+    settings.REMINDERS_HOVER_HOURS = 24
+    settings.REMINDERS_MORNING_HOUR = 9
+    settings.REMINDERS_DIGEST_MINUTES = 30
+    settings.REMINDERS_POLL_SECONDS = 1
+
+
+@pytest.fixture
+def make_reminder(rep):
+    """A reminder row written directly, for tests about the panel and the actions."""
+    counter = iter(range(1, 100_000))
+
+    def make(deal, *, owner=rep, kind=ReminderKind.NEXT_STEP_DUE, due_in_minutes=-5, **fields):
+        fields.setdefault("occurrence", f"test-{next(counter)}")
+        fields.setdefault("state", ReminderState.DUE if due_in_minutes <= 0 else "scheduled")
+        return Reminder.objects.create(
+            deal=deal,
+            kind=kind,
+            owner=owner,
+            why=fields.pop("why", "Next step for today: Call to confirm"),
+            due_at=timezone.now() + datetime.timedelta(minutes=due_in_minutes),
+            **fields,
+        )
+
+    return make
