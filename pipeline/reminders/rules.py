@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import CharField, Exists, F, OuterRef, QuerySet, Subquery, Value
+from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Cast, Coalesce, Concat, TruncDate
 from django.utils.formats import date_format
 
@@ -76,7 +76,8 @@ class Window:
 class Gone:
     """One way a reminder's cause goes away, and what is recorded when it does."""
 
-    narrow: Callable[[QuerySet], QuerySet]
+    # A condition on the open Reminder row (joins through ``deal__`` allowed).
+    when: Callable[[], Q | Exists]
     resolution: str
     # The person who made the cause go away, as an expression on the reminder
     # (e.g. the author of the latest touch); None: whoever triggered the scan.
@@ -129,16 +130,12 @@ def _iso(field_name: str):
     return Cast(F(field_name), CharField())
 
 
-def _touched_after(delta: timedelta) -> Callable[[QuerySet], QuerySet]:
-    """Open reminders of deals with a touch later than ``due_at - delta``."""
-
-    def narrow(reminders: QuerySet) -> QuerySet:
-        touches = Touch.objects.filter(
-            deal_id=OuterRef("deal_id"), happened_at__gt=OuterRef("due_at") - delta
-        )
-        return reminders.filter(Exists(touches))
-
-    return narrow
+def _touched_after(delta: timedelta) -> Exists:
+    """The deal has a touch later than the reminder's ``due_at - delta``."""
+    later = Touch.objects.filter(
+        deal_id=OuterRef("deal_id"), happened_at__gt=OuterRef("due_at") - delta
+    )
+    return Exists(later)
 
 
 def _latest_touch_author():
@@ -184,7 +181,7 @@ CHECK_IN = Rule(
     gone=(
         # A touch after the promise day is the check-in.
         Gone(
-            lambda qs: _touched_after(_hours("REMINDERS_CHECK_IN_HOURS") / 2)(qs),
+            lambda: _touched_after(_hours("REMINDERS_CHECK_IN_HOURS") / 2),
             "Checked in: a touch was recorded.",
             by=_latest_touch_author,
         ),
@@ -222,8 +219,8 @@ DEPOSIT_MISSING = Rule(
         f"Deposit required since the promise on {day_text(row['promised_at'])}: none received."
     ),
     gone=(
-        Gone(lambda qs: qs.exclude(deal__stage=Stage.PROMISED), "Deposit is in."),
-        Gone(lambda qs: qs.filter(deal__deposit_required=False), "Deposit waived."),
+        Gone(lambda: ~Q(deal__stage=Stage.PROMISED), "Deposit is in."),
+        Gone(lambda: Q(deal__deposit_required=False), "Deposit waived."),
     ),
 )
 
@@ -261,11 +258,9 @@ DELIVERY_OVERDUE = Rule(
         f"Delivery expected on {day_text(row['expected_delivery_date'])}: not delivered yet."
     ),
     gone=(
-        Gone(lambda qs: qs.filter(deal__delivered_at__isnull=False), "Delivered."),
+        Gone(lambda: Q(deal__delivered_at__isnull=False), "Delivered."),
         Gone(
-            lambda qs: qs.alias(expected=_iso("deal__expected_delivery_date")).exclude(
-                occurrence=F("expected")
-            ),
+            lambda: ~Q(occurrence=_iso("deal__expected_delivery_date")),
             "Expected delivery date moved.",
         ),
     ),
@@ -297,7 +292,7 @@ SATISFACTION_CHECK = Rule(
     ),
     gone=(
         Gone(
-            lambda qs: _touched_after(_days("REMINDERS_SATISFACTION_DAYS"))(qs),
+            lambda: _touched_after(_days("REMINDERS_SATISFACTION_DAYS")),
             "Customer contacted after delivery.",
             by=_latest_touch_author,
         ),
@@ -327,9 +322,7 @@ NEXT_STEP_DUE = Rule(
     why=lambda row: f"Next step for {day_text(row['next_step_date'])}: {row['next_step']}",
     gone=(
         Gone(
-            lambda qs: qs.alias(current=_iso("deal__next_step_date")).exclude(
-                occurrence=F("current")
-            ),
+            lambda: ~Q(occurrence=_iso("deal__next_step_date")),
             "A touch set a new next step.",
             by=_latest_touch_author,
         ),
@@ -368,7 +361,7 @@ STALE_DEAL = Rule(
     ),
     gone=(
         Gone(
-            lambda qs: _touched_after(_days("REMINDERS_STALE_DAYS"))(qs),
+            lambda: _touched_after(_days("REMINDERS_STALE_DAYS")),
             "A touch was recorded.",
             by=_latest_touch_author,
         ),
@@ -416,19 +409,19 @@ def _clock(value: datetime) -> str:
     return date_format(value.astimezone(zone), "D j M, H:i")
 
 
-def _no_open_audit(states: tuple[str, ...], occ) -> Callable[[QuerySet], QuerySet]:
-    """Open reminders whose audit (named by the occurrence) is no longer in ``states``."""
+def _no_open_audit(states: tuple[str, ...], occ) -> Callable[[], Exists]:
+    """The reminder's audit (named by its occurrence) is no longer in ``states``."""
 
-    def narrow(reminders: QuerySet) -> QuerySet:
+    def when() -> Exists:
         audits = (
             _audits(None)
             .filter(deal_id=OuterRef("deal_id"), state__in=states)
             .annotate(occ=occ())
             .filter(occ=OuterRef("occurrence"))
         )
-        return reminders.filter(~Exists(audits))
+        return ~Exists(audits)
 
-    return narrow
+    return when
 
 
 def _latest_auditor():
@@ -566,11 +559,11 @@ def owner_of(rule: Rule, row: dict) -> tuple[int | None, str]:
 
 
 DEAL_CLOSED = Gone(
-    lambda qs: qs.filter(deal__stage__in=sorted(CLOSED_STAGES)),
+    lambda: Q(deal__stage__in=sorted(CLOSED_STAGES)),
     "The deal is closed: paid, lost or written off.",
 )
 DEAL_LOST = Gone(
-    lambda qs: qs.filter(deal__stage__in=[Stage.LOST, Stage.WRITTEN_OFF]),
+    lambda: Q(deal__stage__in=[Stage.LOST, Stage.WRITTEN_OFF]),
     "The deal is lost or written off.",
 )
 

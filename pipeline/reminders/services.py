@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from pipeline.models import User
@@ -141,21 +141,39 @@ def _hover(candidates: list[Reminder]) -> None:
 def reminders_resolve_gone(
     *, now: datetime, deal_ids: list[int] | None = None, actor_id: int | None = None
 ) -> int:
-    """Resolve the open reminders whose cause is gone, saying what resolved them."""
+    """Resolve the open reminders whose cause is gone, saying what resolved them.
+
+    One SELECT asks every rule at once (a CASE over kind and cause) which open
+    reminders are gone; only those are then updated, grouped by what resolved
+    them, each UPDATE a compare-and-set on the reminder still being open.
+    """
+    outcomes = [gone for rule in rules() for gone in gone_for(rule)]
+    kinds = [rule.kind for rule in rules() for _ in gone_for(rule)]
+    whens = [
+        When(Q(kind=kind) & Q(gone.when()), then=Value(index))
+        for index, (kind, gone) in enumerate(zip(kinds, outcomes, strict=True))
+    ]
+    open_reminders = Reminder.objects.filter(state__in=OPEN_STATES)
+    if deal_ids is not None:
+        open_reminders = open_reminders.filter(deal_id__in=deal_ids)
+    found = (
+        open_reminders.annotate(gone=Case(*whens, default=None, output_field=IntegerField()))
+        .filter(gone__isnull=False)
+        .values_list("id", "gone")
+    )
+    by_outcome: dict[int, list[int]] = defaultdict(list)
+    for reminder_id, index in found:
+        by_outcome[index].append(reminder_id)
     resolved = 0
-    for rule in rules():
-        open_reminders = Reminder.objects.filter(kind=rule.kind, state__in=OPEN_STATES)
-        if deal_ids is not None:
-            open_reminders = open_reminders.filter(deal_id__in=deal_ids)
-        for gone in gone_for(rule):
-            by = gone.by() if gone.by is not None else actor_id
-            resolved += gone.narrow(open_reminders).update(
-                state=ReminderState.RESOLVED,
-                resolution=gone.resolution,
-                resolved_by_id=by,
-                closed_at=now,
-                updated_at=now,
-            )
+    for index, ids in by_outcome.items():
+        gone = outcomes[index]
+        resolved += Reminder.objects.filter(id__in=ids, state__in=OPEN_STATES).update(
+            state=ReminderState.RESOLVED,
+            resolution=gone.resolution,
+            resolved_by_id=gone.by() if gone.by is not None else actor_id,
+            closed_at=now,
+            updated_at=now,
+        )
     return resolved
 
 
@@ -167,30 +185,26 @@ def reminders_mark_due(*, now: datetime, deal_ids: list[int] | None = None) -> i
     other; elsewhere the UPDATE's own ``WHERE state = …`` is the compare-and-set.
     """
     marked = 0
-    ripe = (
-        Q(state=ReminderState.SCHEDULED, due_at__lte=now),
-        Q(state=ReminderState.SNOOZED, snoozed_until__lte=now),
+    condition = Q(state=ReminderState.SCHEDULED, due_at__lte=now) | Q(
+        state=ReminderState.SNOOZED, snoozed_until__lte=now
     )
     skip_locked = connection.features.has_select_for_update_skip_locked
-    for condition in ripe:
-        while True:
-            with transaction.atomic():
-                claim = Reminder.objects.filter(condition).order_by()
-                if deal_ids is not None:
-                    claim = claim.filter(deal_id__in=deal_ids)
-                if skip_locked:
-                    claim = claim.select_for_update(skip_locked=True)
-                ids = list(claim.values_list("id", flat=True)[:CLAIM_BATCH])
-                if not ids:
-                    break
+    while True:
+        with transaction.atomic():
+            claim = Reminder.objects.filter(condition).order_by()
+            if deal_ids is not None:
+                claim = claim.filter(deal_id__in=deal_ids)
+            if skip_locked:
+                claim = claim.select_for_update(skip_locked=True)
+            ids = list(claim.values_list("id", flat=True)[:CLAIM_BATCH])
+            if ids:
                 marked += (
                     Reminder.objects.filter(condition, id__in=ids)
                     .order_by()
                     .update(state=ReminderState.DUE, updated_at=now)
                 )
-            if len(ids) < CLAIM_BATCH:
-                break
-    return marked
+        if len(ids) < CLAIM_BATCH:
+            return marked
 
 
 # --- the email digest ----------------------------------------------------------------
