@@ -245,8 +245,8 @@ class CallScriptQuerySet(_AppendOnlyQuerySet):
 # The script Cleared ships with (migration 0002 wrote the same as version 1).
 DEFAULT_SCRIPT = {
     "opening": (
-        "Hello, this is the order desk at $company's supplier. I'm calling to confirm the "
-        "order you placed with $rep. It takes two minutes; this call is recorded."
+        "Hello, I'm calling from the order desk to confirm the order $company placed "
+        "with $rep. It takes two minutes; this call is recorded."
     ),
     "identity": "Am I speaking with $customer, and may I confirm a couple of details with you?",
     "purchase": "You agreed with $rep to buy: $what. Is that right?",

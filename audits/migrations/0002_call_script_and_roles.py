@@ -10,8 +10,8 @@ from django.db import migrations
 SCRIPT_V1 = {
     "version": 1,
     "opening": (
-        "Hello, this is the order desk at $company's supplier. I'm calling to confirm the "
-        "order you placed with $rep. It takes two minutes; this call is recorded."
+        "Hello, I'm calling from the order desk to confirm the order $company placed "
+        "with $rep. It takes two minutes; this call is recorded."
     ),
     "identity": "Am I speaking with $customer, and may I confirm a couple of details with you?",
     "purchase": "You agreed with $rep to buy: $what. Is that right?",

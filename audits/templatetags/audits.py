@@ -24,7 +24,10 @@ def deal_audit(deal) -> dict:
 def audit_queue_summary(user) -> dict:
     """Counts per section of the auditor's queue, for their home page."""
     sections = selectors.audit_queue(auditor=user, now=timezone.now())
-    return {name: len(audits) for name, audits in sections.items()} | {"sections": sections}
+    urgent = sections["due_now"] + sections["overdue"]
+    return {name: len(audits) for name, audits in sections.items()} | {
+        "next_call": urgent[0] if urgent else None
+    }
 
 
 @register.filter
