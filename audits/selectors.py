@@ -12,11 +12,15 @@ from django.utils import timezone
 
 from audits.models import Audit, AuditState, CallAttempt, Outcome
 from pipeline.models import Deal, Role, User
+from pipeline.stages import CLOSED_STAGES
 
 
 def _open_audits() -> QuerySet[Audit]:
-    return Audit.objects.open().select_related(
-        "deal", "deal__customer", "deal__rep", "wrap_up", "claimed_by"
+    """Open audits of live deals: a deal lost or paid meanwhile needs no call."""
+    return (
+        Audit.objects.open()
+        .exclude(deal__stage__in=CLOSED_STAGES)
+        .select_related("deal", "deal__customer", "deal__rep", "wrap_up", "claimed_by")
     )
 
 

@@ -164,3 +164,32 @@ def test_the_manager_report_counts_per_rep_and_per_auditor(
     assert auditor_row["auditor"] == auditor and auditor_row["calls"] == 4
     html = response.content.decode()
     assert "Needs your attention" in html and "Overdue Olga" in html
+
+
+def test_a_deal_lost_meanwhile_leaves_the_queue_and_the_reminders(mixed_queue, auditor, rep):
+    from pipeline import services as pipeline_services
+    from pipeline.stages import LostReason
+
+    due = mixed_queue["due"]
+    pipeline_services.deal_move(
+        deal_id=due.deal_id, to_stage=Stage.LOST, actor=rep, lost_reason=LostReason.COMPETITOR
+    )
+    now = timezone.now()
+    assert due not in selectors.audit_queue(auditor=auditor, now=now)["due_now"]
+    assert due not in selectors.audits_due(now)
+
+
+def test_the_report_shows_only_the_managers_own_team(
+    mixed_queue, auditor, other_rep, manager, manager_client
+):
+    customer = CustomerFactory(owner=other_rep, name="Outsider Otto")
+    deal = DealFactory(rep=other_rep, customer=customer, stage=Stage.DEPOSIT)
+    outsider = services.wrap_up_hand_over(deal_id=deal.pk, rep=other_rep, **checklist())
+    record(outsider, auditor, Outcome.DISPUTED, notes="Who?")
+    response = manager_client.get(reverse("audits:report"))
+    reps = [row["rep"] for row in response.context["report"]["reps"]]
+    assert other_rep not in reps
+    assert "Outsider Otto" not in response.content.decode()
+    since = timezone.now() - timedelta(days=1)
+    assert outsider not in selectors.audits_escalated(manager=manager, since=since)
+    assert outsider in selectors.audits_escalated(manager=other_rep.manager, since=since)
