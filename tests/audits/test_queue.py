@@ -193,3 +193,14 @@ def test_the_report_shows_only_the_managers_own_team(
     since = timezone.now() - timedelta(days=1)
     assert outsider not in selectors.audits_escalated(manager=manager, since=since)
     assert outsider in selectors.audits_escalated(manager=other_rep.manager, since=since)
+
+
+def test_the_call_screen_costs_a_fixed_number_of_queries(
+    mixed_queue, auditor, auditor_client, django_assert_max_num_queries
+):
+    audit = mixed_queue["retry"]
+    for _ in range(3):
+        record(audit, auditor, Outcome.CALL_BACK, callback_at=timezone.now() + timedelta(hours=1))
+    with django_assert_max_num_queries(8):
+        response = auditor_client.get(reverse("audits:call", args=[audit.pk]))
+    assert response.content.decode().count("Call back</strong>") == 3
