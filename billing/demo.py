@@ -31,8 +31,9 @@ from pipeline.stages import Stage
 BRANDS = [("Visa", "4242"), ("Mastercard", "4444"), ("Amex", "0005"), ("Chase checking", "6789")]
 
 
-def _not_after_now(moment):
-    return min(moment, timezone.now() - timedelta(minutes=1))
+def _not_after_now(moment, hours: int = 3):
+    """Demo history stays in the past, and later steps of one deal stay later."""
+    return min(moment, timezone.now() - timedelta(hours=hours))
 
 
 def _manager_of(deal: Deal) -> User:
@@ -65,7 +66,8 @@ def record_money_for(deal: Deal, stage: str, at) -> Deal:
                 reference="Card at the close" if upfront else f"Check {1000 + deal.pk}",
                 at=at,
             )
-            if not upfront:  # an upfront card settles when the deal is paid
+            # A card settles in a few days; a check deposit clears in two.
+            if not upfront or at < timezone.now() - timedelta(days=5):
                 _clear(payment, at + timedelta(days=2))
     elif stage == Stage.PAYMENT_CLEARED:
         for payment in deal.payments.filter(status=PaymentStatus.PENDING):
@@ -90,7 +92,7 @@ def record_money_for(deal: Deal, stage: str, at) -> Deal:
                 invoice=invoice,
                 at=at,
             )
-            _clear(payment, at)
+            _clear(payment, at + timedelta(hours=1))
     return Deal.objects.get(pk=deal.pk)
 
 
@@ -99,7 +101,7 @@ def _clear(payment: Payment, at) -> None:
         payment_id=payment.pk,
         to_status=PaymentStatus.CLEARED,
         actor=_manager_of(payment.deal),
-        at=_not_after_now(at),
+        at=_not_after_now(at, hours=2),
     )
 
 
@@ -165,14 +167,14 @@ def seed(stdout=None) -> None:
             to_status=PaymentStatus.BOUNCED,
             actor=manager,
             reason="Returned by the bank: insufficient funds.",
-            at=now - timedelta(days=2),
+            at=_not_after_now(paid_by_check.cleared_at + timedelta(days=3), hours=1),
         )
         services.invoicing_allow(
             customer_id=paid_by_check.deal.customer_id,
             manager=manager,
             reason="Long-standing customer; the bounce was a bank error they are fixing.",
             valid_until=today + timedelta(days=30),
-            at=now - timedelta(days=1),
+            at=_not_after_now(paid_by_check.cleared_at + timedelta(days=4), hours=0),
         )
 
     # One card charged back after it settled.
@@ -192,7 +194,7 @@ def seed(stdout=None) -> None:
             to_status=PaymentStatus.CHARGED_BACK,
             actor=manager,
             reason="Cardholder disputed the charge.",
-            at=now - timedelta(days=1),
+            at=_not_after_now(charged.cleared_at + timedelta(days=10), hours=1),
         )
 
     # One payment plan: a customer in a cash crunch pays the rest in three.

@@ -32,6 +32,7 @@ from billing.forms import (
 from billing.models import Invoice, Payment, PaymentStatus
 from billing.policy import split_into_instalments
 from pipeline.models import Customer, Deal, User
+from pipeline.templatetags.cleared import money
 
 PER_PAGE = 25
 
@@ -81,15 +82,15 @@ def _form_page(
 
 def payment_new(request: HttpRequest, pk: int) -> HttpResponse:
     deal = _get_deal_for(request.user, pk)
-    money = selectors.deal_money(deal)
+    figures = selectors.deal_money(deal)
     initial = {
         "kind": "deposit"
-        if deal.deposit_required and not money.deposit_in and deal.stage == "promised"
+        if deal.deposit_required and not figures.deposit_in and deal.stage == "promised"
         else "final",
-        "amount": money.open_balance if money.open_balance > 0 else None,
+        "amount": figures.open_balance if figures.open_balance > 0 else None,
     }
-    if deal.deposit_required and not money.deposit_in and deal.payment_option == "invoice":
-        initial["amount"] = money.deposit_amount - money.pending - money.cleared
+    if deal.deposit_required and not figures.deposit_in and deal.payment_option == "invoice":
+        initial["amount"] = figures.deposit_amount - figures.pending - figures.cleared
     form = PaymentForm(request.POST or None, deal=deal, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -102,7 +103,7 @@ def payment_new(request: HttpRequest, pk: int) -> HttpResponse:
             return _done(
                 request,
                 deal,
-                f"{payment.get_kind_display()} of {payment.amount:,.2f} recorded: pending until "
+                f"{payment.get_kind_display()} of {money(payment.amount)} recorded: pending until "
                 "a manager clears it.",
             )
     return _form_page(
@@ -112,7 +113,7 @@ def payment_new(request: HttpRequest, pk: int) -> HttpResponse:
         title="Record a payment",
         submit="Record the payment",
         action=reverse("billing:payment_new", args=[deal.pk]),
-        hint=f"Open balance: {money.open_balance:,.2f}. It stays pending until a manager "
+        hint=f"Open balance: {money(figures.open_balance)}. It stays pending until a manager "
         "clears it; only cleared money counts.",
     )
 
@@ -187,11 +188,11 @@ def invoice_new(request: HttpRequest, pk: int) -> HttpResponse:
 
 def plan_new(request: HttpRequest, pk: int) -> HttpResponse:
     deal = _get_deal_for(request.user, pk)
-    money = selectors.deal_money(deal)
+    figures = selectors.deal_money(deal)
     form = PaymentPlanForm(request.POST or None, initial={"count": 3, "every_days": 30})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        parts = split_into_instalments(money.open_balance, data["count"])
+        parts = split_into_instalments(figures.open_balance, data["count"])
         instalments = [
             (data["first_due"] + timedelta(days=data["every_days"] * index), amount)
             for index, amount in enumerate(parts)
@@ -214,7 +215,7 @@ def plan_new(request: HttpRequest, pk: int) -> HttpResponse:
         title="Set a payment plan",
         submit="Split the balance",
         action=reverse("billing:plan_new", args=[deal.pk]),
-        hint=f"Splits the open balance of {money.open_balance:,.2f} into dated instalments, "
+        hint=f"Splits the open balance of {money(figures.open_balance)} into dated instalments, "
         "each due and chased on its own.",
     )
 
@@ -300,14 +301,14 @@ def payment_status(request: HttpRequest, pk: int) -> HttpResponse:
             return _done(
                 request,
                 deal,
-                f"Payment of {payment.amount:,.2f} {payment.get_status_display().lower()}. "
+                f"Payment of {money(payment.amount)} {payment.get_status_display().lower()}. "
                 f"The deal is in {deal.get_stage_display()}.",
             )
     return _form_page(
         request,
         deal=deal,
         form=form,
-        title=f"{payment.get_method_display()} of {payment.amount:,.2f}: clear or bounce",
+        title=f"{payment.get_method_display()} of {money(payment.amount)}: clear or bounce",
         submit="Save",
         action=reverse("billing:payment_status", args=[payment.pk]),
         hint=f"{payment.get_kind_display()} · {payment.reference or 'no reference'} · "

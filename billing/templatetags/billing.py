@@ -25,5 +25,11 @@ def customer_money(customer):
 
 
 @register.filter
+def percent(rate) -> str:
+    """A rate as a percentage: 0.1250 → 12.5%."""
+    return f"{(rate * 100).normalize():f}%"
+
+
+@register.filter
 def can_clear(user) -> bool:
     return user.is_manager or user.is_superuser
