@@ -334,3 +334,29 @@ def test_the_customer_page_shows_history_and_exceptions(manager_client, customer
     html = manager_client.get(customer.get_absolute_url()).content.decode()
     assert "Payment history" in html and "1 payment bounced recently." in html
     assert "Bank error" in html
+
+
+def test_the_deal_form_shows_the_deposit_rule_and_an_exception(
+    manager_client, manager, customer, rep
+):
+    deal = DealFactory(rep=rep, customer=customer, deposit_required=False, stage=Stage.DELIVERED)
+    bounce(clear(record(deal, rep, "1000.00", kind="final"), manager), manager)
+    services.invoicing_allow(customer_id=customer.pk, manager=manager, reason="Bank error")
+    html = manager_client.get(f"/deals/terms/?customer={customer.pk}").content.decode()
+    assert "20% of the amount" in html and "Bank error" in html
+
+
+def test_the_admin_shows_payments_read_only_and_never_deletes(client, deal, rep):
+    from tests.factories import UserFactory
+
+    payment = record(deal, rep)
+    admin = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    assert client.get("/admin/billing/payment/").status_code == 200
+    page = client.get(f"/admin/billing/payment/{payment.pk}/change/")
+    assert page.status_code == 200 and b"deletelink" not in page.content
+    assert (
+        client.post(f"/admin/billing/payment/{payment.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    assert Payment.objects.filter(pk=payment.pk).exists()
