@@ -109,16 +109,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--deals", type=int, default=100_000)
         parser.add_argument("--reps-per-team", type=int, default=10)
+        parser.add_argument(
+            "--teams", type=int, default=0, help="default: one manager per 20,000 deals"
+        )
         parser.add_argument("--seed", type=int, default=20261122)
 
-    def handle(self, *args, deals: int, reps_per_team: int, seed: int, **options):
+    def handle(self, *args, deals: int, reps_per_team: int, teams: int, seed: int, **options):
         if User.objects.filter(username="scale_manager_1").exists():
             raise CommandError("Scale data is already loaded in this database.")
         started = monotonic()
         self.rng = random.Random(seed)  # noqa: S311 - test data
         self.now = timezone.now()
         with transaction.atomic():
-            managers, reps = self._people(deals, reps_per_team)
+            managers, reps = self._people(teams or max(1, deals // 20_000), reps_per_team)
             customers = self._customers(reps, max(deals // 5, 1))
             deal_rows = self._deals(reps, customers, deals)
             self._history(deal_rows)
@@ -131,8 +134,7 @@ class Command(BaseCommand):
             f"{Reminder.objects.count():,} reminders in {monotonic() - started:.1f} s"
         )
 
-    def _people(self, deals: int, reps_per_team: int):
-        teams = max(1, deals // (2000 * reps_per_team))
+    def _people(self, teams: int, reps_per_team: int):
         password = make_password("demo")
         managers = User.objects.bulk_create(
             [

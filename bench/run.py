@@ -1,0 +1,383 @@
+"""Cleared's benchmark: the Not paid yet board, the rep's home and the CSV export at scale.
+
+    make bench                     # 10,000 and 100,000 deals on PostgreSQL
+    python bench/run.py --deals 20000 --small 5000 --reuse
+
+It builds two PostgreSQL databases with ``seed_scale`` (reused with --reuse when
+they already hold the data), starts gunicorn on loopback (2 workers) against
+each, and prints for every page the median and p95 round-trip time on
+loopback, and the SQL query count (measured in-process with Django's test
+client on the same database). It also times the Django admin's change list of
+deals on the same data, the CSV export with the server's memory, and the rep's
+home under load (wrk when it is installed, else a threaded Python client).
+Targets are printed beside the figures; nothing here is asserted in the tests.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+# The same key for the sessions made here and the server that reads them.
+SECRET = "bench-only-secret-key-" + "x" * 40
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a redirect (e.g. to the login page) is a failure, not a page
+
+
+OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def manage(db_url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "CLEARED_VAR_DIR": str(ROOT / "var" / "bench"),
+        "ALLOWED_HOSTS": "testserver,127.0.0.1",
+        "SECRET_KEY": SECRET,
+    }
+    result = subprocess.run(  # noqa: S603
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if check and result.returncode != 0:
+        sys.exit(f"manage.py {args[0]} failed:\n{result.stderr[-3000:]}")
+    return result
+
+
+def psql(sql: str) -> None:
+    subprocess.run(  # noqa: S603
+        ["psql", f"{PG}/postgres", "-qc", sql],
+        check=True,
+        capture_output=True,  # noqa: S607
+    )
+
+
+def prepare_database(name: str, deals: int, reuse: bool) -> str:
+    url = f"{PG}/{name}"
+    if reuse:
+        probe = manage(
+            url,
+            "shell",
+            "-c",
+            "from pipeline.models import Deal; print(Deal.objects.count())",
+            check=False,
+        )
+        lines = probe.stdout.strip().splitlines()
+        if probe.returncode == 0 and lines and lines[-1].isdigit() and int(lines[-1]) >= deals:
+            log(f"  {name}: reusing {int(lines[-1]):,} deals")
+            return url
+    psql(f'DROP DATABASE IF EXISTS "{name}"')
+    psql(f'CREATE DATABASE "{name}"')
+    manage(url, "migrate", "--noinput")
+    started = time.monotonic()
+    # One team: the manager's board holds every deal, the worst case.
+    out = manage(url, "seed_scale", "--deals", str(deals), "--teams", "1").stdout.strip()
+    log(f"  {name}: {out.splitlines()[-1]} (wall {time.monotonic() - started:.1f} s)")
+    manage(
+        url,
+        "shell",
+        "-c",
+        "from django.db import connection; connection.cursor().execute('VACUUM ANALYZE')",
+    )
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(db_url: str, workers: int = 2):
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "DEBUG": "false",
+        "SECRET_KEY": SECRET,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "CLEARED_VAR_DIR": str(ROOT / "var" / "bench"),
+        "LOG_LEVEL": "WARNING",
+    }
+    subprocess.run(  # noqa: S603
+        [PYTHON, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    process = subprocess.Popen(  # noqa: S603
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=2)  # noqa: S310
+            break
+        except OSError:
+            time.sleep(0.2)
+    try:
+        yield base, process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+
+
+def session_for(db_url: str, username: str) -> str:
+    code = (
+        "from django.contrib.auth import get_user_model, SESSION_KEY, BACKEND_SESSION_KEY, "
+        "HASH_SESSION_KEY; from django.contrib.sessions.backends.db import SessionStore; "
+        f"u = get_user_model().objects.get(username='{username}'); s = SessionStore(); "
+        "s[SESSION_KEY] = str(u.pk); "
+        "s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'; "
+        "s[HASH_SESSION_KEY] = u.get_session_auth_hash(); s.create(); print(s.session_key)"
+    )
+    return manage(db_url, "shell", "-c", code).stdout.strip().splitlines()[-1]
+
+
+def fetch(url: str, cookie: str) -> tuple[float, int, bytes]:
+    request = urllib.request.Request(url, headers={"Cookie": f"sessionid={cookie}"})  # noqa: S310
+    started = time.perf_counter()
+    with OPENER.open(request, timeout=120) as response:
+        body = response.read()
+        status = response.status
+    return (time.perf_counter() - started) * 1000, status, body
+
+
+def timings(url: str, cookie: str, runs: int) -> dict:
+    fetch(url, cookie)  # warm up connection pools and caches
+    samples = []
+    for _ in range(runs):
+        elapsed, status, _ = fetch(url, cookie)
+        if status != 200:
+            raise RuntimeError(f"{url} answered {status}")
+        samples.append(elapsed)
+    samples.sort()
+    return {
+        "median_ms": round(statistics.median(samples), 1),
+        "p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)], 1),
+    }
+
+
+def query_counts(db_url: str, paths: dict[str, tuple[str, str]]) -> dict[str, int]:
+    """SQL queries per page, counted in-process with the test client on the same data."""
+    code = (
+        "import json; from django.test import Client; "
+        "from django.test.utils import CaptureQueriesContext; from django.db import connection; "
+        "from django.contrib.auth import get_user_model; U = get_user_model(); out = {}; "
+        f"paths = {json.dumps(paths)}; "
+        "clients = {}\n"
+        "for name, (user, path) in paths.items():\n"
+        "    c = clients.get(user) or Client(); clients[user] = c; c.force_login(U.objects.get(username=user))\n"
+        "    c.get(path)\n"
+        "    with CaptureQueriesContext(connection) as ctx:\n"
+        "        r = c.get(path)\n"
+        "    assert r.status_code == 200, (path, r.status_code)\n"
+        "    out[name] = len(ctx.captured_queries)\n"
+        "print(json.dumps(out))"
+    )
+    env_url = db_url
+    result = manage(env_url, "shell", "-c", code)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def deep_cursor(db_url: str, username: str) -> str:
+    """A cursor to the middle of the manager's board, in its default order."""
+    code = (
+        "from pipeline.board import BoardFilters, board_deals, encode_cursor; "
+        "from django.contrib.auth import get_user_model; "
+        f"u = get_user_model().objects.get(username='{username}'); "
+        "q = board_deals(u, BoardFilters()); "
+        "d = q.values_list('promised_at', 'pk')[q.count() // 2]; "
+        "print(encode_cursor(d[0], d[1]))"
+    )
+    return manage(db_url, "shell", "-c", code).stdout.strip().splitlines()[-1]
+
+
+def rss_kb(pid: int) -> int:
+    total = 0
+    for child in [pid, *children_of(pid)]:
+        try:
+            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total = max(total, int(line.split()[1]))
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)  # noqa: S603, S607
+    except FileNotFoundError:
+        return []
+    return [int(p) for p in out.stdout.split()]
+
+
+def load(url: str, cookie: str, seconds: int) -> dict:
+    """Requests per second on the rep's home: wrk if available, else Python threads."""
+    wrk = shutil.which("wrk")
+    if wrk is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], capture_output=True)  # noqa: S603, S607
+        wrk = shutil.which("wrk")
+    if wrk:
+        out = subprocess.run(  # noqa: S603
+            [wrk, "-t2", "-c8", f"-d{seconds}s", "-H", f"Cookie: sessionid={cookie}", url],
+            capture_output=True,
+            text=True,
+        ).stdout
+        rate = next(line for line in out.splitlines() if line.startswith("Requests/sec"))
+        errors = [line.strip() for line in out.splitlines() if "Non-2xx" in line]
+        return {"tool": "wrk -t2 -c8", "requests_per_s": float(rate.split()[1]), "errors": errors}
+    done, stop = [0], time.monotonic() + seconds
+
+    def worker():
+        while time.monotonic() < stop:
+            fetch(url, cookie)
+            done[0] += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"tool": "python, 8 threads", "requests_per_s": round(done[0] / seconds, 1)}
+
+
+def bench_size(label: str, db_url: str, runs: int) -> dict:
+    manager = "scale_manager_1"
+    rep = "scale_rep_1_1"
+    cursor = deep_cursor(db_url, manager)
+    pages = {
+        "board, first page": (manager, "/board/"),
+        "board, filtered": (manager, "/board/?stage=delivered&bucket=31-60&sort=-outstanding"),
+        "board, deep page (middle)": (manager, f"/board/?after={cursor}"),
+        "rep home": (rep, "/"),
+        "admin deal change list": ("scale_admin", "/admin/pipeline/deal/"),
+    }
+    manage(
+        db_url,
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model; U = get_user_model(); "
+        "U.objects.filter(username='scale_admin').exists() or "
+        "U.objects.create_superuser('scale_admin', 'a@example.com', 'x')",
+    )
+    counts = query_counts(db_url, pages)
+    cookies = {user: session_for(db_url, user) for user in {u for u, _ in pages.values()}}
+    results = {}
+    with gunicorn(db_url) as (base, process):
+        for name, (user, path) in pages.items():
+            results[name] = {**timings(base + path, cookies[user], runs), "queries": counts[name]}
+            log(
+                f"  [{label}] {name:32} median {results[name]['median_ms']:7.1f} ms   "
+                f"p95 {results[name]['p95_ms']:7.1f} ms   {counts[name]:3d} queries"
+            )
+        before = rss_kb(process.pid)
+        started = time.perf_counter()
+        elapsed, status, body = fetch(base + "/board/export.csv", cookies[manager])
+        rows = body.count(b"\n") - 1
+        after = rss_kb(process.pid)
+        results["csv export"] = {
+            "rows": rows,
+            "seconds": round((time.perf_counter() - started), 2),
+            "worker_peak_rss_mb_before": round(before / 1024, 1),
+            "worker_peak_rss_mb_after": round(after / 1024, 1),
+        }
+        log(
+            f"  [{label}] csv export: {rows:,} rows in {results['csv export']['seconds']} s, "
+            f"worker peak RSS {before / 1024:.0f} MB → {after / 1024:.0f} MB"
+        )
+        results["rep home load"] = load(base + "/", cookies[rep], seconds=10)
+        log(f"  [{label}] rep home under load: {results['rep home load']}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--deals", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--reuse", action="store_true", help="keep databases already seeded")
+    args = parser.parse_args()
+    log(f"Cleared benchmark on PostgreSQL: {args.small:,} and {args.deals:,} deals")
+    small = prepare_database("cleared_bench_small", args.small, args.reuse)
+    large = prepare_database("cleared_bench_large", args.deals, args.reuse)
+    figures = {
+        "small": bench_size(f"{args.small // 1000}k", small, args.runs),
+        "large": bench_size(f"{args.deals // 1000}k", large, args.runs),
+    }
+    big, little = figures["large"], figures["small"]
+    first = big["board, first page"]["median_ms"]
+    admin = big["admin deal change list"]["median_ms"]
+    log("")
+    log("Targets (at the large size):")
+    checks = [
+        ("board first page median < 150 ms", f"{first} ms", first < 150),
+        (
+            "deep page no slower than first page (±20%)",
+            f"{big['board, deep page (middle)']['median_ms']} ms",
+            big["board, deep page (middle)"]["median_ms"] <= first * 1.2,
+        ),
+        (
+            "≤ 12 queries per board page",
+            str(max(big[k]["queries"] for k in big if k.startswith("board"))),
+            max(big[k]["queries"] for k in big if k.startswith("board")) <= 12,
+        ),
+        (
+            "board large ≤ 2 × board small",
+            f"{first} vs {little['board, first page']['median_ms']} ms",
+            first <= 2 * little["board, first page"]["median_ms"],
+        ),
+        (
+            "CSV export < 10 s",
+            f"{big['csv export']['rows']:,} rows in {big['csv export']['seconds']} s",
+            big["csv export"]["seconds"] < 10,
+        ),
+        (
+            "rep home ≥ 150 requests/s (2 workers)",
+            f"{big['rep home load']['requests_per_s']}/s",
+            big["rep home load"]["requests_per_s"] >= 150,
+        ),
+    ]
+    for name, value, ok in checks:
+        log(f"  {'PASS' if ok else 'MISS'}  {name:45} {value}")
+    log(f"  admin change list median {admin} ms: the board is {admin / first:.1f}× faster")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(figures, indent=2))
+    log(f"Figures written to {out / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main()
