@@ -29,9 +29,10 @@ from billing.forms import (
     PaymentStatusForm,
     ReasonForm,
 )
-from billing.models import Invoice, Payment, PaymentStatus
-from billing.policy import split_into_instalments
+from billing.models import Invoice, Payment, PaymentKind, PaymentStatus
+from billing.policy import PaymentOption, split_into_instalments
 from pipeline.models import Customer, Deal, User
+from pipeline.stages import Stage
 from pipeline.templatetags.cleared import money
 
 PER_PAGE = 25
@@ -83,13 +84,13 @@ def _form_page(
 def payment_new(request: HttpRequest, pk: int) -> HttpResponse:
     deal = _get_deal_for(request.user, pk)
     figures = selectors.deal_money(deal)
+    # Suggest what is most likely being paid: the missing deposit, else the balance.
+    deposit_due = deal.deposit_required and not figures.deposit_in and deal.stage == Stage.PROMISED
     initial = {
-        "kind": "deposit"
-        if deal.deposit_required and not figures.deposit_in and deal.stage == "promised"
-        else "final",
+        "kind": PaymentKind.DEPOSIT if deposit_due else PaymentKind.FINAL,
         "amount": figures.open_balance if figures.open_balance > 0 else None,
     }
-    if deal.deposit_required and not figures.deposit_in and deal.payment_option == "invoice":
+    if deposit_due and deal.payment_option == PaymentOption.INVOICE:
         initial["amount"] = figures.deposit_amount - figures.pending - figures.cleared
     form = PaymentForm(request.POST or None, deal=deal, initial=initial)
     if request.method == "POST" and form.is_valid():
