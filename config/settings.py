@@ -156,6 +156,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
@@ -236,6 +237,15 @@ CELERY_BEAT_SCHEDULE["billing-refresh-standings"] = {
 CLEARED_AUDIT_RETRY_MINUTES = env_int("CLEARED_AUDIT_RETRY_MINUTES", 30)
 CLEARED_AUDIT_CLAIM_MINUTES = env_int("CLEARED_AUDIT_CLAIM_MINUTES", 15)
 CLEARED_AUDIT_WINDOW_MINUTES = env_int("CLEARED_AUDIT_WINDOW_MINUTES", 60)
+
+# --- The Not paid yet board ---------------------------------------------------
+# A deal "rots" when it has not moved for longer than its stage's limit (days).
+CLEARED_ROTTING_DAYS = {
+    "promised": env_int("CLEARED_ROTTING_DAYS_PROMISED", 7),
+    "deposit": env_int("CLEARED_ROTTING_DAYS_DEPOSIT", 14),
+    "audit_confirmed": env_int("CLEARED_ROTTING_DAYS_AUDIT_CONFIRMED", 7),
+    "delivered": env_int("CLEARED_ROTTING_DAYS_DELIVERED", 30),
+}
 
 # --- Logging ---------------------------------------------------------------
 LOGGING = {
