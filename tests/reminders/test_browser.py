@@ -1,0 +1,62 @@
+"""A reminder falls due while the dashboard is open: it appears without a reload."""
+
+import datetime
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from pipeline.models import Deal
+from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
+from pipeline.reminders.services import reminders_scan
+from tests.browser import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_reminder_falling_due_appears_on_the_open_dashboard_and_is_marked_done(
+    page, live_server, rep, deal, settings
+):
+    settings.REMINDERS_MORNING_HOUR = 0  # a next step for today is due from midnight
+    log_in(page, live_server, "rep")
+    panel = page.locator("#reminders-panel")
+    expect(panel).to_contain_text("Nothing to chase right now")
+    page.evaluate("window.__not_reloaded = true")
+
+    # The rep's next step is for today; beat's next scan finds it due.
+    Deal.objects.filter(pk=deal.pk).update(
+        next_step_date=timezone.localdate(), next_step="Call Dana"
+    )
+    reminders_scan()
+    reminder = Reminder.objects.get(kind=ReminderKind.NEXT_STEP_DUE)
+
+    due_now = panel.locator(".reminder-section-due")
+    expect(due_now).to_contain_text("Call Dana", timeout=10_000)
+    expect(page.locator("#reminders-badge .reminder-count")).to_have_text("1", timeout=10_000)
+    assert page.evaluate("window.__not_reloaded") is True
+
+    panel.locator(f"#reminder-{reminder.pk}").get_by_role("button", name="Done").click()
+    expect(panel).to_contain_text("Nothing to chase right now")
+    expect(page.locator("#reminders-badge .reminder-count")).to_have_count(0)
+    assert page.evaluate("window.__not_reloaded") is True
+    reminder.refresh_from_db()
+    assert reminder.state == ReminderState.DONE
+    assert reminder.resolved_by == rep
+
+
+def test_snooze_for_an_hour_takes_the_reminder_off_the_panel(page, live_server, rep, deal):
+    reminder = Reminder.objects.create(
+        deal=deal,
+        kind=ReminderKind.STALE_DEAL,
+        occurrence="browser",
+        owner=rep,
+        why="No touch since Mon 2 Nov: always have a reason to call back.",
+        due_at=timezone.now() - datetime.timedelta(hours=1),
+        state=ReminderState.DUE,
+    )
+    log_in(page, live_server, "rep")
+    item = page.locator(f"#reminder-{reminder.pk}")
+    item.get_by_role("button", name="Snooze 1 hour").click()
+    expect(item).to_have_count(0)
+    reminder.refresh_from_db()
+    assert reminder.state == ReminderState.SNOOZED
