@@ -6,8 +6,8 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("reminders/", include("pipeline.reminders.urls")),
     path("audits/", include("audits.urls")),
+    path("reminders/", include("pipeline.reminders.urls")),
     path("billing/", include("billing.urls")),
     path("", include("pipeline.urls")),
 ]

@@ -28,9 +28,27 @@ PEOPLE = [
 ]
 
 CUSTOMERS = [
-    ("Dana Whitfield", "Whitfield Dental", 25, "Opening a second practice in spring.", "Dentrix, Windows 10"),
-    ("Luis Ortega", "Ortega Landscaping", 20, "Wants online booking for the busy season.", "Paper diary, iPhone"),
-    ("Priya Nair", "Nair & Co Accountants", 28, "Moving all clients to e-filing.", "Xero, Microsoft 365"),
+    (
+        "Dana Whitfield",
+        "Whitfield Dental",
+        25,
+        "Opening a second practice in spring.",
+        "Dentrix, Windows 10",
+    ),
+    (
+        "Luis Ortega",
+        "Ortega Landscaping",
+        20,
+        "Wants online booking for the busy season.",
+        "Paper diary, iPhone",
+    ),
+    (
+        "Priya Nair",
+        "Nair & Co Accountants",
+        28,
+        "Moving all clients to e-filing.",
+        "Xero, Microsoft 365",
+    ),
     ("Tom Becker", "Becker Bakery", None, "Second shop downtown next year.", "Square POS"),
     ("Grace Kim", "Kim Family Pharmacy", 15, "Replacing the old till system.", "PioneerRx"),
     ("Omar Haddad", "Haddad Motors", 30, "Expanding the service bay.", "Dealer management on-prem"),
@@ -64,8 +82,16 @@ NEXT_STEPS = [
 
 # Where each demo deal ends up; repeated to about 60 deals.
 TARGETS = [
-    Stage.PROMISED, Stage.PROMISED, Stage.DEPOSIT, Stage.AUDIT_CONFIRMED, Stage.DELIVERED,
-    Stage.DELIVERED, Stage.PAYMENT_CLEARED, Stage.PAYMENT_CLEARED, Stage.LOST, Stage.DEPOSIT,
+    Stage.PROMISED,
+    Stage.PROMISED,
+    Stage.DEPOSIT,
+    Stage.AUDIT_CONFIRMED,
+    Stage.DELIVERED,
+    Stage.DELIVERED,
+    Stage.PAYMENT_CLEARED,
+    Stage.PAYMENT_CLEARED,
+    Stage.LOST,
+    Stage.DEPOSIT,
 ]
 
 
@@ -140,7 +166,9 @@ def seed(stdout=None) -> None:
         )
         _advance(deal, TARGETS[number % len(TARGETS)], promised_at, days_ago, rng)
     if stdout:
-        stdout.write(f"  pipeline: {Deal.objects.count()} deals, {Customer.objects.count()} customers")
+        stdout.write(
+            f"  pipeline: {Deal.objects.count()} deals, {Customer.objects.count()} customers"
+        )
 
 
 def _advance(deal: Deal, target: Stage, promised_at, days_ago: int, rng: random.Random) -> None:

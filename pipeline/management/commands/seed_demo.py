@@ -22,5 +22,7 @@ class Command(BaseCommand):
                 module, name = dotted.rsplit(".", 1)
                 getattr(import_module(module), name)(stdout=self.stdout)
         self.stdout.write(
-            self.style.SUCCESS("Demo ready: log in as rep, rep2, manager or auditor (password demo).")
+            self.style.SUCCESS(
+                "Demo ready: log in as rep, rep2, manager or auditor (password demo)."
+            )
         )
