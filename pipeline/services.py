@@ -151,6 +151,16 @@ def deal_update(*, deal_id: int, actor: User, expected_version: int, **fields) -
         raise StaleDeal(deal)
     if deal.is_closed:
         raise IllegalMove(f"This deal is {deal.get_stage_display().lower()}: it can't be edited.")
+    if "amount" in fields:
+        # Billing imports this module; import its ledger sum at call time.
+        from billing.services import live_money
+
+        received = live_money(deal.pk)
+        if fields["amount"] < received:
+            raise IllegalMove(
+                f"The amount can't be less than the {received:,.2f} already received "
+                "on this deal (pending or cleared)."
+            )
     for name, value in fields.items():
         setattr(deal, name, value)
     deal.version = F("version") + 1

@@ -245,3 +245,29 @@ def test_deal_list_filters_by_stage_and_searches_customers(rep_client, rep):
     assert f"#{a.pk} " in text and f"#{b.pk} " not in text
     partial = rep_client.get("/deals/?q=beta", headers={"HX-Request": "true"}).text
     assert partial.lstrip().startswith('<div id="results">') and "Beta Bakery" in partial
+
+
+def test_a_deal_cannot_be_edited_below_the_money_already_received(rep_client, manager, deal):
+    from billing import services as billing
+
+    billing.payment_record(
+        deal_id=deal.pk,
+        recorded_by=deal.rep,
+        kind="deposit",
+        method="check",
+        amount=Decimal("600.00"),
+    )
+    deal.refresh_from_db()
+    data = {
+        "title": deal.title,
+        "amount": "500.00",
+        "version": deal.version,
+        "expected_delivery_date": _future(10),
+        "next_step": "Call",
+        "next_step_date": _future(3),
+        "notes": "",
+    }
+    response = rep_client.post(f"/deals/{deal.pk}/edit/", data)
+    assert "can&#x27;t be less than the 600.00 already received" in response.text
+    deal.refresh_from_db()
+    assert deal.amount == Decimal("1000.00")
