@@ -180,7 +180,11 @@ class Deal(models.Model):
     class Meta:
         ordering = ["-promised_at", "-id"]
         indexes = [
-            models.Index(fields=["rep", "stage"]),
+            # The pipeline board's cards (pipeline.selectors.pipeline_columns):
+            # a rep's first few deals of a stage by next step, read off the index.
+            models.Index(
+                fields=["rep", "stage", "next_step_date"], name="deal_rep_stage_next_step"
+            ),
             models.Index(fields=["stage", "promised_at"]),
             # Reminder scan (pipeline/reminders/rules.py): open deals by the date
             # that calls for a nag, so a scan that finds nothing new stays cheap.
