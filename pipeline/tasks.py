@@ -6,22 +6,46 @@ again after its worker was killed (``acks_late``), changes nothing more.
 """
 
 import logging
+from datetime import datetime
 
 from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
 
 from pipeline.reminders import services
 
 logger = logging.getLogger(__name__)
 
 
+# When this worker process last scanned: a gap (a worker or broker outage)
+# makes the next scan a sweep, which catches up on everything missed.
+_last_scan_at: datetime | None = None
+
+
+def _is_sweep(now: datetime) -> bool:
+    interval = settings.REMINDERS_SCAN_SECONDS
+    first_of_period = now.timestamp() % (settings.REMINDERS_SWEEP_MINUTES * 60) < interval
+    gap = _last_scan_at is None or (now - _last_scan_at).total_seconds() > 2 * interval
+    return first_of_period or gap
+
+
 @shared_task(name="pipeline.reminders_scan")
 def reminders_scan() -> dict:
     """Beat's one periodic job: create, resolve and mark due; then queue the digests."""
-    result = services.reminders_scan()
+    global _last_scan_at
+    now = timezone.now()
+    sweep = _is_sweep(now)
+    result = services.reminders_scan(now=now, sweep=sweep)
+    _last_scan_at = now
     recipients = services.reminders_pending_recipients()
     for recipient in recipients:
         reminders_send_digest.delay(recipient)
-    logger.info("Reminder scan: %s, %d digests queued", result.as_dict(), len(recipients))
+    logger.info(
+        "Reminder %s: %s, %d digests queued",
+        "sweep" if sweep else "scan",
+        result.as_dict(),
+        len(recipients),
+    )
     return result.as_dict()
 
 

@@ -47,6 +47,9 @@ class Window:
     """The span of time a scan looks at, read from settings once per scan."""
 
     now: datetime
+    # A sweep looks back over the whole catch-up window; the minute's quick
+    # scan only at what entered the window lately (see services.reminders_scan).
+    lookback: timedelta | None = None
 
     @property
     def horizon(self) -> datetime:
@@ -56,6 +59,8 @@ class Window:
     @property
     def since(self) -> datetime:
         """How far back a scan catches up on what it missed while it was down."""
+        if self.lookback is not None:
+            return self.horizon - self.lookback
         return self.now - timedelta(days=settings.REMINDERS_CATCHUP_DAYS)
 
     @property
@@ -94,6 +99,9 @@ class Rule:
     gone: tuple[Gone, ...] = field(default=())
     # A closed deal (paid, lost, written off) ends the reminder unless said otherwise.
     ends_with_deal: bool = True
+    # Day-granular and costly to find (the latest touch of every open deal):
+    # looked for by the hourly sweep and on events, not by the minute's scan.
+    sweep_only: bool = False
 
 
 # --- helpers ------------------------------------------------------------------------
@@ -112,7 +120,8 @@ def day_text(value: date | datetime) -> str:
 
 
 def _deals(deal_ids: list[int] | None) -> QuerySet:
-    return Deal.objects.all() if deal_ids is None else Deal.objects.filter(pk__in=deal_ids)
+    deals = Deal.objects.order_by()  # no sort: the scan reads rows, not pages
+    return deals if deal_ids is None else deals.filter(pk__in=deal_ids)
 
 
 def _missing(rows: QuerySet, kind: str, deal: str = "pk") -> QuerySet:
@@ -353,6 +362,7 @@ def _find_stale(window: Window, deal_ids: list[int] | None) -> QuerySet:
 
 STALE_DEAL = Rule(
     kind=ReminderKind.STALE_DEAL,
+    sweep_only=True,
     owner=REP,
     find=_find_stale,
     due=lambda row: row["last_activity"] + _days("REMINDERS_STALE_DAYS"),
@@ -384,7 +394,7 @@ AUDIT_ROW = {
 def _audits(deal_ids: list[int] | None) -> QuerySet:
     from audits.models import Audit
 
-    audits = Audit.objects.all()
+    audits = Audit.objects.order_by()
     return audits if deal_ids is None else audits.filter(deal_id__in=deal_ids)
 
 

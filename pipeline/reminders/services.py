@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 
-from pipeline.models import User
+from pipeline.models import Deal, User
 from pipeline.reminders.models import (
     OPEN_STATES,
     Reminder,
@@ -34,6 +34,7 @@ from pipeline.reminders.rules import Window, gone_for, owner_of, rules
 logger = logging.getLogger(__name__)
 
 CLAIM_BATCH = 1000
+QUICK_MAX_CHANGED = 500
 DIGEST_MAX_LINES = 50
 
 
@@ -52,31 +53,88 @@ class ScanResult:
 
 
 def reminders_scan(
-    *, now: datetime | None = None, deal_ids: list[int] | None = None, actor_id: int | None = None
+    *,
+    now: datetime | None = None,
+    deal_ids: list[int] | None = None,
+    actor_id: int | None = None,
+    sweep: bool = True,
 ) -> ScanResult:
     """Apply every rule: create what is missing, resolve what is gone, mark what is due.
 
     ``deal_ids`` limits the work to some deals (an event on a deal: a touch, a
     move); ``actor_id`` is the person whose action triggered it, recorded on
     the reminders it resolves when the rule does not name someone better.
+
+    A sweep (the default; beat's scan once an hour and after any gap) looks
+    back over the whole catch-up window and resolves every open reminder
+    whose cause is gone. The minute's quick scan (``sweep=False``) creates
+    what came within the horizon since the last few scans, re-checks in full
+    the deals changed lately (an event whose task was lost is caught here),
+    and marks due what is due: it stays cheap however much history there is.
     """
     now = now or timezone.now()
     result = ScanResult()
-    result.created = reminders_create_missing(now=now, deal_ids=deal_ids)
-    result.resolved = reminders_resolve_gone(now=now, deal_ids=deal_ids, actor_id=actor_id)
+    if not sweep and deal_ids is None:
+        recent = timedelta(minutes=settings.REMINDERS_RECENT_MINUTES)
+        with transaction.atomic():
+            _plan_for_index_probes()
+            result.created = reminders_create_missing(
+                now=now, window=Window(now, lookback=recent), quick=True
+            )
+        changed = list(
+            Deal.objects.filter(updated_at__gte=now - recent).values_list("pk", flat=True)
+        )
+        if len(changed) > QUICK_MAX_CHANGED:  # a bulk change: a sweep is cheaper than a list
+            more = reminders_scan(now=now, actor_id=actor_id)
+            result.created += more.created
+            result.resolved += more.resolved
+        elif changed:
+            more = reminders_scan(now=now, deal_ids=changed, actor_id=actor_id)
+            result.created += more.created
+            result.resolved += more.resolved
+        result.due += reminders_mark_due(now=now)
+        return result
+    with transaction.atomic():
+        _plan_for_index_probes()
+        result.created = reminders_create_missing(now=now, deal_ids=deal_ids)
+        result.resolved = reminders_resolve_gone(now=now, deal_ids=deal_ids, actor_id=actor_id)
     result.due = reminders_mark_due(now=now, deal_ids=deal_ids)
     return result
 
 
-def reminders_create_missing(*, now: datetime, deal_ids: list[int] | None = None) -> int:
+def _plan_for_index_probes() -> None:
+    """Let PostgreSQL probe the (deal, kind, occurrence) index instead of hashing history.
+
+    "Does this reminder exist yet?" is an anti-join against a table of mostly
+    done rows; with the default random_page_cost PostgreSQL prefers to hash
+    the whole history. For this transaction only, the cost of an index probe
+    is set to what it is on SSDs (REMINDERS_PG_RANDOM_PAGE_COST).
+    """
+    if connection.vendor == "postgresql" and settings.REMINDERS_PG_RANDOM_PAGE_COST:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('random_page_cost', %s, true)",
+                [str(settings.REMINDERS_PG_RANDOM_PAGE_COST)],
+            )
+
+
+def reminders_create_missing(
+    *,
+    now: datetime,
+    deal_ids: list[int] | None = None,
+    window: Window | None = None,
+    quick: bool = False,
+) -> int:
     """Insert the reminders the deals' facts call for and that do not exist yet.
 
     Returns how many rows were offered to the database; a row that another
     scan inserted first is skipped by the uniqueness constraint.
     """
-    window = Window(now)
+    window = window or Window(now)
     candidates: list[Reminder] = []
     for rule in rules():
+        if quick and rule.sweep_only:
+            continue
         for row in rule.find(window, deal_ids):
             due_at = rule.due(row)
             if due_at > window.horizon:

@@ -256,3 +256,67 @@ def test_digests_racing_on_postgresql_send_one_email(rep):
     errors = _in_threads(lambda: services.reminders_send_digest(recipient=f"user:{rep.pk}"), 5)
     assert errors == []
     assert len(mail.outbox) == 1
+
+
+# --- the minute's quick scan and the hourly sweep -----------------------------------
+
+
+@pytest.mark.django_db
+def test_the_quick_scan_creates_what_just_came_within_the_horizon(rep, customer):
+    now = timezone.now()
+    deal = DealFactory(rep=rep, customer=customer, promised_at=now - datetime.timedelta(minutes=1))
+    Deal.objects.filter(pk=deal.pk).update(updated_at=now - datetime.timedelta(days=1))
+    reminders_scan(now=now, sweep=False)
+    assert Reminder.objects.filter(deal=deal, kind=ReminderKind.CHECK_IN).exists()
+
+
+@pytest.mark.django_db
+def test_the_quick_scan_leaves_old_facts_of_unchanged_deals_to_the_sweep(rep, customer):
+    now = timezone.now()
+    deal = DealFactory(
+        rep=rep,
+        customer=customer,
+        deposit_required=False,
+        promised_at=now - datetime.timedelta(days=20),
+        next_step_date=timezone.localdate() - datetime.timedelta(days=3),
+    )
+    TouchFactory(deal=deal, happened_at=now - datetime.timedelta(days=4))
+    Deal.objects.filter(pk=deal.pk).update(updated_at=now - datetime.timedelta(days=3))
+    reminders_scan(now=now, sweep=False)
+    assert not Reminder.objects.filter(deal=deal).exists()
+    reminders_scan(now=now, sweep=True)
+    assert Reminder.objects.filter(deal=deal, kind=ReminderKind.NEXT_STEP_DUE).exists()
+
+
+@pytest.mark.django_db
+def test_the_quick_scan_rechecks_deals_changed_lately_in_full(rep, customer):
+    """An event whose task was lost (broker down) is caught by the next minute's scan."""
+    now = timezone.now()
+    deal = DealFactory(
+        rep=rep,
+        customer=customer,
+        deposit_required=False,
+        promised_at=now - datetime.timedelta(days=20),
+        next_step_date=timezone.localdate() - datetime.timedelta(days=3),
+    )
+    TouchFactory(deal=deal, happened_at=now - datetime.timedelta(days=4))
+    reminders_scan(now=now, sweep=False)  # the deal changed just now
+    assert Reminder.objects.filter(deal=deal, kind=ReminderKind.NEXT_STEP_DUE).exists()
+
+
+@pytest.mark.django_db
+def test_a_worker_sweeps_on_its_first_scan_after_a_gap_and_each_hour(settings, monkeypatch):
+    from pipeline import tasks
+
+    settings.REMINDERS_SCAN_SECONDS = 60
+    settings.REMINDERS_SWEEP_MINUTES = 60
+    on_the_hour = datetime.datetime(2026, 11, 22, 10, 0, 20, tzinfo=datetime.UTC)
+    later = on_the_hour + datetime.timedelta(minutes=7)
+    monkeypatch.setattr(tasks, "_last_scan_at", None)
+    assert tasks._is_sweep(later)  # a fresh worker catches up first
+    monkeypatch.setattr(tasks, "_last_scan_at", later - datetime.timedelta(seconds=60))
+    assert not tasks._is_sweep(later)
+    monkeypatch.setattr(tasks, "_last_scan_at", on_the_hour - datetime.timedelta(seconds=60))
+    assert tasks._is_sweep(on_the_hour)
+    monkeypatch.setattr(tasks, "_last_scan_at", later - datetime.timedelta(minutes=30))
+    assert tasks._is_sweep(later)  # a broker outage: catch up
