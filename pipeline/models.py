@@ -197,7 +197,13 @@ class Deal(models.Model):
                 name="deal_open_undelivered",
                 condition=_OPEN_DEAL & Q(delivered_at__isnull=True),
             ),
-            models.Index(fields=["delivered_at"], name="deal_open_delivered", condition=_OPEN_DEAL),
+            models.Index(
+                fields=["delivered_at"],
+                name="deal_delivered",
+                condition=Q(delivered_at__isnull=False),
+            ),
+            # The reminders' quick scan re-checks the deals changed lately.
+            models.Index(fields=["updated_at"], name="deal_updated"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="deal_amount_positive"),
