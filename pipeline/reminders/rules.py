@@ -67,6 +67,30 @@ class Window:
     def today(self) -> date:
         return self.now.astimezone(UTC).date()
 
+    def mornings(self, field_name: str, lag: timedelta = timedelta(0)) -> Q:
+        """Deals whose date field's morning (``lag`` later) falls in this window.
+
+        A sweep reads a range of dates (one day of slack each side covers
+        every time zone); the quick scan names each (date, time zone) whose
+        morning just came within the horizon, and most minutes there is none
+        (an empty filter: no query at all).
+        """
+        if self.lookback is None:
+            first, last = self.dates(lag)
+            return Q(**{f"{field_name}__gte": first, f"{field_name}__lte": last})
+        from pipeline.models import User
+
+        zones = User.objects.order_by().values_list("time_zone", flat=True).distinct()
+        wanted = Q(pk__in=[])
+        for zone in zones:
+            first, last = self.dates(lag)
+            day = first
+            while day <= last:
+                if self.since < morning_of(day + lag, zone) <= self.horizon:
+                    wanted |= Q(**{field_name: day, "rep__time_zone": zone})
+                day += timedelta(days=1)
+        return wanted
+
     def dates(self, lag: timedelta = timedelta(0)) -> tuple[date, date]:
         """The range of fact dates whose reminders (``lag`` later) fall in the window.
 
@@ -239,15 +263,10 @@ DEPOSIT_MISSING = Rule(
 
 def _find_delivery_overdue(window: Window, deal_ids: list[int] | None) -> QuerySet:
     grace = _days("REMINDERS_DELIVERY_GRACE_DAYS")
-    first, last = window.dates(lag=grace)
     deals = (
         _deals(deal_ids)
         .open()
-        .filter(
-            delivered_at__isnull=True,
-            expected_delivery_date__gte=first,
-            expected_delivery_date__lte=last,
-        )
+        .filter(window.mornings("expected_delivery_date", lag=grace), delivered_at__isnull=True)
     )
     occ = _iso("expected_delivery_date")
     return _missing(deals.annotate(occ=occ), ReminderKind.DELIVERY_OVERDUE).values(
@@ -315,8 +334,7 @@ SATISFACTION_CHECK = Rule(
 
 
 def _find_next_step(window: Window, deal_ids: list[int] | None) -> QuerySet:
-    first, last = window.dates()
-    deals = _deals(deal_ids).open().filter(next_step_date__gte=first, next_step_date__lte=last)
+    deals = _deals(deal_ids).open().filter(window.mornings("next_step_date"))
     occ = _iso("next_step_date")
     return _missing(deals.annotate(occ=occ), ReminderKind.NEXT_STEP_DUE).values(
         "next_step_date", "next_step", "occ", **DEAL_ROW
