@@ -19,10 +19,22 @@ nothing else decides when a reminder exists.
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    CharField,
+    DecimalField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Cast, Coalesce, Concat, TruncDate
 from django.utils.formats import date_format
 
@@ -67,7 +79,7 @@ class Window:
     def today(self) -> date:
         return self.now.astimezone(UTC).date()
 
-    def mornings(self, field_name: str, lag: timedelta = timedelta(0)) -> Q:
+    def mornings(self, field_name: str, lag: timedelta = timedelta(0), rep: str = "rep") -> Q:
         """Deals whose date field's morning (``lag`` later) falls in this window.
 
         A sweep reads a range of dates (one day of slack each side covers
@@ -87,7 +99,7 @@ class Window:
             day = first
             while day <= last:
                 if self.since < morning_of(day + lag, zone) <= self.horizon:
-                    wanted |= Q(**{field_name: day, "rep__time_zone": zone})
+                    wanted |= Q(**{field_name: day, f"{rep}__time_zone": zone})
                 day += timedelta(days=1)
         return wanted
 
@@ -559,6 +571,157 @@ AUDIT_RETRY = Rule(
 )
 
 
+# --- billing: payment bounced, payment due and the overdue ladder ------------------
+# Read from billing's ledger (PaymentEvent, Invoice); imported lazily, as audits.
+
+
+def _money(amount) -> str:
+    return f"{settings.CURRENCY_SYMBOL}{amount:,.2f}"
+
+
+def _bounced_rule(owner: str) -> Rule:
+    suffix = "rep" if owner == REP else "manager"
+
+    def find(window: Window, deal_ids: list[int] | None) -> QuerySet:
+        from billing.models import PaymentEvent, PaymentStatus
+
+        events = PaymentEvent.objects.order_by().filter(
+            to_status__in=[PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK],
+            at__gt=window.since,
+            at__lte=window.horizon,
+        )
+        if deal_ids is not None:
+            events = events.filter(payment__deal_id__in=deal_ids)
+        occ = Concat(
+            Value("p"),
+            Cast("payment_id", CharField()),
+            Value(f"/{suffix}"),
+            output_field=CharField(),
+        )
+        return _missing(
+            events.annotate(occ=occ), ReminderKind.PAYMENT_BOUNCED, "payment__deal_id"
+        ).values(
+            "at",
+            "to_status",
+            "occ",
+            amount=F("payment__amount"),
+            deal_pk=F("payment__deal_id"),
+            rep_pk=F("payment__deal__rep_id"),
+            manager_pk=F("payment__deal__rep__manager_id"),
+            tz=F("payment__deal__rep__time_zone"),
+        )
+
+    return Rule(
+        kind=ReminderKind.PAYMENT_BOUNCED,
+        owner=owner,
+        find=find,
+        due=lambda row: row["at"],
+        why=lambda row: (
+            f"A payment of {_money(row['amount'])} "
+            f"{'was charged back' if row['to_status'] == 'charged_back' else 'bounced'} "
+            f"on {day_text(row['at'])}: the deal is not paid — ask for the money again."
+        ),
+    )
+
+
+def _invoices(deal_ids: list[int] | None) -> QuerySet:
+    """Invoices not void whose cleared payments do not cover them."""
+    from billing.models import Invoice, Payment, PaymentStatus
+
+    cleared = Coalesce(
+        Subquery(
+            Payment.objects.filter(invoice=OuterRef("pk"), status=PaymentStatus.CLEARED)
+            .order_by()
+            .values("invoice")
+            .annotate(total=Sum("amount"))
+            .values("total")
+        ),
+        Value(Decimal("0.00")),
+        output_field=DecimalField(max_digits=14, decimal_places=2),
+    )
+    invoices = (
+        Invoice.objects.order_by()
+        .filter(voided_at__isnull=True)
+        .annotate(cleared=cleared)
+        .filter(cleared__lt=F("amount"))
+    )
+    return invoices if deal_ids is None else invoices.filter(deal_id__in=deal_ids)
+
+
+INVOICE_ROW = {
+    "deal_pk": F("deal_id"),
+    "rep_pk": F("deal__rep_id"),
+    "manager_pk": F("deal__rep__manager_id"),
+    "tz": F("deal__rep__time_zone"),
+}
+
+
+def _invoice_occ(rung: str):
+    return Concat(Value("i"), Cast("id", CharField()), Value(rung), output_field=CharField())
+
+
+def _invoice_unpaid_gone(rung: str) -> Callable[[], Exists]:
+    def when() -> Exists:
+        unpaid = (
+            _invoices(None)
+            .filter(deal_id=OuterRef("deal_id"))
+            .annotate(occ=_invoice_occ(rung))
+            .filter(occ=OuterRef("occurrence"))
+        )
+        return ~Exists(unpaid)
+
+    return when
+
+
+def _payment_rule(kind: str, days: int, owner: str) -> Rule:
+    """Payment due (``days`` = 0) or a rung of the overdue ladder (+``days``)."""
+    rung = "" if days == 0 else f"+{days}" + ("/manager" if owner == MANAGER else "")
+    lag = timedelta(days=days)
+
+    def find(window: Window, deal_ids: list[int] | None) -> QuerySet:
+        invoices = _invoices(deal_ids).filter(window.mornings("due_date", lag=lag, rep="deal__rep"))
+        return _missing(invoices.annotate(occ=_invoice_occ(rung)), kind, "deal_id").values(
+            "number", "due_date", "amount", "cleared", "occ", **INVOICE_ROW
+        )
+
+    def why(row: dict) -> str:
+        owed = _money(row["amount"] - row["cleared"])
+        if days == 0:
+            due_on = day_text(row["due_date"])
+            return f"Invoice #{row['number']} for {owed} is due {due_on}: ask for the money."
+        return (
+            f"Invoice #{row['number']} ({owed}) was due {day_text(row['due_date'])}, "
+            f"{days} days ago: ask for the money — avoiding it does not work."
+        )
+
+    return Rule(
+        kind=kind,
+        owner=owner,
+        find=find,
+        due=lambda row: morning_of(row["due_date"] + lag, row["tz"]),
+        why=why,
+        gone=(Gone(_invoice_unpaid_gone(rung), "Paid: cleared money covers the invoice."),),
+        ends_with_deal=False,  # paid is how it ends; a lost deal's invoice is still owed
+    )
+
+
+def _ladder() -> list[int]:
+    return sorted({int(day) for day in settings.REMINDERS_PAYMENT_LADDER_DAYS if int(day) > 0})
+
+
+def billing_rules() -> tuple[Rule, ...]:
+    ladder = _ladder()
+    rules = [
+        _bounced_rule(REP),
+        _bounced_rule(MANAGER),
+        _payment_rule(ReminderKind.PAYMENT_DUE, 0, REP),
+    ]
+    rules += [_payment_rule(ReminderKind.PAYMENT_OVERDUE, days, REP) for days in ladder]
+    if ladder:  # past the last rung, the manager hears about it too
+        rules.append(_payment_rule(ReminderKind.PAYMENT_OVERDUE, ladder[-1], MANAGER))
+    return tuple(rules)
+
+
 RULES: tuple[Rule, ...] = (
     AUDIT_DUE,
     AUDIT_OVERDUE,
@@ -573,7 +736,7 @@ RULES: tuple[Rule, ...] = (
 
 
 def rules() -> Iterable[Rule]:
-    return RULES
+    return RULES + billing_rules()
 
 
 def owner_of(rule: Rule, row: dict) -> tuple[int | None, str]:

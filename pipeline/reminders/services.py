@@ -161,14 +161,14 @@ def reminders_create_missing(
 
 
 def _hover(candidates: list[Reminder]) -> None:
-    """Hover, don't smother: at most one reminder of a kind per deal per day.
+    """Hover, don't smother: at most one reminder of a kind per deal per day (per person).
 
     A new reminder that would fall due within REMINDERS_HOVER_HOURS of another
     of its kind on the same deal is moved later, never dropped.
     """
     hover = timedelta(hours=settings.REMINDERS_HOVER_HOURS)
     earliest = min(c.due_at for c in candidates) - hover
-    taken: dict[tuple[int, str], list[datetime]] = defaultdict(list)
+    taken: dict[tuple, list[datetime]] = defaultdict(list)
     existing = (
         Reminder.objects.filter(
             deal_id__in={c.deal_id for c in candidates},
@@ -176,14 +176,14 @@ def _hover(candidates: list[Reminder]) -> None:
             due_at__gt=earliest,
         )
         .exclude(state=ReminderState.CANCELLED)
-        .values_list("deal_id", "kind", "occurrence", "due_at")
+        .values_list("deal_id", "kind", "owner_id", "queue", "occurrence", "due_at")
     )
     known = set()
-    for deal_id, kind, occurrence, due_at in existing:
-        taken[(deal_id, kind)].append(due_at)
+    for deal_id, kind, owner_id, queue, occurrence, due_at in existing:
+        taken[(deal_id, kind, owner_id, queue)].append(due_at)
         known.add((deal_id, kind, occurrence))
     for candidate in sorted(candidates, key=lambda c: c.due_at):
-        key = (candidate.deal_id, candidate.kind)
+        key = (candidate.deal_id, candidate.kind, candidate.owner_id, candidate.queue)
         if (candidate.deal_id, candidate.kind, candidate.occurrence) in known:
             continue  # already there: the insert will skip it
         moved = True

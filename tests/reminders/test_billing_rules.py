@@ -1,0 +1,106 @@
+"""The billing kinds: payment due, the overdue ladder (then the manager), payment bounced."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from billing.models import Invoice, Payment, PaymentEvent, PaymentStatus
+from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
+from pipeline.reminders.services import reminders_scan
+from tests.factories import DealFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _invoice(deal, due_date: datetime.date, amount: str = "1000.00", number: int = 1) -> Invoice:
+    return Invoice.objects.create(
+        deal=deal,
+        number=number,
+        amount=Decimal(amount),
+        issue_date=due_date - datetime.timedelta(days=30),
+        terms_days=30,
+        due_date=due_date,
+        issued_by=deal.rep,
+    )
+
+
+def _payment(deal, invoice, status: str, amount: str = "1000.00") -> Payment:
+    return Payment.objects.create(
+        deal=deal,
+        invoice=invoice,
+        kind="final",
+        method="check",
+        amount=Decimal(amount),
+        recorded_by=deal.rep,
+        status=status,
+    )
+
+
+@pytest.fixture
+def billed(rep, customer):
+    today = timezone.localdate()
+    return DealFactory(
+        rep=rep,
+        customer=customer,
+        deposit_required=False,
+        promised_at=timezone.now() - datetime.timedelta(days=40),
+        next_step_date=today + datetime.timedelta(days=5),
+        expected_delivery_date=today + datetime.timedelta(days=5),
+    )
+
+
+def test_payment_due_falls_due_on_the_due_date(billed, rep):
+    invoice = _invoice(billed, timezone.localdate())
+    reminders_scan()
+    reminder = Reminder.objects.get(kind=ReminderKind.PAYMENT_DUE)
+    assert reminder.owner == rep
+    assert reminder.occurrence == f"i{invoice.pk}"
+    assert "ask for the money" in reminder.why
+
+
+def test_the_overdue_ladder_nags_the_rep_then_the_manager(billed, rep, manager):
+    _invoice(billed, timezone.localdate() - datetime.timedelta(days=31))
+    reminders_scan()
+    overdue = Reminder.objects.filter(kind=ReminderKind.PAYMENT_OVERDUE)
+    occurrences = {r.occurrence.split("+", 1)[1]: r.owner for r in overdue}
+    # +7 and +14 fell before the catch-up window; +30 is in it, for both.
+    assert occurrences == {"30": rep, "30/manager": manager}
+
+
+def test_cleared_money_resolves_the_payment_reminders(billed):
+    invoice = _invoice(billed, timezone.localdate())
+    reminders_scan()
+    _payment(billed, invoice, PaymentStatus.CLEARED)
+    reminders_scan()
+    reminder = Reminder.objects.get(kind=ReminderKind.PAYMENT_DUE)
+    assert reminder.state == ReminderState.RESOLVED
+    assert reminder.resolution == "Paid: cleared money covers the invoice."
+
+
+def test_a_pending_check_does_not_count_as_paid(billed):
+    invoice = _invoice(billed, timezone.localdate())
+    _payment(billed, invoice, PaymentStatus.PENDING)
+    reminders_scan()
+    assert Reminder.objects.get(kind=ReminderKind.PAYMENT_DUE).is_open
+
+
+def test_a_bounced_payment_nags_rep_and_manager_at_once(billed, rep, manager):
+    invoice = _invoice(billed, timezone.localdate() + datetime.timedelta(days=10))
+    payment = _payment(billed, invoice, PaymentStatus.BOUNCED)
+    PaymentEvent.objects.create(
+        payment=payment,
+        from_status=PaymentStatus.PENDING,
+        to_status=PaymentStatus.BOUNCED,
+        actor=manager,
+        at=timezone.now(),
+    )
+    reminders_scan()
+    bounced = Reminder.objects.filter(kind=ReminderKind.PAYMENT_BOUNCED)
+    assert {r.owner for r in bounced} == {rep, manager}
+    assert {r.occurrence for r in bounced} == {f"p{payment.pk}/rep", f"p{payment.pk}/manager"}
+    assert all(r.state == ReminderState.DUE for r in bounced)
+    assert "bounced" in bounced.first().why
+    reminders_scan()
+    assert bounced.count() == 2
