@@ -220,7 +220,8 @@ def measure_falling_due() -> dict:
         "LOG_LEVEL": "WARNING",
     }
     worker = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
+        # One worker, as `make run` starts it (prefork, two processes).
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency=2",
          "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel=WARNING"],
         cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip

@@ -35,11 +35,12 @@ def reminders_scan() -> dict:
     global _last_scan_at
     now = timezone.now()
     sweep = _is_sweep(now)
+    # What is due goes out first: a long sweep must not hold up the digests.
+    if services.reminders_mark_due(now=now):
+        _queue_digests()
     result = services.reminders_scan(now=now, sweep=sweep)
     _last_scan_at = now
-    recipients = services.reminders_pending_recipients()
-    for recipient in recipients:
-        reminders_send_digest.delay(recipient)
+    recipients = _queue_digests()
     logger.info(
         "Reminder %s: %s, %d digests queued",
         "sweep" if sweep else "scan",
@@ -49,12 +50,18 @@ def reminders_scan() -> dict:
     return result.as_dict()
 
 
+def _queue_digests() -> list[str]:
+    recipients = services.reminders_pending_recipients()
+    for recipient in recipients:
+        reminders_send_digest.delay(recipient)
+    return recipients
+
+
 @shared_task(name="pipeline.reminders_refresh_deal")
 def reminders_refresh_deal(deal_id: int, actor_id: int | None = None) -> dict:
     """An event on one deal (promise, move, touch): its reminders now, not in a minute."""
     result = services.reminders_scan(deal_ids=[deal_id], actor_id=actor_id)
-    for recipient in services.reminders_pending_recipients():
-        reminders_send_digest.delay(recipient)
+    _queue_digests()
     return result.as_dict()
 
 
