@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 
@@ -146,6 +147,17 @@ class Reminder(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def target_url(self) -> str:
+        """Where acting on it happens: the audit queue for auditors, else the deal."""
+        if self.queue == ReminderQueue.AUDIT:
+            return reverse("audits:queue")
+        return self.deal.get_absolute_url()
+
+    @property
+    def target_label(self) -> str:
+        return "Open the audit queue" if self.queue == ReminderQueue.AUDIT else "Open the deal"
 
     @property
     def shown_at(self):

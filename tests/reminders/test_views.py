@@ -211,6 +211,7 @@ def test_auditors_share_the_audit_queue_reminders(auditor_client, auditor, deal)
     reminder = _queue_reminder(deal)
     body = auditor_client.get(PANEL).content.decode()
     assert "phone the customer" in body
+    assert reverse("audits:queue") in body  # auditors act from the queue, not the deal page
     response = auditor_client.post(reverse("reminder_done", args=[reminder.pk]))
     assert response.status_code == 302
     reminder.refresh_from_db()
