@@ -189,6 +189,8 @@ REMINDERS_STALE_DAYS = env_int("REMINDERS_STALE_DAYS", 14)
 # Payment overdue: days after the due date for each nag; the last rung also
 # goes to the rep's manager.
 REMINDERS_PAYMENT_LADDER_DAYS = env_list("REMINDERS_PAYMENT_LADDER_DAYS", ["7", "14", "30"])
+# Invoice cut-off: this many days before the customer's accounting cut-off.
+REMINDERS_INVOICE_CUTOFF_DAYS = env_int("REMINDERS_INVOICE_CUTOFF_DAYS", 3)
 REMINDERS_DIGEST_MINUTES = env_int("REMINDERS_DIGEST_MINUTES", 30)
 REMINDERS_POLL_SECONDS = env_int("REMINDERS_POLL_SECONDS", 15)
 REMINDERS_PANEL_SIZE = env_int("REMINDERS_PANEL_SIZE", 12)

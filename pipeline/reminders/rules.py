@@ -709,9 +709,97 @@ def _ladder() -> list[int]:
     return sorted({int(day) for day in settings.REMINDERS_PAYMENT_LADDER_DAYS if int(day) > 0})
 
 
+def _invoiced():
+    from billing.models import Invoice
+
+    return Coalesce(
+        Subquery(
+            Invoice.objects.filter(deal=OuterRef("pk"), voided_at__isnull=True)
+            .order_by()
+            .values("deal")
+            .annotate(total=Sum("amount"))
+            .values("total")
+        ),
+        Value(Decimal("0.00")),
+        output_field=DecimalField(max_digits=14, decimal_places=2),
+    )
+
+
+def _find_invoice_cutoff(window: Window, deal_ids: list[int] | None) -> list[dict]:
+    """Billed deals not fully invoiced whose customer's cut-off is coming up.
+
+    The cut-off is a day of the month (``Customer.accounting_cutoff_day``), so
+    the cut-off dates are worked out here (``billing.policy.next_cutoff``) and
+    the occurrence is the cut-off date: one reminder per deal and cut-off.
+    """
+    import calendar
+
+    from billing.policy import PaymentOption, next_cutoff
+
+    lead = _days("REMINDERS_INVOICE_CUTOFF_DAYS")
+    first, last = window.dates(lag=-lead)
+    days: set[int] = set()
+    day = first
+    while day <= last:
+        days.add(day.day)
+        if day.day == calendar.monthrange(day.year, day.month)[1]:
+            days.update(range(day.day + 1, 32))  # a cut-off past a short month's end
+        day += timedelta(days=1)
+    rows = (
+        _deals(deal_ids)
+        .filter(
+            payment_option=PaymentOption.INVOICE,
+            stage__in=[Stage.AUDIT_CONFIRMED, Stage.DELIVERED],
+            customer__accounting_cutoff_day__in=sorted(days),
+        )
+        .annotate(invoiced=_invoiced())
+        .filter(invoiced__lt=F("amount"))
+        .values("amount", "invoiced", cutoff_day=F("customer__accounting_cutoff_day"), **DEAL_ROW)
+    )
+    found = []
+    for row in rows:
+        cutoff = next_cutoff(row["cutoff_day"], first)
+        if cutoff is None or cutoff > last:
+            continue
+        found.append({**row, "cutoff": cutoff, "occ": cutoff.isoformat()})
+    if not found:
+        return []
+    existing = set(
+        Reminder.objects.filter(
+            kind=ReminderKind.INVOICE_CUTOFF, deal_id__in=[row["deal_pk"] for row in found]
+        ).values_list("deal_id", "occurrence")
+    )
+    return [row for row in found if (row["deal_pk"], row["occ"]) not in existing]
+
+
+def _invoice_sent():
+    from pipeline.models import Deal as DealModel
+
+    not_invoiced = (
+        DealModel.objects.filter(pk=OuterRef("deal_id"))
+        .annotate(invoiced=_invoiced())
+        .filter(invoiced__lt=F("amount"))
+    )
+    return ~Exists(not_invoiced)
+
+
+INVOICE_CUTOFF = Rule(
+    kind=ReminderKind.INVOICE_CUTOFF,
+    owner=REP,
+    find=_find_invoice_cutoff,
+    due=lambda row: morning_of(row["cutoff"] - _days("REMINDERS_INVOICE_CUTOFF_DAYS"), row["tz"]),
+    why=lambda row: (
+        f"The customer's accounting cut-off is {day_text(row['cutoff'])}: send the invoice "
+        f"({_money(row['amount'] - row['invoiced'])} not invoiced) so it makes their payment run."
+    ),
+    gone=(Gone(_invoice_sent, "The invoice was sent."),),
+)
+
+
 def billing_rules() -> tuple[Rule, ...]:
     ladder = _ladder()
     rules = [
+        INVOICE_CUTOFF,
         _bounced_rule(REP),
         _bounced_rule(MANAGER),
         _payment_rule(ReminderKind.PAYMENT_DUE, 0, REP),

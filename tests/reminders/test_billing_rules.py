@@ -104,3 +104,43 @@ def test_a_bounced_payment_nags_rep_and_manager_at_once(billed, rep, manager):
     assert "bounced" in bounced.first().why
     reminders_scan()
     assert bounced.count() == 2
+
+
+def _cutoff_deal(rep, customer, days_to_cutoff: int):
+    cutoff = timezone.localdate() + datetime.timedelta(days=days_to_cutoff)
+    customer.accounting_cutoff_day = cutoff.day
+    customer.save()
+    deal = DealFactory(
+        rep=rep,
+        customer=customer,
+        payment_option="invoice",
+        stage="delivered",
+        delivered_at=timezone.now() - datetime.timedelta(days=1),
+        deposit_required=False,
+        promised_at=timezone.now() - datetime.timedelta(days=40),
+    )
+    return deal, cutoff
+
+
+def test_invoice_cut_off_nags_days_before_the_customers_cut_off(rep, customer, settings):
+    settings.REMINDERS_INVOICE_CUTOFF_DAYS = 3
+    deal, cutoff = _cutoff_deal(rep, customer, days_to_cutoff=2)
+    if cutoff.day != (timezone.localdate() + datetime.timedelta(days=2)).day:
+        pytest.skip("cut-off day folded into a short month")
+    reminders_scan()
+    reminder = Reminder.objects.get(kind=ReminderKind.INVOICE_CUTOFF)
+    assert reminder.deal == deal
+    assert reminder.occurrence == cutoff.isoformat()
+    assert reminder.state == ReminderState.DUE
+    assert "cut-off" in reminder.why
+
+
+def test_sending_the_invoice_resolves_the_cut_off_reminder(rep, customer, settings):
+    settings.REMINDERS_INVOICE_CUTOFF_DAYS = 3
+    deal, _ = _cutoff_deal(rep, customer, days_to_cutoff=2)
+    reminders_scan()
+    _invoice(deal, timezone.localdate() + datetime.timedelta(days=30))
+    reminders_scan()
+    reminder = Reminder.objects.get(kind=ReminderKind.INVOICE_CUTOFF)
+    assert reminder.state == ReminderState.RESOLVED
+    assert reminder.resolution == "The invoice was sent."
