@@ -74,6 +74,8 @@ def wrap_up_refusal(deal: Deal) -> str | None:
     """
     if not deal.needs_audit:
         return deal.why_stage_not_needed(Stage.AUDIT_CONFIRMED)
+    if deal.stage in (Stage.LOST, Stage.WRITTEN_OFF):
+        return f"This deal is {deal.get_stage_display().lower()}: there is nothing to audit."
     if deal.stage not in (Stage.PROMISED, Stage.DEPOSIT):
         return f"This deal is in {deal.get_stage_display()}: it is past the audit."
     if deal.audits.open().exists():

@@ -182,8 +182,14 @@ class BoardFilters:
 
 
 def not_paid_yet(user: User) -> QuerySet:
-    """The user's team's deals whose money has not cleared and that are still alive."""
-    return Deal.objects.visible_to(user).filter(stage__in=NOT_PAID_STAGES)
+    """The user's team's live deals whose money has not all cleared.
+
+    An upfront deal paid in full but not delivered yet is still open (it waits
+    in Deposit), but nothing is owed on it: it is not on this board.
+    """
+    return Deal.objects.visible_to(user).filter(
+        stage__in=NOT_PAID_STAGES, cleared_amount__lt=F("amount")
+    )
 
 
 def board_deals(user: User, filters: BoardFilters, today: date | None = None) -> QuerySet:

@@ -176,10 +176,22 @@ class MoveForm(forms.Form):
     reason = forms.CharField(label="Note", required=False, max_length=500, widget=forms.TextInput())
     version = forms.IntegerField(widget=forms.HiddenInput)
 
+    def __init__(self, *args, deal=None, may_write_off: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Offer the stages a move could go to; the transitions table decides.
+        self.fields["to_stage"].choices = [
+            (value, label)
+            for value, label in Stage.choices
+            if (deal is None or value != deal.stage)
+            and (may_write_off or value != Stage.WRITTEN_OFF)
+        ]
+
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("to_stage") == Stage.LOST and not cleaned.get("lost_reason"):
             self.add_error("lost_reason", "Say why the deal was lost.")
+        if cleaned.get("to_stage") == Stage.WRITTEN_OFF and not cleaned.get("reason", "").strip():
+            self.add_error("reason", "Say why the money is written off.")
         return cleaned
 
 

@@ -116,6 +116,8 @@ def deal_move(
             raise IllegalMove("Say why the deal was lost.")
     else:
         lost_reason = ""
+    if to_stage == Stage.WRITTEN_OFF and not reason.strip():
+        raise IllegalMove("Say why the money is written off, in the note.")
     now = at or timezone.now()
     changes = {
         "stage": to_stage,

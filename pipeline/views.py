@@ -171,7 +171,9 @@ def _deal_context(request: HttpRequest, deal: Deal, **overrides) -> dict:
     context = {
         "deal": deal,
         "moves": next_moves(deal, role),
-        "move_form": MoveForm(initial={"version": deal.version}),
+        "move_form": MoveForm(
+            initial={"version": deal.version}, deal=deal, may_write_off=role == "manager"
+        ),
         "touch_form": TouchForm(),
         "timeline": selectors.deal_timeline(deal),
         "terms": customer_terms(deal.customer),
@@ -195,7 +197,9 @@ def deal_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def deal_move(request: HttpRequest, pk: int) -> HttpResponse:
     deal = _get_deal_for(request.user, pk)
-    form = MoveForm(request.POST)
+    # Not narrowed to the deal's current stage: a move from a stale page must
+    # reach the service and be told the deal changed.
+    form = MoveForm(request.POST, may_write_off=services.role_for_moves(request.user) == "manager")
     if form.is_valid():
         try:
             deal = services.deal_move(

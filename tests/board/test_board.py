@@ -61,7 +61,21 @@ def fixture(rep, teammate, manager, other_rep):
             rep=rep, amount=Decimal("999.00"), stage=Stage.LOST, lost_reason="other"
         ),
         "foreign": DealFactory(rep=other_rep, amount=Decimal("999.00")),
+        # Paid in full upfront, waiting for delivery: open, but nothing is owed.
+        "prepaid": DealFactory(
+            rep=rep, amount=Decimal("500.00"), stage=Stage.DEPOSIT, payment_option="upfront"
+        ),
     }
+    upfront = billing.payment_record(
+        deal_id=deals["prepaid"].pk,
+        recorded_by=rep,
+        kind="final",
+        method="card",
+        amount=Decimal("500.00"),
+    )
+    billing.payment_set_status(
+        payment_id=upfront.pk, to_status=PaymentStatus.CLEARED, actor=manager
+    )
     partial = billing.payment_record(
         deal_id=deals["partial"].pk,
         recorded_by=rep,

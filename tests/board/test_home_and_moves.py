@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 def test_a_rep_home_shows_the_month_and_the_pipeline(rep_client, rep):
     deal = DealFactory(rep=rep, customer__name="Alpha Dental", amount=Decimal("1234.00"))
     text = rep_client.get("/").text
-    assert "Promised this month" in text and "$1,234.00" in text
+    assert "This month" in text and "$1,234.00" in text
     assert f'data-deal="{deal.pk}"' in text
     assert 'id="reminders-panel"' in text
 

@@ -271,3 +271,26 @@ def test_a_deal_cannot_be_edited_below_the_money_already_received(rep_client, ma
     assert "can&#x27;t be less than the 600.00 already received" in response.text
     deal.refresh_from_db()
     assert deal.amount == Decimal("1000.00")
+
+
+def test_writing_off_needs_a_manager_and_a_reason(rep_client, manager_client, rep):
+    from tests.factories import DealFactory
+
+    deal = DealFactory(rep=rep, stage=Stage.DELIVERED)
+    response = rep_client.post(
+        f"/deals/{deal.pk}/move/", {"to_stage": "written_off", "reason": "gone", "version": 1}
+    )
+    assert response.status_code == 422 and "Select a valid choice" in response.text
+    response = manager_client.post(
+        f"/deals/{deal.pk}/move/", {"to_stage": "written_off", "version": 1}
+    )
+    assert response.status_code == 422 and "Say why the money is written off" in response.text
+    assert Deal.objects.get(pk=deal.pk).stage == Stage.DELIVERED
+    response = manager_client.post(
+        f"/deals/{deal.pk}/move/",
+        {"to_stage": "written_off", "reason": "Customer went bankrupt", "version": 1},
+    )
+    assert response.status_code == 302
+    assert Deal.objects.get(pk=deal.pk).stage == Stage.WRITTEN_OFF
+    event = StageEvent.objects.filter(deal=deal).first()
+    assert event.reason == "Customer went bankrupt"
