@@ -173,6 +173,12 @@ class BoardFilters:
         return {key: value for key, value in params.items() if value}
 
     @property
+    def is_filtered(self) -> bool:
+        return bool(
+            self.rep or self.stage or self.bucket or self.standing or self.payment_option or self.q
+        )
+
+    @property
     def sort_key(self) -> str:
         return self.sort.lstrip("-")
 
@@ -278,8 +284,13 @@ def board_page(
         # Going forward in a descending order (or back in an ascending one) wants smaller keys.
         smaller = descending != going_back
         op = "lt" if smaller else "gt"
+        # (key, id) beyond the cursor, written so the first condition is an
+        # index range on the key: "key >= v AND (key > v OR id > pk)". The
+        # plain "key > v OR (key = v AND id > pk)" makes PostgreSQL scan from
+        # the start of the index, so deep pages would cost more than page 1.
         deals = deals.filter(
-            Q(**{f"{column}__{op}": value}) | Q(**{column: value, f"pk__{op}": pk})
+            Q(**{f"{column}__{op}e": value})
+            & (Q(**{f"{column}__{op}": value}) | Q(**{f"pk__{op}": pk}))
         )
     if going_back:
         deals = deals.reverse()

@@ -32,17 +32,20 @@ def board_view(request: HttpRequest) -> HttpResponse:
     context = {
         "filters": filters,
         "page": page,
-        "matching": deals.count(),
         "today": timezone.localdate(),
         "sorts": board.SORTS,
     }
     if request.htmx and request.htmx.target == "board-table":
+        context["matching"] = deals.count()
         return render(request, "pipeline/board.html#table", context)
+    totals = board.board_totals(request.user)
+    # Unfiltered, the table holds exactly the deals the totals counted.
+    context["matching"] = deals.count() if filters.is_filtered else totals.count
     reps = list(board.team_reps(request.user))
     figures = team_month_figures([rep.pk for rep in reps], timezone.localdate())
     context.update(
         {
-            "totals": board.board_totals(request.user),
+            "totals": totals,
             "reps": reps,
             "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
             "stages": NOT_PAID_STAGES,
