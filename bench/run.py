@@ -89,8 +89,11 @@ def prepare_database(name: str, deals: int, reuse: bool) -> str:
     psql(f'CREATE DATABASE "{name}"')
     manage(url, "migrate", "--noinput")
     started = time.monotonic()
-    # One team: the manager's board holds every deal, the worst case.
-    out = manage(url, "seed_scale", "--deals", str(deals), "--teams", "1").stdout.strip()
+    # One team of 50 reps: the manager's board holds every deal (the worst
+    # case), and each rep has a realistic book of deals.
+    out = manage(
+        url, "seed_scale", "--deals", str(deals), "--teams", "1", "--reps-per-team", "50"
+    ).stdout.strip()
     log(f"  {name}: {out.splitlines()[-1]} (wall {time.monotonic() - started:.1f} s)")
     manage(
         url,

@@ -182,9 +182,15 @@ class Deal(models.Model):
         indexes = [
             # The pipeline board's cards (pipeline.selectors.pipeline_columns):
             # a rep's first few deals of a stage by next step, read off the index.
+            # Its amount is included so the per-stage counts and totals of a
+            # rep's pipeline (pipeline.selectors.stage_summary) are index-only.
             models.Index(
-                fields=["rep", "stage", "next_step_date"], name="deal_rep_stage_next_step"
+                fields=["rep", "stage", "next_step_date"],
+                name="deal_rep_stage_next_step",
+                include=["amount"],
             ),
+            # A rep's month: deals promised this month (billing.selectors.team_month_figures).
+            models.Index(fields=["rep", "promised_at"], name="deal_rep_promised"),
             models.Index(fields=["stage", "promised_at"]),
             # Reminder scan (pipeline/reminders/rules.py): open deals by the date
             # that calls for a nag, so a scan that finds nothing new stays cheap.

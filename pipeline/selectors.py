@@ -52,7 +52,7 @@ def stage_summary(deals) -> list[dict]:
     """Count and sum of deals per stage, in journey order, summed in SQL."""
     rows = {
         row["stage"]: row
-        for row in deals.order_by().values("stage").annotate(count=Count("id"), total=Sum("amount"))
+        for row in deals.order_by().values("stage").annotate(count=Count("*"), total=Sum("amount"))
     }
     return [
         {

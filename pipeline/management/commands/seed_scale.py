@@ -448,6 +448,14 @@ class Command(BaseCommand):
                 )
             )
             if open_deal:
+                # Reps work their reminders: most past ones are done; the last
+                # two days' and one in ten older ones are still waiting.
+                if due > self.now:
+                    state = ReminderState.SCHEDULED
+                elif due > self.now - timedelta(days=2) or self.rng.random() < 0.1:
+                    state = ReminderState.DUE
+                else:
+                    state = ReminderState.DONE
                 rows.append(
                     Reminder(
                         deal=deal,
@@ -456,8 +464,9 @@ class Command(BaseCommand):
                         owner_id=deal.rep_id,
                         why=f"Next step: {deal.next_step}",
                         due_at=due,
-                        state=ReminderState.DUE if due <= self.now else ReminderState.SCHEDULED,
+                        state=state,
                         notified_at=due if due <= self.now else None,
+                        closed_at=due + timedelta(hours=3) if state == ReminderState.DONE else None,
                     )
                 )
         write(Reminder, rows)
