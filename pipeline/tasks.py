@@ -17,29 +17,28 @@ from pipeline.reminders import services
 logger = logging.getLogger(__name__)
 
 
-# When this worker process last scanned: a gap (a worker or broker outage)
-# makes the next scan a sweep, which catches up on everything missed.
-_last_scan_at: datetime | None = None
+def _is_sweep(now: datetime, previous: datetime | None) -> bool:
+    """A sweep once per REMINDERS_SWEEP_MINUTES, and after any gap in the scans.
 
-
-def _is_sweep(now: datetime) -> bool:
+    ``previous`` is when any worker last scanned (a row in the database, so
+    every worker process agrees): a worker or broker outage makes the next
+    scan a sweep, which catches up on everything missed.
+    """
     interval = settings.REMINDERS_SCAN_SECONDS
     first_of_period = now.timestamp() % (settings.REMINDERS_SWEEP_MINUTES * 60) < interval
-    gap = _last_scan_at is None or (now - _last_scan_at).total_seconds() > 2 * interval
+    gap = previous is None or (now - previous).total_seconds() > 2 * interval
     return first_of_period or gap
 
 
 @shared_task(name="pipeline.reminders_scan")
 def reminders_scan() -> dict:
     """Beat's one periodic job: create, resolve and mark due; then queue the digests."""
-    global _last_scan_at
     now = timezone.now()
-    sweep = _is_sweep(now)
+    sweep = _is_sweep(now, services.reminders_scan_mark(now=now))
     # What is due goes out first: a long sweep must not hold up the digests.
     if services.reminders_mark_due(now=now):
         _queue_digests()
     result = services.reminders_scan(now=now, sweep=sweep)
-    _last_scan_at = now
     recipients = _queue_digests()
     logger.info(
         "Reminder %s: %s, %d digests queued",

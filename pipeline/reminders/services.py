@@ -265,6 +265,22 @@ def reminders_mark_due(*, now: datetime, deal_ids: list[int] | None = None) -> i
             return marked
 
 
+SCAN_MARK = "scan:last"
+
+
+def reminders_scan_mark(*, now: datetime) -> datetime | None:
+    """Record that a scan runs now; return when the previous one ran (None: never).
+
+    Kept in the ReminderDigest table under a recipient no person has, so
+    every worker process sees the same "last scan" time.
+    """
+    ReminderDigest.objects.bulk_create([ReminderDigest(recipient=SCAN_MARK)], ignore_conflicts=True)
+    mark = ReminderDigest.objects.filter(recipient=SCAN_MARK)
+    previous = mark.values_list("last_sent_at", flat=True).first()
+    mark.update(last_sent_at=now)
+    return previous
+
+
 # --- the email digest ----------------------------------------------------------------
 
 

@@ -305,18 +305,23 @@ def test_the_quick_scan_rechecks_deals_changed_lately_in_full(rep, customer):
 
 
 @pytest.mark.django_db
-def test_a_worker_sweeps_on_its_first_scan_after_a_gap_and_each_hour(settings, monkeypatch):
-    from pipeline import tasks
+def test_beat_sweeps_on_the_first_scan_after_a_gap_and_each_hour(settings):
+    from pipeline.tasks import _is_sweep
 
     settings.REMINDERS_SCAN_SECONDS = 60
     settings.REMINDERS_SWEEP_MINUTES = 60
     on_the_hour = datetime.datetime(2026, 11, 22, 10, 0, 20, tzinfo=datetime.UTC)
     later = on_the_hour + datetime.timedelta(minutes=7)
-    monkeypatch.setattr(tasks, "_last_scan_at", None)
-    assert tasks._is_sweep(later)  # a fresh worker catches up first
-    monkeypatch.setattr(tasks, "_last_scan_at", later - datetime.timedelta(seconds=60))
-    assert not tasks._is_sweep(later)
-    monkeypatch.setattr(tasks, "_last_scan_at", on_the_hour - datetime.timedelta(seconds=60))
-    assert tasks._is_sweep(on_the_hour)
-    monkeypatch.setattr(tasks, "_last_scan_at", later - datetime.timedelta(minutes=30))
-    assert tasks._is_sweep(later)  # a broker outage: catch up
+    assert _is_sweep(later, None)  # the very first scan catches up
+    assert not _is_sweep(later, later - datetime.timedelta(seconds=60))
+    assert _is_sweep(on_the_hour, on_the_hour - datetime.timedelta(seconds=60))
+    assert _is_sweep(later, later - datetime.timedelta(minutes=30))  # an outage: catch up
+
+
+@pytest.mark.django_db
+def test_the_last_scan_time_is_shared_by_every_worker():
+    first = timezone.now()
+    assert services.reminders_scan_mark(now=first) is None
+    second = first + datetime.timedelta(minutes=1)
+    assert services.reminders_scan_mark(now=second) == first
+    assert services.reminders_pending_recipients(now=second) == []
