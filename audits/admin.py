@@ -7,17 +7,7 @@ new version instead of an edit.
 from django.contrib import admin
 
 from audits.models import Audit, CallAttempt, CallScript, WrapUpChecklist
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from pipeline.admin import ReadOnlyAdmin
 
 
 class CallAttemptInline(admin.TabularInline):

@@ -16,19 +16,7 @@ from billing.models import (
     TermsException,
     WebhookEvent,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Money changes only through billing.services, with its ledger rows: staff look, never edit."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from pipeline.admin import ReadOnlyAdmin
 
 
 class PaymentEventInline(admin.TabularInline):

@@ -4,8 +4,8 @@ from django.contrib.auth.admin import UserAdmin
 from pipeline.models import Customer, Deal, StageEvent, Touch, User
 
 
-class ImmutableAdmin(admin.ModelAdmin):
-    """Append-only records: readable by staff, never changed or deleted."""
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Append-only records, changed only through the services: staff read, never edit."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -66,7 +66,7 @@ class DealAdmin(admin.ModelAdmin):
 
 
 @admin.register(StageEvent)
-class StageEventAdmin(ImmutableAdmin):
+class StageEventAdmin(ReadOnlyAdmin):
     list_display = ("deal", "from_stage", "to_stage", "actor", "at")
     list_filter = ("to_stage",)
     list_select_related = ("deal", "actor")

@@ -1,9 +1,7 @@
 """Two auditors at once on one audit: exactly one wins (PostgreSQL row locks, real threads)."""
 
-import threading
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from audits import services
 from audits.models import Audit, AuditState, CallAttempt, CallScript, Outcome
@@ -11,33 +9,12 @@ from pipeline.models import Deal, StageEvent
 from pipeline.stages import Stage
 from tests.audits.conftest import YES, checklist
 from tests.factories import DealFactory
+from tests.race import race
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="row-lock races need PostgreSQL"),
 ]
-
-
-def _race(*calls):
-    """Run the calls in threads released together; return each one's result or exception."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
 
 
 def _queued_audit(rep) -> Audit:
@@ -48,7 +25,7 @@ def _queued_audit(rep) -> Audit:
 @pytest.mark.parametrize("round_", range(3))
 def test_two_auditors_claiming_at_once_never_both_get_it(rep, auditor, second_auditor, round_):
     audit = _queued_audit(rep)
-    results = _race(
+    results = race(
         lambda: services.audit_claim(audit_id=audit.pk, auditor=auditor),
         lambda: services.audit_claim(audit_id=audit.pk, auditor=second_auditor),
     )
@@ -62,7 +39,7 @@ def test_two_auditors_claiming_at_once_never_both_get_it(rep, auditor, second_au
 def test_two_auditors_recording_outcomes_at_once_record_one(rep, auditor, second_auditor):
     audit = _queued_audit(rep)
     script = CallScript.objects.current()
-    results = _race(
+    results = race(
         lambda: services.call_attempt_record(
             audit_id=audit.pk,
             auditor=auditor,
@@ -115,14 +92,14 @@ def test_a_double_submitted_no_answer_counts_once(rep, auditor):
             script=script,
         )
 
-    results = _race(no_answer, no_answer)
+    results = race(no_answer, no_answer)
     assert sum(isinstance(r, CallAttempt) for r in results) == 1, results
     assert Audit.objects.get(pk=audit.pk).no_answer_count == 1
 
 
 def test_two_hand_overs_of_one_deal_at_once_queue_one_audit(rep, manager):
     deal = DealFactory(rep=rep, stage=Stage.DEPOSIT)
-    results = _race(
+    results = race(
         lambda: services.wrap_up_hand_over(deal_id=deal.pk, rep=rep, **checklist()),
         lambda: services.wrap_up_hand_over(deal_id=deal.pk, rep=manager, **checklist()),
     )

@@ -1,43 +1,21 @@
 """Races on money, on PostgreSQL row locks: two clerks, one payment; many invoices, no gaps."""
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from billing import services
 from billing.models import CommissionEntry, Invoice, InvoiceSequence, Payment, PaymentStatus
 from pipeline.stages import Stage
 from tests.billing.money import record
 from tests.factories import CustomerFactory, DealFactory
+from tests.race import race
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="row-lock races need PostgreSQL"),
 ]
-
-
-def _race(*calls):
-    """Run the calls in threads released together; return each one's result or exception."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def test_two_clerks_clearing_one_payment_clear_it_once(rep, manager, teammate):
@@ -50,7 +28,7 @@ def test_two_clerks_clearing_one_payment_clear_it_once(rep, manager, teammate):
             payment_id=payment.pk, to_status=PaymentStatus.CLEARED, actor=person
         )
 
-    results = _race(clear_as(manager), clear_as(other_manager))
+    results = race(clear_as(manager), clear_as(other_manager))
     cleared = [r for r in results if isinstance(r, Payment)]
     refused = [r for r in results if isinstance(r, services.BillingError)]
     assert len(cleared) == 1 and len(refused) == 1, results
@@ -65,7 +43,7 @@ def test_two_clerks_clearing_one_payment_clear_it_once(rep, manager, teammate):
 def test_a_clear_and_a_bounce_at_once_leave_a_consistent_ledger(rep, manager):
     deal = DealFactory(rep=rep, deposit_required=False, stage=Stage.DELIVERED)
     payment = record(deal, rep, "1000.00", kind="final")
-    results = _race(
+    results = race(
         lambda: services.payment_set_status(
             payment_id=payment.pk, to_status=PaymentStatus.CLEARED, actor=manager
         ),
@@ -88,7 +66,7 @@ def test_a_clear_and_a_bounce_at_once_leave_a_consistent_ledger(rep, manager):
 
 def test_two_payments_racing_past_the_balance_take_only_one(rep):
     deal = DealFactory(rep=rep, deposit_required=False, stage=Stage.DELIVERED)
-    results = _race(
+    results = race(
         lambda: record(deal, rep, "700.00", kind="final"),
         lambda: record(deal, rep, "700.00", kind="final"),
     )
@@ -105,7 +83,7 @@ def test_invoice_numbers_issued_at_once_have_no_gaps_and_no_repeats(rep):
         DealFactory(rep=rep, customer=customer, deposit_required=False, stage=Stage.DELIVERED)
         for _ in range(8)
     ]
-    results = _race(
+    results = race(
         *[
             (lambda deal=deal: services.invoice_issue(deal_id=deal.pk, issued_by=rep))
             for deal in deals

@@ -1,14 +1,13 @@
 """Two people moving the same deal at once: exactly one wins (PostgreSQL row locks)."""
 
-import threading
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from pipeline import services
 from pipeline.models import Deal, StageEvent
 from pipeline.stages import IllegalMove, Stage
 from tests.factories import DealFactory
+from tests.race import race
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -16,31 +15,9 @@ pytestmark = [
 ]
 
 
-def _race(*calls):
-    """Run the calls in threads released together; return each one's result or exception."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
-
-
 def test_two_people_moving_one_deal_from_the_same_page_end_with_one_move(rep, manager):
     deal = DealFactory(rep=rep)
-    results = _race(
+    results = race(
         # Deposit follows recorded money now (billing): the rep's move is losing the deal.
         lambda: services.deal_move(
             deal_id=deal.pk,
@@ -69,7 +46,7 @@ def test_two_people_moving_one_deal_from_the_same_page_end_with_one_move(rep, ma
 
 def test_two_moves_without_a_version_still_cannot_both_apply(rep, manager):
     deal = DealFactory(rep=rep)
-    results = _race(
+    results = race(
         lambda: services.deal_move(
             deal_id=deal.pk, to_stage=Stage.LOST, actor=rep, lost_reason="other"
         ),
