@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -90,11 +91,8 @@ class Window:
         if self.lookback is None:
             first, last = self.dates(lag)
             return Q(**{f"{field_name}__gte": first, f"{field_name}__lte": last})
-        from pipeline.models import User
-
-        zones = User.objects.order_by().values_list("time_zone", flat=True).distinct()
         wanted = Q(pk__in=[])
-        for zone in zones:
+        for zone in self.zones:
             first, last = self.dates(lag)
             day = first
             while day <= last:
@@ -102,6 +100,24 @@ class Window:
                     wanted |= Q(**{field_name: day, f"{rep}__time_zone": zone})
                 day += timedelta(days=1)
         return wanted
+
+    @cached_property
+    def zones(self) -> list[str]:
+        """The time zones people work in (a morning is the owner's morning)."""
+        from pipeline.models import User
+
+        return list(User.objects.order_by().values_list("time_zone", flat=True).distinct())
+
+    def morning_days(self, lag: timedelta = timedelta(0)) -> set[date]:
+        """Fact dates whose morning (``lag`` later), in some zone, falls in this window."""
+        first, last = self.dates(lag)
+        found = set()
+        day = first
+        while day <= last:
+            if any(self.since < morning_of(day + lag, zone) <= self.horizon for zone in self.zones):
+                found.add(day)
+            day += timedelta(days=1)
+        return found
 
     def dates(self, lag: timedelta = timedelta(0)) -> tuple[date, date]:
         """The range of fact dates whose reminders (``lag`` later) fall in the window.
@@ -738,6 +754,11 @@ def _find_invoice_cutoff(window: Window, deal_ids: list[int] | None) -> list[dic
 
     lead = _days("REMINDERS_INVOICE_CUTOFF_DAYS")
     first, last = window.dates(lag=-lead)
+    if window.lookback is not None:  # the quick scan: only cut-offs whose morning just came
+        cutoffs = window.morning_days(lag=-lead)
+        if not cutoffs:
+            return []
+        first, last = min(cutoffs), max(cutoffs)
     days: set[int] = set()
     day = first
     while day <= last:

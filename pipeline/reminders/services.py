@@ -243,9 +243,19 @@ def reminders_mark_due(*, now: datetime, deal_ids: list[int] | None = None) -> i
     other; elsewhere the UPDATE's own ``WHERE state = …`` is the compare-and-set.
     """
     marked = 0
-    condition = Q(state=ReminderState.SCHEDULED, due_at__lte=now) | Q(
-        state=ReminderState.SNOOZED, snoozed_until__lte=now
-    )
+    ripe = [
+        condition
+        for condition, earliest in (
+            (Q(state=ReminderState.SCHEDULED, due_at__lte=now), "due_at"),
+            (Q(state=ReminderState.SNOOZED, snoozed_until__lte=now), "snoozed_until"),
+        )
+        # Each reads the first entry of its own partial index (ordered, so the
+        # planner cannot prefer a table scan); most scans stop here.
+        if Reminder.objects.filter(condition).order_by(earliest).values("pk")[:1]
+    ]
+    if not ripe:
+        return 0
+    condition = ripe[0] if len(ripe) == 1 else ripe[0] | ripe[1]
     skip_locked = connection.features.has_select_for_update_skip_locked
     while True:
         with transaction.atomic():
