@@ -212,13 +212,11 @@ def deal_money(deal: Deal) -> DealMoney:
             Prefetch("events", queryset=PaymentEvent.objects.select_related("actor"))
         )
     )
-    invoices = list(
+    invoices = with_invoice_states(
         deal.invoices.annotate(
             cleared=_money_sum("payments__amount", payments__status=PaymentStatus.CLEARED)
         ).order_by("number")
     )
-    for invoice in invoices:
-        invoice.state = invoice.state_for(invoice.cleared)
     methods = list(deal.payment_methods.select_related("recorded_by"))
     plan = PaymentPlan.objects.filter(deal=deal).first()
     instalments = []

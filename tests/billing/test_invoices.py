@@ -163,3 +163,25 @@ def test_a_delivered_deal_with_nothing_invoiced_is_waiting_for_its_invoice(deliv
     services.invoice_issue(deal_id=delivered_deal.pk, issued_by=rep)
     assert list(deals_to_invoice()) == []
     assert delivered_deal.stage == Stage.DELIVERED
+
+
+def test_the_deal_page_flags_an_invoice_past_its_due_date(rep, rep_client):
+    import datetime
+
+    from django.utils import timezone
+
+    from billing import services as billing_services
+    from pipeline.stages import Stage
+    from tests.factories import DealFactory
+
+    deal = DealFactory(
+        rep=rep, payment_option="invoice", deposit_required=False, stage=Stage.DELIVERED
+    )
+    billing_services.invoice_issue(
+        deal_id=deal.pk,
+        issued_by=rep,
+        terms_days=15,
+        issue_date=timezone.localdate() - datetime.timedelta(days=40),
+    )
+    page = rep_client.get(f"/deals/{deal.pk}/").text
+    assert "overdue</span>" in page
