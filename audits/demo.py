@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from audits import services
 from audits.models import Audit, CallScript, Outcome
-from pipeline import services as pipeline_services
+from billing import demo as billing_demo
 from pipeline.models import Deal, User
 from pipeline.stages import IllegalMove, Stage
 
@@ -19,9 +19,12 @@ YES = dict.fromkeys(("identity", "purchase", "price", "terms", "right_to_cancel"
 
 def _candidates(count: int) -> list[Deal]:
     """Open billed demo deals that can be handed to audit, deposit-stage ones first."""
+    # Promised a few days ago at least, so no call window predates the promise.
     deals = (
         Deal.objects.filter(
-            rep__username__in=["rep", "rep2"], stage__in=[Stage.DEPOSIT, Stage.PROMISED]
+            rep__username__in=["rep", "rep2"],
+            stage__in=[Stage.DEPOSIT, Stage.PROMISED],
+            promised_at__lt=timezone.now() - timedelta(days=3),
         )
         .select_related("customer", "rep")
         .order_by("-stage", "id")
@@ -31,9 +34,9 @@ def _candidates(count: int) -> list[Deal]:
         if not deal.needs_audit:
             continue
         if services.wrap_up_refusal(deal) and deal.stage == Stage.PROMISED:
-            try:  # a required deposit comes before the audit
-                deal = pipeline_services.deal_move(
-                    deal_id=deal.pk, to_stage=Stage.DEPOSIT, actor=None, reason="Demo: deposit in."
+            try:  # a required deposit comes before the audit: record it, as billing would
+                deal = billing_demo.record_money_for(
+                    deal, Stage.DEPOSIT, deal.promised_at + timedelta(days=1)
                 )
             except IllegalMove:
                 continue
