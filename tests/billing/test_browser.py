@@ -42,7 +42,7 @@ def test_a_rep_logs_a_deposit_and_the_deal_moves_to_deposit(page, live_server, r
     assert "Check 4417" in panel
     assert Deal.objects.get(pk=deal.pk).stage == Stage.DEPOSIT
     assert "Deposit" in page.locator(".page-head .badge").first.inner_text()
-    assert page.get_by_role("button", name="Clear").count() == 0  # reps never clear
+    assert page.get_by_role("button", name="Mark cleared").count() == 0  # reps never clear
 
 
 def test_a_manager_clears_a_check_and_the_deal_is_paid(page, live_server, rep, manager, customer):
@@ -51,7 +51,7 @@ def test_a_manager_clears_a_check_and_the_deal_is_paid(page, live_server, rep, m
     log_in(page, live_server, "manager")
     page.goto(f"{live_server.url}/billing/payments/")
     row = page.locator("tr", has_text="Check 9001")
-    row.get_by_role("button", name="Clear").click()
+    row.get_by_role("button", name="Mark cleared").click()
     page.wait_for_selector(".flash-success:has-text('The deal is in Payment cleared')")
     page.wait_for_load_state("networkidle")
     assert "$0.00" in _money(page).split("Outstanding")[1][:20]
