@@ -94,10 +94,12 @@ def queue(request: HttpRequest) -> HttpResponse:
 def claim(request: HttpRequest, pk: int) -> HttpResponse:
     audit = _get_audit_for_call(request.user, pk)
     try:
-        services.audit_claim(audit_id=audit.pk, auditor=request.user)
+        audit = services.audit_claim(audit_id=audit.pk, auditor=request.user)
     except services.AuditChanged as exc:
         messages.warning(request, str(exc))
         return _redirect(request, reverse("audits:queue"))
+    until = timezone.localtime(audit.claim_expires_at).strftime("%H:%M")
+    messages.success(request, f"This call is yours until {until}: no other auditor will take it.")
     return _redirect(request, reverse("audits:call", args=[audit.pk]))
 
 
