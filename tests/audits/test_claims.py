@@ -80,3 +80,10 @@ def test_an_auditor_whose_claim_lapsed_may_still_record_the_call_they_made(audit
     services.audit_claim(audit_id=audit.pk, auditor=auditor, now=now - timedelta(hours=1))
     record(audit, auditor, Outcome.NO_ANSWER, now=now)
     assert CallAttempt.objects.count() == 1
+
+
+def test_claiming_from_the_queue_says_the_call_is_yours_and_until_when(audit, auditor_client):
+    response = auditor_client.post(f"/audits/{audit.pk}/claim/", follow=True)
+    assert response.status_code == 200
+    assert "This call is yours until" in response.text
+    assert "Claimed by you until" in response.text
