@@ -48,6 +48,7 @@ from billing.policy import (
 from billing.selectors import customer_payment_history
 from pipeline.masking import contains_card_number, looks_like_card_number
 from pipeline.models import Customer, Deal, User
+from pipeline.reminders.services import reminders_refresh_on_commit
 from pipeline.stages import SYSTEM, Stage
 
 
@@ -161,6 +162,9 @@ def deal_sync_stage(*, deal_id: int, actor: User | None, at: datetime | None = N
                 reason="A payment bounced: the balance is open again.",
             )
     customer_refresh_standing(customer_id=deal.customer_id)
+    # Money in, cleared or bounced: "deposit missing", "payment due" and
+    # "payment bounced" follow at once, not at the next sweep.
+    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=actor.pk if actor else None)
     return deal
 
 
@@ -458,6 +462,7 @@ def invoice_issue(
         )
     issue_date = issue_date or timezone.localdate()
     terms_days = settings.CLEARED_INVOICE_TERMS_DAYS if terms_days is None else terms_days
+    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=issued_by.pk)
     return Invoice.objects.create(
         deal=deal,
         number=_next_invoice_number(),
@@ -485,6 +490,7 @@ def invoice_void(*, invoice_id: int, actor: User, reason: str) -> Invoice:
     )
     if not voided:
         raise BillingError("This invoice is void already.")
+    reminders_refresh_on_commit(deal_id=invoice.deal_id, actor_id=actor.pk)
     invoice.refresh_from_db()
     return invoice
 
@@ -567,6 +573,8 @@ def deposit_waive(
     Deal.objects.filter(pk=deal.pk).update(
         deposit_required=False, version=F("version") + 1, updated_at=timezone.now()
     )
+    # No deposit required any more: "deposit missing" is resolved at once.
+    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=manager.pk)
     return TermsException.objects.create(
         kind=ExceptionKind.WAIVE_DEPOSIT,
         customer=deal.customer,

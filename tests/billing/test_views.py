@@ -35,13 +35,13 @@ def test_the_deal_page_shows_the_money_panel_and_the_ledger(rep_client, deal, re
     assert 'id="money-panel"' in html
     assert "Outstanding" in html and "$800.00" in html
     assert "Check 1001" in html
-    assert ">Clear</button>" not in html  # a rep never sees the clear button
+    assert ">Mark cleared</button>" not in html  # a rep never sees the clear button
 
 
 def test_a_manager_sees_clear_and_bounce_on_a_pending_payment(manager_client, deal, rep):
     record(deal, rep, "200.00")
     html = manager_client.get(deal.get_absolute_url()).content.decode()
-    assert ">Clear</button>" in html and "Bounce…" in html
+    assert ">Mark cleared</button>" in html and "Bounce…" in html
 
 
 def test_the_money_panel_does_not_grow_queries_with_the_ledger(
