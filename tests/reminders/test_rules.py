@@ -366,40 +366,38 @@ def test_a_call_back_time_is_its_own_reminder(rep, customer):
     assert "called back" in retry.why
 
 
-def test_a_deposit_recorded_in_billing_resolves_deposit_missing_at_once(
-    rep, customer, django_capture_on_commit_callbacks
+def test_a_bounce_in_billing_raises_payment_bounced_at_once(
+    rep, manager, customer, django_capture_on_commit_callbacks
 ):
-    """No waiting for the hourly sweep: the money write refreshes the deal's reminders."""
+    """No waiting for the next scan: the money write refreshes the deal's reminders,
+    even when the bounce moves no stage (a deposit bouncing before delivery)."""
     from decimal import Decimal
     from unittest import mock
 
     from billing import services as billing
     from pipeline.tasks import reminders_refresh_deal
 
-    now = timezone.now()
     deal = _quiet_deal(
         rep,
         customer,
         deposit_required=True,
         payment_option="invoice",
         amount=Decimal("1000.00"),
-        promised_at=now - datetime.timedelta(days=4),
+        promised_at=timezone.now() - datetime.timedelta(days=1),
     )
-    reminders_scan(now=now)
-    assert _only(ReminderKind.DEPOSIT_MISSING, deal=deal).state == ReminderState.DUE
+    deposit = billing.payment_record(
+        deal_id=deal.pk, recorded_by=rep, kind="deposit", method="check", amount=Decimal("500.00")
+    )
+    billing.payment_set_status(payment_id=deposit.pk, to_status="cleared", actor=manager)
+    assert not Reminder.objects.filter(kind=ReminderKind.PAYMENT_BOUNCED).exists()
     run_now = mock.patch.object(
         reminders_refresh_deal,
         "apply_async",
         side_effect=lambda args, **kwargs: reminders_refresh_deal.run(*args),
     )
     with run_now, django_capture_on_commit_callbacks(execute=True):
-        billing.payment_record(
-            deal_id=deal.pk,
-            recorded_by=rep,
-            kind="deposit",
-            method="check",
-            amount=Decimal("500.00"),
+        billing.payment_set_status(
+            payment_id=deposit.pk, to_status="bounced", actor=manager, reason="NSF"
         )
-    reminder = _only(ReminderKind.DEPOSIT_MISSING, deal=deal)
-    assert reminder.state == ReminderState.RESOLVED
-    assert reminder.resolved_by == rep
+    assert Deal.objects.get(pk=deal.pk).stage == Stage.DEPOSIT  # no stage moved
+    assert Reminder.objects.filter(kind=ReminderKind.PAYMENT_BOUNCED, deal=deal).exists()
