@@ -676,15 +676,17 @@ def _invoice_occ(rung: str):
     return Concat(Value("i"), Cast("id", CharField()), Value(rung), output_field=CharField())
 
 
-def _invoice_unpaid_gone(rung: str) -> Callable[[], Exists]:
-    def when() -> Exists:
+def _invoice_unpaid_gone(rung: str) -> Callable[[], Q]:
+    def when() -> Q:
         unpaid = (
             _invoices(None)
             .filter(deal_id=OuterRef("deal_id"))
             .annotate(occ=_invoice_occ(rung))
             .filter(occ=OuterRef("occurrence"))
         )
-        return ~Exists(unpaid)
+        # Only this rung's invoice reminders ("i<id><rung>"): instalments and
+        # the ladder's other rungs share the kind, and must not be taken for paid.
+        return Q(occurrence__startswith="i", occurrence__endswith=rung) & ~Exists(unpaid)
 
     return when
 
@@ -718,6 +720,85 @@ def _payment_rule(kind: str, days: int, owner: str) -> Rule:
         why=why,
         gone=(Gone(_invoice_unpaid_gone(rung), "Paid: cleared money covers the invoice."),),
         ends_with_deal=False,  # paid is how it ends; a lost deal's invoice is still owed
+    )
+
+
+def _instalments(deal_ids: list[int] | None) -> QuerySet:
+    """Payment-plan instalments whose cleared payments do not cover them."""
+    from billing.models import Instalment, Payment, PaymentStatus
+
+    cleared = Coalesce(
+        Subquery(
+            Payment.objects.filter(instalment=OuterRef("pk"), status=PaymentStatus.CLEARED)
+            .order_by()
+            .values("instalment")
+            .annotate(total=Sum("amount"))
+            .values("total")
+        ),
+        Value(Decimal("0.00")),
+        output_field=DecimalField(max_digits=14, decimal_places=2),
+    )
+    rows = Instalment.objects.order_by().annotate(cleared=cleared).filter(cleared__lt=F("amount"))
+    return rows if deal_ids is None else rows.filter(plan__deal_id__in=deal_ids)
+
+
+INSTALMENT_ROW = {
+    "deal_pk": F("plan__deal_id"),
+    "rep_pk": F("plan__deal__rep_id"),
+    "manager_pk": F("plan__deal__rep__manager_id"),
+    "tz": F("plan__deal__rep__time_zone"),
+}
+
+
+def _instalment_occ(rung: str):
+    return Concat(Value("n"), Cast("id", CharField()), Value(rung), output_field=CharField())
+
+
+def _instalment_unpaid_gone(rung: str) -> Callable[[], Q]:
+    def when() -> Q:
+        unpaid = (
+            _instalments(None)
+            .filter(plan__deal_id=OuterRef("deal_id"))
+            .annotate(occ=_instalment_occ(rung))
+            .filter(occ=OuterRef("occurrence"))
+        )
+        # Only this rung's instalment reminders ("n<id><rung>"), as for invoices.
+        return Q(occurrence__startswith="n", occurrence__endswith=rung) & ~Exists(unpaid)
+
+    return when
+
+
+def _instalment_rule(kind: str, days: int, owner: str) -> Rule:
+    """A payment plan's instalment is due and chased on its own, like an invoice."""
+    rung = "" if days == 0 else f"+{days}" + ("/manager" if owner == MANAGER else "")
+    lag = timedelta(days=days)
+
+    def find(window: Window, deal_ids: list[int] | None) -> QuerySet:
+        rows = _instalments(deal_ids).filter(
+            window.mornings("due_date", lag=lag, rep="plan__deal__rep")
+        )
+        return _missing(rows.annotate(occ=_instalment_occ(rung)), kind, "plan__deal_id").values(
+            "sequence", "due_date", "amount", "cleared", "occ", **INSTALMENT_ROW
+        )
+
+    def why(row: dict) -> str:
+        owed = _money(row["amount"] - row["cleared"])
+        name = f"Instalment {row['sequence']} of the payment plan"
+        if days == 0:
+            return f"{name} ({owed}) is due {day_text(row['due_date'])}: ask for it."
+        return (
+            f"{name} ({owed}) was due {day_text(row['due_date'])}, {days} days ago: "
+            "ask for the money — avoiding it does not work."
+        )
+
+    return Rule(
+        kind=kind,
+        owner=owner,
+        find=find,
+        due=lambda row: morning_of(row["due_date"] + lag, row["tz"]),
+        why=why,
+        gone=(Gone(_instalment_unpaid_gone(rung), "Paid: cleared money covers the instalment."),),
+        ends_with_deal=False,
     )
 
 
@@ -828,6 +909,11 @@ def billing_rules() -> tuple[Rule, ...]:
     rules += [_payment_rule(ReminderKind.PAYMENT_OVERDUE, days, REP) for days in ladder]
     if ladder:  # past the last rung, the manager hears about it too
         rules.append(_payment_rule(ReminderKind.PAYMENT_OVERDUE, ladder[-1], MANAGER))
+    # Each instalment of a payment plan is due and chased on its own.
+    rules.append(_instalment_rule(ReminderKind.PAYMENT_DUE, 0, REP))
+    rules += [_instalment_rule(ReminderKind.PAYMENT_OVERDUE, days, REP) for days in ladder]
+    if ladder:
+        rules.append(_instalment_rule(ReminderKind.PAYMENT_OVERDUE, ladder[-1], MANAGER))
     return tuple(rules)
 
 

@@ -144,3 +144,60 @@ def test_sending_the_invoice_resolves_the_cut_off_reminder(rep, customer, settin
     reminder = Reminder.objects.get(kind=ReminderKind.INVOICE_CUTOFF)
     assert reminder.state == ReminderState.RESOLVED
     assert reminder.resolution == "The invoice was sent."
+
+
+def _plan(deal, *dues: tuple[datetime.date, str]):
+    from billing.models import Instalment, PaymentPlan
+
+    plan = PaymentPlan.objects.create(deal=deal, created_by=deal.rep)
+    return [
+        Instalment.objects.create(plan=plan, sequence=i, due_date=day, amount=Decimal(amount))
+        for i, (day, amount) in enumerate(dues, start=1)
+    ]
+
+
+def test_each_instalment_of_a_plan_is_due_and_chased_on_its_own(billed, rep):
+    today = timezone.localdate()
+    first, later = _plan(billed, (today, "400.00"), (today + datetime.timedelta(days=30), "600.00"))
+    reminders_scan()
+    due = Reminder.objects.get(kind=ReminderKind.PAYMENT_DUE)
+    assert due.occurrence == f"n{first.pk}" and due.owner == rep
+    assert "Instalment 1 of the payment plan" in due.why
+    assert not Reminder.objects.filter(occurrence__startswith=f"n{later.pk}").exists()
+
+
+def test_a_cleared_instalment_resolves_its_reminder(billed):
+    (first,) = _plan(billed, (timezone.localdate(), "400.00"))
+    reminders_scan()
+    Payment.objects.create(
+        deal=billed,
+        instalment=first,
+        kind="instalment",
+        method="check",
+        amount=Decimal("400.00"),
+        recorded_by=billed.rep,
+        status=PaymentStatus.CLEARED,
+    )
+    reminders_scan()
+    reminder = Reminder.objects.get(kind=ReminderKind.PAYMENT_DUE)
+    assert reminder.state == ReminderState.RESOLVED
+    assert reminder.resolution == "Paid: cleared money covers the instalment."
+
+
+def test_an_overdue_instalment_climbs_the_ladder_to_the_manager(billed, rep, manager):
+    _plan(billed, (timezone.localdate() - datetime.timedelta(days=31), "400.00"))
+    reminders_scan()
+    overdue = Reminder.objects.filter(kind=ReminderKind.PAYMENT_OVERDUE)
+    assert {r.occurrence.split("+", 1)[1]: r.owner for r in overdue} == {
+        "30": rep,
+        "30/manager": manager,
+    }
+
+
+def test_the_ladder_stays_open_scan_after_scan_while_the_invoice_is_unpaid(billed, rep, manager):
+    _invoice(billed, timezone.localdate() - datetime.timedelta(days=31))
+    reminders_scan()
+    reminders_scan()  # each rung's "paid?" check must not close the other rungs
+    overdue = Reminder.objects.filter(kind=ReminderKind.PAYMENT_OVERDUE)
+    assert overdue.count() == 2
+    assert not overdue.filter(state=ReminderState.RESOLVED).exists()
