@@ -403,8 +403,14 @@ def month_bounds(month: date) -> tuple[datetime, datetime]:
     return start, end
 
 
-def team_month_figures(rep_ids, month: date) -> dict[int, MonthFigures]:
-    """``MonthFigures`` for each rep id: three grouped queries, whatever the team's size."""
+def team_month_figures(
+    rep_ids, month: date, *, with_pending: bool = True
+) -> dict[int, MonthFigures]:
+    """``MonthFigures`` for each rep id: three grouped queries, whatever the team's size.
+
+    ``with_pending=False`` skips the pending sum (two queries) where a page
+    shows only promised vs cleared, like the Not paid yet board.
+    """
     start, end = month_bounds(month)
     rep_ids = list(rep_ids)
     promised = dict(
@@ -413,16 +419,20 @@ def team_month_figures(rep_ids, month: date) -> dict[int, MonthFigures]:
         .values_list("rep_id")
         .annotate(total=_money_sum("amount"))
     )
-    pending = dict(
-        Payment.objects.filter(
-            deal__rep_id__in=rep_ids,
-            status=PaymentStatus.PENDING,
-            recorded_at__gte=start,
-            recorded_at__lt=end,
+    pending = (
+        {}
+        if not with_pending
+        else dict(
+            Payment.objects.filter(
+                deal__rep_id__in=rep_ids,
+                status=PaymentStatus.PENDING,
+                recorded_at__gte=start,
+                recorded_at__lt=end,
+            )
+            .order_by()
+            .values_list("deal__rep_id")
+            .annotate(total=_money_sum("amount"))
         )
-        .order_by()
-        .values_list("deal__rep_id")
-        .annotate(total=_money_sum("amount"))
     )
     ledger = {
         row["rep_id"]: row

@@ -80,6 +80,12 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The board's totals group tens of thousands of open deals; PostgreSQL's
+    # default 4MB of sort memory makes that spill to disk.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c work_mem={env_str('DATABASE_WORK_MEM', '16MB')}"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web, worker and beat processes read while one writes;
     # IMMEDIATE makes a write transaction take the lock at BEGIN, so two

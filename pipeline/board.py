@@ -85,13 +85,6 @@ def _start_of(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, datetime.min.time()))
 
 
-def _bucket_case(today: date) -> Case:
-    return Case(
-        *[When(_promised_bounds(bucket, today), then=Value(bucket.key)) for bucket in BUCKETS],
-        default=Value("90+"),
-    )
-
-
 def _stage_order() -> Case:
     return Case(
         *[When(stage=stage, then=Value(index)) for index, stage in enumerate(NOT_PAID_STAGES)],
@@ -337,18 +330,26 @@ def board_totals(user: User, today: date | None = None, now: datetime | None = N
     today = today or timezone.localdate()
     now = now or timezone.now()
     outstanding = ExpressionWrapper(F("amount") - F("cleared_amount"), output_field=MONEY)
+    # Cheap per-row work, for tens of thousands of rows: the bucket is the
+    # first promise-date bound the deal passes, rotting a grouped flag, and
+    # each group is summed once.
+    bucket = Case(
+        *[
+            When(promised_at__gte=_start_of(today - timedelta(days=b.max_days)), then=Value(b.key))
+            for b in BUCKETS
+            if b.max_days is not None
+        ],
+        default=Value(BUCKETS[-1].key),
+    )
+    rotting = Case(When(rotting_condition(now), then=Value(1)), default=Value(0))
     rows = (
         not_paid_yet(user)
-        .annotate(bucket=_bucket_case(today))
+        .annotate(bucket=bucket, rotting=rotting)
         .order_by()
-        .values("stage", "bucket")
+        .values("stage", "bucket", "rotting")
         .annotate(
-            count=Count("id"),
+            count=Count("*"),
             outstanding=Coalesce(Sum(outstanding), Value(ZERO), output_field=MONEY),
-            rotting_count=Count("id", filter=rotting_condition(now)),
-            rotting_sum=Coalesce(
-                Sum(outstanding, filter=rotting_condition(now)), Value(ZERO), output_field=MONEY
-            ),
         )
     )
     by_stage = {
@@ -360,8 +361,9 @@ def board_totals(user: User, today: date | None = None, now: datetime | None = N
         for group in (by_stage[Stage(row["stage"])], by_bucket[row["bucket"]]):
             group["count"] += row["count"]
             group["outstanding"] += row["outstanding"]
-        rotting_count += row["rotting_count"]
-        rotting_sum += row["rotting_sum"]
+        if row["rotting"]:
+            rotting_count += row["count"]
+            rotting_sum += row["outstanding"]
     return BoardTotals(
         by_stage=list(by_stage.values()),
         by_bucket=list(by_bucket.values()),

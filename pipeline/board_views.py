@@ -42,7 +42,7 @@ def board_view(request: HttpRequest) -> HttpResponse:
     # Unfiltered, the table holds exactly the deals the totals counted.
     context["matching"] = deals.count() if filters.is_filtered else totals.count
     reps = list(board.team_reps(request.user))
-    figures = team_month_figures([rep.pk for rep in reps], timezone.localdate())
+    figures = team_month_figures([rep.pk for rep in reps], timezone.localdate(), with_pending=False)
     context.update(
         {
             "totals": totals,

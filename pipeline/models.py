@@ -134,7 +134,10 @@ class DealQuerySet(models.QuerySet):
         if user.is_superuser:
             return self
         if user.is_manager:
-            return self.filter(Q(rep__manager=user) | Q(rep=user))
+            # "rep IN (the team)" as a subquery: a join with an OR on the user
+            # row makes PostgreSQL filter every deal after the join instead.
+            team = User.objects.filter(Q(manager=user) | Q(pk=user.pk)).values("pk")
+            return self.filter(rep_id__in=team)
         if user.is_rep:
             return self.filter(rep=user)
         return self.none()
