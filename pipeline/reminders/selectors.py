@@ -9,7 +9,6 @@ from django.conf import settings
 from django.db.models import (
     Case,
     Count,
-    Exists,
     IntegerField,
     Q,
     QuerySet,
@@ -31,13 +30,15 @@ ROLE_QUEUES = {Role.AUDITOR: ReminderQueue.AUDIT}
 def reminders_for(user: User) -> QuerySet:
     """The reminders a user sees and acts on: their own, and their role's queue.
 
-    The queue membership is a subquery, not a Python check, so the panel and
-    the badge stay one query each.
+    The roles come from ``user.role_names`` (one query per request, shared
+    with the navigation), so a rep's panel is a plain index range on
+    ``owner``: an OR with a queue condition would make PostgreSQL read every
+    open reminder of the deployment.
     """
     mine = Q(owner_id=user.pk)
     for role, queue in ROLE_QUEUES.items():
-        member = Exists(User.groups.through.objects.filter(user_id=user.pk, group__name=role))
-        mine |= Q(owner__isnull=True, queue=queue) & Q(member)
+        if role in user.role_names:
+            mine |= Q(owner__isnull=True, queue=queue)
     return Reminder.objects.filter(mine)
 
 
