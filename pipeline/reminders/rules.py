@@ -640,75 +640,104 @@ def _bounced_rule(owner: str) -> Rule:
     )
 
 
-def _invoices(deal_ids: list[int] | None) -> QuerySet:
-    """Invoices not void whose cleared payments do not cover them."""
-    from billing.models import Invoice, Payment, PaymentStatus
+@dataclass(frozen=True)
+class Owed:
+    """Something billed with a due date, chased on its own: an invoice or an instalment.
 
-    cleared = Coalesce(
-        Subquery(
-            Payment.objects.filter(invoice=OuterRef("pk"), status=PaymentStatus.CLEARED)
-            .order_by()
-            .values("invoice")
-            .annotate(total=Sum("amount"))
-            .values("total")
-        ),
-        Value(Decimal("0.00")),
-        output_field=DecimalField(max_digits=14, decimal_places=2),
-    )
-    invoices = (
-        Invoice.objects.order_by()
-        .filter(voided_at__isnull=True)
-        .annotate(cleared=cleared)
-        .filter(cleared__lt=F("amount"))
-    )
-    return invoices if deal_ids is None else invoices.filter(deal_id__in=deal_ids)
+    Its reminders' occurrence is ``<prefix><id><rung>`` (``i12+7``, ``n3``),
+    so invoices and instalments share the payment kinds without colliding.
+    """
 
+    model: str  # "Invoice" or "Instalment" in billing.models
+    payment_field: str  # the Payment foreign key that pays it
+    deal: str  # the path from it to its deal
+    prefix: str
+    noun: str
+    label_field: str  # "number" or "sequence"
 
-INVOICE_ROW = {
-    "deal_pk": F("deal_id"),
-    "rep_pk": F("deal__rep_id"),
-    "manager_pk": F("deal__rep__manager_id"),
-    "tz": F("deal__rep__time_zone"),
-}
+    def unpaid(self, deal_ids: list[int] | None) -> QuerySet:
+        """Those not void whose cleared payments do not cover them."""
+        from billing import models as billing
 
-
-def _invoice_occ(rung: str):
-    return Concat(Value("i"), Cast("id", CharField()), Value(rung), output_field=CharField())
-
-
-def _invoice_unpaid_gone(rung: str) -> Callable[[], Q]:
-    def when() -> Q:
-        unpaid = (
-            _invoices(None)
-            .filter(deal_id=OuterRef("deal_id"))
-            .annotate(occ=_invoice_occ(rung))
-            .filter(occ=OuterRef("occurrence"))
+        cleared = Coalesce(
+            Subquery(
+                billing.Payment.objects.filter(
+                    **{self.payment_field: OuterRef("pk")}, status=billing.PaymentStatus.CLEARED
+                )
+                .order_by()
+                .values(self.payment_field)
+                .annotate(total=Sum("amount"))
+                .values("total")
+            ),
+            Value(Decimal("0.00")),
+            output_field=DecimalField(max_digits=14, decimal_places=2),
         )
-        # Only this rung's invoice reminders ("i<id><rung>"): instalments and
-        # the ladder's other rungs share the kind, and must not be taken for paid.
-        return Q(occurrence__startswith="i", occurrence__endswith=rung) & ~Exists(unpaid)
+        rows = getattr(billing, self.model).objects.order_by()
+        if self.model == "Invoice":
+            rows = rows.filter(voided_at__isnull=True)
+        rows = rows.annotate(cleared=cleared).filter(cleared__lt=F("amount"))
+        return rows if deal_ids is None else rows.filter(**{f"{self.deal}_id__in": deal_ids})
 
-    return when
+    def occ(self, rung: str):
+        return Concat(
+            Value(self.prefix), Cast("id", CharField()), Value(rung), output_field=CharField()
+        )
+
+    def row(self) -> dict:
+        return {
+            "deal_pk": F(f"{self.deal}_id"),
+            "rep_pk": F(f"{self.deal}__rep_id"),
+            "manager_pk": F(f"{self.deal}__rep__manager_id"),
+            "tz": F(f"{self.deal}__rep__time_zone"),
+        }
+
+    def name(self, row: dict) -> str:
+        if self.model == "Invoice":
+            return f"Invoice #{row['label']}"
+        return f"Instalment {row['label']} of the payment plan"
+
+    def paid(self, rung: str) -> Callable[[], Q]:
+        def when() -> Q:
+            unpaid = (
+                self.unpaid(None)
+                .filter(**{f"{self.deal}_id": OuterRef("deal_id")})
+                .annotate(occ=self.occ(rung))
+                .filter(occ=OuterRef("occurrence"))
+            )
+            # Only this rung's reminders of this kind of debt: the other rungs
+            # and the other debts share the reminder kind.
+            return Q(occurrence__startswith=self.prefix, occurrence__endswith=rung) & ~Exists(
+                unpaid
+            )
+
+        return when
 
 
-def _payment_rule(kind: str, days: int, owner: str) -> Rule:
+INVOICE = Owed("Invoice", "invoice", "deal", "i", "invoice", "number")
+INSTALMENT = Owed("Instalment", "instalment", "plan__deal", "n", "instalment", "sequence")
+
+
+def _payment_rule(kind: str, days: int, owner: str, owed: Owed = INVOICE) -> Rule:
     """Payment due (``days`` = 0) or a rung of the overdue ladder (+``days``)."""
     rung = "" if days == 0 else f"+{days}" + ("/manager" if owner == MANAGER else "")
     lag = timedelta(days=days)
 
     def find(window: Window, deal_ids: list[int] | None) -> QuerySet:
-        invoices = _invoices(deal_ids).filter(window.mornings("due_date", lag=lag, rep="deal__rep"))
-        return _missing(invoices.annotate(occ=_invoice_occ(rung)), kind, "deal_id").values(
-            "number", "due_date", "amount", "cleared", "occ", **INVOICE_ROW
+        rows = owed.unpaid(deal_ids).filter(
+            window.mornings("due_date", lag=lag, rep=f"{owed.deal}__rep")
+        )
+        return _missing(rows.annotate(occ=owed.occ(rung)), kind, f"{owed.deal}_id").values(
+            "due_date", "amount", "cleared", "occ", label=F(owed.label_field), **owed.row()
         )
 
     def why(row: dict) -> str:
-        owed = _money(row["amount"] - row["cleared"])
+        left = _money(row["amount"] - row["cleared"])
         if days == 0:
-            due_on = day_text(row["due_date"])
-            return f"Invoice #{row['number']} for {owed} is due {due_on}: ask for the money."
+            return (
+                f"{owed.name(row)} ({left}) is due {day_text(row['due_date'])}: ask for the money."
+            )
         return (
-            f"Invoice #{row['number']} ({owed}) was due {day_text(row['due_date'])}, "
+            f"{owed.name(row)} ({left}) was due {day_text(row['due_date'])}, "
             f"{days} days ago: ask for the money — avoiding it does not work."
         )
 
@@ -718,87 +747,8 @@ def _payment_rule(kind: str, days: int, owner: str) -> Rule:
         find=find,
         due=lambda row: morning_of(row["due_date"] + lag, row["tz"]),
         why=why,
-        gone=(Gone(_invoice_unpaid_gone(rung), "Paid: cleared money covers the invoice."),),
-        ends_with_deal=False,  # paid is how it ends; a lost deal's invoice is still owed
-    )
-
-
-def _instalments(deal_ids: list[int] | None) -> QuerySet:
-    """Payment-plan instalments whose cleared payments do not cover them."""
-    from billing.models import Instalment, Payment, PaymentStatus
-
-    cleared = Coalesce(
-        Subquery(
-            Payment.objects.filter(instalment=OuterRef("pk"), status=PaymentStatus.CLEARED)
-            .order_by()
-            .values("instalment")
-            .annotate(total=Sum("amount"))
-            .values("total")
-        ),
-        Value(Decimal("0.00")),
-        output_field=DecimalField(max_digits=14, decimal_places=2),
-    )
-    rows = Instalment.objects.order_by().annotate(cleared=cleared).filter(cleared__lt=F("amount"))
-    return rows if deal_ids is None else rows.filter(plan__deal_id__in=deal_ids)
-
-
-INSTALMENT_ROW = {
-    "deal_pk": F("plan__deal_id"),
-    "rep_pk": F("plan__deal__rep_id"),
-    "manager_pk": F("plan__deal__rep__manager_id"),
-    "tz": F("plan__deal__rep__time_zone"),
-}
-
-
-def _instalment_occ(rung: str):
-    return Concat(Value("n"), Cast("id", CharField()), Value(rung), output_field=CharField())
-
-
-def _instalment_unpaid_gone(rung: str) -> Callable[[], Q]:
-    def when() -> Q:
-        unpaid = (
-            _instalments(None)
-            .filter(plan__deal_id=OuterRef("deal_id"))
-            .annotate(occ=_instalment_occ(rung))
-            .filter(occ=OuterRef("occurrence"))
-        )
-        # Only this rung's instalment reminders ("n<id><rung>"), as for invoices.
-        return Q(occurrence__startswith="n", occurrence__endswith=rung) & ~Exists(unpaid)
-
-    return when
-
-
-def _instalment_rule(kind: str, days: int, owner: str) -> Rule:
-    """A payment plan's instalment is due and chased on its own, like an invoice."""
-    rung = "" if days == 0 else f"+{days}" + ("/manager" if owner == MANAGER else "")
-    lag = timedelta(days=days)
-
-    def find(window: Window, deal_ids: list[int] | None) -> QuerySet:
-        rows = _instalments(deal_ids).filter(
-            window.mornings("due_date", lag=lag, rep="plan__deal__rep")
-        )
-        return _missing(rows.annotate(occ=_instalment_occ(rung)), kind, "plan__deal_id").values(
-            "sequence", "due_date", "amount", "cleared", "occ", **INSTALMENT_ROW
-        )
-
-    def why(row: dict) -> str:
-        owed = _money(row["amount"] - row["cleared"])
-        name = f"Instalment {row['sequence']} of the payment plan"
-        if days == 0:
-            return f"{name} ({owed}) is due {day_text(row['due_date'])}: ask for it."
-        return (
-            f"{name} ({owed}) was due {day_text(row['due_date'])}, {days} days ago: "
-            "ask for the money — avoiding it does not work."
-        )
-
-    return Rule(
-        kind=kind,
-        owner=owner,
-        find=find,
-        due=lambda row: morning_of(row["due_date"] + lag, row["tz"]),
-        why=why,
-        gone=(Gone(_instalment_unpaid_gone(rung), "Paid: cleared money covers the instalment."),),
-        ends_with_deal=False,
+        gone=(Gone(owed.paid(rung), f"Paid: cleared money covers the {owed.noun}."),),
+        ends_with_deal=False,  # paid is how it ends; a lost deal's debt is still owed
     )
 
 
@@ -910,10 +860,10 @@ def billing_rules() -> tuple[Rule, ...]:
     if ladder:  # past the last rung, the manager hears about it too
         rules.append(_payment_rule(ReminderKind.PAYMENT_OVERDUE, ladder[-1], MANAGER))
     # Each instalment of a payment plan is due and chased on its own.
-    rules.append(_instalment_rule(ReminderKind.PAYMENT_DUE, 0, REP))
-    rules += [_instalment_rule(ReminderKind.PAYMENT_OVERDUE, days, REP) for days in ladder]
+    rules.append(_payment_rule(ReminderKind.PAYMENT_DUE, 0, REP, INSTALMENT))
+    rules += [_payment_rule(ReminderKind.PAYMENT_OVERDUE, days, REP, INSTALMENT) for days in ladder]
     if ladder:
-        rules.append(_instalment_rule(ReminderKind.PAYMENT_OVERDUE, ladder[-1], MANAGER))
+        rules.append(_payment_rule(ReminderKind.PAYMENT_OVERDUE, ladder[-1], MANAGER, INSTALMENT))
     return tuple(rules)
 
 
