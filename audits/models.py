@@ -19,6 +19,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from pipeline.ledger import AppendOnlyModel, AppendOnlyQuerySet
 from pipeline.masking import MaskedCharField, MaskedTextField
 from pipeline.models import Deal
 from pipeline.templatetags.cleared import money
@@ -30,11 +31,6 @@ FLAKE_AFTER_NO_ANSWERS = 3
 class _AppendOnlyQuerySet(models.QuerySet):
     def delete(self):
         raise TypeError("Verification records are kept: they are never deleted.")
-
-
-class _ImmutableQuerySet(_AppendOnlyQuerySet):
-    def update(self, **kwargs):
-        raise TypeError("Call attempts are a record of what was said: never edited.")
 
 
 class WrapUpChecklist(models.Model):
@@ -233,7 +229,7 @@ class Audit(models.Model):
         return self.is_open and self.next_call_at is not None and self.next_call_at <= now
 
 
-class CallScriptQuerySet(_AppendOnlyQuerySet):
+class CallScriptQuerySet(AppendOnlyQuerySet):
     def current(self) -> "CallScript":
         """The newest version; the script Cleared ships with if there is none yet."""
         script = self.order_by("-version").first()
@@ -271,7 +267,7 @@ SCRIPT_QUESTIONS = (
 )
 
 
-class CallScript(models.Model):
+class CallScript(AppendOnlyModel):
     """What the auditor reads. Versioned: a change is a new version, never an edit.
 
     Each question is a template; ``$customer``, ``$company``, ``$what``,
@@ -296,14 +292,6 @@ class CallScript(models.Model):
 
     def __str__(self) -> str:
         return f"Call script v{self.version}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise TypeError("A call script is never edited: add a new version.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("Attempts name the script they used: it is never deleted.")
 
     @staticmethod
     def facts(deal: Deal) -> dict[str, str]:
@@ -344,7 +332,7 @@ class Outcome(models.TextChoices):
     DECLINED = "declined", "Declined"
 
 
-class CallAttempt(models.Model):
+class CallAttempt(AppendOnlyModel):
     """One call to the customer and its outcome. Append-only: never edited or deleted."""
 
     audit = models.ForeignKey(Audit, on_delete=models.PROTECT, related_name="attempts")
@@ -365,8 +353,6 @@ class CallAttempt(models.Model):
     notes = MaskedTextField(blank=True)
     at = models.DateTimeField(default=timezone.now)
 
-    objects = _ImmutableQuerySet.as_manager()
-
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [
@@ -382,11 +368,3 @@ class CallAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_outcome_display()} — audit #{self.audit_id}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise TypeError("Call attempts are a record of what was said: never edited.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("Verification records are kept: they are never deleted.")

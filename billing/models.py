@@ -18,34 +18,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.policy import ZERO
+from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedTextField
 from pipeline.models import Customer, Deal
-
-
-class AppendOnlyQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise TypeError(f"{self.model.__name__} rows are append-only: write a new entry.")
-
-    def delete(self):
-        raise TypeError(f"{self.model.__name__} rows are never deleted.")
-
-
-class AppendOnlyModel(models.Model):
-    """A ledger row: inserted once, never changed, never deleted."""
-
-    objects = AppendOnlyQuerySet.as_manager()
-
-    class Meta:
-        abstract = True
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None and not self._state.adding:
-            raise TypeError(f"{type(self).__name__} rows are append-only: write a new entry.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError(f"{type(self).__name__} rows are never deleted.")
-
 
 # --- Terms exceptions -------------------------------------------
 

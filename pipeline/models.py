@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from billing.policy import PaymentOption, Standing
+from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedTextField
 from pipeline.stages import CLOSED_STAGES, LostReason, Stage
 
@@ -281,15 +282,7 @@ class Deal(models.Model):
         return not self.is_closed and self.next_step_date < timezone.localdate()
 
 
-class StageEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise TypeError("Stage events are immutable.")
-
-    def delete(self):
-        raise TypeError("Stage events are never deleted.")
-
-
-class StageEvent(models.Model):
+class StageEvent(AppendOnlyModel):
     """An immutable record of one change of stage: who, when, from, to, why."""
 
     deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="stage_events")
@@ -306,22 +299,12 @@ class StageEvent(models.Model):
     at = models.DateTimeField(default=timezone.now)
     reason = MaskedTextField(blank=True)
 
-    objects = StageEventQuerySet.as_manager()
-
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["deal", "-at"])]
 
     def __str__(self) -> str:
         return f"{self.deal_id}: {self.from_stage or '—'} → {self.to_stage}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise TypeError("Stage events are immutable.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("Stage events are never deleted.")
 
 
 class TouchKind(models.TextChoices):
