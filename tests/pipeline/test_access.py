@@ -128,3 +128,13 @@ def test_board_costs_a_fixed_number_of_queries(rep_client, rep, django_assert_ma
         DealFactory(rep=rep)
     with django_assert_max_num_queries(8):
         assert rep_client.get("/deals/board/").status_code == 200
+
+
+def test_the_deal_list_pages_keep_the_filters(rep_client, rep):
+    for _ in range(30):
+        DealFactory(rep=rep)
+    text = rep_client.get("/deals/?stage=promised").text
+    assert "Page 1 of 2" in text
+    assert 'href="?stage=promised&amp;page=2"' in text
+    second = rep_client.get("/deals/?stage=promised&page=2").text
+    assert second.count("<tr>") == 1 + 5  # header row and the last five deals
