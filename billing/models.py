@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.policy import ZERO
+from pipeline.freshness import StampedQuerySet
 from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedTextField
 from pipeline.models import Customer, Deal
@@ -295,7 +296,7 @@ STATUS_MOVES: dict[str, frozenset[str]] = {
 LIVE_STATUSES = (PaymentStatus.PENDING, PaymentStatus.CLEARED)
 
 
-class PaymentQuerySet(models.QuerySet):
+class PaymentQuerySet(StampedQuerySet):
     _STATUS_COLUMNS = frozenset({"status", "status_changed_at", "cleared_at"})
 
     def update(self, **kwargs):

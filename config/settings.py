@@ -265,6 +265,29 @@ CLEARED_ROTTING_DAYS = {
     "delivered": env_int("CLEARED_ROTTING_DAYS_DELIVERED", 30),
 }
 
+# --- Cached pages (pipeline/freshness.py) ---------------------------------------
+# The homes and the board's totals are cached under stamps that move with every
+# change, so they are never stale; this only bounds how long an entry lives
+# (0 turns the cache off). CACHE_URL=redis://... shares one cache between the
+# web processes (docker-compose does); with nothing set each process keeps its
+# own in memory, which is still correct, as the stamps live in the database.
+CLEARED_PAGE_CACHE_SECONDS = env_int("CLEARED_PAGE_CACHE_SECONDS", 600)
+CACHE_URL = env_str("CACHE_URL", "")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "cleared",
+        }
+    }
+    # Sessions are read on every request: from Redis, written through to the database.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+elif CACHE_URL:
+    raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: only redis:// is supported.")
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Logging ---------------------------------------------------------------
 LOGGING = {
     "version": 1,

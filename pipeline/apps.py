@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class PipelineConfig(AppConfig):
     name = "pipeline"
     verbose_name = "Pipeline"
+
+    def ready(self) -> None:
+        from pipeline import freshness
+
+        freshness.connect_signals()

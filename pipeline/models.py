@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from billing.policy import PaymentOption, Standing
+from pipeline.freshness import StampedQuerySet, new_token
 from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedTextField
 from pipeline.stages import CLOSED_STAGES, LostReason, Stage
@@ -70,7 +71,7 @@ class User(AbstractUser):
         return self.get_full_name() or self.username
 
 
-class CustomerQuerySet(models.QuerySet):
+class CustomerQuerySet(StampedQuerySet):
     def visible_to(self, user) -> "CustomerQuerySet":
         """Reps see customers they sell to; managers their team's; staff all."""
         if user.is_superuser:
@@ -129,7 +130,7 @@ class Customer(models.Model):
 _OPEN_DEAL = ~Q(stage__in=sorted(CLOSED_STAGES))
 
 
-class DealQuerySet(models.QuerySet):
+class DealQuerySet(StampedQuerySet):
     def visible_to(self, user) -> "DealQuerySet":
         """Reps see their own deals, managers their team's, staff all, auditors none."""
         if user.is_superuser:
@@ -238,6 +239,14 @@ class Deal(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("deal_detail", args=[self.pk])
 
+    @classmethod
+    def from_db(cls, db, field_names, values, *args, **kwargs):
+        deal = super().from_db(db, field_names, values, *args, **kwargs)
+        # The rep it was loaded with: if a save gives the deal to another
+        # rep, both reps' pages change (pipeline.freshness).
+        deal._loaded_rep_id = deal.__dict__.get("rep_id")
+        return deal
+
     @property
     def needs_audit(self) -> bool:
         """Billed deals are closed twice; a card handed over at close affirms consent."""
@@ -336,6 +345,45 @@ class Touch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on deal #{self.deal_id}"
+
+
+class Stamp(models.Model):
+    """A token per user that moves whenever what the user sees changes.
+
+    Cached pages are keyed by it (pipeline.freshness). Not a foreign key: a
+    stamp is written after the commit that changed the data, and a user
+    deleted meanwhile must not make that write fail.
+    """
+
+    user_id = models.BigIntegerField(primary_key=True)
+    token = models.CharField(max_length=16)
+
+    def __str__(self) -> str:
+        return f"user {self.user_id}: {self.token}"
+
+    @classmethod
+    def tokens(cls, user_ids) -> dict[int, str]:
+        """The users' current tokens; a user seen for the first time gets one."""
+        ids = set(user_ids)
+        found = dict(cls.objects.filter(user_id__in=ids).values_list("user_id", "token"))
+        missing = ids - found.keys()
+        if missing:
+            cls.objects.bulk_create(
+                [cls(user_id=pk, token=new_token()) for pk in sorted(missing)],
+                ignore_conflicts=True,
+            )
+            found.update(cls.objects.filter(user_id__in=missing).values_list("user_id", "token"))
+        return found
+
+    @classmethod
+    def move(cls, user_ids) -> None:
+        """New tokens for these users (in id order, so two movers never deadlock)."""
+        cls.objects.bulk_create(
+            [cls(user_id=pk, token=new_token()) for pk in sorted(set(user_ids))],
+            update_conflicts=True,
+            unique_fields=["user_id"],
+            update_fields=["token"],
+        )
 
 
 # Follow-up reminders live in their own module of the pipeline app.

@@ -4,15 +4,18 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.selectors import customer_terms, rep_month_figures, team_month_figures
-from pipeline import board, selectors, services
+from pipeline import board, freshness, selectors, services
 from pipeline.forms import CustomerForm, DealEditForm, DealForm, MoveForm, TouchForm
 from pipeline.models import Customer, Deal
+from pipeline.reminders.selectors import panel_changes_at, reminder_panel
 from pipeline.stages import IllegalMove, LostReason, Stage, next_moves
 
 DEALS_PER_PAGE = 25
@@ -51,13 +54,50 @@ def home(request: HttpRequest) -> HttpResponse:
             "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
         }
         return render(request, "pipeline/home_manager.html", context)
-    deals = Deal.objects.visible_to(user)
-    context = {
-        "figures": rep_month_figures(user),
-        "columns": selectors.pipeline_columns(deals, per_column=HOME_CARDS_PER_STAGE),
-        "move_stages": MOVE_TARGETS,
-    }
-    return render(request, "pipeline/home.html", context)
+
+    def rep_context() -> dict:
+        return {
+            "figures": rep_month_figures(user),
+            "columns": selectors.pipeline_columns(
+                Deal.objects.visible_to(user), per_column=HOME_CARDS_PER_STAGE
+            ),
+            "move_stages": MOVE_TARGETS,
+        }
+
+    return _render_cached_home(request, "pipeline/home.html", [user.pk], rep_context)
+
+
+def _render_cached_home(
+    request: HttpRequest, template: str, user_ids, build_context
+) -> HttpResponse:
+    """A home page whose content (``template#content``) comes from cache while
+    the stamps of ``user_ids`` stay put and no reminder falls due (pipeline.freshness).
+
+    The content holds forms, so it varies with the CSRF secret; and the
+    panel's forms come back to this path.
+    """
+    user = request.user
+    get_token(request)  # the secret the cached forms' tokens are made from
+
+    def build():
+        now = timezone.now()
+        panel = reminder_panel(user, now)
+        context = {**build_context(), "reminders_panel": panel}
+        html = render_to_string(f"{template}#content", context, request)
+        return {"html": html, "due_count": panel.due_count}, panel_changes_at(user, now)
+
+    if request.htmx:
+        content = build()[0]
+    else:
+        vary = (
+            timezone.localdate(),
+            sorted(user.role_names),
+            request.META["CSRF_COOKIE"],
+            request.get_full_path(),
+        )
+        content = freshness.cached(template, user_ids, vary, build)
+    context = {"content": content["html"], "reminders_due_count": content["due_count"]}
+    return render(request, template, context)
 
 
 def deal_list(request: HttpRequest) -> HttpResponse:

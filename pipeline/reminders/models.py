@@ -6,6 +6,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from pipeline.freshness import StampedQuerySet
+
 
 class ReminderKind(models.TextChoices):
     """DOMAIN.md's table of reminder kinds, in its order."""
@@ -87,6 +89,9 @@ class Reminder(models.Model):
     resolution = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
+
+    # The scan writes with bulk_create() and update(): these move stamps too.
+    objects = StampedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-due_at", "-id"]

@@ -10,6 +10,7 @@ from django.db.models import (
     Case,
     Count,
     IntegerField,
+    Min,
     Q,
     QuerySet,
     Sum,
@@ -130,6 +131,26 @@ def reminder_panel(user: User, now: datetime | None = None) -> Panel:
     )
     version = hashlib.sha256(f"{today}|{total}|{due_count}|{fingerprint}".encode()).hexdigest()[:16]
     return Panel(sections=sections, total=total, due_count=due_count, version=version)
+
+
+def panel_changes_at(user: User, now: datetime | None = None) -> datetime:
+    """When the panel will change with no write at all: the next reminder of
+    today to fall due, the next snooze to end, or midnight (pipeline.freshness)."""
+    now = now or timezone.now()
+    zone = ZoneInfo(user.time_zone or settings.DEFAULT_USER_TIME_ZONE)
+    end_of_today = datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone) + timedelta(
+        days=1
+    )
+    upcoming = Q(state__in=[ReminderState.SCHEDULED, ReminderState.DUE], due_at__gt=now)
+    waking = Q(state=ReminderState.SNOOZED, snoozed_until__gt=now)
+    times = (
+        reminders_for(user)
+        .filter(
+            (upcoming & Q(due_at__lt=end_of_today)) | (waking & Q(snoozed_until__lt=end_of_today))
+        )
+        .aggregate(due=Min("due_at", filter=upcoming), wakes=Min("snoozed_until", filter=waking))
+    )
+    return min(t for t in (times["due"], times["wakes"], end_of_today) if t is not None)
 
 
 REMINDER_FILTERS = {

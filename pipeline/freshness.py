@@ -1,0 +1,270 @@
+"""Pages served from cache that are never stale: stamps, and who sees what.
+
+The rep's home, the manager's home and the board's totals are read far more
+often than what they show changes (the reminders panel alone polls every few
+seconds from every open tab). They are cached, keyed by *stamps*:
+
+- Every user has a stamp (``Stamp``, a random token). It changes whenever
+  something that user sees on a home page, or counts in a team's totals,
+  changes: one of their deals, a customer of those deals, a payment on them,
+  their commission, a reminder they see, or the user row itself.
+- A cached part is stored under the stamps it depends on, with the day and
+  whatever else it varies on. A change moves the stamp, so the next request
+  misses and rebuilds. Nothing has to find and delete old entries: nobody
+  asks for them again, and they expire.
+- What changes as time passes, with no write at all (a reminder falling due
+  at 14:00, a deal aging into the next bucket), is the entry's
+  ``valid_until``: whoever builds an entry says until when it holds.
+
+Writes reach the stamps from the models themselves, so no service has to
+remember: ``post_save`` and ``post_delete`` for single rows, and
+``StampedQuerySet`` for ``update()`` and ``bulk_create()``.
+
+Stamps move when the transaction commits (``on_commit``), outside the locks
+the writer holds, so a stamp never makes two writers wait on each other. A
+reader that fetched the old stamp may store what it read under the old key;
+once the stamp has moved nobody asks for that key again. If a process dies
+between its commit and the stamp update, the entry lives on for at most
+``CLEARED_PAGE_CACHE_SECONDS``.
+"""
+
+import hashlib
+import math
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import models, transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.utils import timezone
+
+
+class StampedQuerySet(models.QuerySet):
+    """``update()`` and ``bulk_create()`` move the stamps of whoever sees the rows.
+
+    ``save()`` and ``delete()`` are covered by signals; these two bypass them.
+    """
+
+    def update(self, **kwargs):
+        scope = _Scope()
+        watch = WATCHED[self.model._meta.label]
+        for row in self.values_list(*watch.columns):
+            watch.add_row(scope, row)
+        for column in watch.columns:
+            # A row moved to someone else (a deal given to another rep).
+            if column in kwargs or column.removesuffix("_id") in kwargs:
+                value = _pk(kwargs.get(column, kwargs.get(column.removesuffix("_id"))))
+                watch.add_row(scope, tuple(value if c == column else None for c in watch.columns))
+        updated = super().update(**kwargs)
+        if updated:
+            scope.mark()
+        return updated
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        created = super().bulk_create(objs, *args, **kwargs)
+        scope = _Scope()
+        watch = WATCHED[self.model._meta.label]
+        for obj in objs:
+            watch.add_row(scope, tuple(getattr(obj, column) for column in watch.columns))
+        scope.mark()
+        return created
+
+
+def _pk(value):
+    return getattr(value, "pk", value)
+
+
+# --- who sees a row --------------------------------------------------------------
+
+
+@dataclass
+class _Scope:
+    """Whose stamps to move, by what is known at the time of the write."""
+
+    users: set = field(default_factory=set)
+    deals: set = field(default_factory=set)
+    customers: set = field(default_factory=set)
+    queues: set = field(default_factory=set)
+
+    def update(self, other: "_Scope") -> None:
+        self.users |= other.users
+        self.deals |= other.deals
+        self.customers |= other.customers
+        self.queues |= other.queues
+
+    def mark(self) -> None:
+        stale(users=self.users, deals=self.deals, customers=self.customers, queues=self.queues)
+
+    def user_ids(self) -> set[int]:
+        """The users, resolved: the reps of the deals and customers, the members of the queues."""
+        from pipeline.models import Deal, User
+        from pipeline.reminders.selectors import ROLE_QUEUES
+
+        ids = {pk for pk in self.users if pk}
+        deal_ids = {pk for pk in self.deals if pk}
+        if deal_ids:
+            ids |= set(Deal.objects.filter(pk__in=deal_ids).values_list("rep_id", flat=True))
+        customer_ids = {pk for pk in self.customers if pk}
+        if customer_ids:
+            ids |= set(
+                Deal.objects.filter(customer_id__in=customer_ids)
+                .order_by()
+                .values_list("rep_id", flat=True)
+                .distinct()
+            )
+        roles = [role for role, queue in ROLE_QUEUES.items() if queue in self.queues]
+        if roles:
+            ids |= set(User.objects.filter(groups__name__in=roles).values_list("pk", flat=True))
+        return ids
+
+
+@dataclass(frozen=True)
+class Watch:
+    """For one model: the columns that say who sees a row, and what each means."""
+
+    columns: tuple[str, ...]
+    kinds: tuple[str, ...]  # "users", "deals", "customers" or "queues", per column
+
+    def add_row(self, scope: _Scope, row: tuple) -> None:
+        for kind, value in zip(self.kinds, row, strict=True):
+            if value:
+                getattr(scope, kind).add(value)
+
+
+# What each watched model's rows are shown with. A deal: its rep's home and
+# the team's totals. A customer: the cards of every deal for them. A payment:
+# its deal's rep (money received, not cleared). A reminder: its owner, or
+# everyone in its role queue. A user: their own pages (name, time zone).
+WATCHED = {
+    "pipeline.Deal": Watch(("rep_id",), ("users",)),
+    "pipeline.Customer": Watch(("id",), ("customers",)),
+    "billing.Payment": Watch(("deal_id",), ("deals",)),
+    "billing.CommissionEntry": Watch(("rep_id",), ("users",)),
+    "pipeline.Reminder": Watch(("owner_id", "queue"), ("users", "queues")),
+    "pipeline.User": Watch(("id",), ("users",)),
+}
+
+
+def _on_write(sender, instance, **kwargs) -> None:
+    watch = WATCHED[sender._meta.label]
+    scope = _Scope()
+    watch.add_row(scope, tuple(getattr(instance, column) for column in watch.columns))
+    # A deal given to another rep leaves the first rep's pipeline too.
+    loaded = getattr(instance, "_loaded_rep_id", None)
+    if loaded:
+        scope.users.add(loaded)
+    scope.mark()
+
+
+def _on_roles_changed(sender, instance, action, pk_set, **kwargs) -> None:
+    if not action.startswith("post_"):
+        return
+    from pipeline.models import User
+
+    if isinstance(instance, User):
+        stale(users=[instance.pk])
+    else:  # a group's members were changed from the group's side
+        stale(users=pk_set or [])
+
+
+def connect_signals() -> None:
+    """Called once from PipelineConfig.ready()."""
+    from pipeline.models import User
+
+    for label in WATCHED:
+        post_save.connect(_on_write, sender=label, dispatch_uid=f"freshness-save-{label}")
+        post_delete.connect(_on_write, sender=label, dispatch_uid=f"freshness-delete-{label}")
+    m2m_changed.connect(
+        _on_roles_changed, sender=User.groups.through, dispatch_uid="freshness-roles"
+    )
+
+
+# --- moving stamps -----------------------------------------------------------------
+
+
+def stale(*, users=(), deals=(), customers=(), queues=()) -> None:
+    """Say that what these users see has changed; their stamps move on commit.
+
+    Many writes in one transaction (a payment cleared writes the payment, its
+    event, the deal's cleared amount, the commission, the reminders) make one
+    stamp update, after the commit.
+    """
+    scope = _Scope(set(users), set(deals), set(customers), set(queues))
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        _move_stamps(scope)
+        return
+    pending = getattr(connection, "_cleared_stale", None)
+    registered = pending is not None and any(
+        func is pending.flush for _, func, _ in connection.run_on_commit
+    )
+    if not registered:
+        pending = _Pending()
+        connection._cleared_stale = pending
+        transaction.on_commit(pending.flush, robust=True)
+    pending.scope.update(scope)
+
+
+@dataclass
+class _Pending:
+    scope: _Scope = field(default_factory=_Scope)
+
+    def flush(self) -> None:
+        _move_stamps(self.scope)
+
+
+def _move_stamps(scope: _Scope) -> None:
+    from pipeline.models import Stamp
+
+    ids = scope.user_ids()
+    if ids:
+        Stamp.move(ids)
+
+
+# --- reading through the cache -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    value: Any
+    valid_until: datetime | None
+
+
+def cached(
+    name: str,
+    user_ids: Iterable[int],
+    vary: tuple,
+    build: Callable[[], tuple[Any, datetime | None]],
+):
+    """The value of ``build()``, from cache while the users' stamps have not moved.
+
+    ``build`` returns the value and until when it holds as time passes (None:
+    until the stamps move). One query reads the stamps; a hit costs nothing
+    more. ``CLEARED_PAGE_CACHE_SECONDS = 0`` turns caching off.
+    """
+    ttl = settings.CLEARED_PAGE_CACHE_SECONDS
+    if ttl <= 0:
+        return build()[0]
+    from pipeline.models import Stamp
+
+    tokens = sorted(Stamp.tokens(user_ids).items())
+    digest = hashlib.sha256(repr((tokens, vary)).encode()).hexdigest()
+    key = f"cleared:{name}:{digest}"
+    entry = cache.get(key)
+    now = timezone.now()
+    if entry is not None and (entry.valid_until is None or now < entry.valid_until):
+        return entry.value
+    value, valid_until = build()
+    if valid_until is not None:
+        ttl = min(ttl, max(1, math.ceil((valid_until - now).total_seconds())))
+    cache.set(key, Entry(value, valid_until), ttl)
+    return value
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)

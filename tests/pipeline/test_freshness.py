@@ -1,0 +1,267 @@
+"""Cached homes are never stale: every write moves the stamps of whoever sees it.
+
+Each test loads the home (so it is cached), writes through the code path a
+user would, lets the transaction commit, and loads the home again.
+"""
+
+import datetime
+import re
+import time
+from decimal import Decimal
+from unittest import mock
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from billing import services as billing
+from pipeline import services
+from pipeline.models import Customer, Deal, Role, Stamp
+from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
+from pipeline.reminders.services import reminder_done, reminders_mark_due
+from pipeline.stages import Stage
+from tests.factories import CustomerFactory, DealFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Run a block as a committed transaction would: its on-commit hooks run at the end.
+
+    The reminders' own refresh task is not what these tests are about.
+    """
+    no_tasks = mock.patch("pipeline.tasks.reminders_refresh_deal.apply_async")
+
+    class Committed:
+        def __enter__(self):
+            no_tasks.start()
+            self.capture = django_capture_on_commit_callbacks(execute=True)
+            self.capture.__enter__()
+
+        def __exit__(self, *exc):
+            self.capture.__exit__(*exc)
+            no_tasks.stop()
+
+    return Committed()
+
+
+def home(client) -> str:
+    response = client.get("/")
+    assert response.status_code == 200
+    return response.text
+
+
+def cards(text: str) -> set[int]:
+    return {int(pk) for pk in re.findall(r'data-deal="(\d+)"', text)}
+
+
+def tile(text: str, label: str) -> str:
+    """The amount on a tile of the month ("Promised", "Cleared"…)."""
+    match = re.search(rf'{label}</span><span class="count">([^<]+)</span>', text)
+    assert match, label
+    return match.group(1)
+
+
+def test_a_second_visit_to_the_rep_home_is_served_from_cache_in_four_queries(
+    rep_client, rep, django_assert_num_queries
+):
+    for _ in range(5):
+        DealFactory(rep=rep)
+    first = home(rep_client)
+    # The session, the user, the user's roles, the stamp: nothing else.
+    with django_assert_num_queries(4):
+        second = home(rep_client)
+    assert cards(second) == cards(first) and len(cards(first)) == 5
+    assert tile(second, "Promised") == tile(first, "Promised") == "$5,000.00"
+
+
+def test_with_the_cache_turned_off_every_visit_builds_the_page(
+    rep_client, rep, settings, django_assert_max_num_queries
+):
+    settings.CLEARED_PAGE_CACHE_SECONDS = 0
+    DealFactory(rep=rep)
+    home(rep_client)
+    with django_assert_max_num_queries(14) as captured:
+        home(rep_client)
+    assert len(captured) > 4
+    assert not Stamp.objects.exists()
+
+
+def test_a_promised_deal_shows_at_once(rep_client, rep, customer, committed):
+    before = home(rep_client)
+    with committed:
+        deal = services.deal_promise(
+            rep=rep,
+            customer=customer,
+            title="Kiosk",
+            amount=Decimal("2500.00"),
+            payment_option="invoice",
+            expected_delivery_date=timezone.localdate() + datetime.timedelta(days=9),
+            next_step="Send the contract",
+            next_step_date=timezone.localdate() + datetime.timedelta(days=1),
+        )
+    after = home(rep_client)
+    assert deal.pk not in cards(before) and deal.pk in cards(after)
+    assert tile(after, "Promised") == "$2,500.00"
+
+
+def test_a_moved_card_shows_in_its_new_column_at_once(rep_client, rep, committed):
+    deal = DealFactory(rep=rep, payment_option="upfront", stage=Stage.DEPOSIT)
+    assert 'data-stage="deposit"' in home(rep_client)
+    with committed:
+        services.deal_move(deal_id=deal.pk, to_stage=Stage.DELIVERED, actor=rep)
+    after = home(rep_client)
+    column = after.split('data-stage="delivered"')[1].split("</section>")[0]
+    assert f'data-deal="{deal.pk}"' in column
+
+
+def test_an_edited_amount_shows_at_once(rep_client, rep, deal, committed):
+    assert tile(home(rep_client), "Promised") == "$1,000.00"
+    with committed:
+        services.deal_update(
+            deal_id=deal.pk, actor=rep, expected_version=deal.version, amount=Decimal("1800.00")
+        )
+    assert tile(home(rep_client), "Promised") == "$1,800.00"
+
+
+def test_money_received_and_cleared_shows_at_once(rep_client, rep, manager, deal, committed):
+    assert tile(home(rep_client), "Received, not cleared") == "$0.00"
+    with committed:
+        payment = billing.payment_record(
+            deal_id=deal.pk,
+            recorded_by=rep,
+            kind="deposit",
+            method="check",
+            amount=Decimal("400.00"),
+        )
+    text = home(rep_client)
+    assert tile(text, "Received, not cleared") == "$400.00"
+    assert tile(text, "Cleared") == "$0.00"
+    with committed:
+        billing.payment_set_status(payment_id=payment.pk, to_status="cleared", actor=manager)
+    text = home(rep_client)
+    assert tile(text, "Received, not cleared") == "$0.00"
+    assert tile(text, "Cleared") == "$400.00"
+    assert tile(text, "Commission earned") == "$40.00"
+
+
+def test_a_renamed_customer_shows_on_every_reps_cards(rep, teammate, committed):
+    customer = CustomerFactory(owner=rep, name="Old Name Ltd")
+    DealFactory(rep=rep, customer=customer)
+    DealFactory(rep=teammate, customer=customer)
+    clients = [Client(), Client()]
+    for client, user in zip(clients, (rep, teammate), strict=True):
+        client.force_login(user)
+        assert "Old Name Ltd" in home(client)
+    with committed:
+        Customer.objects.filter(pk=customer.pk).update(name="New Name Ltd")
+    for client in clients:
+        text = home(client)
+        assert "New Name Ltd" in text and "Old Name Ltd" not in text
+
+
+def test_a_deal_given_to_another_rep_leaves_the_first_reps_home(
+    rep, teammate, rep_client, committed
+):
+    deal = DealFactory(rep=rep)
+    teammate_client = Client()
+    teammate_client.force_login(teammate)
+    assert deal.pk in cards(home(rep_client))
+    assert deal.pk not in cards(home(teammate_client))
+    with committed:
+        deal = Deal.objects.get(pk=deal.pk)  # as the admin loads it
+        deal.rep = teammate
+        deal.save()
+    assert deal.pk not in cards(home(rep_client))
+    assert deal.pk in cards(home(teammate_client))
+
+
+def test_a_reminder_falling_due_in_the_scan_or_done_shows_at_once(rep_client, rep, deal, committed):
+    assert "Call Dana about the contract" not in home(rep_client)
+    with committed:
+        reminder = Reminder.objects.create(
+            deal=deal,
+            kind=ReminderKind.NEXT_STEP_DUE,
+            owner=rep,
+            why="Call Dana about the contract",
+            due_at=timezone.now() - datetime.timedelta(minutes=1),
+        )
+        reminders_mark_due(now=timezone.now())
+    assert Reminder.objects.get(pk=reminder.pk).state == ReminderState.DUE
+    assert "Call Dana about the contract" in home(rep_client)
+    with committed:
+        reminder_done(reminder=reminder, user=rep)
+    assert "Call Dana about the contract" not in home(rep_client)
+
+
+def test_a_reminder_later_today_appears_when_it_falls_due_with_no_write(rep_client, rep, deal):
+    """Time passing changes the panel: the cached entry holds only until the next due time."""
+    now = timezone.now()
+    Reminder.objects.create(
+        deal=deal,
+        kind=ReminderKind.NEXT_STEP_DUE,
+        owner=rep,
+        why="Ring back at two",
+        due_at=now + datetime.timedelta(seconds=2),
+    )
+    zone = timezone.get_current_timezone()
+    if (now + datetime.timedelta(seconds=3)).astimezone(zone).date() != now.astimezone(zone).date():
+        pytest.skip("too close to midnight for a same-day reminder")  # pragma: no cover
+    before = home(rep_client)
+    assert "Ring back at two" in before and "Coming today" in before
+    time.sleep(2.2)
+    after = home(rep_client)
+    section = after.split('aria-label="Due now"')[1].split("</section>")[0]
+    assert "Ring back at two" in section
+
+
+def test_a_new_role_changes_the_home_at_once(rep_client, rep, committed):
+    assert "Not paid yet" not in home(rep_client)
+    with committed:
+        rep.groups.add(Group.objects.get_or_create(name=Role.MANAGER)[0])
+    assert "Your team" in home(rep_client)
+
+
+def test_each_session_gets_forms_it_can_post(rep, deal):
+    """The cached content carries CSRF tokens: a second browser of the same rep
+    (another CSRF secret) gets its own, valid for its own cookie."""
+    Reminder.objects.create(
+        deal=deal,
+        kind=ReminderKind.NEXT_STEP_DUE,
+        owner=rep,
+        why="Chase the signature",
+        due_at=timezone.now() - datetime.timedelta(minutes=5),
+        state=ReminderState.DUE,
+    )
+    browsers = [Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)]
+    tokens = []
+    for browser in browsers:
+        browser.force_login(rep)
+        text = home(browser)
+        tokens.append(re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', text).group(1))
+    reminder = Reminder.objects.get(why="Chase the signature")
+    response = browsers[1].post(
+        reverse("reminder_done", args=[reminder.pk]), {"csrfmiddlewaretoken": tokens[1]}
+    )
+    assert response.status_code == 302
+    assert Reminder.objects.get(pk=reminder.pk).state == ReminderState.DONE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stamps_move_when_the_transaction_commits_not_before():
+    rep = UserFactory(username="stamped", role=Role.REP)
+    deal = DealFactory(rep=rep)
+    token = Stamp.tokens([rep.pk])[rep.pk]
+    with transaction.atomic():
+        Deal.objects.filter(pk=deal.pk).update(title="Renamed")
+        assert Stamp.tokens([rep.pk])[rep.pk] == token
+    assert Stamp.tokens([rep.pk])[rep.pk] != token
+    token = Stamp.tokens([rep.pk])[rep.pk]
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Deal.objects.filter(pk=deal.pk).update(title="Never saved")
+        raise RuntimeError
+    assert Stamp.tokens([rep.pk])[rep.pk] == token
