@@ -374,6 +374,52 @@ def board_totals(user: User, today: date | None = None, now: datetime | None = N
     )
 
 
+# Rotting follows the clock, not a write: cached totals are rebuilt at least this often.
+TOTALS_HOLD = timedelta(minutes=1)
+
+
+@dataclass
+class BoardSummary:
+    """What the board shows above its table: the totals and each rep's month."""
+
+    totals: BoardTotals
+    figures: dict  # rep id -> billing.selectors.MonthFigures
+
+
+def board_summary(
+    user: User, reps: list[User], *, with_pending: bool = True, today: date | None = None
+) -> BoardSummary:
+    """The totals and the month of each of ``reps``, from cache while nobody on the team writes.
+
+    Cached under the stamps of everyone whose deals the board counts
+    (pipeline.freshness), so a payment, a move or a new deal shows at the next
+    request; a deal starting to rot as time passes shows within ``TOTALS_HOLD``.
+    """
+    from billing.selectors import team_month_figures
+    from pipeline.freshness import cached
+
+    today = today or timezone.localdate()
+    rep_ids = [rep.pk for rep in reps]
+
+    def build():
+        figures = team_month_figures(rep_ids, today, with_pending=with_pending)
+        return BoardSummary(board_totals(user, today), figures), timezone.now() + TOTALS_HOLD
+
+    # The buckets' bounds are the viewer's midnights: the time zone is part of the key.
+    vary = (today, timezone.get_current_timezone_name(), rep_ids, with_pending)
+    return cached("board-summary", team_member_ids(user), vary, build)
+
+
+def team_member_ids(user: User) -> list[int]:
+    """Everyone whose deals the user's board counts: the team and its manager (all, for staff)."""
+    people = (
+        User.objects.all()
+        if user.is_superuser
+        else User.objects.filter(Q(manager=user) | Q(pk=user.pk))
+    )
+    return list(people.order_by("pk").values_list("pk", flat=True))
+
+
 def team_reps(user: User) -> QuerySet:
     """The reps whose deals the user's board shows."""
     if user.is_superuser:

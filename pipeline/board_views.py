@@ -11,7 +11,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from billing.policy import PaymentOption, Standing
-from billing.selectors import team_month_figures
 from pipeline import board, charts, importing
 from pipeline.stages import NOT_PAID_STAGES
 
@@ -38,16 +37,15 @@ def board_view(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.htmx.target == "board-table":
         context["matching"] = deals.count()
         return render(request, "pipeline/board.html#table", context)
-    totals = board.board_totals(request.user)
-    # Unfiltered, the table holds exactly the deals the totals counted.
-    context["matching"] = deals.count() if filters.is_filtered else totals.count
     reps = list(board.team_reps(request.user))
-    figures = team_month_figures([rep.pk for rep in reps], timezone.localdate(), with_pending=False)
+    summary = board.board_summary(request.user, reps, with_pending=False)
+    # Unfiltered, the table holds exactly the deals the totals counted.
+    context["matching"] = deals.count() if filters.is_filtered else summary.totals.count
     context.update(
         {
-            "totals": totals,
+            "totals": summary.totals,
             "reps": reps,
-            "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
+            "rep_figures": [(rep, summary.figures[rep.pk]) for rep in reps],
             "stages": NOT_PAID_STAGES,
             "buckets": board.BUCKETS,
             "standings": Standing.choices,
@@ -63,7 +61,11 @@ def board_charts(request: HttpRequest) -> HttpResponse:
     today = timezone.localdate()
     context = {
         "charts": [
-            charts.outstanding_by_bucket(board.board_totals(request.user)),
+            charts.outstanding_by_bucket(
+                board.board_summary(
+                    request.user, list(board.team_reps(request.user)), with_pending=False
+                ).totals
+            ),
             charts.promised_vs_cleared_by_week(request.user, today),
             charts.days_to_cash_by_rep(request.user),
         ]

@@ -368,11 +368,12 @@ class Stamp(models.Model):
         found = dict(cls.objects.filter(user_id__in=ids).values_list("user_id", "token"))
         missing = ids - found.keys()
         if missing:
-            cls.objects.bulk_create(
-                [cls(user_id=pk, token=new_token()) for pk in sorted(missing)],
-                ignore_conflicts=True,
-            )
-            found.update(cls.objects.filter(user_id__in=missing).values_list("user_id", "token"))
+            # Users get a stamp when they are created; this covers the rest.
+            # Should another request insert first, ours is ignored and the
+            # token used here is simply a key nobody else asks for.
+            new = [cls(user_id=pk, token=new_token()) for pk in sorted(missing)]
+            cls.objects.bulk_create(new, ignore_conflicts=True)
+            found.update((stamp.user_id, stamp.token) for stamp in new)
         return found
 
     @classmethod

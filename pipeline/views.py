@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from billing.selectors import customer_terms, rep_month_figures, team_month_figures
+from billing.selectors import customer_terms, rep_month_figures
 from pipeline import board, freshness, selectors, services
 from pipeline.forms import CustomerForm, DealEditForm, DealForm, MoveForm, TouchForm
 from pipeline.models import Customer, Deal
@@ -47,13 +47,22 @@ def home(request: HttpRequest) -> HttpResponse:
     if user.is_auditor and not (user.is_rep or user.is_manager):
         return render(request, "pipeline/home_auditor.html", {})
     if user.is_manager or user.is_superuser:
-        reps = list(board.team_reps(user))
-        figures = team_month_figures([rep.pk for rep in reps], timezone.localdate())
-        context = {
-            "totals": board.board_totals(user),
-            "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
-        }
-        return render(request, "pipeline/home_manager.html", context)
+
+        def manager_context() -> dict:
+            reps = list(board.team_reps(user))
+            summary = board.board_summary(user, reps)
+            return {
+                "totals": summary.totals,
+                "rep_figures": [(rep, summary.figures[rep.pk]) for rep in reps],
+            }
+
+        return _render_cached_home(
+            request,
+            "pipeline/home_manager.html",
+            board.team_member_ids(user),
+            manager_context,
+            holds_for=board.TOTALS_HOLD,
+        )
 
     def rep_context() -> dict:
         return {
@@ -68,10 +77,11 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _render_cached_home(
-    request: HttpRequest, template: str, user_ids, build_context
+    request: HttpRequest, template: str, user_ids, build_context, holds_for=None
 ) -> HttpResponse:
     """A home page whose content (``template#content``) comes from cache while
-    the stamps of ``user_ids`` stay put and no reminder falls due (pipeline.freshness).
+    the stamps of ``user_ids`` stay put, no reminder falls due and ``holds_for``
+    has not passed (pipeline.freshness).
 
     The content holds forms, so it varies with the CSRF secret; and the
     panel's forms come back to this path.
@@ -84,7 +94,10 @@ def _render_cached_home(
         panel = reminder_panel(user, now)
         context = {**build_context(), "reminders_panel": panel}
         html = render_to_string(f"{template}#content", context, request)
-        return {"html": html, "due_count": panel.due_count}, panel_changes_at(user, now)
+        valid_until = panel_changes_at(user, now)
+        if holds_for is not None:
+            valid_until = min(valid_until, now + holds_for)
+        return {"html": html, "due_count": panel.due_count}, valid_until
 
     if request.htmx:
         content = build()[0]

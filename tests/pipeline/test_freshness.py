@@ -265,3 +265,39 @@ def test_stamps_move_when_the_transaction_commits_not_before():
         Deal.objects.filter(pk=deal.pk).update(title="Never saved")
         raise RuntimeError
     assert Stamp.tokens([rep.pk])[rep.pk] == token
+
+
+def totals_of(board: str) -> str:
+    return board.split('aria-label="Totals"')[1].split("</section>")[0]
+
+
+def test_the_board_totals_follow_a_cleared_payment_at_once(
+    manager_client, manager, rep, committed, django_assert_max_num_queries
+):
+    deal = DealFactory(rep=rep, amount=Decimal("900.00"), deposit_required=False)
+    assert "$900.00" in totals_of(manager_client.get("/board/").text)
+    with django_assert_max_num_queries(9):  # the totals and the month come from cache
+        manager_client.get("/board/")
+    with committed:
+        payment = billing.payment_record(
+            deal_id=deal.pk, recorded_by=rep, kind="payment", method="check", amount=Decimal("250")
+        )
+        billing.payment_set_status(payment_id=payment.pk, to_status="cleared", actor=manager)
+    totals = totals_of(manager_client.get("/board/").text)
+    assert "$650.00" in totals and "$900.00" not in totals
+
+
+def test_the_manager_home_follows_a_teammates_new_deal_and_a_new_rep(
+    manager_client, manager, rep, committed
+):
+    DealFactory(rep=rep, amount=Decimal("700.00"))
+    assert "$700.00" in manager_client.get("/").text
+    newcomer = UserFactory(username="newcomer", first_name="Nia", role=Role.REP)
+    with committed:
+        DealFactory(rep=rep, amount=Decimal("50.00"))
+    text = manager_client.get("/").text
+    assert "$750.00" in text and "Nia" not in text
+    with committed:
+        newcomer.manager = manager
+        newcomer.save()
+    assert "Nia" in manager_client.get("/").text
