@@ -19,8 +19,10 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
-def _empty_cache():
-    # Cached pages (pipeline.freshness) from one test must not answer another.
+def _empty_cache(settings):
+    # Cached pages (pipeline.freshness) from one test must not answer another;
+    # each test gets an empty in-memory cache, whatever CACHE_URL says.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     cache.clear()
 
 

@@ -79,6 +79,27 @@ def test_a_second_visit_to_the_rep_home_is_served_from_cache_in_four_queries(
     assert tile(second, "Promised") == tile(first, "Promised") == "$5,000.00"
 
 
+def test_the_home_is_cached_in_redis_as_in_production(
+    rep_client, rep, settings, django_assert_num_queries
+):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/14",
+            "KEY_PREFIX": "cleared-tests",
+        }
+    }
+    from django.core.cache import cache
+
+    cache.clear()
+    DealFactory(rep=rep, amount=Decimal("321.00"))
+    first = home(rep_client)
+    with django_assert_num_queries(4):
+        second = home(rep_client)
+    assert cards(second) == cards(first) and tile(second, "Promised") == "$321.00"
+    cache.clear()
+
+
 def test_with_the_cache_turned_off_every_visit_builds_the_page(
     rep_client, rep, settings, django_assert_max_num_queries
 ):
