@@ -86,6 +86,7 @@ def prepare_database(name: str, deals: int, reuse: bool) -> str:
         lines = probe.stdout.strip().splitlines()
         if probe.returncode == 0 and lines and lines[-1].isdigit() and int(lines[-1]) >= deals:
             log(f"  {name}: reusing {int(lines[-1]):,} deals")
+            manage(url, "migrate", "--noinput")  # data seeded by an older checkout
             return url
     psql(f'DROP DATABASE IF EXISTS "{name}"')
     psql(f'CREATE DATABASE "{name}"')

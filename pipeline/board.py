@@ -407,17 +407,14 @@ def board_summary(
 
     # The buckets' bounds are the viewer's midnights: the time zone is part of the key.
     vary = (today, timezone.get_current_timezone_name(), rep_ids, with_pending)
-    return cached("board-summary", team_member_ids(user), vary, build)
+    return cached("board-summary", team_members(user), vary, build)
 
 
-def team_member_ids(user: User) -> list[int]:
+def team_members(user: User) -> QuerySet:
     """Everyone whose deals the user's board counts: the team and its manager (all, for staff)."""
-    people = (
-        User.objects.all()
-        if user.is_superuser
-        else User.objects.filter(Q(manager=user) | Q(pk=user.pk))
-    )
-    return list(people.order_by("pk").values_list("pk", flat=True))
+    if user.is_superuser:
+        return User.objects.all()
+    return User.objects.filter(Q(manager=user) | Q(pk=user.pk))
 
 
 def team_reps(user: User) -> QuerySet:

@@ -34,6 +34,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -197,7 +198,9 @@ def stale(*, users=(), deals=(), customers=(), queues=()) -> None:
     scope = _Scope(set(users), set(deals), set(customers), set(queues))
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
-        _move_stamps(scope)
+        # Already committed: move them now. Robust, like the on-commit path: a
+        # write that succeeded is not turned into an error by its stamps.
+        transaction.on_commit(partial(_move_stamps, scope), robust=True)
         return
     pending = getattr(connection, "_cleared_stale", None)
     registered = pending is not None and any(
@@ -237,11 +240,12 @@ class Entry:
 
 def cached(
     name: str,
-    user_ids: Iterable[int],
+    users: Iterable[int] | models.QuerySet,
     vary: tuple,
     build: Callable[[], tuple[Any, datetime | None]],
 ):
-    """The value of ``build()``, from cache while the users' stamps have not moved.
+    """The value of ``build()``, from cache while the stamps of ``users`` (ids,
+    or a queryset of users) have not moved.
 
     ``build`` returns the value and until when it holds as time passes (None:
     until the stamps move). One query reads the stamps; a hit costs nothing
@@ -252,7 +256,7 @@ def cached(
         return build()[0]
     from pipeline.models import Stamp
 
-    tokens = sorted(Stamp.tokens(user_ids).items())
+    tokens = sorted(Stamp.tokens(users).items())
     digest = hashlib.sha256(repr((tokens, vary)).encode()).hexdigest()
     key = f"cleared:{name}:{digest}"
     entry = cache.get(key)

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -362,11 +362,17 @@ class Stamp(models.Model):
         return f"user {self.user_id}: {self.token}"
 
     @classmethod
-    def tokens(cls, user_ids) -> dict[int, str]:
-        """The users' current tokens; a user seen for the first time gets one."""
-        ids = set(user_ids)
-        found = dict(cls.objects.filter(user_id__in=ids).values_list("user_id", "token"))
-        missing = ids - found.keys()
+    def tokens(cls, users) -> dict[int, str]:
+        """The current tokens of ``users`` (ids, or a queryset of users: then
+        read in the same query); a user seen for the first time gets one."""
+        if isinstance(users, models.QuerySet):
+            token = models.Subquery(cls.objects.filter(user_id=OuterRef("pk")).values("token")[:1])
+            found = dict(users.order_by().annotate(stamp=token).values_list("pk", "stamp"))
+        else:
+            ids = set(users)
+            found = dict.fromkeys(ids)
+            found.update(cls.objects.filter(user_id__in=ids).values_list("user_id", "token"))
+        missing = [pk for pk, token in found.items() if token is None]
         if missing:
             # Users get a stamp when they are created; this covers the rest.
             # Should another request insert first, ours is ignored and the

@@ -59,7 +59,7 @@ def home(request: HttpRequest) -> HttpResponse:
         return _render_cached_home(
             request,
             "pipeline/home_manager.html",
-            board.team_member_ids(user),
+            board.team_members(user),
             manager_context,
             holds_for=board.TOTALS_HOLD,
         )
