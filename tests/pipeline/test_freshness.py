@@ -322,3 +322,27 @@ def test_the_manager_home_follows_a_teammates_new_deal_and_a_new_rep(
         newcomer.manager = manager
         newcomer.save()
     assert "Nia" in manager_client.get("/").text
+
+
+def test_an_unchanged_panel_poll_is_answered_from_cache_and_a_change_is_not(
+    rep_client, rep, deal, committed, django_assert_num_queries
+):
+    reminder = Reminder.objects.create(
+        deal=deal,
+        kind=ReminderKind.NEXT_STEP_DUE,
+        owner=rep,
+        why="Confirm the delivery slot",
+        due_at=timezone.now() - datetime.timedelta(minutes=5),
+        state=ReminderState.DUE,
+    )
+    page = home(rep_client)
+    poll = re.search(r'hx-get="(/reminders/panel/\?v=[0-9a-f]+)"', page).group(1)
+    assert rep_client.get(poll).status_code == 204  # the first poll reads the panel
+    # The session, the user, the roles and the stamp: the panel is not read again.
+    with django_assert_num_queries(4):
+        assert rep_client.get(poll).status_code == 204
+    with committed:
+        reminder_done(reminder=reminder, user=rep)
+    response = rep_client.get(poll)
+    assert response.status_code == 200
+    assert "Confirm the delivery slot" not in response.text

@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from pipeline.models import Stamp
 from pipeline.reminders.models import Reminder, ReminderKind, ReminderQueue, ReminderState
 from pipeline.reminders.selectors import reminder_panel
 from tests.factories import DealFactory
@@ -71,12 +72,15 @@ def test_panel_skips_other_peoples_snoozed_future_and_closed_reminders(
 
 
 @pytest.mark.parametrize("count", [3, 40])
-def test_the_panel_request_costs_at_most_4_queries(
+def test_the_panel_request_costs_at_most_6_queries(
     rep_client, rep, make_reminder, django_assert_max_num_queries, count
 ):
     for _ in range(count):
         make_reminder(DealFactory(rep=rep))
-    with django_assert_max_num_queries(4):
+    Stamp.tokens([rep.pk])  # made when the user is created, once committed
+    # The session, the user, the roles, the stamp, the panel, and when it will
+    # next change by itself (a poll that finds nothing new stops at the stamp).
+    with django_assert_max_num_queries(6):
         response = rep_client.get(PANEL, **HTMX)
     assert response.status_code == 200
     assert response.content.decode().count('class="reminder"') == min(count, 12)
