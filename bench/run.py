@@ -16,6 +16,7 @@ Targets are printed beside the figures; nothing here is asserted in the tests.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -355,6 +356,13 @@ def bench_size(label: str, db_url: str, runs: int) -> dict:
         )
         results["rep home load"] = load(base + "/", cookies[rep], seconds=10)
         log(f"  [{label}] rep home under load: {results['rep home load']}")
+        # What every open home does every few seconds: poll an unchanged panel.
+        _, _, panel = fetch(base + "/reminders/panel/", cookies[rep])
+        poll = (
+            base + re.search(rb'hx-get="(/reminders/panel/\?v=[0-9a-f]+)"', panel).group(1).decode()
+        )
+        results["panel poll load"] = load(poll, cookies[rep], seconds=5)
+        log(f"  [{label}] unchanged panel polls under load: {results['panel poll load']}")
     # The same pages with the page cache off: what every request would cost
     # if each one followed a change (pipeline.freshness).
     with gunicorn(db_url, cache_seconds=0) as (base, process):
