@@ -77,10 +77,10 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _render_cached_home(
-    request: HttpRequest, template: str, user_ids, build_context, holds_for=None
+    request: HttpRequest, template: str, users, build_context, holds_for=None
 ) -> HttpResponse:
     """A home page whose content (``template#content``) comes from cache while
-    the stamps of ``user_ids`` stay put, no reminder falls due and ``holds_for``
+    the stamps of ``users`` stay put, no reminder falls due and ``holds_for``
     has not passed (pipeline.freshness).
 
     The content holds forms, so it varies with the CSRF secret; and the
@@ -103,12 +103,13 @@ def _render_cached_home(
         content = build()[0]
     else:
         vary = (
+            user.pk,  # the panel is the viewer's own, whoever else's stamps the key holds
             timezone.localdate(),
             sorted(user.role_names),
             request.META["CSRF_COOKIE"],
             request.get_full_path(),
         )
-        content = freshness.cached(template, user_ids, vary, build)
+        content = freshness.cached(template, users, vary, build)
     context = {"content": content["html"], "reminders_due_count": content["due_count"]}
     return render(request, template, context)
 
