@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
@@ -15,7 +17,7 @@ from billing.selectors import customer_terms, rep_month_figures
 from pipeline import board, freshness, selectors, services
 from pipeline.forms import CustomerForm, DealEditForm, DealForm, MoveForm, TouchForm
 from pipeline.models import Customer, Deal
-from pipeline.reminders.selectors import panel_changes_at, reminder_panel
+from pipeline.reminders.selectors import panel_changes_at, reminder_panel, team_reminders
 from pipeline.stages import IllegalMove, LostReason, Stage, next_moves
 
 DEALS_PER_PAGE = 25
@@ -51,9 +53,14 @@ def home(request: HttpRequest) -> HttpResponse:
         def manager_context() -> dict:
             reps = list(board.team_reps(user))
             summary = board.board_summary(user, reps)
+            waiting = team_reminders([rep.pk for rep in reps if rep.pk != user.pk])
             return {
                 "totals": summary.totals,
                 "rep_figures": [(rep, summary.figures[rep.pk]) for rep in reps],
+                "team_reminders": [(rep, waiting[rep.pk]) for rep in reps if rep.pk in waiting],
+                "today_start": timezone.make_aware(
+                    datetime.combine(timezone.localdate(), datetime.min.time())
+                ),
             }
 
         return _render_cached_home(

@@ -133,6 +133,24 @@ def reminder_panel(user: User, now: datetime | None = None) -> Panel:
     return Panel(sections=sections, total=total, due_count=due_count, version=version)
 
 
+@dataclass
+class TeamReminders:
+    due: int
+    oldest: datetime  # the longest any of them has waited since falling due
+
+
+def team_reminders(rep_ids, now: datetime | None = None) -> dict[int, TeamReminders]:
+    """For a manager's home: how many reminders each rep has waiting now, in one query."""
+    now = now or timezone.now()
+    rows = (
+        Reminder.objects.filter(_due_now(now), owner_id__in=list(rep_ids))
+        .order_by()
+        .values("owner_id")
+        .annotate(due=Count("id"), oldest=Min(Coalesce("snoozed_until", "due_at")))
+    )
+    return {row["owner_id"]: TeamReminders(row["due"], row["oldest"]) for row in rows}
+
+
 def panel_changes_at(user: User, now: datetime | None = None) -> datetime:
     """When the panel will change with no write at all: the next reminder of
     today to fall due, the next snooze to end, or midnight (pipeline.freshness)."""

@@ -169,3 +169,28 @@ def test_a_manager_imports_deals_for_a_rep_on_the_team(manager_client, rep):
     response = manager_client.post("/deals/import/", {"csv_text": text, "confirm": "1"})
     assert response.status_code == 302
     assert Deal.objects.get().rep == rep
+
+
+def test_a_manager_home_shows_how_many_reminders_each_rep_has_waiting(
+    manager_client, manager, rep, teammate
+):
+    from pipeline.reminders.models import Reminder, ReminderKind
+
+    now = timezone.now()
+    deal = DealFactory(rep=rep)
+    for minutes, occurrence in ((30, "a"), (5, "b"), (-60, "later")):  # the last is not due yet
+        Reminder.objects.create(
+            deal=deal,
+            kind=ReminderKind.NEXT_STEP_DUE,
+            occurrence=occurrence,
+            owner=rep,
+            why="Chase",
+            due_at=now - datetime.timedelta(minutes=minutes),
+        )
+    text = manager_client.get("/").text
+    section = text.split('id="team-reminders-heading"')[1].split("</article>")[0]
+    row = section.split("Riley")[1].split("</tr>")[0]
+    assert '<td class="num">2</td>' in row
+    assert timezone.localtime(now - datetime.timedelta(minutes=30)).strftime("%H:%M") in row
+    assert str(teammate) not in section  # nothing waiting for the teammate
+    assert section.count("<tr>") == 2  # the header and Riley
