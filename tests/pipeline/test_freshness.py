@@ -8,8 +8,8 @@ import datetime
 import re
 import time
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 from unittest import mock
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Group
