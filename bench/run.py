@@ -216,6 +216,45 @@ def timings(url: str, cookie: str, runs: int) -> dict:
     }
 
 
+def board_after_writes(base: str, db_url: str, cookie: str, manager: str, runs: int) -> dict:
+    """The board right after a write by one rep of the team, each time another rep.
+
+    A write moves the writer's stamp (pipeline.freshness); here the stamp is
+    moved directly, so what is timed is only the board's read after a write.
+    """
+    import random
+
+    import psycopg
+
+    url = base + "/board/"
+    fetch(url, cookie)  # every part cached, every stamp made
+    samples = []
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        reps = [
+            row[0]
+            for row in connection.execute(
+                "SELECT id FROM pipeline_user WHERE manager_id = "
+                "(SELECT id FROM pipeline_user WHERE username = %s)",
+                [manager],
+            )
+        ]
+        for _ in range(runs):
+            connection.execute(
+                "UPDATE pipeline_stamp SET token = substr(md5(random()::text), 1, 16) "
+                "WHERE user_id = %s",
+                [random.choice(reps)],
+            )
+            elapsed, status, _ = fetch(url, cookie)
+            if status != 200:
+                raise RuntimeError(f"{url} answered {status}")
+            samples.append(elapsed)
+    samples.sort()
+    return {
+        "median_ms": round(statistics.median(samples), 1),
+        "p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)], 1),
+    }
+
+
 def query_counts(db_url: str, paths: dict[str, tuple[str, str]]) -> dict[str, list[int]]:
     """SQL queries per page, [cache miss, cache hit], counted in-process with the
     test client on the same data (after one warm-up request)."""
@@ -339,6 +378,14 @@ def bench_size(label: str, db_url: str, runs: int) -> dict:
                 f"  [{label}] {name:32} median {results[name]['median_ms']:7.1f} ms   "
                 f"p95 {results[name]['p95_ms']:7.1f} ms   {miss:3d} queries ({hit} from cache)"
             )
+        results["board after a write"] = board_after_writes(
+            base, db_url, cookies[manager], manager, runs
+        )
+        log(
+            f"  [{label}] {'board, after one rep writes':32} median "
+            f"{results['board after a write']['median_ms']:7.1f} ms   "
+            f"p95 {results['board after a write']['p95_ms']:7.1f} ms"
+        )
         before = rss_kb(process.pid)
         started = time.perf_counter()
         elapsed, status, body = fetch(base + "/board/export.csv", cookies[manager])

@@ -327,6 +327,11 @@ class BoardTotals:
 
 def board_totals(user: User, today: date | None = None, now: datetime | None = None) -> BoardTotals:
     """Outstanding by stage and by aging bucket, and what is rotting: one grouped query."""
+    return totals_from_rows(_totals_rows(not_paid_yet(user), today, now, by_rep=False))
+
+
+def _totals_rows(deals: QuerySet, today: date | None, now: datetime | None, *, by_rep: bool):
+    """The deals grouped by stage, aging bucket and rotting (and rep), counted and summed."""
     today = today or timezone.localdate()
     now = now or timezone.now()
     outstanding = ExpressionWrapper(F("amount") - F("cleared_amount"), output_field=MONEY)
@@ -342,16 +347,19 @@ def board_totals(user: User, today: date | None = None, now: datetime | None = N
         default=Value(BUCKETS[-1].key),
     )
     rotting = Case(When(rotting_condition(now), then=Value(1)), default=Value(0))
-    rows = (
-        not_paid_yet(user)
-        .annotate(bucket=bucket, rotting=rotting)
+    groups = ["rep_id", "stage", "bucket", "rotting"] if by_rep else ["stage", "bucket", "rotting"]
+    return list(
+        deals.annotate(bucket=bucket, rotting=rotting)
         .order_by()
-        .values("stage", "bucket", "rotting")
+        .values(*groups)
         .annotate(
             count=Count("*"),
             outstanding=Coalesce(Sum(outstanding), Value(ZERO), output_field=MONEY),
         )
     )
+
+
+def totals_from_rows(rows) -> BoardTotals:
     by_stage = {
         stage: {"stage": stage, "count": 0, "outstanding": ZERO} for stage in NOT_PAID_STAGES
     }
@@ -386,28 +394,48 @@ class BoardSummary:
     figures: dict  # rep id -> billing.selectors.MonthFigures
 
 
+@dataclass
+class _RepPart:
+    """One person's share of a board summary, cached under their own stamp."""
+
+    rows: list  # their deals' totals rows (stage, bucket, rotting)
+    figures: object  # their MonthFigures
+
+
 def board_summary(
     user: User, reps: list[User], *, with_pending: bool = True, today: date | None = None
 ) -> BoardSummary:
-    """The totals and the month of each of ``reps``, from cache while nobody on the team writes.
+    """The totals and the month of each of ``reps``, summed from one cached part per person.
 
-    Cached under the stamps of everyone whose deals the board counts
-    (pipeline.freshness), so a payment, a move or a new deal shows at the next
-    request; a deal starting to rot as time passes shows within ``TOTALS_HOLD``.
+    Each part is cached under its person's stamp (pipeline.freshness), so a
+    write rebuilds only the writer's part: one rep's deals, not the team's.
+    A deal starting to rot as time passes shows within ``TOTALS_HOLD``.
     """
     from billing.selectors import team_month_figures
-    from pipeline.freshness import cached
+    from pipeline.freshness import cached_per_user
 
     today = today or timezone.localdate()
-    rep_ids = [rep.pk for rep in reps]
 
-    def build():
-        figures = team_month_figures(rep_ids, today, with_pending=with_pending)
-        return BoardSummary(board_totals(user, today), figures), timezone.now() + TOTALS_HOLD
+    def build(user_ids):
+        rows = _totals_rows(
+            Deal.objects.filter(
+                rep_id__in=user_ids, stage__in=NOT_PAID_STAGES, cleared_amount__lt=F("amount")
+            ),
+            today,
+            None,
+            by_rep=True,
+        )
+        figures = team_month_figures(user_ids, today, with_pending=with_pending)
+        parts = {pk: _RepPart([], figures[pk]) for pk in user_ids}
+        for row in rows:
+            parts[row.pop("rep_id")].rows.append(row)
+        return parts, timezone.now() + TOTALS_HOLD
 
     # The buckets' bounds are the viewer's midnights: the time zone is part of the key.
-    vary = (today, timezone.get_current_timezone_name(), rep_ids, with_pending)
-    return cached("board-summary", team_members(user), vary, build)
+    vary = (today, timezone.get_current_timezone_name(), with_pending)
+    parts = cached_per_user("board-part", team_members(user), vary, build)
+    totals = totals_from_rows(row for part in parts.values() for row in part.rows)
+    return BoardSummary(totals, {rep.pk: parts[rep.pk].figures for rep in reps})
 
 
 def team_members(user: User) -> QuerySet:

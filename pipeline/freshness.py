@@ -256,18 +256,63 @@ def cached(
         return build()[0]
     from pipeline.models import Stamp
 
-    tokens = sorted(Stamp.tokens(users).items())
-    digest = hashlib.sha256(repr((tokens, vary)).encode()).hexdigest()
-    key = f"cleared:{name}:{digest}"
+    key = _key(name, sorted(Stamp.tokens(users).items()), vary)
     entry = cache.get(key)
     now = timezone.now()
     if entry is not None and (entry.valid_until is None or now < entry.valid_until):
         return entry.value
     value, valid_until = build()
+    cache.set(key, Entry(value, valid_until), _ttl(valid_until, now))
+    return value
+
+
+def cached_per_user(
+    name: str,
+    users: Iterable[int] | models.QuerySet,
+    vary: tuple,
+    build: Callable[[list[int]], tuple[dict[int, Any], datetime | None]],
+) -> dict[int, Any]:
+    """One value per user, each from cache while that user's stamp has not moved.
+
+    For sums over a team: after one rep's write only that rep's part is
+    rebuilt. ``build(user_ids)`` returns a value for each of the ids it is
+    given, and until when they hold.
+    """
+    from pipeline.models import Stamp
+
+    tokens = Stamp.tokens(users)
+    if settings.CLEARED_PAGE_CACHE_SECONDS <= 0:
+        return build(sorted(tokens))[0]
+    keys = {pk: _key(name, [(pk, token)], vary) for pk, token in tokens.items()}
+    found = cache.get_many(list(keys.values()))
+    now = timezone.now()
+    values, missing = {}, []
+    for pk, key in keys.items():
+        entry = found.get(key)
+        if entry is not None and (entry.valid_until is None or now < entry.valid_until):
+            values[pk] = entry.value
+        else:
+            missing.append(pk)
+    if missing:
+        built, valid_until = build(sorted(missing))
+        cache.set_many(
+            {keys[pk]: Entry(built[pk], valid_until) for pk in missing},
+            _ttl(valid_until, now),
+        )
+        values.update(built)
+    return values
+
+
+def _key(name: str, tokens: list, vary: tuple) -> str:
+    digest = hashlib.sha256(repr((tokens, vary)).encode()).hexdigest()
+    return f"cleared:{name}:{digest}"
+
+
+def _ttl(valid_until: datetime | None, now: datetime) -> int:
+    ttl = settings.CLEARED_PAGE_CACHE_SECONDS
     if valid_until is not None:
         ttl = min(ttl, max(1, math.ceil((valid_until - now).total_seconds())))
-    cache.set(key, Entry(value, valid_until), ttl)
-    return value
+    return ttl
 
 
 def new_token() -> str:

@@ -335,3 +335,25 @@ def test_an_unchanged_panel_poll_is_answered_from_cache_and_a_change_is_not(
     response = rep_client.get(poll)
     assert response.status_code == 200
     assert "Confirm the delivery slot" not in response.text
+
+
+def test_after_one_reps_write_the_board_rebuilds_only_that_reps_part(
+    manager_client, manager, rep, teammate, committed
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    mine = DealFactory(rep=rep, amount=Decimal("100.00"))
+    DealFactory(rep=teammate, amount=Decimal("40.00"))
+    assert "$140.00" in totals_of(manager_client.get("/board/").text)
+    with committed:
+        services.deal_update(
+            deal_id=mine.pk, actor=rep, expected_version=mine.version, amount=Decimal("300.00")
+        )
+    with CaptureQueriesContext(connection) as queries:
+        totals = totals_of(manager_client.get("/board/").text)
+    assert "$340.00" in totals
+    grouped = [q["sql"] for q in queries if "GROUP BY" in q["sql"] and "CASE" in q["sql"]]
+    assert len(grouped) == 1
+    reps_read = re.search(r'"rep_id" IN \(([^)]*)\)', grouped[0]).group(1)
+    assert {int(pk) for pk in reps_read.split(",")} == {rep.pk}
