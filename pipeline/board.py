@@ -392,6 +392,7 @@ class BoardSummary:
 
     totals: BoardTotals
     figures: dict  # rep id -> billing.selectors.MonthFigures
+    valid_until: datetime | None = None  # when the oldest part used stops holding
 
 
 @dataclass
@@ -433,9 +434,9 @@ def board_summary(
 
     # The buckets' bounds are the viewer's midnights: the time zone is part of the key.
     vary = (today, timezone.get_current_timezone_name(), with_pending)
-    parts = cached_per_user("board-part", team_members(user), vary, build)
+    parts, valid_until = cached_per_user("board-part", team_members(user), vary, build)
     totals = totals_from_rows(row for part in parts.values() for row in part.rows)
-    return BoardSummary(totals, {rep.pk: parts[rep.pk].figures for rep in reps})
+    return BoardSummary(totals, {rep.pk: parts[rep.pk].figures for rep in reps}, valid_until)
 
 
 def team_members(user: User) -> QuerySet:

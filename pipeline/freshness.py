@@ -28,13 +28,13 @@ between its commit and the stamp update, the entry lives on for at most
 ``CLEARED_PAGE_CACHE_SECONDS``.
 """
 
+import functools
 import hashlib
 import math
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -53,15 +53,15 @@ class StampedQuerySet(models.QuerySet):
     def update(self, **kwargs):
         scope = _Scope()
         watch = WATCHED[self.model._meta.label]
-        for row in self.values_list(*watch.columns):
-            watch.add_row(scope, row)
-        for column in watch.columns:
-            # A row moved to someone else (a deal given to another rep).
-            if column in kwargs or column.removesuffix("_id") in kwargs:
-                value = _pk(kwargs.get(column, kwargs.get(column.removesuffix("_id"))))
-                watch.add_row(scope, tuple(value if c == column else None for c in watch.columns))
+        rows = list(self.values_list("pk", *watch.columns))
         updated = super().update(**kwargs)
         if updated:
+            # Who saw the rows before, and who sees them now: read again once
+            # the UPDATE holds their locks, in case someone else gave a row
+            # to another owner in between (a deal reassigned in the admin).
+            after = self.model._base_manager.filter(pk__in=[row[0] for row in rows])
+            for row in [*rows, *after.values_list("pk", *watch.columns)]:
+                watch.add_row(scope, row[1:])
             scope.mark()
         return updated
 
@@ -74,10 +74,6 @@ class StampedQuerySet(models.QuerySet):
             watch.add_row(scope, tuple(getattr(obj, column) for column in watch.columns))
         scope.mark()
         return created
-
-
-def _pk(value):
-    return getattr(value, "pk", value)
 
 
 # --- who sees a row --------------------------------------------------------------
@@ -104,21 +100,30 @@ class _Scope:
     def user_ids(self) -> set[int]:
         """The users, resolved: the reps of the deals and customers, the members of the queues."""
         from pipeline.models import Deal, User
+        from pipeline.reminders.models import OPEN_STATES, Reminder
         from pipeline.reminders.selectors import ROLE_QUEUES
 
         ids = {pk for pk in self.users if pk}
-        deal_ids = {pk for pk in self.deals if pk}
-        if deal_ids:
-            ids |= set(Deal.objects.filter(pk__in=deal_ids).values_list("rep_id", flat=True))
-        customer_ids = {pk for pk in self.customers if pk}
-        if customer_ids:
-            ids |= set(
-                Deal.objects.filter(customer_id__in=customer_ids)
+        queues = set(self.queues)
+        deals = Deal.objects.none()
+        if any(self.deals):
+            deals = Deal.objects.filter(pk__in=[pk for pk in self.deals if pk])
+        if any(self.customers):
+            deals |= Deal.objects.filter(customer_id__in=[pk for pk in self.customers if pk])
+        if any(self.deals) or any(self.customers):
+            ids |= set(deals.order_by().values_list("rep_id", flat=True).distinct())
+            # A reminder shows its deal's title and customer to its owner or
+            # queue, who need not be the deal's rep (an escalation, an audit).
+            for owner_id, queue in (
+                Reminder.objects.filter(deal__in=deals.values("pk"), state__in=OPEN_STATES)
                 .order_by()
-                .values_list("rep_id", flat=True)
+                .values_list("owner_id", "queue")
                 .distinct()
-            )
-        roles = [role for role, queue in ROLE_QUEUES.items() if queue in self.queues]
+            ):
+                ids.add(owner_id)
+                queues.add(queue)
+        ids.discard(None)
+        roles = [role for role, queue in ROLE_QUEUES.items() if queue in queues]
         if roles:
             ids |= set(User.objects.filter(groups__name__in=roles).values_list("pk", flat=True))
         return ids
@@ -138,11 +143,12 @@ class Watch:
 
 
 # What each watched model's rows are shown with. A deal: its rep's home and
-# the team's totals. A customer: the cards of every deal for them. A payment:
+# the team's totals, and the reminders on it. A customer: the cards and
+# reminders of every deal for them. A payment:
 # its deal's rep (money received, not cleared). A reminder: its owner, or
 # everyone in its role queue. A user: their own pages (name, time zone).
 WATCHED = {
-    "pipeline.Deal": Watch(("rep_id",), ("users",)),
+    "pipeline.Deal": Watch(("rep_id", "id"), ("users", "deals")),
     "pipeline.Customer": Watch(("id",), ("customers",)),
     "billing.Payment": Watch(("deal_id",), ("deals",)),
     "billing.CommissionEntry": Watch(("rep_id",), ("users",)),
@@ -200,11 +206,11 @@ def stale(*, users=(), deals=(), customers=(), queues=()) -> None:
     if not connection.in_atomic_block:
         # Already committed: move them now. Robust, like the on-commit path: a
         # write that succeeded is not turned into an error by its stamps.
-        transaction.on_commit(partial(_move_stamps, scope), robust=True)
+        transaction.on_commit(functools.partial(_move_stamps, scope), robust=True)
         return
     pending = getattr(connection, "_cleared_stale", None)
     registered = pending is not None and any(
-        func is pending.flush for _, func, _ in connection.run_on_commit
+        getattr(func, "__self__", None) is pending for _, func, _ in connection.run_on_commit
     )
     if not registered:
         pending = _Pending()
@@ -271,8 +277,9 @@ def cached_per_user(
     users: Iterable[int] | models.QuerySet,
     vary: tuple,
     build: Callable[[list[int]], tuple[dict[int, Any], datetime | None]],
-) -> dict[int, Any]:
-    """One value per user, each from cache while that user's stamp has not moved.
+) -> tuple[dict[int, Any], datetime | None]:
+    """One value per user, each from cache while that user's stamp has not moved,
+    and until when all of them hold.
 
     For sums over a team: after one rep's write only that rep's part is
     rebuilt. ``build(user_ids)`` returns a value for each of the ids it is
@@ -282,15 +289,16 @@ def cached_per_user(
 
     tokens = Stamp.tokens(users)
     if settings.CLEARED_PAGE_CACHE_SECONDS <= 0:
-        return build(sorted(tokens))[0]
+        return build(sorted(tokens))
     keys = {pk: _key(name, [(pk, token)], vary) for pk, token in tokens.items()}
     found = cache.get_many(list(keys.values()))
     now = timezone.now()
-    values, missing = {}, []
+    values, missing, holds = {}, [], []
     for pk, key in keys.items():
         entry = found.get(key)
         if entry is not None and (entry.valid_until is None or now < entry.valid_until):
             values[pk] = entry.value
+            holds.append(entry.valid_until)
         else:
             missing.append(pk)
     if missing:
@@ -300,12 +308,30 @@ def cached_per_user(
             _ttl(valid_until, now),
         )
         values.update(built)
-    return values
+        holds.append(valid_until)
+    return values, min((t for t in holds if t is not None), default=None)
 
 
 def _key(name: str, tokens: list, vary: tuple) -> str:
-    digest = hashlib.sha256(repr((tokens, vary)).encode()).hexdigest()
+    digest = hashlib.sha256(repr((release(), tokens, vary)).encode()).hexdigest()
     return f"cleared:{name}:{digest}"
+
+
+@functools.cache
+def release() -> str:
+    """A fingerprint of this release's code, templates and static files' names:
+    after a deploy, a shared cache never serves what the previous one rendered."""
+    digest = hashlib.sha256()
+    root = settings.BASE_DIR
+    for folder in ("config", "pipeline", "billing", "audits", "templates"):
+        for path in sorted((root / folder).rglob("*")):
+            if path.suffix in {".py", ".html"} and path.is_file():
+                digest.update(str(path.relative_to(root)).encode())
+                digest.update(path.read_bytes())
+    manifest = settings.STATIC_ROOT / "staticfiles.json"
+    if manifest.is_file():
+        digest.update(manifest.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _ttl(valid_until: datetime | None, now: datetime) -> int:

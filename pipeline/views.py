@@ -17,7 +17,12 @@ from billing.selectors import customer_terms, rep_month_figures
 from pipeline import board, freshness, selectors, services
 from pipeline.forms import CustomerForm, DealEditForm, DealForm, MoveForm, TouchForm
 from pipeline.models import Customer, Deal
-from pipeline.reminders.selectors import panel_changes_at, reminder_panel, team_reminders
+from pipeline.reminders.selectors import (
+    panel_changes_at,
+    reminder_panel,
+    team_reminders,
+    team_reminders_change_at,
+)
 from pipeline.stages import IllegalMove, LostReason, Stage, next_moves
 
 DEALS_PER_PAGE = 25
@@ -50,11 +55,12 @@ def home(request: HttpRequest) -> HttpResponse:
         return render(request, "pipeline/home_auditor.html", {})
     if user.is_manager or user.is_superuser:
 
-        def manager_context() -> dict:
+        def manager_context(now: datetime) -> tuple[dict, datetime | None]:
             reps = list(board.team_reps(user))
             summary = board.board_summary(user, reps)
-            waiting = team_reminders([rep.pk for rep in reps if rep.pk != user.pk])
-            return {
+            others = [rep.pk for rep in reps if rep.pk != user.pk]
+            waiting = team_reminders(others, now)
+            context = {
                 "totals": summary.totals,
                 "rep_figures": [(rep, summary.figures[rep.pk]) for rep in reps],
                 "team_reminders": [(rep, waiting[rep.pk]) for rep in reps if rep.pk in waiting],
@@ -62,48 +68,50 @@ def home(request: HttpRequest) -> HttpResponse:
                     datetime.combine(timezone.localdate(), datetime.min.time())
                 ),
             }
+            # The totals as of their oldest part, and the team's next reminder to fall due.
+            holds = summary.valid_until or now + board.TOTALS_HOLD
+            return context, team_reminders_change_at(others, now, until=holds)
 
         return _render_cached_home(
-            request,
-            "pipeline/home_manager.html",
-            board.team_members(user),
-            manager_context,
-            holds_for=board.TOTALS_HOLD,
+            request, "pipeline/home_manager.html", board.team_members(user), manager_context
         )
 
-    def rep_context() -> dict:
-        return {
+    def rep_context(now: datetime) -> tuple[dict, datetime | None]:
+        context = {
             "figures": rep_month_figures(user),
             "columns": selectors.pipeline_columns(
                 Deal.objects.visible_to(user), per_column=HOME_CARDS_PER_STAGE
             ),
             "move_stages": MOVE_TARGETS,
         }
+        return context, None
 
     return _render_cached_home(request, "pipeline/home.html", [user.pk], rep_context)
 
 
-def _render_cached_home(
-    request: HttpRequest, template: str, users, build_context, holds_for=None
-) -> HttpResponse:
+def _render_cached_home(request: HttpRequest, template: str, users, build_context) -> HttpResponse:
     """A home page whose content (``template#content``) comes from cache while
-    the stamps of ``users`` stay put, no reminder falls due and ``holds_for``
-    has not passed (pipeline.freshness).
+    the stamps of ``users`` stay put and nothing on it changes with time
+    (pipeline.freshness).
 
-    The content holds forms, so it varies with the CSRF secret; and the
-    panel's forms come back to this path.
+    ``build_context(now)`` returns the page's context and until when it holds
+    as time passes (None: until a stamp moves); the reminders panel adds its
+    own next change. The content holds forms, so it varies with the CSRF
+    secret; and the panel's forms come back to this path.
     """
     user = request.user
     get_token(request)  # the secret the cached forms' tokens are made from
 
     def build():
         now = timezone.now()
+        context, holds = build_context(now)
         panel = reminder_panel(user, now)
-        context = {**build_context(), "reminders_panel": panel}
-        html = render_to_string(f"{template}#content", context, request)
+        html = render_to_string(
+            f"{template}#content", {**context, "reminders_panel": panel}, request
+        )
         valid_until = panel_changes_at(user, now)
-        if holds_for is not None:
-            valid_until = min(valid_until, now + holds_for)
+        if holds is not None:
+            valid_until = min(valid_until, holds)
         return {"html": html, "due_count": panel.due_count}, valid_until
 
     if request.htmx:

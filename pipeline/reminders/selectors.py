@@ -151,6 +151,11 @@ def team_reminders(rep_ids, now: datetime | None = None) -> dict[int, TeamRemind
     return {row["owner_id"]: TeamReminders(row["due"], row["oldest"]) for row in rows}
 
 
+def team_reminders_change_at(rep_ids, now: datetime, *, until: datetime) -> datetime:
+    """When ``team_reminders`` will change with no write: a rep's next reminder falling due."""
+    return next_due_change(Reminder.objects.filter(owner_id__in=list(rep_ids)), now, until=until)
+
+
 def panel_changes_at(user: User, now: datetime | None = None) -> datetime:
     """When the panel will change with no write at all: the next reminder of
     today to fall due, the next snooze to end, or midnight (pipeline.freshness)."""
@@ -159,16 +164,18 @@ def panel_changes_at(user: User, now: datetime | None = None) -> datetime:
     end_of_today = datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone) + timedelta(
         days=1
     )
+    return next_due_change(reminders_for(user), now, until=end_of_today)
+
+
+def next_due_change(reminders: QuerySet, now: datetime, *, until: datetime) -> datetime:
+    """The first moment before ``until`` at which one of ``reminders`` falls due
+    or wakes from a snooze: what "due now" means changes then; else ``until``."""
     upcoming = Q(state__in=[ReminderState.SCHEDULED, ReminderState.DUE], due_at__gt=now)
     waking = Q(state=ReminderState.SNOOZED, snoozed_until__gt=now)
-    times = (
-        reminders_for(user)
-        .filter(
-            (upcoming & Q(due_at__lt=end_of_today)) | (waking & Q(snoozed_until__lt=end_of_today))
-        )
-        .aggregate(due=Min("due_at", filter=upcoming), wakes=Min("snoozed_until", filter=waking))
-    )
-    return min(t for t in (times["due"], times["wakes"], end_of_today) if t is not None)
+    times = reminders.filter(
+        (upcoming & Q(due_at__lt=until)) | (waking & Q(snoozed_until__lt=until))
+    ).aggregate(due=Min("due_at", filter=upcoming), wakes=Min("snoozed_until", filter=waking))
+    return min(t for t in (times["due"], times["wakes"], until) if t is not None)
 
 
 REMINDER_FILTERS = {

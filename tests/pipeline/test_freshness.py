@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -21,7 +21,7 @@ from django.utils import timezone
 from billing import services as billing
 from pipeline import services
 from pipeline.models import Customer, Deal, Role, Stamp
-from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
+from pipeline.reminders.models import Reminder, ReminderKind, ReminderQueue, ReminderState
 from pipeline.reminders.services import reminder_done, reminders_mark_due
 from pipeline.stages import Stage
 from tests.factories import CustomerFactory, DealFactory, UserFactory
@@ -39,6 +39,10 @@ def committed(django_capture_on_commit_callbacks):
 
     class Committed:
         def __enter__(self):
+            # The test's own transaction never commits: writes made while
+            # setting up were batched into an on-commit call that never runs.
+            # Start a new batch, as a new transaction would.
+            connection._cleared_stale = None
             no_tasks.start()
             self.capture = django_capture_on_commit_callbacks(execute=True)
             self.capture.__enter__()
@@ -340,7 +344,6 @@ def test_an_unchanged_panel_poll_is_answered_from_cache_and_a_change_is_not(
 def test_after_one_reps_write_the_board_rebuilds_only_that_reps_part(
     manager_client, manager, rep, teammate, committed
 ):
-    from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     mine = DealFactory(rep=rep, amount=Decimal("100.00"))
@@ -357,3 +360,63 @@ def test_after_one_reps_write_the_board_rebuilds_only_that_reps_part(
     assert len(grouped) == 1
     reps_read = re.search(r'"rep_id" IN \(([^)]*)\)', grouped[0]).group(1)
     assert {int(pk) for pk in reps_read.split(",")} == {rep.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_transaction_moves_stamps_once_after_commit():
+    rep = UserFactory(username="batched", role=Role.REP)
+    deal = DealFactory(rep=rep)
+    with mock.patch.object(Stamp, "move", wraps=Stamp.move) as move:
+        with transaction.atomic():
+            for index in range(5):
+                Deal.objects.filter(pk=deal.pk).update(title=f"Title {index}")
+            assert move.call_count == 0
+        assert move.call_count == 1
+        assert set(move.call_args.args[0]) == {rep.pk}
+
+
+def test_an_auditor_sees_a_deal_renamed_by_its_rep_in_the_audit_queue_reminder(
+    rep, teammate, committed
+):
+    """The queue reminder shows another rep's deal: that rep's write reaches the auditor."""
+    rep.groups.add(Group.objects.get_or_create(name=Role.AUDITOR)[0])
+    other = DealFactory(rep=teammate, title="Old title")
+    Reminder.objects.create(
+        deal=other,
+        kind=ReminderKind.AUDIT_DUE,
+        queue=ReminderQueue.AUDIT,
+        why="Audit call",
+        due_at=timezone.now() - datetime.timedelta(minutes=5),
+        state=ReminderState.DUE,
+    )
+    client = Client()
+    client.force_login(rep)
+    assert "Old title" in home(client)
+    with committed:
+        services.deal_update(
+            deal_id=other.pk, actor=teammate, expected_version=other.version, title="New title"
+        )
+    assert "New title" in home(client)
+
+
+def test_a_managers_escalation_follows_a_deal_of_a_rep_who_left_the_team(
+    manager, manager_client, rep, committed
+):
+    deal = DealFactory(rep=rep, title="Old title")
+    reminder_for(deal, manager, "Chase the money", in_seconds=-300, state=ReminderState.DUE)
+    with committed:
+        rep.manager = UserFactory(username="new_manager", role=Role.MANAGER)
+        rep.save()
+    assert "Old title" in home(manager_client)
+    with committed:
+        services.deal_update(
+            deal_id=deal.pk, actor=rep, expected_version=deal.version, title="New title"
+        )
+    assert "New title" in home(manager_client)
+
+
+def test_the_manager_home_shows_a_reps_reminder_as_soon_as_it_falls_due(manager_client, rep, deal):
+    reminder_for(deal, rep, "Ring back", in_seconds=2)
+    assert "Nobody on your team has a reminder waiting" in home(manager_client)
+    time.sleep(2.2)
+    assert "Nobody on your team has a reminder waiting" not in home(manager_client)
