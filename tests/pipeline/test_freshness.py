@@ -420,3 +420,13 @@ def test_the_manager_home_shows_a_reps_reminder_as_soon_as_it_falls_due(manager_
     assert "Nobody on your team has a reminder waiting" in home(manager_client)
     time.sleep(2.2)
     assert "Nobody on your team has a reminder waiting" not in home(manager_client)
+
+
+def test_a_bulk_update_moves_the_stamps_of_the_rows_owners(rep, rep_client, committed):
+    """bulk_update() writes through update(), which StampedQuerySet covers."""
+    deal = DealFactory(rep=rep, title="Before")
+    assert "Before" in home(rep_client)
+    deal.title = "After"
+    with committed:
+        Deal.objects.bulk_update([deal], ["title"])
+    assert "After" in home(rep_client)
