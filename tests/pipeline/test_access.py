@@ -138,3 +138,15 @@ def test_the_deal_list_pages_keep_the_filters(rep_client, rep):
     assert 'href="?stage=promised&amp;page=2"' in text
     second = rep_client.get("/deals/?stage=promised&page=2").text
     assert second.count("<tr>") == 1 + 5  # header row and the last five deals
+
+
+def test_a_deal_links_to_its_own_page_under_any_script_prefix(deal):
+    from django.urls import reverse, set_script_prefix
+
+    assert deal.get_absolute_url() == reverse("deal_detail", args=[deal.pk])
+    try:
+        set_script_prefix("/cleared/")
+        assert deal.get_absolute_url() == f"/cleared/deals/{deal.pk}/"
+        assert deal.get_absolute_url() == reverse("deal_detail", args=[deal.pk])
+    finally:
+        set_script_prefix("/")
