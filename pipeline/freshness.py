@@ -7,7 +7,8 @@ seconds from every open tab). They are cached, keyed by *stamps*:
 - Every user has a stamp (``Stamp``, a random token). It changes whenever
   something that user sees on a home page, or counts in a team's totals,
   changes: one of their deals, a customer of those deals, a payment on them,
-  their commission, a reminder they see, or the user row itself.
+  their commission, a reminder they see or the deal it is about, or the user
+  row itself.
 - A cached part is stored under the stamps it depends on, with the day and
   whatever else it varies on. A change moves the stamp, so the next request
   misses and rebuilds. Nothing has to find and delete old entries: nobody
@@ -18,7 +19,8 @@ seconds from every open tab). They are cached, keyed by *stamps*:
 
 Writes reach the stamps from the models themselves, so no service has to
 remember: ``post_save`` and ``post_delete`` for single rows, and
-``StampedQuerySet`` for ``update()`` and ``bulk_create()``.
+``StampedQuerySet`` for ``update()`` (``bulk_update()`` writes through it)
+and ``bulk_create()``. One transaction moves each stamp once.
 
 Stamps move when the transaction commits (``on_commit``), outside the locks
 the writer holds, so a stamp never makes two writers wait on each other. A
@@ -48,6 +50,7 @@ class StampedQuerySet(models.QuerySet):
     """``update()`` and ``bulk_create()`` move the stamps of whoever sees the rows.
 
     ``save()`` and ``delete()`` are covered by signals; these two bypass them.
+    (``bulk_update()`` writes through ``update()``.)
     """
 
     def update(self, **kwargs):
