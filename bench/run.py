@@ -201,10 +201,14 @@ def fetch(url: str, cookie: str) -> tuple[float, int, bytes]:
     return (time.perf_counter() - started) * 1000, status, body
 
 
-def timings(url: str, cookie: str, runs: int) -> dict:
+def timings(url: str, cookie: str, runs: int, before_each=None) -> dict:
+    """Median and p95 of ``runs`` requests, after a warm-up; ``before_each()`` runs
+    ahead of each timed request, untimed."""
     fetch(url, cookie)  # warm up connection pools and caches
     samples = []
     for _ in range(runs):
+        if before_each is not None:
+            before_each()
         elapsed, status, _ = fetch(url, cookie)
         if status != 200:
             raise RuntimeError(f"{url} answered {status}")
@@ -226,9 +230,6 @@ def board_after_writes(base: str, db_url: str, cookie: str, manager: str, runs: 
 
     import psycopg
 
-    url = base + "/board/"
-    fetch(url, cookie)  # every part cached, every stamp made
-    samples = []
     with psycopg.connect(db_url, autocommit=True) as connection:
         reps = [
             row[0]
@@ -238,21 +239,16 @@ def board_after_writes(base: str, db_url: str, cookie: str, manager: str, runs: 
                 [manager],
             )
         ]
-        for _ in range(runs):
+
+        def a_rep_writes() -> None:
             connection.execute(
                 "UPDATE pipeline_stamp SET token = substr(md5(random()::text), 1, 16) "
                 "WHERE user_id = %s",
                 [random.choice(reps)],
             )
-            elapsed, status, _ = fetch(url, cookie)
-            if status != 200:
-                raise RuntimeError(f"{url} answered {status}")
-            samples.append(elapsed)
-    samples.sort()
-    return {
-        "median_ms": round(statistics.median(samples), 1),
-        "p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)], 1),
-    }
+
+        # The warm-up caches every part and makes every stamp.
+        return timings(base + "/board/", cookie, runs, before_each=a_rep_writes)
 
 
 def query_counts(db_url: str, paths: dict[str, tuple[str, str]]) -> dict[str, list[int]]:

@@ -246,6 +246,9 @@ class Entry:
     value: Any
     valid_until: datetime | None
 
+    def holds(self, now: datetime) -> bool:
+        return self.valid_until is None or now < self.valid_until
+
 
 def cached(
     name: str,
@@ -268,7 +271,7 @@ def cached(
     key = _key(name, sorted(Stamp.tokens(users).items()), vary)
     entry = cache.get(key)
     now = timezone.now()
-    if entry is not None and (entry.valid_until is None or now < entry.valid_until):
+    if entry is not None and entry.holds(now):
         return entry.value
     value, valid_until = build()
     cache.set(key, Entry(value, valid_until), _ttl(valid_until, now))
@@ -299,7 +302,7 @@ def cached_per_user(
     values, missing, holds = {}, [], []
     for pk, key in keys.items():
         entry = found.get(key)
-        if entry is not None and (entry.valid_until is None or now < entry.valid_until):
+        if entry is not None and entry.holds(now):
             values[pk] = entry.value
             holds.append(entry.valid_until)
         else:
