@@ -24,7 +24,7 @@ from billing.models import (
     PaymentPlan,
     PaymentStatus,
 )
-from billing.policy import PaymentOption, deposit_amount, split_into_instalments
+from billing.policy import PaymentOption, deposit_amount, instalment_schedule
 from pipeline.models import Deal, User
 from pipeline.stages import Stage
 
@@ -202,14 +202,12 @@ def seed(stdout=None) -> None:
         balance = deal.amount - services.live_money(deal.pk)
         if balance <= 0 or PaymentPlan.objects.filter(deal=deal).exists():
             continue
-        parts = split_into_instalments(balance, 3)
         services.payment_plan_create(
             deal_id=deal.pk,
             created_by=deal.rep,
-            instalments=[
-                (today + timedelta(days=7 + 30 * index), amount)
-                for index, amount in enumerate(parts)
-            ],
+            instalments=instalment_schedule(
+                balance, 3, first_due=today + timedelta(days=7), every_days=30
+            ),
             note="Cash crunch after their busy season: three monthly payments.",
         )
         break

@@ -7,7 +7,7 @@ history from the database; everything here is testable with made-up histories.
 
 import calendar
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.conf import settings
@@ -184,6 +184,17 @@ def split_into_instalments(total: Decimal, count: int) -> list[Decimal]:
     each = money_round(total / count)
     parts = [each] * (count - 1)
     return [*parts, total - sum(parts, ZERO)]
+
+
+def instalment_schedule(
+    total: Decimal, count: int, *, first_due: date, every_days: int
+) -> list[tuple[date, Decimal]]:
+    """A plan for ``total``: ``count`` instalments (split_into_instalments), the
+    first due on ``first_due``, then one every ``every_days`` days."""
+    return [
+        (first_due + timedelta(days=every_days * index), amount)
+        for index, amount in enumerate(split_into_instalments(total, count))
+    ]
 
 
 def next_cutoff(cutoff_day: int | None, today: date) -> date | None:

@@ -30,7 +30,7 @@ from billing.forms import (
     ReasonForm,
 )
 from billing.models import Invoice, Payment, PaymentKind, PaymentStatus
-from billing.policy import PaymentOption, split_into_instalments
+from billing.policy import PaymentOption, instalment_schedule
 from pipeline.models import Customer, Deal, User
 from pipeline.stages import Stage
 from pipeline.templatetags.cleared import money
@@ -193,11 +193,12 @@ def plan_new(request: HttpRequest, pk: int) -> HttpResponse:
     form = PaymentPlanForm(request.POST or None, initial={"count": 3, "every_days": 30})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        parts = split_into_instalments(figures.open_balance, data["count"])
-        instalments = [
-            (data["first_due"] + timedelta(days=data["every_days"] * index), amount)
-            for index, amount in enumerate(parts)
-        ]
+        instalments = instalment_schedule(
+            figures.open_balance,
+            data["count"],
+            first_due=data["first_due"],
+            every_days=data["every_days"],
+        )
         try:
             services.payment_plan_create(
                 deal_id=deal.pk,
