@@ -5,7 +5,7 @@ from pipeline.models import Customer, Deal, StageEvent, Touch, User
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Append-only records, changed only through the services: staff read, never edit."""
+    """Append-only records, changed only through the services: operators read, never edit."""
 
     def has_add_permission(self, request, obj=None):
         return False

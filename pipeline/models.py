@@ -74,7 +74,7 @@ class User(AbstractUser):
 
 class CustomerQuerySet(StampedQuerySet):
     def visible_to(self, user) -> "CustomerQuerySet":
-        """Reps see customers they sell to; managers their team's; staff all."""
+        """Reps see customers they sell to; managers their team's; superusers all."""
         if user.is_superuser:
             return self
         if user.is_manager:
@@ -142,7 +142,7 @@ def _deal_url_format(script_prefix: str) -> str:
 
 class DealQuerySet(StampedQuerySet):
     def visible_to(self, user) -> "DealQuerySet":
-        """Reps see their own deals, managers their team's, staff all, auditors none."""
+        """Reps see their own deals, managers their team's, superusers all, auditors none."""
         if user.is_superuser:
             return self
         if user.is_manager:
