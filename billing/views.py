@@ -437,7 +437,9 @@ def commission_rate(request: HttpRequest, pk: int) -> HttpResponse:
     _require_manager(request.user)
     rep = get_object_or_404(team_reps_of(request.user).filter(is_active=True), pk=pk)
     today = timezone.now().astimezone(zoneinfo.ZoneInfo(rep.time_zone)).date()
-    form = CommissionRateForm(request.POST or None, initial={"effective_from": today})
+    form = CommissionRateForm(
+        request.POST if request.method == "POST" else None, initial={"effective_from": today}
+    )
     if form.is_valid():
         try:
             rate = services.commission_rate_set(manager=request.user, rep=rep, **form.cleaned_data)

@@ -81,7 +81,10 @@ def team_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
         # A forged successor (another team's rep, the leaver, someone who left) is a 404.
         if chosen and not (chosen.isdigit() and successors.filter(pk=chosen).exists()):
             raise Http404("No such rep on this team.")
-    form = HandoverForm(request.POST or None, successors=successors.order_by("first_name"))
+    form = HandoverForm(
+        request.POST if request.method == "POST" else None,
+        successors=successors.order_by("first_name"),
+    )
     if form.is_valid():
         try:
             handover = team.user_deactivate(
@@ -123,7 +126,7 @@ def team_join(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
         user = None
     if user is None or not default_token_generator.check_token(user, token):
         return render(request, "pipeline/team_join.html", {"invalid": True}, status=400)
-    form = SetPasswordForm(user, request.POST or None)
+    form = SetPasswordForm(user, request.POST if request.method == "POST" else None)
     if form.is_valid():
         form.save()
         messages.success(request, "Your password is set: log in with it.")
