@@ -181,10 +181,10 @@ class CommissionRateForm(forms.Form):
         error_messages={
             "required": "Type a rate from 0 to 100.",
             "invalid": "A number from 0 to 100, e.g. 12.50.",
-            "min_value": "A rate from 0 to 100 %.",
-            "max_value": "A rate from 0 to 100 %.",
+            "min_value": "A rate from 0 to 100 %%.",  # %% : Django formats these with params
+            "max_value": "A rate from 0 to 100 %%.",
             "max_decimal_places": "At most two decimals, e.g. 12.50.",
-            "max_digits": "A rate from 0 to 100 %.",
+            "max_digits": "A rate from 0 to 100 %%.",
         },
     )
     effective_from = forms.DateField(
