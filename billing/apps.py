@@ -7,6 +7,7 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # Billing's column on pipeline's Team page: pipeline never imports billing.
+        # Imported here, not at the top: apps.py loads before any app's models.
         from billing.selectors import rates_in_force
         from pipeline.team import TeamColumn, register_team_column
 

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from pipeline.models import Customer, Deal, StageEvent, Touch, User
+from pipeline.models import Customer, Deal, Reassignment, StageEvent, Touch, User
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -78,3 +78,9 @@ class TouchAdmin(admin.ModelAdmin):
     list_filter = ("kind",)
     list_select_related = ("deal", "author")
     raw_id_fields = ("deal", "author")
+
+
+@admin.register(Reassignment)
+class ReassignmentAdmin(ReadOnlyAdmin):
+    list_display = ("deal", "from_rep", "to_rep", "actor", "at")
+    list_select_related = ("deal", "from_rep", "to_rep", "actor")

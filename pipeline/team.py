@@ -165,7 +165,10 @@ def user_deactivate(*, manager: User, leaver: User, successor: User) -> Handover
     """
     team = team_reps_of(manager)
     # Both rows locked, in id order, so two managers' handovers cannot cross.
-    locked = {u.pk: u for u in team.select_for_update().filter(pk__in=[leaver.pk, successor.pk])}
+    locked = {
+        u.pk: u
+        for u in team.select_for_update().filter(pk__in=[leaver.pk, successor.pk]).order_by("pk")
+    }
     leaver, successor = locked.get(leaver.pk), locked.get(successor.pk)
     if leaver is None or successor is None:
         raise TeamError("Both people must be reps on your team.")
