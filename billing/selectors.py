@@ -1,6 +1,7 @@
 """Reads about money that span models. Sums and averages are done in SQL."""
 
 import calendar
+import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -27,6 +28,7 @@ from django.utils import timezone
 
 from billing.models import (
     CommissionEntry,
+    CommissionRate,
     ExceptionKind,
     Instalment,
     Invoice,
@@ -35,6 +37,7 @@ from billing.models import (
     PaymentPlan,
     PaymentStatus,
     TermsException,
+    rate_percent,
 )
 from billing.policy import (
     ZERO,
@@ -466,3 +469,52 @@ def commission_ledger(rep_ids, month: date):
         .select_related("rep", "deal", "deal__customer", "payment")
         .order_by("-at", "-id")
     )
+
+
+@dataclass(frozen=True)
+class RateInForce:
+    """A rep's commission rate today, and the next one already set for a later day."""
+
+    rate: Decimal
+    since: date | None  # None: the default rate, CLEARED_COMMISSION_RATE
+    next_rate: Decimal | None = None
+    next_from: date | None = None
+
+    @property
+    def percent(self) -> str:
+        return rate_percent(self.rate)
+
+    @property
+    def next_percent(self) -> str:
+        return rate_percent(self.next_rate) if self.next_rate is not None else ""
+
+
+def rates_in_force(reps) -> dict[int, RateInForce]:
+    """Each rep's commission rate in force today (their own today) and the
+    next one set, from one query over their rate histories (the Team page)."""
+    reps = list(reps)
+    history: dict[int, list[CommissionRate]] = {rep.pk: [] for rep in reps}
+    for rate in CommissionRate.objects.filter(rep_id__in=list(history)).order_by(
+        "rep_id", "-effective_from", "-id"
+    ):
+        history[rate.rep_id].append(rate)
+    now = timezone.now()
+    found = {}
+    for rep in reps:
+        today = now.astimezone(zoneinfo.ZoneInfo(rep.time_zone)).date()
+        current = next((r for r in history[rep.pk] if r.effective_from <= today), None)
+        upcoming = [r for r in history[rep.pk] if r.effective_from > today]
+        # The next change: the earliest later day, its last-set rate.
+        after = min(upcoming, key=lambda r: (r.effective_from, -r.pk)) if upcoming else None
+        found[rep.pk] = RateInForce(
+            rate=current.rate if current else settings.CLEARED_COMMISSION_RATE,
+            since=current.effective_from if current else None,
+            next_rate=after.rate if after else None,
+            next_from=after.effective_from if after else None,
+        )
+    return found
+
+
+def rate_history(rep_id: int):
+    """A rep's commission rates, latest day first (the rate form's history)."""
+    return CommissionRate.objects.filter(rep_id=rep_id).select_related("set_by")

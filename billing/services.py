@@ -7,6 +7,7 @@ through ``pipeline.services.deal_move`` as the system, naming the person whose
 recorded fact moved the deal (``deal_sync_stage``).
 """
 
+import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -257,10 +258,46 @@ def _refusal(payment: Payment, to_status: str) -> str:
     return f"A {current.label.lower()} payment cannot be marked {target}."
 
 
-def commission_rate_for(rep: User) -> Decimal:
-    """The rep's own rate if a manager set one, else ``CLEARED_COMMISSION_RATE``."""
-    own = CommissionRate.objects.filter(rep=rep).values_list("rate", flat=True).first()
-    return own if own is not None else settings.CLEARED_COMMISSION_RATE
+def _rep_day(rep: User, at: datetime) -> date:
+    """The day ``at`` falls on for the rep: rates start on the rep's own midnight."""
+    return at.astimezone(zoneinfo.ZoneInfo(rep.time_zone)).date()
+
+
+def commission_rate_for(rep: User, at: datetime | None = None) -> Decimal:
+    """The rate in force for the rep at ``at`` (now by default): the last one a
+    manager set effective on or before that day, else ``CLEARED_COMMISSION_RATE``."""
+    return CommissionRate.in_force(rep.pk, _rep_day(rep, at or timezone.now()))
+
+
+def commission_rate_set(
+    *, manager: User, rep: User, percent: Decimal, effective_from: date
+) -> CommissionRate:
+    """Set a rep's commission rate from a day on (DOMAIN.md, Commission).
+
+    A manager sets the rate of a rep on their own team, as a percent from 0 to
+    100, effective today or later (the rep's today). Commission already earned
+    keeps the rate it was earned at; commission earned from ``effective_from``
+    on uses this one. Raises NotAllowed for someone else's rep, BillingError
+    (with the field) for a rate or a day out of bounds.
+    """
+    if not (manager.is_superuser or (manager.is_manager and rep.manager_id == manager.pk)):
+        raise NotAllowed("Only the rep's own manager can set their commission rate.")
+    if percent.is_nan() or not Decimal("0") <= percent <= Decimal("100"):
+        raise BillingError("A rate from 0 to 100 %.", field="percent")
+    if percent != percent.quantize(Decimal("0.01")):
+        raise BillingError("At most two decimals, e.g. 12.50.", field="percent")
+    if effective_from < _rep_day(rep, timezone.now()):
+        raise BillingError(
+            "From today or a later day: commission already earned does not change.",
+            field="effective_from",
+        )
+    return CommissionRate.objects.create(
+        rep=rep,
+        rate=percent / 100,
+        effective_from=effective_from,
+        set_by=manager,
+        set_at=timezone.now(),
+    )
 
 
 @transaction.atomic
@@ -315,7 +352,7 @@ def payment_set_status(
     )
     deal = payment.deal
     if to_status == PaymentStatus.CLEARED:
-        rate = commission_rate_for(deal.rep)
+        rate = commission_rate_for(deal.rep, now)
         CommissionEntry.objects.create(
             rep=deal.rep,
             deal=deal,

@@ -440,7 +440,7 @@ def board_summary(
 
 
 def team_members(user: User) -> QuerySet:
-    """Everyone whose deals the user's board counts: the team and its manager (all, for staff)."""
+    """Everyone whose deals the user's board counts: the team and its manager (superusers: all)."""
     if user.is_superuser:
         return User.objects.all()
     return User.objects.filter(Q(manager=user) | Q(pk=user.pk))

@@ -102,7 +102,6 @@ def seed_people() -> dict[str, User]:
         user.first_name, user.last_name = first, last
         user.email = f"{username}@cleared.example"
         user.direct_phone = phone
-        user.is_staff = role == Role.MANAGER
         user.set_password(PASSWORD)
         user.save()
         user.groups.set([Group.objects.get(name=role)])

@@ -223,3 +223,29 @@ class TouchForm(forms.ModelForm):
 
     def clean_next_step_date(self):
         return _not_in_past(self.cleaned_data.get("next_step_date"), "next step date")
+
+
+class InviteForm(forms.Form):
+    """A manager invites a rep to their team: the rep sets their own password."""
+
+    email = forms.EmailField(max_length=254, help_text="The invitation link goes here.")
+    first_name = forms.CharField(max_length=150, required=False)
+    last_name = forms.CharField(max_length=150, required=False)
+    username = forms.CharField(
+        max_length=150, required=False, help_text="Leave empty to use the email address."
+    )
+
+
+class HandoverForm(forms.Form):
+    """A leaver's open work goes to another rep of the same team."""
+
+    successor = forms.ModelChoiceField(
+        queryset=None,
+        label="Who takes over their open deals, customers and reminders",
+        empty_label="Choose a rep…",
+        error_messages={"required": "Choose who takes over."},
+    )
+
+    def __init__(self, *args, successors, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["successor"].queryset = successors

@@ -74,7 +74,7 @@ class User(AbstractUser):
 
 class CustomerQuerySet(StampedQuerySet):
     def visible_to(self, user) -> "CustomerQuerySet":
-        """Reps see customers they sell to; managers their team's; staff all."""
+        """Reps see customers they sell to; managers their team's; superusers all."""
         if user.is_superuser:
             return self
         if user.is_manager:
@@ -142,7 +142,7 @@ def _deal_url_format(script_prefix: str) -> str:
 
 class DealQuerySet(StampedQuerySet):
     def visible_to(self, user) -> "DealQuerySet":
-        """Reps see their own deals, managers their team's, staff all, auditors none."""
+        """Reps see their own deals, managers their team's, superusers all, auditors none."""
         if user.is_superuser:
             return self
         if user.is_manager:
@@ -325,6 +325,30 @@ class StageEvent(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.deal_id}: {self.from_stage or '—'} → {self.to_stage}"
+
+
+class Reassignment(AppendOnlyModel):
+    """An immutable record that a deal was given from one rep to another: who, when, why.
+
+    Written when a manager deactivates a leaver and hands their open deals on
+    (pipeline.services.user_deactivate); shown on the deal's timeline.
+    """
+
+    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="reassignments")
+    from_rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    to_rep = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    reason = MaskedCharField(max_length=300)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["deal", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.deal_id}: {self.from_rep_id} → {self.to_rep_id}"
 
 
 class TouchKind(models.TextChoices):

@@ -10,13 +10,15 @@ from pipeline.stages import NOT_PAID_STAGES, Stage
 
 
 def deal_timeline(deal: Deal) -> list:
-    """Every stage event, touch and terms exception of a deal, newest first."""
+    """Every stage event, touch, reassignment and terms exception of a deal, newest first."""
     events = deal.stage_events.select_related("actor")
+    reassignments = deal.reassignments.select_related("from_rep", "to_rep", "actor")
     touches = deal.touches.select_related("author")
     exceptions = deal_exceptions(deal)
     entries = chain(
         ({"kind": "stage", "at": e.at, "item": e} for e in events),
         ({"kind": "touch", "at": t.happened_at, "item": t} for t in touches),
+        ({"kind": "reassignment", "at": r.at, "item": r} for r in reassignments),
         ({"kind": "exception", "at": x.granted_at, "item": x} for x in exceptions),
     )
     return sorted(entries, key=lambda entry: entry["at"], reverse=True)
