@@ -11,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config import backends
 from config.env import env_bool, env_decimal, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -169,7 +170,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Short timeouts: a write's publish to a down broker gives up at once.
+    CELERY_BROKER_TRANSPORT_OPTIONS = backends.redis_broker_transport_options()
+    CELERY_BROKER_CONNECTION_TIMEOUT = backends.BROKER_CONNECTION_TIMEOUT
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -274,19 +277,14 @@ CLEARED_ROTTING_DAYS = {
 CLEARED_PAGE_CACHE_SECONDS = env_int("CLEARED_PAGE_CACHE_SECONDS", 600)
 CACHE_URL = env_str("CACHE_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://")):
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": CACHE_URL,
-            "KEY_PREFIX": "cleared",
-        }
-    }
-    # Sessions are read on every request: from Redis, written through to the database.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    CACHES = {"default": backends.redis_cache(CACHE_URL)}
 elif CACHE_URL:
     raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: only redis:// is supported.")
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Sessions live in the database (Django's default engine), never in the cache:
+# a cache outage must not log everybody out or fail their requests.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # --- Logging ---------------------------------------------------------------
 LOGGING = {

@@ -21,5 +21,4 @@ urlpatterns = [
     path("customers/new/", views.customer_new, name="customer_new"),
     path("customers/<int:pk>/", views.customer_detail, name="customer_detail"),
     path("customers/<int:pk>/edit/", views.customer_edit, name="customer_edit"),
-    path("healthz", views.healthz, name="healthz"),
 ]
