@@ -55,15 +55,10 @@ def health() -> tuple[dict, bool]:
         "broker": broker_state(),
         "cache": cache_state(),
     }
-    report: dict = {name: state for name, (state, _) in parts.items()}
     reasons = {name: reason for name, (state, reason) in parts.items() if state != "ok"}
-    serving = report["database"] == "ok"
-    if not serving:
-        report["status"] = "down"
-    elif reasons:
-        report["status"] = "degraded"
-    else:
-        report["status"] = "ok"
+    serving = parts["database"][0] == "ok"
+    status = "ok" if not reasons else "degraded" if serving else "down"
+    report: dict = {"status": status, **{name: state for name, (state, _) in parts.items()}}
     if reasons:
         report["reasons"] = reasons
     return report, serving
