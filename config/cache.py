@@ -81,7 +81,7 @@ class ForgivingRedisCache(RedisCache):
         outage = self._outage
         with outage.lock:
             if outage.down_since is not None:
-                logger.warning("Cache is back after %.0f s.", time.monotonic() - outage.down_since)
+                logger.info("Cache is back after %.0f s.", time.monotonic() - outage.down_since)
                 outage.down_since = None
 
     def ping(self) -> None:
