@@ -25,5 +25,4 @@ urlpatterns = [
     path("team/invite/", team_views.team_invite, name="team_invite"),
     path("team/<int:pk>/deactivate/", team_views.team_deactivate, name="team_deactivate"),
     path("team/join/<str:uidb64>/<str:token>/", team_views.team_join, name="team_join"),
-    path("healthz", views.healthz, name="healthz"),
 ]

@@ -1,16 +1,13 @@
 from datetime import datetime
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
-from django.db import connection
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.selectors import customer_terms, rep_month_figures
@@ -371,27 +368,3 @@ def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, "Customer saved.")
         return redirect(customer)
     return render(request, "pipeline/customer_form.html", {"form": form, "customer": customer})
-
-
-@login_not_required
-@never_cache
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness of the database and the broker, for load balancers and `make run`."""
-    state = {"database": "ok", "broker": "ok"}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
-        state["database"] = f"error: {exc.__class__.__name__}"
-    try:
-        from config.celery import app
-
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:  # noqa: BLE001
-        state["broker"] = f"error: {exc.__class__.__name__}"
-    healthy = all(value == "ok" for value in state.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "error", **state}, status=200 if healthy else 503
-    )
