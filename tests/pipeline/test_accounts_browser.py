@@ -54,7 +54,7 @@ def test_a_password_is_reset_from_the_login_page(page, live_server, rep):
     link = re.search(r"https?://\S+/accounts/reset/\S+/", mail.outbox[0].body).group(0)
     page.goto(link)
     page.get_by_label("New password", exact=True).fill("Tangerine-Ledger-42")
-    page.get_by_label("Confirm new password").fill("Tangerine-Ledger-42")
+    page.get_by_label("New password confirmation").fill("Tangerine-Ledger-42")
     page.get_by_role("button", name="Set the password").click()
     page.get_by_role("link", name="Log in").click()
     log_in(page, live_server, "rep", "Tangerine-Ledger-42")
