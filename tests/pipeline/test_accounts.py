@@ -3,17 +3,21 @@
 import re
 import time
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 from axes.models import AccessAttempt
+from django.contrib.auth.models import Group
 from django.core import mail
+from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from pipeline import demo as pipeline_demo
 from pipeline.accounts import two_factor_required
-from pipeline.models import Role
+from pipeline.models import Role, User
 from tests.conftest import _client_for
 from tests.factories import UserFactory
 from tests.two_factor import code_for, code_from_secret, device_for
@@ -299,6 +303,12 @@ def test_a_rep_without_two_factor_reaches_every_page(rep):
     assert client.get("/accounts/security/").status_code == 200
 
 
+def test_a_rep_made_a_manager_must_set_up_two_factor_on_the_next_page(rep_client, rep):
+    assert rep_client.get("/").status_code == 200
+    rep.groups.add(Group.objects.get_or_create(name=Role.MANAGER)[0])
+    assert rep_client.get("/")["Location"].startswith("/accounts/two-factor/setup/")
+
+
 def test_a_rep_may_turn_on_two_factor_and_is_asked_for_a_code_at_the_next_log_in(rep):
     client = _password_only(rep)
     html = client.get("/accounts/two-factor/setup/").content.decode()
@@ -394,3 +404,20 @@ def test_role_needs_two_factor_only_for_managers_and_superusers(db):
     assert two_factor_required(UserFactory(is_superuser=True))
     assert not two_factor_required(UserFactory(role=Role.REP))
     assert not two_factor_required(UserFactory(role=Role.AUDITOR))
+
+
+# --- The demo ---------------------------------------------------------------------
+
+
+def test_the_demo_manager_logs_in_with_the_code_printed_by_demo_code(settings):
+    settings.DEBUG = True
+    pipeline_demo.seed_people()
+    pipeline_demo.seed_two_factor(User.objects.get(username="manager"))
+    out = StringIO()
+    call_command("demo_code", "manager", stdout=out)
+    code = out.getvalue().split()[0]
+    assert code == code_from_secret(pipeline_demo.DEMO_TOTP_SECRET)
+    client = Client()
+    client.post(LOGIN, {"username": "manager", "password": "demo"})
+    assert client.post("/accounts/two-factor/", {"code": code})["Location"] == HOME
+    assert client.get("/board/").status_code == 200

@@ -25,7 +25,7 @@ def test_a_managers_first_log_in_sets_up_two_factor_by_keyboard(page, live_serve
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/accounts/two-factor/recovery-codes/"))
     assert page.locator(".recovery-code").count() == 10
-    page.get_by_role("link", name="Continue").click()
+    page.get_by_role("button", name="Continue").click()
     page.wait_for_url(f"{live_server.url}/")
     assert page.get_by_role("heading", level=1).first.inner_text().startswith("Your team")
 
@@ -56,5 +56,5 @@ def test_a_password_is_reset_from_the_login_page(page, live_server, rep):
     page.get_by_label("New password", exact=True).fill("Tangerine-Ledger-42")
     page.get_by_label("New password confirmation").fill("Tangerine-Ledger-42")
     page.get_by_role("button", name="Set the password").click()
-    page.get_by_role("link", name="Log in").click()
+    page.get_by_role("button", name="Log in").click()
     log_in(page, live_server, "rep", "Tangerine-Ledger-42")
