@@ -58,7 +58,10 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
 @never_cache
 def two_factor_setup(request: HttpRequest) -> HttpResponse:
     next_url = _next_url(request)
-    if request.user.is_verified() and accounts.user_has_device(request.user):
+    if accounts.user_has_device(request.user):
+        # Replacing a device takes the code of the current one first.
+        if not request.user.is_verified():
+            return redirect(_with_next("two_factor_verify", next_url))
         return redirect("account_security")
     device = accounts.two_factor_setup_device(user=request.user)
     form = CodeForm(request.POST or None)

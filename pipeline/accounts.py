@@ -191,6 +191,8 @@ def two_factor_confirm(*, request: HttpRequest, code: str) -> list[str]:
     one is verified.
     """
     user = request.user
+    if user_has_device(user):
+        raise CodeRefused("Two-factor is on already: turn it off first to use another phone.")
     with transaction.atomic():  # a wrong code's count is kept: no exception inside
         device = two_factor_setup_device(user=user)
         device = TOTPDevice.objects.select_for_update().get(pk=device.pk)

@@ -284,6 +284,16 @@ def test_a_manager_sets_up_two_factor_with_a_first_code_and_sees_recovery_codes_
     assert client.get("/board/").status_code == 200
 
 
+def test_a_password_alone_cannot_replace_a_managers_device(manager):
+    device = device_for(manager)
+    client = _password_only(manager)
+    response = client.get("/accounts/two-factor/setup/")
+    assert response["Location"] == "/accounts/two-factor/"
+    response = client.post("/accounts/two-factor/setup/", {"code": "123456"})
+    assert response["Location"] == "/accounts/two-factor/"
+    assert list(TOTPDevice.objects.filter(user=manager)) == [device]
+
+
 def test_a_recovery_code_works_once(manager):
     device_for(manager)
     static = StaticDevice.objects.create(user=manager, name="Recovery codes", confirmed=True)
