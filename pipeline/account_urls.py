@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from pipeline import account_views
-from pipeline.account_forms import PasswordChangeForm, SetPasswordForm
+from pipeline.account_forms import PasswordChangeForm
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -26,7 +26,7 @@ urlpatterns = [
     ),
     path(
         "reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(form_class=SetPasswordForm),
+        account_views.PasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
     ),
     path(

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.contrib.auth import views as auth_views
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_POST
 from django_otp.plugins.otp_static.models import StaticToken
 
 from pipeline import accounts
-from pipeline.account_forms import CodeForm
+from pipeline.account_forms import CodeForm, SetPasswordForm
 
 # The recovery codes just made, kept in the session until shown (once).
 RECOVERY_CODES_SESSION_KEY = "cleared_recovery_codes"
@@ -37,6 +38,17 @@ def _with_next(name: str, next_url: str) -> str:
     if next_url == reverse("home"):
         return url
     return f"{url}?{urlencode({'next': next_url}, safe='/')}"
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Django's view; a new password also lifts the login lockouts of the user."""
+
+    form_class = SetPasswordForm
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        accounts.login_lockouts_clear(user=form.user)
+        return response
 
 
 @never_cache

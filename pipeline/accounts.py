@@ -19,6 +19,7 @@ from io import BytesIO
 
 import qrcode
 import qrcode.image.svg
+from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.forms import AuthenticationForm
@@ -87,6 +88,11 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
     minutes = math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60)
     context = {"form": form, "locked_until": until, "cooloff_minutes": minutes}
     return render(request, "registration/login.html", context, status=429)
+
+
+def login_lockouts_clear(*, user: User) -> None:
+    """A password reset by email proves the person: their lockouts end with it."""
+    axes_reset(username=user.get_username())
 
 
 # --- The code step -------------------------------------------------------------

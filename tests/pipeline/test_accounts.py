@@ -161,6 +161,19 @@ def test_an_unknown_address_gets_the_same_answer_and_no_email(rep):
     assert [m.to for m in mail.outbox] == [[rep.email]]
 
 
+def test_a_password_reset_by_email_lifts_the_lockout(rep, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _log_in(Client(), "rep", "wrong")
+    assert _log_in(Client(), "rep", "pw").status_code == 429
+    client = Client()
+    client.post("/accounts/password/reset/", {"email": rep.email})
+    form_url = client.get(_reset_link(mail.outbox[0]))["Location"]
+    client.post(
+        form_url, {"new_password1": "Tangerine-Ledger-42", "new_password2": "Tangerine-Ledger-42"}
+    )
+    assert _log_in(Client(), "rep", "Tangerine-Ledger-42").status_code == 302
+
+
 def test_a_reset_password_must_pass_the_validators_and_keeps_what_was_typed(rep):
     client = Client()
     client.post("/accounts/password/reset/", {"email": rep.email})
