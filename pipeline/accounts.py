@@ -257,7 +257,7 @@ def qr_code_svg(device: TOTPDevice) -> str:
     image.save(buffer)
     svg = buffer.getvalue().decode()
     svg = svg[svg.index("<svg") :]  # drop the XML declaration
-    label = 'role="img" aria-label="QR code for your authenticator app" class="qr"'
+    label = 'role="img" aria-label="QR image to scan with your authenticator app" class="qr"'
     return svg.replace("<svg ", f"<svg {label} ", 1)
 
 

@@ -18,7 +18,7 @@ def test_a_managers_first_log_in_sets_up_two_factor_by_keyboard(page, live_serve
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/accounts/two-factor/setup/"))
     assert page.get_by_role("heading", level=1).inner_text() == "Set up two-factor"
-    assert page.get_by_role("img", name=re.compile("QR code")).is_visible()
+    assert page.get_by_role("img", name=re.compile("QR image")).is_visible()
     secret = page.locator("#two-factor-secret").inner_text()
     # The code field has the focus: type the code and press Enter.
     page.keyboard.type(code_from_secret(secret))
