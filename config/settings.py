@@ -6,6 +6,7 @@ web, worker and beat processes through a folder). ``DATABASE_URL`` and
 ``CELERY_BROKER_URL`` move the same code onto PostgreSQL and Redis.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -36,6 +37,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "pipeline",
     "billing",
     "audits",
@@ -49,11 +54,16 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # After LoginRequiredMiddleware: a signed-in manager passes the code step here.
+    "pipeline.accounts.TwoFactorMiddleware",
     "pipeline.middleware.UserTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a refused guess into the login page's lockout message.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # Content-Security-Policy on every response: scripts, styles, images and
@@ -124,6 +134,27 @@ AUTH_USER_MODEL = "pipeline.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# django-axes refuses a guess before the password is even checked; it counts
+# failures in the database (never the cache), by username and address together
+# so one attacker cannot lock a whole office out (README: "Accounts and two-factor").
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env_int("CLEARED_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("CLEARED_LOGIN_COOLOFF_MINUTES", 15))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "pipeline.accounts.lockout_response"
+# Behind N reverse proxies, REMOTE_ADDR is the last proxy's: the client's address
+# is then the Nth from the right of X-Forwarded-For (pipeline.accounts.client_address).
+CLEARED_PROXY_COUNT = env_int("CLEARED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "pipeline.accounts.client_address"
+AXES_VERBOSE = False
+# Two-factor (django-otp): managers and superusers must, others may.
+OTP_TOTP_ISSUER = env_str("CLEARED_TOTP_ISSUER", "Cleared")
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 3600)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -6,6 +6,7 @@ class PipelineConfig(AppConfig):
     verbose_name = "Pipeline"
 
     def ready(self) -> None:
-        from pipeline import freshness
+        from pipeline import accounts, freshness
 
         freshness.connect_signals()
+        accounts.connect_signals()

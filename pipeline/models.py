@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import OuterRef, Q
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.functional import cached_property
 
 from billing.policy import PaymentOption, Standing
@@ -43,6 +44,23 @@ class User(AbstractUser):
         related_name="team",
         help_text="For a rep: the manager whose team they are on.",
     )
+    # "Log out everywhere" raises it: it feeds the hash every session is signed
+    # with, so each session made before stops validating (pipeline.accounts).
+    session_epoch = models.PositiveIntegerField(default=0, editable=False)
+
+    def _get_session_auth_hash(self, secret=None) -> str:
+        # Django's hash of the password (also called for SECRET_KEY_FALLBACKS),
+        # mixed with the epoch once raised; at 0 it is Django's own, so no
+        # session ends when this ships.
+        password_hash = super()._get_session_auth_hash(secret=secret)
+        if not self.session_epoch:
+            return password_hash
+        return salted_hmac(
+            "pipeline.User.session_epoch",
+            f"{password_hash}:{self.session_epoch}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
 
     @cached_property
     def role_names(self) -> frozenset[str]:

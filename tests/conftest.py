@@ -3,9 +3,12 @@ import os
 import pytest
 from django.core.cache import cache
 from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
 
+from pipeline.accounts import SESSION_HAS_DEVICE
 from pipeline.models import Role
 from tests.factories import CustomerFactory, DealFactory, UserFactory
+from tests.two_factor import device_for
 
 # Playwright's sync API runs an event loop in the test thread; Django refuses
 # ORM calls from a thread with a running loop unless told this is fine. Tests only.
@@ -54,8 +57,19 @@ def auditor(db):
 
 
 def _client_for(user) -> Client:
+    """A client logged in as ``user``, past the two-factor code step if they have one.
+
+    A manager or superuser gets a confirmed TOTP device (tests.two_factor) and a
+    session verified with it, as django_otp.login leaves it after a right code.
+    """
     client = Client()
     client.force_login(user)
+    device = device_for(user)
+    if device is not None:
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session[SESSION_HAS_DEVICE] = True
+        session.save()
     return client
 
 
