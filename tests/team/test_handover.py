@@ -105,7 +105,8 @@ def test_the_leaver_can_no_longer_log_in_and_their_session_stops_working(
     assert leaver_client.get("/").status_code == 200
     team.user_deactivate(manager=manager, leaver=leaver, successor=rep)
     assert leaver_client.get("/").status_code == 302
-    assert not client.login(username="leaver", password="pw")
+    response = client.post(reverse("login"), {"username": "leaver", "password": "pw"})
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
 
 
 def test_a_forged_leaver_of_another_team_is_a_404_and_changes_nothing(
