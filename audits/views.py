@@ -54,7 +54,8 @@ def wrap_up(request: HttpRequest, deal_pk: int) -> HttpResponse:
     """The wrap-up checklist: fill it with the customer, then hand the deal to audit."""
     deal = _get_deal_for_wrap_up(request.user, deal_pk)
     refusal = services.wrap_up_refusal(deal)
-    form = WrapUpForm(request.POST or None, deal=deal)
+    # Bound on every POST, even an empty one: it comes back with its messages.
+    form = WrapUpForm(request.POST if request.method == "POST" else None, deal=deal)
     status = 200
     if request.method == "POST":
         if refusal:
@@ -219,7 +220,7 @@ def dispute(request: HttpRequest, deal_pk: int) -> HttpResponse:
     deal, audit = _dispute_for(request.user, deal_pk)
     may_decide = services.may_decide(request.user, deal)
     final = services.is_second_dispute(audit)
-    form = DisputeDecisionForm(request.POST or None, final=final)
+    form = DisputeDecisionForm(request.POST if request.method == "POST" else None, final=final)
     status = 200
     if request.method == "POST":
         if not may_decide:

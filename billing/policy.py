@@ -214,14 +214,16 @@ def next_cutoff(cutoff_day: int | None, today: date) -> date | None:
     raise AssertionError("unreachable: next month always has the day")  # pragma: no cover
 
 
-def billing_refusal(deal, *, deposit: bool = False) -> str | None:
+def billing_refusal(deal, *, payment: bool = False) -> str | None:
     """Why this deal cannot be invoiced or charged now, or None (DOMAIN.md, "The audit").
 
-    - A sale disputed at audit is off the billing path until its manager decides.
+    - A sale disputed at audit is off the billing path until its manager
+      decides: no invoice, no payment, no card put on file or charged.
     - A billed sale (on file, invoice) is closed twice before it is billed: it
-      is invoiced or its card charged only once its audit is confirmed. Before
-      that an invoice deal takes only a deposit (``deposit=True``); an on-file
-      deal's deposit is the card on file itself, which is not a charge.
+      is invoiced, or its card on file charged, only once its audit is
+      confirmed. Money an invoice customer sends unasked (a deposit, an early
+      check: ``payment=True``) is still recorded; an on-file deal's payment is
+      a charge of its card, so it waits.
     """
     if deal.is_disputed:
         return (
@@ -230,7 +232,7 @@ def billing_refusal(deal, *, deposit: bool = False) -> str | None:
         )
     if deal.audit_passed:
         return None
-    if deposit and deal.payment_option == PaymentOption.INVOICE:
+    if payment and deal.payment_option == PaymentOption.INVOICE:
         return None
     what = "invoiced" if deal.payment_option == PaymentOption.INVOICE else "charged"
     return (

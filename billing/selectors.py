@@ -182,9 +182,9 @@ class DealMoney:
     plan: PaymentPlan | None = None
     instalments: list = field(default_factory=list)
     # Why no invoice or charge can be made now (disputed, or before the audit),
-    # and why no deposit either (disputed): None when the buttons are offered.
+    # and why no payment can be recorded: None when the buttons are offered.
     billing_refusal: str | None = None
-    deposit_refusal: str | None = None
+    payment_refusal: str | None = None
     cutoff_advice: str | None = None
 
     @property
@@ -248,7 +248,7 @@ def deal_money(deal: Deal) -> DealMoney:
         plan=plan,
         instalments=instalments,
         billing_refusal=billing_refusal(deal),
-        deposit_refusal=billing_refusal(deal, deposit=True),
+        payment_refusal=billing_refusal(deal, payment=True),
         cutoff_advice=cutoff_advice(deal, settings.REMINDERS_INVOICE_CUTOFF_DAYS),
         **sums,
     )

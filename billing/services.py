@@ -31,7 +31,6 @@ from billing.models import (
     MethodKind,
     Payment,
     PaymentEvent,
-    PaymentKind,
     PaymentMethod,
     PaymentPlan,
     PaymentStatus,
@@ -213,7 +212,7 @@ def payment_record(
         raise BillingError("The amount must be more than zero.", field="amount")
     deal = _lock_deal(deal_id)
     _refuse_closed(deal, "no payment can be recorded against it")
-    if refusal := billing_refusal(deal, deposit=kind == PaymentKind.DEPOSIT):
+    if refusal := billing_refusal(deal, payment=True):
         raise BillingError(refusal)
     balance = deal.amount - live_money(deal.pk)
     if amount > balance:

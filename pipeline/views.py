@@ -64,6 +64,7 @@ def home(request: HttpRequest) -> HttpResponse:
                 "totals": summary.totals,
                 "rep_figures": [(rep, summary.figures[rep.pk]) for rep in reps],
                 "team_reminders": [(rep, waiting[rep.pk]) for rep in reps if rep.pk in waiting],
+                "disputed": list(board.disputed_awaiting_decision(user)),
                 "today_start": timezone.make_aware(
                     datetime.combine(timezone.localdate(), datetime.min.time())
                 ),
