@@ -309,3 +309,24 @@ def test_every_label_on_the_deal_page_names_exactly_one_control(deal, rep_client
         controls = [tag for id_, tag in parser.ids if id_ == target]
         assert len(controls) == 1, (target, controls)
         assert controls[0] in _Labels.CONTROLS, (target, controls)
+
+
+def test_a_forged_move_of_a_disputed_deal_is_refused_with_a_message(disputed, rep_client):
+    deal = Deal.objects.get(pk=disputed.deal_id)
+    response = rep_client.post(
+        f"/deals/{deal.pk}/move/",
+        {"to_stage": "lost", "lost_reason": "other", "version": deal.version},
+    )
+    assert response.status_code == 422
+    assert "nothing moves until the manager decides" in response.content.decode()
+    assert Deal.objects.get(pk=deal.pk).stage == Stage.DEPOSIT
+
+
+def test_a_forged_move_to_audit_confirmed_is_refused(billed_deal, rep_client):
+    response = rep_client.post(
+        f"/deals/{billed_deal.pk}/move/",
+        {"to_stage": "audit_confirmed", "version": billed_deal.version},
+    )
+    assert response.status_code == 422
+    assert "set by Cleared from the facts" in response.content.decode()
+    assert Deal.objects.get(pk=billed_deal.pk).stage == Stage.DEPOSIT
