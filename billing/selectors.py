@@ -44,11 +44,13 @@ from billing.policy import (
     PaymentHistory,
     PaymentOption,
     Terms,
+    billing_refusal,
+    cutoff_advice,
     deposit_amount,
     standing_from_history,
     terms_for,
 )
-from pipeline.models import Deal
+from pipeline.models import Deal, disputed_at_audit
 from pipeline.stages import Stage
 
 MONEY = DecimalField(max_digits=14, decimal_places=2)
@@ -182,6 +184,11 @@ class DealMoney:
     methods: list = field(default_factory=list)
     plan: PaymentPlan | None = None
     instalments: list = field(default_factory=list)
+    # Why no invoice or charge can be made now (disputed, or before the audit),
+    # and why no payment can be recorded: None when the buttons are offered.
+    billing_refusal: str | None = None
+    payment_refusal: str | None = None
+    cutoff_advice: str | None = None
 
     @property
     def outstanding(self) -> Decimal:
@@ -243,6 +250,9 @@ def deal_money(deal: Deal) -> DealMoney:
         methods=methods,
         plan=plan,
         instalments=instalments,
+        billing_refusal=billing_refusal(deal),
+        payment_refusal=billing_refusal(deal, payment=True),
+        cutoff_advice=cutoff_advice(deal, settings.REMINDERS_INVOICE_CUTOFF_DAYS),
         **sums,
     )
 
@@ -418,6 +428,7 @@ def team_month_figures(
     rep_ids = list(rep_ids)
     promised = dict(
         Deal.objects.filter(rep_id__in=rep_ids, promised_at__gte=start, promised_at__lt=end)
+        .exclude(disputed_at_audit())
         .order_by()
         .values_list("rep_id")
         .annotate(total=_money_sum("amount"))
@@ -432,6 +443,7 @@ def team_month_figures(
                 recorded_at__gte=start,
                 recorded_at__lt=end,
             )
+            .exclude(disputed_at_audit("deal__"))
             .order_by()
             .values_list("deal__rep_id")
             .annotate(total=_money_sum("amount"))
@@ -440,6 +452,7 @@ def team_month_figures(
     ledger = {
         row["rep_id"]: row
         for row in CommissionEntry.objects.filter(rep_id__in=rep_ids, at__gte=start, at__lt=end)
+        .exclude(disputed_at_audit("deal__"))
         .order_by()
         .values("rep_id")
         .annotate(cleared=_money_sum("base"), earned=_money_sum("amount"))
@@ -466,6 +479,7 @@ def commission_ledger(rep_ids, month: date):
     start, end = month_bounds(month)
     return (
         CommissionEntry.objects.filter(rep_id__in=list(rep_ids), at__gte=start, at__lt=end)
+        .exclude(disputed_at_audit("deal__"))
         .select_related("rep", "deal", "deal__customer", "payment")
         .order_by("-at", "-id")
     )

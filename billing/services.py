@@ -42,6 +42,7 @@ from billing.models import (
 from billing.policy import (
     ZERO,
     PaymentOption,
+    billing_refusal,
     commission_for,
     deposit_amount,
     standing_from_history,
@@ -131,7 +132,11 @@ def deal_sync_stage(*, deal_id: int, actor: User | None, at: datetime | None = N
     deal = _lock_deal(deal_id)
     # The deal's copy of its cleared money, for the Not paid yet board.
     Deal.objects.filter(pk=deal.pk).update(cleared_amount=cleared_money(deal.pk))
-    if deal.stage == Stage.PROMISED and deal.deposit_required and deposit_is_in(deal):
+    # A deal disputed at audit does not move until its manager decides (money
+    # already on its way, e.g. a clearing deposit, is still recorded).
+    frozen = deal.is_disputed
+    deposit_now = deal.stage == Stage.PROMISED and deal.deposit_required
+    if not frozen and deposit_now and deposit_is_in(deal):
         deal = deal_move(
             deal_id=deal.pk,
             to_stage=Stage.DEPOSIT,
@@ -142,7 +147,7 @@ def deal_sync_stage(*, deal_id: int, actor: User | None, at: datetime | None = N
             if deal.payment_option != PaymentOption.ON_FILE
             else "A card or account is secured on file.",
         )
-    if deal.stage in (Stage.DELIVERED, Stage.PAYMENT_CLEARED):
+    if not frozen and deal.stage in (Stage.DELIVERED, Stage.PAYMENT_CLEARED):
         covered = cleared_money(deal.pk) >= deal.amount
         if deal.stage == Stage.DELIVERED and covered:
             deal = deal_move(
@@ -208,6 +213,8 @@ def payment_record(
         raise BillingError("The amount must be more than zero.", field="amount")
     deal = _lock_deal(deal_id)
     _refuse_closed(deal, "no payment can be recorded against it")
+    if refusal := billing_refusal(deal, payment=True):
+        raise BillingError(refusal)
     balance = deal.amount - live_money(deal.pk)
     if amount > balance:
         raise BillingError(
@@ -423,6 +430,8 @@ def payment_method_add(
         raise BillingError("Choose card or bank account.", field="kind")
     deal = _lock_deal(deal_id)
     _refuse_closed(deal, "nothing can be put on file for it")
+    if deal.is_disputed:
+        raise BillingError(billing_refusal(deal))
     now = at or timezone.now()
     method = PaymentMethod.objects.create(
         customer=deal.customer,
@@ -486,6 +495,8 @@ def invoice_issue(
             f"This deal is paid {deal.get_payment_option_display().split(' —')[0].lower()}: "
             "it is not invoiced."
         )
+    if refusal := billing_refusal(deal):
+        raise BillingError(refusal)
     uninvoiced = invoiceable_money(deal)
     if uninvoiced <= 0:
         raise BillingError("The whole amount is invoiced or paid already.", field="amount")

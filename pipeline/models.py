@@ -16,7 +16,14 @@ from billing.policy import PaymentOption, Standing
 from pipeline.freshness import StampedQuerySet, new_token
 from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedTextField
-from pipeline.stages import CLOSED_STAGES, LostReason, Stage
+from pipeline.stages import (
+    BEFORE_AUDIT_STAGES,
+    CLOSED_STAGES,
+    HAPPY_PATH,
+    AuditFlag,
+    LostReason,
+    Stage,
+)
 
 TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
@@ -196,6 +203,13 @@ class Deal(models.Model):
     stage_changed_at = models.DateTimeField(default=timezone.now)
     lost_reason = models.CharField(max_length=32, choices=LostReason.choices, blank=True)
     promised_at = models.DateTimeField(default=timezone.now)
+    # Flaked or disputed at audit (``AuditFlag``), and since when: written by
+    # audits.services with the outcome; a disputed deal is off the billing
+    # path, the Not paid yet board and the month's figures until its manager decides.
+    audit_flag = models.CharField(
+        max_length=16, choices=AuditFlag.choices, blank=True, default=AuditFlag.NONE
+    )
+    audit_flag_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every write through the services: a form or a move made on an
     # older version is refused instead of overwriting someone else's change.
@@ -229,9 +243,16 @@ class Deal(models.Model):
             # summed by an index-only scan (72 -> 45 ms at 100,000 deals).
             models.Index(
                 fields=["rep"],
-                name="deal_not_paid_totals",
+                name="deal_not_paid_yet_totals",
                 include=["stage", "promised_at", "stage_changed_at", "amount", "cleared_amount"],
-                condition=Q(stage__in=["promised", "deposit", "audit_confirmed", "delivered"]),
+                condition=Q(stage__in=["promised", "deposit", "audit_confirmed", "delivered"])
+                & ~Q(audit_flag="disputed"),
+            ),
+            # The disputed deals awaiting a manager's decision (board, manager home).
+            models.Index(
+                fields=["rep", "audit_flag_at"],
+                name="deal_disputed_at_audit",
+                condition=Q(audit_flag="disputed"),
             ),
             models.Index(fields=["stage", "promised_at"]),
             # Reminder scan (pipeline/reminders/rules.py): open deals by the date
@@ -259,6 +280,17 @@ class Deal(models.Model):
                 condition=Q(stage=Stage.LOST, lost_reason__gt="") | ~Q(stage=Stage.LOST),
                 name="deal_lost_has_reason",
             ),
+            models.CheckConstraint(
+                condition=Q(audit_flag="", audit_flag_at__isnull=True)
+                | (~Q(audit_flag="") & Q(audit_flag_at__isnull=False)),
+                name="deal_audit_flag_has_its_time",
+            ),
+            # Flaked or disputed happens before the audit is confirmed; a move
+            # past it (or to lost) clears the flag (pipeline.services.deal_move).
+            models.CheckConstraint(
+                condition=Q(audit_flag="") | Q(stage__in=[s.value for s in BEFORE_AUDIT_STAGES]),
+                name="deal_audit_flag_only_before_audit",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -280,6 +312,24 @@ class Deal(models.Model):
     def needs_audit(self) -> bool:
         """Billed deals are closed twice; a card handed over at close affirms consent."""
         return self.payment_option != PaymentOption.UPFRONT
+
+    @property
+    def is_disputed(self) -> bool:
+        """Disputed at audit and awaiting the manager's decision."""
+        return self.audit_flag == AuditFlag.DISPUTED
+
+    @property
+    def is_flaked(self) -> bool:
+        return self.audit_flag == AuditFlag.FLAKED
+
+    @property
+    def audit_passed(self) -> bool:
+        """Needs no audit, or its audit is confirmed (it reached Audit confirmed or later)."""
+        if not self.needs_audit:
+            return True
+        if self.stage not in HAPPY_PATH:
+            return False
+        return HAPPY_PATH.index(Stage(self.stage)) >= HAPPY_PATH.index(Stage.AUDIT_CONFIRMED)
 
     def needs_stage(self, stage: str) -> bool:
         if stage == Stage.DEPOSIT:
@@ -318,6 +368,17 @@ class Deal(models.Model):
     @property
     def next_step_overdue(self) -> bool:
         return not self.is_closed and self.next_step_date < timezone.localdate()
+
+
+def disputed_at_audit(prefix: str = "") -> Q:
+    """Deals disputed at audit: awaiting the manager, or marked lost for it.
+
+    Nothing about them counts in promised vs cleared or in commission.
+    ``prefix`` reads them through a foreign key (``"deal__"``).
+    """
+    return Q(**{f"{prefix}audit_flag": AuditFlag.DISPUTED}) | Q(
+        **{f"{prefix}stage": Stage.LOST, f"{prefix}lost_reason": LostReason.DISPUTED_AT_AUDIT}
+    )
 
 
 class StageEvent(AppendOnlyModel):

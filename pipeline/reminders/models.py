@@ -15,6 +15,8 @@ class ReminderKind(models.TextChoices):
     AUDIT_DUE = "audit_due", "Audit due"
     AUDIT_OVERDUE = "audit_overdue", "Audit overdue"
     AUDIT_RETRY = "audit_retry", "Audit retry"
+    AUDIT_FLAKED = "audit_flaked", "Flaked at audit"
+    AUDIT_DISPUTED = "audit_disputed", "Disputed at audit"
     CHECK_IN = "check_in", "Post-sale check-in"
     DEPOSIT_MISSING = "deposit_missing", "Deposit missing"
     DELIVERY_OVERDUE = "delivery_overdue", "Delivery overdue"
@@ -154,15 +156,25 @@ class Reminder(models.Model):
         return self.state in OPEN_STATES
 
     @property
+    def asks_for_decision(self) -> bool:
+        """A dispute reminder of the manager's: acting on it is deciding."""
+        return self.kind == ReminderKind.AUDIT_DISPUTED and self.occurrence.endswith("/manager")
+
+    @property
     def target_url(self) -> str:
-        """Where acting on it happens: the audit queue for auditors, else the deal."""
+        """Where acting on it happens: the audit queue for auditors, the manager's
+        decision page for a dispute, else the deal."""
         if self.queue == ReminderQueue.AUDIT:
             return reverse("audits:queue")
+        if self.asks_for_decision:
+            return reverse("audits:dispute", args=[self.deal_id])
         return self.deal.get_absolute_url()
 
     @property
     def target_label(self) -> str:
-        return "Open the audit queue" if self.queue == ReminderQueue.AUDIT else "Open the deal"
+        if self.queue == ReminderQueue.AUDIT:
+            return "Open the audit queue"
+        return "Decide" if self.asks_for_decision else "Open the deal"
 
     @property
     def shown_at(self):
