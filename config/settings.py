@@ -289,14 +289,50 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Logging ---------------------------------------------------------------
+# Every handler masks card numbers in the whole formatted record, message and
+# traceback alike (pipeline/masking.py): a search for a card number, a form
+# error quoting one, or an exception about one never writes it in full. The
+# Django loggers are listed so that Django's default handlers (which would
+# not mask) are replaced; Celery's handlers are wrapped in config/celery.py,
+# gunicorn's in config/gunicorn.conf.py.
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"mask_cards": {"()": "pipeline.masking.MaskCardNumbersFilter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["mask_cards"]},
+    "formatters": {
+        "masked": {
+            "()": "pipeline.masking.MaskingFormatter",
+            "format": "{levelname} {name}: {message}",
+            "style": "{",
+        },
+        # runserver's access lines: "[time] "GET /deals/?q=… HTTP/1.1" 200 123".
+        "masked_server": {
+            "()": "pipeline.masking.MaskingFormatter",
+            "wrap": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["mask_cards"],
+            "formatter": "masked",
+        },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "filters": ["mask_cards"],
+            "formatter": "masked_server",
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        "django.request": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "celery": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+    },
 }
 
 # --- Production safety -------------------------------------------------------

@@ -2,8 +2,10 @@ import os
 
 import pytest
 from django.core.cache import cache
+from django.db import DatabaseError
 from django.test import Client
 
+from pipeline.card_scan import find_card_numbers
 from pipeline.models import Role
 from tests.factories import CustomerFactory, DealFactory, UserFactory
 
@@ -24,6 +26,37 @@ def _empty_cache(settings):
     # each test gets an empty in-memory cache, whatever CACHE_URL says.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     cache.clear()
+
+
+_DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequences"}
+
+
+@pytest.fixture(autouse=True)
+def _no_card_number_stored(request):
+    """After every test that used the database: no full card number was stored.
+
+    Runs the scanner of ``manage.py find_card_numbers`` on the test database
+    before the test's data is rolled back or flushed, so a test that makes
+    Cleared store a full number fails, whatever it asserts. Tests that plant
+    raw numbers on purpose opt out with ``@pytest.mark.stores_card_numbers``.
+    """
+    names = set(request.fixturenames)
+    uses_db = request.node.get_closest_marker("django_db") or names & _DB_FIXTURES
+    if not uses_db or request.node.get_closest_marker("stores_card_numbers"):
+        yield
+        return
+    # Set the database up before this fixture, so it is torn down after the scan.
+    request.getfixturevalue(
+        "transactional_db" if names & {"transactional_db", "live_server"} else "db"
+    )
+    yield
+    try:
+        findings = find_card_numbers()
+    except DatabaseError:
+        return  # the test broke its transaction: it has failed already
+    if findings:
+        lines = "\n".join(f"  {finding}" for finding in findings)
+        pytest.fail(f"This test left full card numbers in the database:\n{lines}", pytrace=False)
 
 
 @pytest.fixture
