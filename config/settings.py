@@ -293,8 +293,9 @@ else:
 # traceback alike (pipeline/masking.py): a search for a card number, a form
 # error quoting one, or an exception about one never writes it in full. The
 # Django loggers are listed so that Django's default handlers (which would
-# not mask) are replaced; Celery's handlers are wrapped in config/celery.py,
-# gunicorn's in config/gunicorn.conf.py.
+# not mask) are replaced. Celery's loggers reach the root handler here; in
+# the worker and beat, Celery installs handlers of its own, which
+# config/celery.py makes mask too; gunicorn's: config/gunicorn.conf.py.
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
@@ -331,7 +332,6 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         "django.request": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
-        "celery": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }
 
