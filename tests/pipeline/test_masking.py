@@ -6,22 +6,35 @@ card number is recognised in; each row is one test case.
 
 import io
 import logging
+import runpy
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from celery.signals import after_setup_logger
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.core.servers.basehttp import WSGIRequestHandler
 from django.db import connection, models
+from gunicorn.config import Config
 
-from pipeline.card_scan import UNMASKED, find_card_numbers, text_fields
+from billing.models import WebhookEvent
+from config.celery import app
+from pipeline.card_scan import (
+    UNMASKED,
+    find_card_numbers,
+    tables_written_in_this_transaction,
+    text_fields,
+)
 from pipeline.masking import (
     MaskCardNumbersFilter,
     MaskingFormatter,
     luhn_valid,
     mask_card_numbers,
     mask_json,
+    mask_log_text,
     mask_stored_card_numbers,
     masked_fields,
 )
@@ -289,8 +302,6 @@ def _plant(table: str, column: str, pk: int, value: str) -> None:
 @pytest.fixture
 def planted(rep):
     """Full numbers stored before this masker: old columns, missed formats, JSON."""
-    from billing.models import WebhookEvent
-
     customer = CustomerFactory(owner=rep)
     deal = DealFactory(rep=rep, customer=customer)
     event = WebhookEvent.objects.create(event_id="evt_x", type="payment.bounced", payload={})
@@ -366,8 +377,6 @@ def _written_by(logger_name: str, emit) -> str:
 
 
 def test_a_percent_encoded_card_number_in_a_log_line_is_masked():
-    from pipeline.masking import mask_log_text
-
     line = '"GET /deals/?q=4111%201111%201111%201111 HTTP/1.1" 200'
     assert mask_log_text(line) == '"GET /deals/?q=•••• 1111 HTTP/1.1" 200'
     assert mask_log_text("GET /deals/?q=caf%C3%A9 12") == "GET /deals/?q=caf%C3%A9 12"
@@ -383,8 +392,6 @@ def test_every_configured_handler_masks_whole_records():
 
 
 def test_the_dev_servers_access_line_masks_a_searched_card_number():
-    from django.core.servers.basehttp import WSGIRequestHandler
-
     handler = WSGIRequestHandler.__new__(WSGIRequestHandler)
     handler.request = None
     handler.client_address = ("127.0.0.1", 5000)
@@ -410,8 +417,6 @@ def test_an_exception_quoting_a_card_number_is_logged_masked_with_its_traceback(
 
 
 def test_celerys_own_handlers_are_made_to_mask():
-    from celery.signals import after_setup_logger
-
     logger = logging.getLogger("tests.celery_worker")
     handler = logging.StreamHandler(io.StringIO())
     handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
@@ -425,8 +430,6 @@ def test_celerys_own_handlers_are_made_to_mask():
 
 
 def test_celery_tasks_take_ids_only():
-    from config.celery import app
-
     app.loader.import_default_modules()
     ours = {name: task for name, task in app.tasks.items() if name.split(".")[0] in OUR_APPS}
     assert ours
@@ -437,11 +440,7 @@ def test_celery_tasks_take_ids_only():
 
 
 def test_gunicorns_access_log_masks_the_query_string(tmp_path):
-    import runpy
-
-    from gunicorn.config import Config
-
-    settings = runpy.run_path("config/gunicorn.conf.py")
+    settings = runpy.run_path(str(django_settings.BASE_DIR / "config" / "gunicorn.conf.py"))
     cfg = Config()
     for key in ("access_log_format", "logger_class", "bind", "workers"):
         cfg.set(key, settings[key])
@@ -488,8 +487,6 @@ def test_amounts_are_not_touched_by_masking():
 
 @pytest.mark.django_db
 def test_the_after_test_scan_looks_at_the_tables_the_test_wrote(rep):
-    from pipeline.card_scan import tables_written_in_this_transaction
-
     CustomerFactory(owner=rep)
     written = tables_written_in_this_transaction()
     assert {"pipeline_user", "pipeline_customer"} <= written
