@@ -17,7 +17,9 @@ is written:
 
 A span found is replaced by ``•••• `` and its last 4 digits. Windows only
 start and end between groups, and the separators of one window are of one
-kind, so phone numbers, amounts, dates and order numbers stay as they are.
+kind, so phone numbers, amounts, dates and order numbers stay as they are. Of
+overlapping candidates the one grouped like a card (4-4-4-4, 4-6-5), then of
+the commonest length, wins. A run of more than 400 digits is masked whole.
 
 The same rule serves the model fields (``MaskedCharField``,
 ``MaskedTextField``, ``MaskedJSONField``), the logs (``MaskingFormatter``,
@@ -298,7 +300,10 @@ class MaskCardNumbersFilter(logging.Filter):
     """Masks a record's message and traceback before any handler formats it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad log call is the handler's to report
+            return True
         masked = mask_log_text(message)
         if masked != message:
             record.msg = masked
