@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from pipeline.ledger import AppendOnlyModel, AppendOnlyQuerySet
-from pipeline.masking import MaskedCharField, MaskedTextField
+from pipeline.masking import MaskedCharField, MaskedJSONField, MaskedTextField
 from pipeline.models import Deal
 from pipeline.templatetags.cleared import money
 
@@ -47,7 +47,7 @@ class WrapUpChecklist(models.Model):
     call_window_start = models.DateTimeField("call window from")
     call_window_end = models.DateTimeField("call window until")
     # 2. phone number confirmed
-    confirmed_phone = models.CharField("confirmed phone number", max_length=40)
+    confirmed_phone = MaskedCharField("confirmed phone number", max_length=40)
     # 3. the customer will be available to answer
     customer_will_answer = models.BooleanField(
         "the customer confirmed they will be available to answer", default=False
@@ -332,13 +332,13 @@ class CallScript(AppendOnlyModel):
     """
 
     version = models.PositiveIntegerField(unique=True)
-    opening = models.TextField(help_text="Read before the questions.")
-    identity = models.TextField("identity question")
-    purchase = models.TextField("purchase question")
-    price = models.TextField("price question")
-    terms = models.TextField("terms question")
-    right_to_cancel = models.TextField("right-to-cancel question")
-    closing = models.TextField(help_text="Read after a confirmed call.")
+    opening = MaskedTextField(help_text="Read before the questions.")
+    identity = MaskedTextField("identity question")
+    purchase = MaskedTextField("purchase question")
+    price = MaskedTextField("price question")
+    terms = MaskedTextField("terms question")
+    right_to_cancel = MaskedTextField("right-to-cancel question")
+    closing = MaskedTextField(help_text="Read after a confirmed call.")
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = CallScriptQuerySet.as_manager()
@@ -398,7 +398,7 @@ class CallAttempt(AppendOnlyModel):
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     script = models.ForeignKey(CallScript, on_delete=models.PROTECT, related_name="attempts")
     # {"identity": "yes", "purchase": "no", ...}; questions not reached are absent.
-    answers = models.JSONField(default=dict, blank=True)
+    answers = MaskedJSONField(default=dict, blank=True)
     callback_at = models.DateTimeField(null=True, blank=True)
     recording_ref = MaskedCharField(
         "recording reference",

@@ -20,7 +20,7 @@ from django.utils import timezone
 from billing.policy import ZERO
 from pipeline.freshness import StampedQuerySet
 from pipeline.ledger import AppendOnlyModel
-from pipeline.masking import MaskedCharField, MaskedTextField
+from pipeline.masking import MaskedCharField, MaskedJSONField, MaskedTextField
 from pipeline.models import Customer, Deal
 
 # --- Terms exceptions -------------------------------------------
@@ -424,8 +424,9 @@ class WebhookEvent(AppendOnlyModel):
     payment = models.ForeignKey(
         Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="webhook_events"
     )
-    payload = models.JSONField()
-    outcome = models.CharField(max_length=200)
+    # The event as received, every string in it masked: a "reason" may quote a card.
+    payload = MaskedJSONField()
+    outcome = MaskedCharField(max_length=200)
     received_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

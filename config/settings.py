@@ -336,14 +336,50 @@ else:
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # --- Logging ---------------------------------------------------------------
+# Every handler masks card numbers in the whole formatted record, message and
+# traceback alike (pipeline/masking.py): a search for a card number, a form
+# error quoting one, or an exception about one never writes it in full. The
+# Django loggers are listed so that Django's default handlers (which would
+# not mask) are replaced. Celery's loggers reach the root handler here; in
+# the worker and beat, Celery installs handlers of its own, which
+# config/celery.py makes mask too; gunicorn's: config/gunicorn.conf.py.
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"mask_cards": {"()": "pipeline.masking.MaskCardNumbersFilter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["mask_cards"]},
+    "formatters": {
+        "masked": {
+            "()": "pipeline.masking.MaskingFormatter",
+            "format": "{levelname} {name}: {message}",
+            "style": "{",
+        },
+        # runserver's access lines: "[time] "GET /deals/?q=… HTTP/1.1" 200 123".
+        "masked_server": {
+            "()": "pipeline.masking.MaskingFormatter",
+            "wrap": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["mask_cards"],
+            "formatter": "masked",
+        },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "filters": ["mask_cards"],
+            "formatter": "masked_server",
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        "django.request": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+    },
 }
 
 # --- Production safety -------------------------------------------------------

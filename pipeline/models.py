@@ -15,7 +15,7 @@ from django.utils.functional import cached_property
 from billing.policy import PaymentOption, Standing
 from pipeline.freshness import StampedQuerySet, new_token
 from pipeline.ledger import AppendOnlyModel
-from pipeline.masking import MaskedCharField, MaskedTextField
+from pipeline.masking import MaskedCharField, MaskedEmailField, MaskedTextField
 from pipeline.stages import (
     BEFORE_AUDIT_STAGES,
     CLOSED_STAGES,
@@ -37,10 +37,16 @@ class Role(models.TextChoices):
 class User(AbstractUser):
     """A person at work in Cleared. The role is a Django group (see Role)."""
 
+    # Names and contacts are masked like any free text (pipeline/masking.py).
+    # Not masked, on purpose: ``username`` (the login id; its validator keeps it
+    # a word) and ``password`` (a hash).
+    first_name = MaskedCharField("first name", max_length=150, blank=True)
+    last_name = MaskedCharField("last name", max_length=150, blank=True)
+    email = MaskedEmailField("email address", blank=True)
     time_zone = models.CharField(
         max_length=64, choices=TIME_ZONE_CHOICES, default=settings.DEFAULT_USER_TIME_ZONE
     )
-    direct_phone = models.CharField(
+    direct_phone = MaskedCharField(
         max_length=40, blank=True, help_text="Given to customers at wrap-up."
     )
     manager = models.ForeignKey(
@@ -111,10 +117,12 @@ class CustomerQuerySet(StampedQuerySet):
 
 
 class Customer(models.Model):
-    name = models.CharField(max_length=200)
-    company = models.CharField(max_length=200, blank=True)
-    phone = models.CharField(max_length=40)
-    email = models.EmailField(blank=True)
+    # Every text field of a customer is masked (pipeline/masking.py): a card
+    # number typed as a name, a company or a phone is never stored in full.
+    name = MaskedCharField(max_length=200)
+    company = MaskedCharField(max_length=200, blank=True)
+    phone = MaskedCharField(max_length=40)
+    email = MaskedEmailField(blank=True)
     billing_contact = MaskedCharField(
         max_length=200, blank=True, help_text="Who pays the invoices, and how to reach them."
     )
@@ -137,7 +145,7 @@ class Customer(models.Model):
     # refreshed by billing whenever their payment history changes, so lists
     # and the Not paid yet board can filter on it without re-reading the ledger.
     standing = models.CharField(max_length=8, choices=Standing.choices, default=Standing.NEW)
-    standing_reason = models.CharField(max_length=200, default="No paid deal yet.")
+    standing_reason = MaskedCharField(max_length=200, default="No paid deal yet.")
 
     objects = CustomerQuerySet.as_manager()
 

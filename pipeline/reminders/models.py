@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from pipeline.freshness import StampedQuerySet
+from pipeline.masking import MaskedCharField
 
 
 class ReminderKind(models.TextChoices):
@@ -70,7 +71,7 @@ class Reminder(models.Model):
         help_text="Empty for a role-queue reminder.",
     )
     queue = models.CharField(max_length=16, choices=ReminderQueue.choices, blank=True, default="")
-    why = models.CharField(max_length=300)
+    why = MaskedCharField(max_length=300)
     due_at = models.DateTimeField()
     state = models.CharField(
         max_length=12, choices=ReminderState.choices, default=ReminderState.SCHEDULED
@@ -88,7 +89,7 @@ class Reminder(models.Model):
         related_name="+",
         help_text="Who marked it done, snoozed or cancelled it; empty when Cleared resolved it.",
     )
-    resolution = models.CharField(max_length=300, blank=True)
+    resolution = MaskedCharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -198,7 +199,7 @@ class ReminderDigest(models.Model):
     last_sent_at = models.DateTimeField(null=True, blank=True)
     failures = models.PositiveIntegerField(default=0)
     retry_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.CharField(max_length=300, blank=True)
+    last_error = MaskedCharField(max_length=300, blank=True)
 
     def __str__(self) -> str:
         return f"Digest for {self.recipient}"
