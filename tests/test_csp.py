@@ -119,7 +119,8 @@ def test_a_rep_uses_the_main_pages_polls_and_drags_without_a_csp_violation(
     upfront = DealFactory(
         rep=rep, payment_option="upfront", stage=Stage.DEPOSIT, customer__name="Upfront Ursula"
     )
-    billed = DealFactory(rep=rep, customer__name="Billed Bob")
+    # Invoiced after its audit (issue 15): billed deals wait for the auditor's call.
+    billed = DealFactory(rep=rep, customer__name="Billed Bob", stage=Stage.AUDIT_CONFIRMED)
     invoice = invoice_issue(deal_id=billed.pk, issued_by=rep)
     violations = Violations(page)
     log_in(page, live_server, "rep")
