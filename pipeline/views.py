@@ -15,7 +15,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from billing.selectors import customer_terms, rep_month_figures
 from pipeline import board, freshness, selectors, services
-from pipeline.forms import CustomerForm, DealEditForm, DealForm, MoveForm, TouchForm
+from pipeline.forms import (
+    CustomerForm,
+    DealEditForm,
+    DealForm,
+    MoveForm,
+    TouchForm,
+    search_text,
+)
 from pipeline.models import Customer, Deal
 from pipeline.reminders.selectors import (
     panel_changes_at,
@@ -133,7 +140,7 @@ def deal_list(request: HttpRequest) -> HttpResponse:
     _require_seller(request.user)
     deals = Deal.objects.visible_to(request.user).select_related("customer", "rep")
     stage = request.GET.get("stage", "")
-    query = request.GET.get("q", "").strip()
+    query, search_error = search_text(request.GET)
     if stage in Stage.values:
         deals = deals.filter(stage=stage)
     elif stage == "open":
@@ -147,7 +154,13 @@ def deal_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(deals.order_by("-promised_at", "-id"), DEALS_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    context = {"page": page, "stage": stage, "q": query, "stages": Stage.choices}
+    context = {
+        "page": page,
+        "stage": stage,
+        "q": query,
+        "search_error": search_error,
+        "stages": Stage.choices,
+    }
     template = "pipeline/deal_list.html#results" if request.htmx else "pipeline/deal_list.html"
     return render(request, template, context)
 
@@ -329,7 +342,7 @@ def deal_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def customer_list(request: HttpRequest) -> HttpResponse:
     _require_seller(request.user)
     customers = Customer.objects.visible_to(request.user)
-    query = request.GET.get("q", "").strip()
+    query, search_error = search_text(request.GET)
     if query:
         customers = customers.filter(Q(name__icontains=query) | Q(company__icontains=query))
     page = Paginator(customers.order_by("name", "id"), DEALS_PER_PAGE).get_page(
@@ -338,7 +351,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     template = (
         "pipeline/customer_list.html#results" if request.htmx else "pipeline/customer_list.html"
     )
-    return render(request, template, {"page": page, "q": query})
+    return render(request, template, {"page": page, "q": query, "search_error": search_error})
 
 
 def customer_new(request: HttpRequest) -> HttpResponse:
