@@ -35,7 +35,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from billing.policy import PaymentOption, Standing
-from pipeline.forms import search_text
+from pipeline.forms import parse_id, search_text
 from pipeline.models import Deal, User
 from pipeline.reminders.models import Reminder
 from pipeline.stages import NOT_PAID_STAGES, Stage
@@ -133,9 +133,8 @@ class BoardFilters:
         """Read the filters from a query string; unknown values are dropped, with a note."""
         filters = cls()
         rep = params.get("rep", "")
-        if rep.isdigit():
-            filters.rep = int(rep)
-        elif rep:
+        filters.rep = parse_id(rep)
+        if rep and filters.rep is None:
             filters.errors.append("Unknown rep ignored.")
         for name, allowed in (
             ("stage", [s.value for s in NOT_PAID_STAGES]),

@@ -1,3 +1,4 @@
+import re
 import unicodedata
 from datetime import timedelta
 from decimal import Decimal
@@ -33,6 +34,15 @@ def _not_in_past(value, what: str):
 
 
 SEARCH_MAX_CHARS = 100
+_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits that fit a bigint
+
+
+def parse_id(text) -> int | None:
+    """A row id or version from a query or form parameter, or None if it is not one.
+
+    Not ``str.isdigit()``: "²" and 5,000 digits pass it, and int() then fails.
+    """
+    return int(text) if isinstance(text, str) and _ID.fullmatch(text) else None
 
 
 def search_text(params) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from pipeline.forms import (
     DealForm,
     MoveForm,
     TouchForm,
+    parse_id,
     search_text,
 )
 from pipeline.models import Customer, Deal
@@ -180,16 +181,14 @@ def deal_board(request: HttpRequest) -> HttpResponse:
 def deal_board_move(request: HttpRequest) -> HttpResponse:
     """A card dragged (or moved with its form) to another column of the pipeline board."""
     _require_seller(request.user)
-    deal_id = request.POST.get("deal", "")
-    deal = _get_deal_for(request.user, int(deal_id) if deal_id.isdigit() else 0)
-    version = request.POST.get("version", "")
+    deal = _get_deal_for(request.user, parse_id(request.POST.get("deal")) or 0)
     try:
         deal = services.deal_move(
             deal_id=deal.pk,
             to_stage=request.POST.get("to_stage", ""),
             actor=request.user,
             lost_reason=request.POST.get("lost_reason", ""),
-            expected_version=int(version) if version.isdigit() else None,
+            expected_version=parse_id(request.POST.get("version")),
         )
     except services.StaleDeal as exc:
         messages.warning(request, str(exc))
@@ -234,10 +233,8 @@ def deal_new(request: HttpRequest) -> HttpResponse:
 def _terms_context(form: DealForm) -> dict:
     customer = None
     raw = form.data.get("customer") if form.is_bound else form.initial.get("customer")
-    if raw:
-        customer = (
-            form.fields["customer"].queryset.filter(pk=raw).first() if str(raw).isdigit() else None
-        )
+    if pk := parse_id(str(raw or "")):
+        customer = form.fields["customer"].queryset.filter(pk=pk).first()
     return {"terms_customer": customer, "terms": customer_terms(customer) if customer else None}
 
 

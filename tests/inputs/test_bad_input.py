@@ -187,3 +187,38 @@ def test_a_well_formed_event_still_applies(payment):
     response = _post(_event(), payment=payment)
     assert response.status_code == 200, response.content
     assert WebhookEvent.objects.count() == 1
+
+
+# --- found by the fuzz test (tests/inputs/test_fuzz.py) -------------------------------
+
+
+@pytest.mark.parametrize("rep_id", ["²", "9" * 5000, "1" * 19])
+def test_a_board_rep_filter_that_is_no_id_is_ignored_with_a_note(manager_client, rep_id):
+    response = manager_client.get("/board/", {"rep": rep_id})
+    assert response.status_code == 200
+    assert "Unknown rep ignored." in response.text
+
+
+@pytest.mark.parametrize("customer_id", ["²", "9" * 4301, "9" * 30])
+def test_a_deal_form_with_a_customer_that_is_no_id_comes_back_with_a_message(
+    rep_client, customer_id
+):
+    response = rep_client.post("/deals/new/", {"customer": customer_id, "title": "kept"})
+    assert response.status_code == 200
+    assert "Pick one of your own customers." in response.text and 'value="kept"' in response.text
+    assert rep_client.get("/deals/terms/", {"customer": customer_id}).status_code == 200
+
+
+@pytest.mark.parametrize("deal_id", ["²", "9" * 5000])
+def test_a_board_move_of_a_deal_that_is_no_id_is_a_404(rep_client, deal, deal_id):
+    response = rep_client.post("/deals/board/move/", {"deal": deal_id, "to_stage": "deposit"})
+    assert response.status_code == 404
+    response = rep_client.post(
+        "/deals/board/move/", {"deal": deal.pk, "version": "²", "to_stage": "deposit"}
+    )
+    assert response.status_code == 302
+
+
+@pytest.mark.parametrize("month", ["9999-12", "0001-01", "9" * 5000 + "-1"])
+def test_a_commission_month_out_of_range_shows_this_month(manager_client, month):
+    assert manager_client.get("/billing/commission/", {"month": month}).status_code == 200
