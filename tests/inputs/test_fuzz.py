@@ -25,7 +25,8 @@ from django.db import connection, transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 
 from audits import services as audit_services
@@ -95,7 +96,7 @@ NOT_FUZZED = {
     "billing:payment_webhook": "signed JSON, not a form: test_the_webhook_never_fails below",
 }
 EXAMPLES = int(os.environ.get("CLEARED_FUZZ_EXAMPLES", "5"))
-FUZZ = settings(
+FUZZ = fuzz_settings(
     max_examples=EXAMPLES,
     deadline=None,
     database=None,
@@ -327,7 +328,7 @@ def events(draw, payment_id: int):
     return event
 
 
-@settings(FUZZ, max_examples=EXAMPLES * 4)
+@fuzz_settings(FUZZ, max_examples=EXAMPLES * 4)
 @given(data=st.data())
 def test_the_webhook_never_fails_and_a_refusal_writes_nothing(settings, world, data):
     settings.CLEARED_WEBHOOK_SECRET = SECRET
