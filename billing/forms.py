@@ -147,8 +147,12 @@ class PaymentPlanForm(forms.Form):
 
     def clean_first_due(self):
         value = self.cleaned_data["first_due"]
-        if value < timezone.localdate():
+        today = timezone.localdate()
+        if value < today:
             raise forms.ValidationError("The first instalment can't be due in the past.")
+        # A plan starts soon; a far date is a typo (and 9999-12-01 has no second instalment).
+        if value > today + timedelta(days=366):
+            raise forms.ValidationError("The first instalment must be due within a year.")
         return value
 
 

@@ -400,9 +400,12 @@ def _month_from(raw: str | None) -> date:
     today = timezone.localdate()
     try:
         year, month = (int(part) for part in (raw or "").split("-"))
-        return date(year, month, 1)
+        # The page links the month before and after: the years 1 and 9999 have none.
+        if 1900 <= year <= 9000:
+            return date(year, month, 1)
     except ValueError:
-        return today.replace(day=1)
+        pass
+    return today.replace(day=1)
 
 
 @require_GET

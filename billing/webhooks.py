@@ -9,6 +9,7 @@ nothing. The same event id is applied once (``WebhookEvent.event_id`` is unique)
 import hashlib
 import hmac
 import json
+import re
 import time
 
 from django.conf import settings
@@ -29,6 +30,12 @@ EVENT_TYPES = {
 }
 
 
+# Unix seconds in ASCII digits: int() of a 5,000-digit header is an error, not a time.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+# An event is three levels deep; anything much deeper is not from the processor.
+MAX_DEPTH = 20
+
+
 class BadEvent(Exception):
     """The request is not a valid, fresh, signed event: 400, nothing changes."""
 
@@ -40,7 +47,7 @@ def sign(body: bytes, timestamp: int | str, secret: str) -> str:
 
 
 def verify(body: bytes, timestamp: str, signature: str, secret: str, now: float) -> None:
-    if not timestamp or not timestamp.isdigit():
+    if not timestamp or not _TIMESTAMP.fullmatch(timestamp):
         raise BadEvent(f"Missing or malformed {TIMESTAMP_HEADER} header.")
     if abs(now - int(timestamp)) > settings.CLEARED_WEBHOOK_TOLERANCE_SECONDS:
         raise BadEvent("Stale timestamp: the event is too old (or from the future).")
@@ -48,17 +55,39 @@ def verify(body: bytes, timestamp: str, signature: str, secret: str, now: float)
         raise BadEvent("Wrong signature.")
 
 
+def _refuse_constant(name: str):
+    raise BadEvent(f"The body is not JSON ({name} is not a number).")
+
+
+def _check_storable(value) -> None:
+    """The event is kept as JSON in PostgreSQL: no deep nesting, no NUL in any text."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BadEvent(f"The body is nested more than {MAX_DEPTH} levels deep.")
+        if isinstance(item, str) and "\x00" in item:
+            raise BadEvent("The body contains a NUL character.")
+        if isinstance(item, dict):
+            stack.extend((part, depth + 1) for pair in item.items() for part in pair)
+        elif isinstance(item, list):
+            stack.extend((part, depth + 1) for part in item)
+
+
 def parse(body: bytes) -> dict:
     try:
-        event = json.loads(body)
+        event = json.loads(body, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise BadEvent("The body is not JSON.") from None
+    except RecursionError:
+        raise BadEvent(f"The body is nested more than {MAX_DEPTH} levels deep.") from None
     if not isinstance(event, dict):
         raise BadEvent("The body must be a JSON object.")
+    _check_storable(event)
     event_id, kind, data = event.get("id"), event.get("type"), event.get("data")
     if not isinstance(event_id, str) or not 0 < len(event_id) <= 100:
         raise BadEvent('"id" must be a string of 1 to 100 characters.')
-    if kind not in EVENT_TYPES:
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
         raise BadEvent(f'"type" must be one of {", ".join(EVENT_TYPES)}.')
     if not isinstance(data, dict) or type(data.get("payment_id")) is not int:
         raise BadEvent('"data.payment_id" must be the Cleared payment id (an integer).')

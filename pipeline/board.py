@@ -35,6 +35,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from billing.policy import PaymentOption, Standing
+from pipeline.forms import parse_id, search_text
 from pipeline.models import Deal, User
 from pipeline.reminders.models import Reminder
 from pipeline.stages import NOT_PAID_STAGES, AuditFlag, Stage
@@ -132,9 +133,8 @@ class BoardFilters:
         """Read the filters from a query string; unknown values are dropped, with a note."""
         filters = cls()
         rep = params.get("rep", "")
-        if rep.isdigit():
-            filters.rep = int(rep)
-        elif rep:
+        filters.rep = parse_id(rep)
+        if rep and filters.rep is None:
             filters.errors.append("Unknown rep ignored.")
         for name, allowed in (
             ("stage", [s.value for s in NOT_PAID_STAGES]),
@@ -147,7 +147,9 @@ class BoardFilters:
                 setattr(filters, name, value)
             elif value:
                 filters.errors.append(f"Unknown {name.replace('_', ' ')} “{value}” ignored.")
-        filters.q = params.get("q", "").strip()[:100]
+        filters.q, search_error = search_text(params)
+        if search_error:
+            filters.errors.append(search_error)
         sort = params.get("sort", DEFAULT_SORT)
         filters.sort = sort if sort.lstrip("-") in SORTS else DEFAULT_SORT
         return filters
@@ -249,21 +251,61 @@ def encode_cursor(value, pk: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str):
-    """(value, pk) from a cursor, or None if it was tampered with or is stale."""
+# What a cursor's key must be for each sort column: anything else is a tampered cursor.
+CURSOR_TYPES = {
+    "promised_at": datetime,
+    "next_reminder_at": datetime,
+    "amount": Decimal,
+    "cleared_amount": Decimal,
+    "outstanding_amount": Decimal,
+    "stage_order": int,
+    "customer__name": str,
+    "rep__username": str,
+    "customer__standing": str,
+}
+MAX_ID = 2**63 - 1  # a bigint
+
+
+def decode_cursor(cursor: str, column: str | None = None):
+    """(value, pk) from a cursor, or None if it was tampered with or is stale.
+
+    With ``column``, the value must also be what that sort column holds (a
+    datetime, a finite amount, a text without NUL...), so a forged cursor can
+    only ever mean "the first page", never a query the database refuses.
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, TypeError):
+    except (ValueError, binascii.Error, TypeError, RecursionError):
         return None
-    if isinstance(value, dict):
-        if "dt" in value:
-            value = parse_datetime(value["dt"])
-        elif "dec" in value:
-            value = Decimal(value["dec"])
-    if not isinstance(pk, int):
+    if type(pk) is not int or not 0 < pk <= MAX_ID:
+        return None
+    try:
+        value = _cursor_value(value)
+    except (ValueError, TypeError, ArithmeticError):
+        return None
+    if column is not None and not _fits(value, CURSOR_TYPES[column]):
         return None
     return value, pk
+
+
+def _cursor_value(value):
+    if isinstance(value, dict):
+        if isinstance(value.get("dt"), str):
+            return parse_datetime(value["dt"])
+        if isinstance(value.get("dec"), str):
+            return Decimal(value["dec"])
+    return value
+
+
+def _fits(value, kind: type) -> bool:
+    if kind is datetime:
+        return isinstance(value, datetime) and value.tzinfo is not None
+    if kind is Decimal:
+        return isinstance(value, Decimal) and value.is_finite() and abs(value) < 10**14
+    if kind is int:
+        return type(value) is int and abs(value) <= MAX_ID
+    return isinstance(value, str) and "\x00" not in value
 
 
 def _key_value(deal: Deal, column: str):
@@ -287,7 +329,7 @@ def board_page(
     """One page of ``deals`` after (or before) a cursor: a keyset page, not an OFFSET."""
     column, reverse = SORTS[filters.sort_key]
     descending = filters.descending != reverse
-    cursor = decode_cursor(after or before) if (after or before) else None
+    cursor = decode_cursor(after or before, column) if (after or before) else None
     going_back = bool(before) and cursor is not None
     if cursor is not None:
         value, pk = cursor

@@ -12,7 +12,8 @@ from django.views.decorators.http import require_GET
 
 from billing.policy import PaymentOption, Standing
 from pipeline import board, charts, importing
-from pipeline.stages import NOT_PAID_STAGES
+from pipeline.spreadsheets import safe_cell
+from pipeline.stages import NOT_PAID_STAGES, Stage
 
 
 def _require_manager(user) -> None:
@@ -82,6 +83,7 @@ class _Echo:
 
 CSV_HEADER = [
     "deal_id",
+    "title",
     "customer",
     "company",
     "rep",
@@ -109,9 +111,14 @@ def board_export(request: HttpRequest) -> StreamingHttpResponse:
     zone = timezone.get_current_timezone()
     reps = {rep.pk: (rep.username, str(rep)) for rep in board.team_reps(request.user)}
     reps.setdefault(request.user.pk, (request.user.username, str(request.user)))
+    # The labels the board shows, not the codes stored: "On file", not "on_file".
+    stages = {stage.value: stage.label for stage in Stage}
+    standings = dict(Standing.choices)
+    options = {value: label.split(" — ")[0] for value, label in PaymentOption.choices}
     # Plain tuples, not model instances, and about 500 rows a chunk on the wire.
     columns = (
         "pk",
+        "title",
         "customer__name",
         "customer__company",
         "rep_id",
@@ -127,31 +134,30 @@ def board_export(request: HttpRequest) -> StreamingHttpResponse:
     writer = csv.writer(_Echo())
 
     def line(row) -> str:
-        pk, name, company, rep_id, stage, option, amount, cleared, owed, promised, standing, due = (
-            row
-        )
+        pk, title, name, company, rep_id, stage, option = row[:7]
+        amount, cleared, owed, promised, standing, due = row[7:]
         promised_on = promised.astimezone(zone).date()
         age = (today - promised_on).days
         username, rep_name = reps.get(rep_id, (str(rep_id), str(rep_id)))
         reminder = (
             "" if due == board.NO_REMINDER else due.astimezone(zone).isoformat("T", "minutes")
         )
+        # Every text cell through safe_cell (a customer named "=HYPERLINK(...)"
+        # stays text); numbers stay numbers.
+        text = [title, name, company, username, rep_name]
         return writer.writerow(
             [
                 pk,
-                name,
-                company,
-                username,
-                rep_name,
-                stage,
-                option,
+                *(safe_cell(value) for value in text),
+                stages.get(stage, stage),
+                options.get(option, option),
                 f"{amount:.2f}",
                 f"{cleared:.2f}",
                 f"{owed:.2f}",
                 promised_on.isoformat(),
                 age,
                 board.bucket_for_age(age).key,
-                standing,
+                standings.get(standing, standing),
                 reminder,
             ]
         )

@@ -1,3 +1,5 @@
+import re
+import unicodedata
 from datetime import timedelta
 from decimal import Decimal
 
@@ -29,6 +31,33 @@ def _not_in_past(value, what: str):
     if value is not None and value < timezone.localdate():
         raise forms.ValidationError(f"The {what} can't be in the past.")
     return value
+
+
+SEARCH_MAX_CHARS = 100
+_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits that fit a bigint
+
+
+def parse_id(text) -> int | None:
+    """A row id or version from a query or form parameter, or None if it is not one.
+
+    Not ``str.isdigit()``: "²" and 5,000 digits pass it, and int() then fails.
+    """
+    return int(text) if isinstance(text, str) and _ID.fullmatch(text) else None
+
+
+def search_text(params) -> tuple[str, str]:
+    """The search box's text from a query string, and a message if some of it was left out.
+
+    Control characters (a NUL byte above all, which PostgreSQL refuses in any
+    text) are dropped with a message rather than searched for; the rest is
+    searched, at most ``SEARCH_MAX_CHARS`` characters of it.
+    """
+    raw = params.get("q", "")
+    text = "".join(ch for ch in raw if unicodedata.category(ch) != "Cc")
+    message = (
+        "Search text can't contain control characters: they were left out." if text != raw else ""
+    )
+    return text.strip()[:SEARCH_MAX_CHARS], message
 
 
 class CustomerForm(forms.ModelForm):

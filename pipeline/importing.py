@@ -20,6 +20,7 @@ from billing.selectors import customer_terms
 from pipeline import services
 from pipeline.forms import AmountField
 from pipeline.models import Customer, Deal, User
+from pipeline.spreadsheets import MAX_CELL_CHARS, cell_problem
 
 REQUIRED_COLUMNS = (
     "customer",
@@ -32,8 +33,14 @@ REQUIRED_COLUMNS = (
     "next_step_date",
 )
 OPTIONAL_COLUMNS = ("company", "email", "promised_on", "notes", "rep")
+# Read as text, so a formula in them is refused (pipeline.spreadsheets).
+TEXT_COLUMNS = ("customer", "company", "phone", "title", "next_step", "notes", "email", "rep")
 MAX_ROWS = 5000
 MAX_BYTES = 2 * 1024 * 1024
+# The csv module refuses a field over 131,072 characters with an error for the
+# whole file. The file is capped at MAX_BYTES anyway, so let every cell be read
+# and get its own message on its row (cell_problem's MAX_CELL_CHARS).
+csv.field_size_limit(max(csv.field_size_limit(), MAX_BYTES))
 
 
 class CsvImportError(Exception):
@@ -111,27 +118,42 @@ def read_rows(user: User, text: str) -> list[ImportRow]:
         (c.name.strip().lower(), c.phone.strip()): c for c in Customer.objects.visible_to(user)
     }
     rows = []
-    for number, raw in enumerate(reader, start=2):
-        if len(rows) >= MAX_ROWS:
-            raise CsvImportError(f"At most {MAX_ROWS} rows can be imported at once.")
-        values = {key: (value or "").strip() for key, value in raw.items() if key}
-        if not any(values.values()):
-            continue
-        row = ImportRow(number, values)
-        form = DealRowForm(values, user=user, reps=reps)
-        if form.is_valid():
-            row.cleaned = form.cleaned_data
-            row.customer = customers.get((row.cleaned["customer"].lower(), row.cleaned["phone"]))
-            terms = customer_terms(row.customer) if row.customer else customer_terms(None)
-            if not terms.allows(row.cleaned["payment_option"]):
-                row.errors.append(f"payment_option: {terms.summary}")
-        else:
-            for name, errors in form.errors.items():
-                row.errors.extend(f"{name}: {error}" for error in errors)
-        rows.append(row)
+    try:
+        for number, raw in enumerate(reader, start=2):
+            if len(rows) >= MAX_ROWS:
+                raise CsvImportError(f"At most {MAX_ROWS} rows can be imported at once.")
+            values = {key: (value or "").strip() for key, value in raw.items() if key}
+            if any(values.values()):
+                rows.append(_check_row(number, values, user=user, reps=reps, customers=customers))
+    except csv.Error as exc:
+        raise CsvImportError(f"Line {reader.line_num} is not valid CSV ({exc}).") from None
     if not rows:
         raise CsvImportError("The file has no rows under its header line.")
     return rows
+
+
+def _check_row(number: int, values: dict, *, user, reps, customers) -> ImportRow:
+    """One row checked: its cells (pipeline.spreadsheets), then the deal form's rules."""
+    row = ImportRow(number, values)
+    refused = {}
+    for name, value in values.items():
+        if problem := cell_problem(name, value, text=name in TEXT_COLUMNS):
+            refused[name] = problem
+            row.errors.append(f"{name}: {problem}")
+            # The preview shows the row: not a whole over-long cell.
+            values[name] = value[:80] + "…" if len(value) > MAX_CELL_CHARS else value
+    form = DealRowForm(values, user=user, reps=reps)
+    if form.is_valid() and not refused:
+        row.cleaned = form.cleaned_data
+        row.customer = customers.get((row.cleaned["customer"].lower(), row.cleaned["phone"]))
+        terms = customer_terms(row.customer) if row.customer else customer_terms(None)
+        if not terms.allows(row.cleaned["payment_option"]):
+            row.errors.append(f"payment_option: {terms.summary}")
+    else:
+        for name, errors in form.errors.items():
+            if name not in refused:
+                row.errors.extend(f"{name}: {error}" for error in errors)
+    return row
 
 
 @transaction.atomic

@@ -12,7 +12,15 @@ from django.views.decorators.http import require_GET, require_POST
 
 from billing.selectors import customer_terms, rep_month_figures
 from pipeline import board, freshness, selectors, services
-from pipeline.forms import CustomerForm, DealEditForm, DealForm, MoveForm, TouchForm
+from pipeline.forms import (
+    CustomerForm,
+    DealEditForm,
+    DealForm,
+    MoveForm,
+    TouchForm,
+    parse_id,
+    search_text,
+)
 from pipeline.models import Customer, Deal
 from pipeline.reminders.selectors import (
     panel_changes_at,
@@ -131,9 +139,9 @@ def deal_list(request: HttpRequest) -> HttpResponse:
     _require_seller(request.user)
     deals = Deal.objects.visible_to(request.user).select_related("customer", "rep")
     stage = request.GET.get("stage", "")
-    query = request.GET.get("q", "").strip()
+    query, search_error = search_text(request.GET)
     audit_flag = request.GET.get("audit", "")
-    rep = request.GET.get("rep", "")
+    rep = parse_id(request.GET.get("rep", ""))
     if stage in Stage.values:
         deals = deals.filter(stage=stage)
     elif stage == "open":
@@ -146,10 +154,8 @@ def deal_list(request: HttpRequest) -> HttpResponse:
         deals = deals.filter(pk__in=Deal.objects.filter(audits__state="flaked").values("pk"))
     else:
         audit_flag = ""
-    if rep.isdigit():  # the audit report links a rep's flakes here
-        deals = deals.filter(rep_id=int(rep))
-    else:
-        rep = ""
+    if rep is not None:  # the audit report links a rep's flakes here
+        deals = deals.filter(rep_id=rep)
     if query:
         deals = deals.filter(
             Q(customer__name__icontains=query)
@@ -171,6 +177,7 @@ def deal_list(request: HttpRequest) -> HttpResponse:
             ("ever_flaked", "Flaked at an audit, ever"),
         ],
         "rep": rep,
+        "search_error": search_error,
     }
     template = "pipeline/deal_list.html#results" if request.htmx else "pipeline/deal_list.html"
     return render(request, template, context)
@@ -191,16 +198,14 @@ def deal_board(request: HttpRequest) -> HttpResponse:
 def deal_board_move(request: HttpRequest) -> HttpResponse:
     """A card dragged (or moved with its form) to another column of the pipeline board."""
     _require_seller(request.user)
-    deal_id = request.POST.get("deal", "")
-    deal = _get_deal_for(request.user, int(deal_id) if deal_id.isdigit() else 0)
-    version = request.POST.get("version", "")
+    deal = _get_deal_for(request.user, parse_id(request.POST.get("deal")) or 0)
     try:
         deal = services.deal_move(
             deal_id=deal.pk,
             to_stage=request.POST.get("to_stage", ""),
             actor=request.user,
             lost_reason=request.POST.get("lost_reason", ""),
-            expected_version=int(version) if version.isdigit() else None,
+            expected_version=parse_id(request.POST.get("version")),
         )
     except services.StaleDeal as exc:
         messages.warning(request, str(exc))
@@ -245,10 +250,8 @@ def deal_new(request: HttpRequest) -> HttpResponse:
 def _terms_context(form: DealForm) -> dict:
     customer = None
     raw = form.data.get("customer") if form.is_bound else form.initial.get("customer")
-    if raw:
-        customer = (
-            form.fields["customer"].queryset.filter(pk=raw).first() if str(raw).isdigit() else None
-        )
+    if pk := parse_id(str(raw or "")):
+        customer = form.fields["customer"].queryset.filter(pk=pk).first()
     return {"terms_customer": customer, "terms": customer_terms(customer) if customer else None}
 
 
@@ -355,7 +358,7 @@ def deal_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def customer_list(request: HttpRequest) -> HttpResponse:
     _require_seller(request.user)
     customers = Customer.objects.visible_to(request.user)
-    query = request.GET.get("q", "").strip()
+    query, search_error = search_text(request.GET)
     if query:
         customers = customers.filter(Q(name__icontains=query) | Q(company__icontains=query))
     page = Paginator(customers.order_by("name", "id"), DEALS_PER_PAGE).get_page(
@@ -364,7 +367,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     template = (
         "pipeline/customer_list.html#results" if request.htmx else "pipeline/customer_list.html"
     )
-    return render(request, template, {"page": page, "q": query})
+    return render(request, template, {"page": page, "q": query, "search_error": search_error})
 
 
 def customer_new(request: HttpRequest) -> HttpResponse:

@@ -6,8 +6,9 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
@@ -103,12 +104,17 @@ def reminder_list(request: HttpRequest) -> HttpResponse:
 def _after_action(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         return _render_panel(request, selectors.reminder_panel(request.user))
+    # Back to the page the action came from: a path on this site, never a
+    # view name or another site (redirect() would try "next" as a view name).
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    if not (
+        target.startswith("/")
+        and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
     ):
-        target = "reminder_list"
-    return redirect(target)
+        target = reverse("reminder_list")
+    return HttpResponseRedirect(target)
 
 
 @require_POST

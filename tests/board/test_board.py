@@ -248,7 +248,7 @@ def test_the_board_page_and_the_export_agree(manager_client, fixture):
     assert [int(r["deal_id"]) for r in rows] == [fixture["partial"].pk, fixture["bounced"].pk]
     assert [r["outstanding"] for r in rows] == ["2100.00", "800.00"]
     assert rows[0]["cleared"] == "400.00" and rows[0]["aging_bucket"] == "31-60"
-    assert rows[1]["standing"] == "slow"
+    assert rows[1]["standing"] == "Slow"
     for row in rows:
         assert f"#{row['deal_id']} " in board.text
 
