@@ -24,9 +24,10 @@ from billing.models import (
     PaymentPlan,
     PaymentStatus,
 )
-from billing.policy import PaymentOption, deposit_amount, instalment_schedule
+from billing.policy import instalment_schedule
 from pipeline.models import Deal, User
 from pipeline.stages import Stage
+from pipeline.terms import PaymentOption, deposit_amount
 
 BRANDS = [("Visa", "4242"), ("Mastercard", "4444"), ("Amex", "0005"), ("Chase checking", "6789")]
 

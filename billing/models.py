@@ -17,11 +17,11 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.policy import ZERO
 from pipeline.freshness import StampedQuerySet
 from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedTextField
 from pipeline.models import Customer, Deal
+from pipeline.terms import ZERO
 
 # --- Terms exceptions -------------------------------------------
 

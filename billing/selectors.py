@@ -36,7 +36,9 @@ from billing.models import (
     PaymentStatus,
     TermsException,
 )
-from billing.policy import (
+from pipeline.models import Deal
+from pipeline.stages import Stage
+from pipeline.terms import (
     ZERO,
     PaymentHistory,
     PaymentOption,
@@ -45,8 +47,6 @@ from billing.policy import (
     standing_from_history,
     terms_for,
 )
-from pipeline.models import Deal
-from pipeline.stages import Stage
 
 MONEY = DecimalField(max_digits=14, decimal_places=2)
 

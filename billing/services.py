@@ -38,18 +38,13 @@ from billing.models import (
     WebhookEvent,
     invoice_due_date,
 )
-from billing.policy import (
-    ZERO,
-    PaymentOption,
-    commission_for,
-    deposit_amount,
-    standing_from_history,
-)
+from billing.policy import commission_for
 from billing.selectors import customer_payment_history
 from pipeline.masking import contains_card_number, looks_like_card_number
 from pipeline.models import Customer, Deal, User
 from pipeline.reminders.services import reminders_refresh_on_commit
 from pipeline.stages import SYSTEM, Stage
+from pipeline.terms import ZERO, PaymentOption, deposit_amount, standing_from_history
 
 
 class BillingError(Exception):

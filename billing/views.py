@@ -30,10 +30,11 @@ from billing.forms import (
     ReasonForm,
 )
 from billing.models import Invoice, Payment, PaymentKind, PaymentStatus
-from billing.policy import PaymentOption, instalment_schedule
+from billing.policy import instalment_schedule
 from pipeline.models import Customer, Deal, User
 from pipeline.stages import Stage
 from pipeline.templatetags.cleared import money
+from pipeline.terms import PaymentOption
 
 PER_PAGE = 25
 

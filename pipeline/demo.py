@@ -12,10 +12,10 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from billing import demo as billing_demo
-from billing.policy import PaymentOption
 from pipeline import services
 from pipeline.models import Customer, Deal, Role, TouchKind, User
 from pipeline.stages import HAPPY_PATH, IllegalMove, LostReason, Stage
+from pipeline.terms import PaymentOption
 
 PASSWORD = "demo"  # noqa: S105 - demo logins, refused when DEBUG is off
 

@@ -11,11 +11,11 @@ from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from billing.policy import PaymentOption, Standing
 from pipeline.freshness import StampedQuerySet, new_token
 from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedTextField
 from pipeline.stages import CLOSED_STAGES, LostReason, Stage
+from pipeline.terms import PaymentOption, Standing
 
 TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
@@ -108,7 +108,7 @@ class Customer(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="customers"
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    # A copy of billing.policy.standing_from_history(...) for this customer,
+    # A copy of pipeline.terms.standing_from_history(...) for this customer,
     # refreshed by billing whenever their payment history changes, so lists
     # and the Not paid yet board can filter on it without re-reading the ledger.
     standing = models.CharField(max_length=8, choices=Standing.choices, default=Standing.NEW)

@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from billing import services
 from billing.models import Invoice, InvoiceState, PaymentKind
-from billing.policy import PaymentOption
 from billing.selectors import deals_missing_deposit, instalments_due, invoices_due
 from pipeline.stages import Stage
+from pipeline.terms import PaymentOption
 from tests.billing.money import clear, record
 from tests.factories import DealFactory
 

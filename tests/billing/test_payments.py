@@ -19,11 +19,11 @@ from billing.models import (
     PaymentStatus,
     TermsException,
 )
-from billing.policy import PaymentOption, Standing
 from billing.selectors import customer_terms, deal_money, rep_month_figures
 from pipeline import services as pipeline_services
 from pipeline.models import Customer, Deal, StageEvent
 from pipeline.stages import SYSTEM, IllegalMove, LostReason, Stage
+from pipeline.terms import PaymentOption, Standing
 from tests.billing.money import bounce, clear, record
 from tests.factories import DealFactory
 

@@ -36,10 +36,10 @@ from billing.models import (
     PaymentMethodKind,
     PaymentStatus,
 )
-from billing.policy import PaymentOption, Standing
 from pipeline.models import Customer, Deal, Role, StageEvent, Touch, User
 from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
 from pipeline.stages import HAPPY_PATH, LostReason, Stage
+from pipeline.terms import PaymentOption, Standing
 
 BATCH = 5000
 STAGE_WEIGHTS = {
