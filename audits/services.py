@@ -23,8 +23,8 @@ from audits.models import (
     Outcome,
     WrapUpChecklist,
 )
+from pipeline.events import deal_changed_on_commit
 from pipeline.models import Deal, User
-from pipeline.reminders.services import reminders_refresh_on_commit
 from pipeline.services import deal_move
 from pipeline.stages import SYSTEM, IllegalMove, LostReason, Stage, check_move
 
@@ -155,7 +155,7 @@ def wrap_up_hand_over(
         completed_at=now,
     )
     # The auditors' "audit due" reminder, now rather than at the next scan.
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=rep.pk)
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)
     return Audit.objects.create(
         deal=deal,
         wrap_up=wrap_up,
@@ -313,7 +313,7 @@ def call_attempt_record(
             reason=_stage_reason(outcome, attempt),
             at=now,
         )
-    reminders_refresh_on_commit(deal_id=audit.deal_id, actor_id=auditor.pk)
+    deal_changed_on_commit(deal_id=audit.deal_id, actor_id=auditor.pk)
     return attempt
 
 

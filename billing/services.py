@@ -40,9 +40,9 @@ from billing.models import (
 )
 from billing.policy import commission_for
 from billing.selectors import customer_payment_history
+from pipeline.events import deal_changed_on_commit
 from pipeline.masking import contains_card_number, looks_like_card_number
 from pipeline.models import Customer, Deal, User
-from pipeline.reminders.services import reminders_refresh_on_commit
 from pipeline.stages import SYSTEM, Stage
 from pipeline.terms import ZERO, PaymentOption, deposit_amount, standing_from_history
 
@@ -159,7 +159,7 @@ def deal_sync_stage(*, deal_id: int, actor: User | None, at: datetime | None = N
     customer_refresh_standing(customer_id=deal.customer_id)
     # Money in, cleared or bounced: "deposit missing", "payment due" and
     # "payment bounced" follow at once, not at the next sweep.
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=actor.pk if actor else None)
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=actor.pk if actor else None)
     return deal
 
 
@@ -457,7 +457,7 @@ def invoice_issue(
         )
     issue_date = issue_date or timezone.localdate()
     terms_days = settings.CLEARED_INVOICE_TERMS_DAYS if terms_days is None else terms_days
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=issued_by.pk)
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=issued_by.pk)
     return Invoice.objects.create(
         deal=deal,
         number=_next_invoice_number(),
@@ -485,7 +485,7 @@ def invoice_void(*, invoice_id: int, actor: User, reason: str) -> Invoice:
     )
     if not voided:
         raise BillingError("This invoice is void already.")
-    reminders_refresh_on_commit(deal_id=invoice.deal_id, actor_id=actor.pk)
+    deal_changed_on_commit(deal_id=invoice.deal_id, actor_id=actor.pk)
     invoice.refresh_from_db()
     return invoice
 
@@ -569,7 +569,7 @@ def deposit_waive(
         deposit_required=False, version=F("version") + 1, updated_at=timezone.now()
     )
     # No deposit required any more: "deposit missing" is resolved at once.
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=manager.pk)
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=manager.pk)
     return TermsException.objects.create(
         kind=ExceptionKind.WAIVE_DEPOSIT,
         customer=deal.customer,

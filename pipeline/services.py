@@ -8,8 +8,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.selectors import customer_terms
+from pipeline.events import deal_changed_on_commit
 from pipeline.models import Customer, Deal, StageEvent, Touch, User
-from pipeline.reminders.services import reminders_refresh_on_commit
 from pipeline.stages import REP, SYSTEM, IllegalMove, LostReason, Stage, check_move
 
 
@@ -78,7 +78,7 @@ def deal_promise(
         at=deal.promised_at,
         reason="Customer said yes.",
     )
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=rep.pk)
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)
     return deal
 
 
@@ -140,7 +140,7 @@ def deal_move(
         from billing.services import deal_sync_stage
 
         deal_sync_stage(deal_id=deal.pk, actor=actor, at=now)
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=actor.pk if actor else None)
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=actor.pk if actor else None)
     deal.refresh_from_db()
     return deal
 
@@ -167,7 +167,7 @@ def deal_update(*, deal_id: int, actor: User, expected_version: int, **fields) -
         setattr(deal, name, value)
     deal.version = F("version") + 1
     deal.save()
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=actor.pk)
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=actor.pk)
     deal.refresh_from_db()
     return deal
 
@@ -205,5 +205,5 @@ def touch_record(
         version=F("version") + 1,
         updated_at=timezone.now(),
     )
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=author.pk)
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=author.pk)
     return touch
