@@ -288,8 +288,9 @@ def payment_status(request: HttpRequest, pk: int) -> HttpResponse:
     form = PaymentStatusForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            payment = services.payment_set_status(
-                payment_id=payment.pk, actor=request.user, **form.cleaned_data
+            move = services.payment_move_service(form.cleaned_data["to_status"])
+            payment = move(
+                payment_id=payment.pk, actor=request.user, reason=form.cleaned_data["reason"]
             )
         except services.BillingError as exc:
             if exc.field in form.fields:

@@ -5,8 +5,8 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from billing.selectors import customer_terms
 from pipeline.models import Customer, Deal, Touch
+from pipeline.selectors import customer_terms
 from pipeline.stages import LostReason, Stage
 from pipeline.terms import PaymentOption
 

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import OuterRef, Q
+from django.db.models import F, OuterRef, Q
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -113,6 +113,12 @@ class Customer(models.Model):
     # and the Not paid yet board can filter on it without re-reading the ledger.
     standing = models.CharField(max_length=8, choices=Standing.choices, default=Standing.NEW)
     standing_reason = models.CharField(max_length=200, default="No paid deal yet.")
+    # A copy of the manager's allow-invoicing exception in force for this
+    # customer (billing.models.TermsException), in words ("" if none), and the
+    # last day it holds (empty: open-ended). Written by billing in the same
+    # transaction that grants one (billing.services.invoicing_allow).
+    invoicing_exception = models.CharField(max_length=400, blank=True, default="")
+    invoicing_exception_until = models.DateField(null=True, blank=True)
 
     objects = CustomerQuerySet.as_manager()
 
@@ -125,6 +131,16 @@ class Customer(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("customer_detail", args=[self.pk])
+
+    def invoicing_exception_on(self, day) -> str:
+        """The allow-invoicing exception in force on ``day``, in words ("" if none).
+
+        It holds through its last day (``invoicing_exception_until``, inclusive).
+        """
+        until = self.invoicing_exception_until
+        if not self.invoicing_exception or (until is not None and day > until):
+            return ""
+        return self.invoicing_exception
 
 
 # Deals still alive (not paid, lost or written off): the reminder scan's partial indexes.
@@ -182,11 +198,15 @@ class Deal(models.Model):
     # Bumped by every write through the services: a form or a move made on an
     # older version is refused instead of overwriting someone else's change.
     version = models.PositiveIntegerField(default=1)
-    # The sum of this deal's cleared payments, a copy of what the billing
-    # ledger says, written in the same transaction as every clearing or bounce
-    # (billing.services), so outstanding money can be summed and sorted on at
+    # The deal's money, copies of what the billing ledger says, written by
+    # billing in the same transaction as every payment recorded, cleared or
+    # bounced (billing.services.deal_copy_money), so the pipeline decides with
+    # its own data and outstanding money can be summed and sorted on at
     # 100,000 deals without aggregating the ledger on every page.
+    # Cleared: the payments that cleared. Received: those pending or cleared
+    # (not bounced or charged back), what the deal's amount may not go under.
     cleared_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    received_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -240,6 +260,16 @@ class Deal(models.Model):
             models.CheckConstraint(
                 condition=Q(stage=Stage.LOST, lost_reason__gt="") | ~Q(stage=Stage.LOST),
                 name="deal_lost_has_reason",
+            ),
+            # Cleared money is part of the money received, and Cleared never
+            # takes more than the amount (billing.services.payment_record).
+            models.CheckConstraint(
+                condition=Q(
+                    cleared_amount__gte=0,
+                    cleared_amount__lte=F("received_amount"),
+                    received_amount__lte=F("amount"),
+                ),
+                name="deal_money_copies_consistent",
             ),
         ]
 
