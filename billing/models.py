@@ -36,9 +36,10 @@ class TermsException(AppendOnlyModel):
 
     Waiving a deposit is for one deal (and sets ``Deal.deposit_required`` to
     False through ``billing.services.deposit_waive``). Allowing invoicing is
-    for a customer: ``billing.selectors.customer_terms`` lets a slow payer be
+    for a customer: ``pipeline.selectors.customer_terms`` lets a slow payer be
     invoiced while the exception is valid (``valid_until``, inclusive; empty
-    means until further notice).
+    means until further notice), read from the copy on the customer row that
+    ``billing.services.invoicing_allow`` writes.
     """
 
     kind = models.CharField(max_length=20, choices=ExceptionKind.choices)

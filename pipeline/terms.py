@@ -5,8 +5,8 @@ it requires come out. The payment options, the standings, the deposit a deal's
 terms ask for and how Cleared rounds money belong to the pipeline: a deal is
 promised on them. ``billing.selectors.customer_payment_history`` reads the
 history from the ledger and billing keeps the copy on ``Customer.standing``;
-``customer_terms`` below reads that copy. Everything else here is testable
-with made-up histories.
+``pipeline.selectors.customer_terms`` reads that copy. Everything here is
+testable with made-up histories.
 """
 
 from dataclasses import dataclass, field
