@@ -209,3 +209,18 @@ def test_a_refused_payment_announces_nothing(delivered_deal, rep):
     with announced() as sent, pytest.raises(services.BillingError):
         record(delivered_deal, rep, "5000.00", kind=PaymentKind.FINAL)
     assert sent == []
+
+
+def test_the_daily_copy_takes_an_older_exception_once_the_newest_ran_out(customer, manager):
+    Customer.objects.filter(pk=customer.pk).update(standing=Standing.SLOW)
+    today = timezone.localdate()
+    tomorrow = today + timedelta(days=1)
+    services.invoicing_allow(customer_id=customer.pk, manager=manager, reason="Open-ended")
+    services.invoicing_allow(
+        customer_id=customer.pk, manager=manager, reason="Short one", valid_until=today
+    )
+    assert "Short one" in customer_terms(customer, today=today).exception
+    assert not customer_terms(customer, today=tomorrow).allows(PaymentOption.INVOICE)
+    # Tomorrow's refresh (billing.tasks.refresh_standings) copies the one still in force.
+    services.customer_copy_invoicing_exception(customer_id=customer.pk, today=tomorrow)
+    assert "Open-ended" in customer_terms(customer, today=tomorrow).exception
