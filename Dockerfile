@@ -19,4 +19,4 @@ RUN SECRET_KEY=build-only-not-secret python manage.py collectstatic --noinput
 RUN useradd --create-home cleared && mkdir -p /app/var && chown -R cleared /app/var
 USER cleared
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi:application"]

@@ -31,6 +31,8 @@ run: install
 	echo ""; \
 	echo "  Cleared is running at http://127.0.0.1:$(PORT)/"; \
 	echo "  Log in as rep, rep2, manager or auditor, password: demo.  Ctrl-C stops web, worker and beat."; \
+	echo "  manager also needs a two-factor code: run '$(PY) manage.py demo_code' in another terminal,"; \
+	echo "  or add the key CLEAREDDEMOMANAGERTWOFACTORCODES to an authenticator app."; \
 	echo ""; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
 

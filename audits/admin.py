@@ -1,4 +1,4 @@
-"""Verification records are kept (about two years): staff read them, never change them.
+"""Verification records are kept (about two years): operators read them, never change them.
 
 Stages and audit states move only through audits.services; call scripts get a
 new version instead of an edit.

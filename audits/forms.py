@@ -1,7 +1,7 @@
 from django import forms
 from django.utils import timezone
 
-from audits.models import SCRIPT_QUESTIONS, Outcome, WrapUpChecklist
+from audits.models import SCRIPT_QUESTIONS, DisputeDecision, Outcome, WrapUpChecklist
 from audits.services import default_call_window
 from pipeline.forms import DateTimeInput
 
@@ -36,8 +36,7 @@ class WrapUpForm(forms.ModelForm):
             "concerns": forms.Textarea(attrs={"rows": 2}),
         }
         help_texts = {
-            "call_window_start": "When the customer agreed to take the auditor's call.",
-            "confirmed_phone": "Read it back to the customer.",
+            "confirmed_phone": "Type the number the customer confirmed, read back to them.",
             "concerns": "Ask, and write what they said — “none” if none.",
         }
         error_messages = {
@@ -55,11 +54,18 @@ class WrapUpForm(forms.ModelForm):
         for name, message in _TICK_MESSAGES.items():
             self.fields[name].required = True
             self.fields[name].error_messages["required"] = message
-        if not self.is_bound:
-            start, end = default_call_window()
-            self.initial.setdefault("call_window_start", timezone.localtime(start))
-            self.initial.setdefault("call_window_end", timezone.localtime(end))
-            self.initial.setdefault("confirmed_phone", deal.customer.phone)
+        # Nothing is pre-filled: the window and the number are what the
+        # customer confirmed, typed by the rep, never assumed (issue 15).
+        start, end = default_call_window()
+        self.fields["call_window_start"].help_text = (
+            "When the customer agreed to take the auditor's call, e.g. "
+            f"{timezone.localtime(start):%H:%M}–{timezone.localtime(end):%H:%M}."
+        )
+        if deal.customer.phone:
+            self.fields["confirmed_phone"].help_text = (
+                f"On file: {deal.customer.phone}. Read it back to the customer and type "
+                "the number they confirm."
+            )
 
     def clean_confirmed_phone(self):
         phone = self.cleaned_data["confirmed_phone"].strip()
@@ -95,6 +101,8 @@ class CallOutcomeForm(forms.Form):
         choices=Outcome.choices,
         widget=forms.RadioSelect,
         error_messages={"required": "Choose what happened on the call."},
+        help_text="Confirmed needs a Yes to every script question above; if the customer "
+        "said no to any, record Disputed or Declined.",
     )
     callback_at = forms.DateTimeField(
         label="Call back at",
@@ -118,8 +126,20 @@ class CallOutcomeForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput)
     script_version = forms.IntegerField(widget=forms.HiddenInput)
 
-    def __init__(self, *args, questions=(), **kwargs):
+    def __init__(self, *args, questions=(), no_answer_from=None, **kwargs):
         super().__init__(*args, **kwargs)
+        # Say, next to each outcome, what it needs before the auditor submits.
+        labels = {
+            Outcome.CONFIRMED: "Confirmed — every question above answered Yes",
+            Outcome.CALL_BACK: "Call back — at the time the customer gave",
+            Outcome.DISPUTED: "Disputed — the customer does not recognise the sale",
+        }
+        if no_answer_from is not None:
+            until = timezone.localtime(no_answer_from).strftime("%H:%M")
+            labels[Outcome.NO_ANSWER] = f"No answer — can be recorded again from {until}"
+        self.fields["outcome"].choices = [
+            (value, labels.get(value, label)) for value, label in Outcome.choices
+        ]
         # One yes/no per script question, labelled with the question as read.
         texts = {q["key"]: q["text"] for q in questions}
         self.answer_fields = []
@@ -165,3 +185,40 @@ class CallOutcomeForm(forms.Form):
         if outcome in (Outcome.DISPUTED, Outcome.DECLINED) and not cleaned.get("notes", "").strip():
             self.add_error("notes", "Write what the customer said.")
         return cleaned
+
+
+class DisputeDecisionForm(forms.Form):
+    """The manager's decision on a sale disputed at audit, with the reason."""
+
+    decision = forms.ChoiceField(
+        label="Your decision",
+        widget=forms.RadioSelect,
+        choices=[
+            (DisputeDecision.LOST, "Mark it lost — disputed at audit"),
+            (
+                DisputeDecision.RE_CLOSE,
+                "Send it back to the rep to re-close (a new wrap-up and audit)",
+            ),
+        ],
+        error_messages={"required": "Choose: lost, or back to the rep to re-close."},
+    )
+    reason = forms.CharField(
+        label="Why",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Goes on the deal's timeline; the rep reads it.",
+        error_messages={"required": "Say why: the rep reads it on the deal's timeline."},
+    )
+
+    def __init__(self, *args, final: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if final:
+            # A second dispute is final: only "lost" is left.
+            self.fields["decision"].choices = self.fields["decision"].choices[:1]
+            self.fields["decision"].help_text = "Disputed twice: a second dispute is final."
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("Say why: the rep reads it on the deal's timeline.")
+        return reason

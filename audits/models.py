@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from pipeline.ledger import AppendOnlyModel, AppendOnlyQuerySet
-from pipeline.masking import MaskedCharField, MaskedTextField
+from pipeline.masking import MaskedCharField, MaskedJSONField, MaskedTextField
 from pipeline.models import Deal
 from pipeline.templatetags.cleared import money
 
@@ -47,7 +47,7 @@ class WrapUpChecklist(models.Model):
     call_window_start = models.DateTimeField("call window from")
     call_window_end = models.DateTimeField("call window until")
     # 2. phone number confirmed
-    confirmed_phone = models.CharField("confirmed phone number", max_length=40)
+    confirmed_phone = MaskedCharField("confirmed phone number", max_length=40)
     # 3. the customer will be available to answer
     customer_will_answer = models.BooleanField(
         "the customer confirmed they will be available to answer", default=False
@@ -117,12 +117,24 @@ CLOSED_STATES = (
 )
 
 
+class DisputeDecision(models.TextChoices):
+    """The manager's decision on a disputed audit (DOMAIN.md, "The audit")."""
+
+    NONE = "", "Awaiting the manager"
+    LOST = "lost", "Marked lost: disputed at audit"
+    RE_CLOSE = "re_close", "Sent back to the rep to re-close"
+
+
 class AuditQuerySet(_AppendOnlyQuerySet):
     def open(self) -> "AuditQuerySet":
         return self.filter(state__in=OPEN_STATES)
 
     def closed(self) -> "AuditQuerySet":
         return self.filter(state__in=CLOSED_STATES)
+
+    def awaiting_decision(self) -> "AuditQuerySet":
+        """Disputed, and the manager has not decided yet."""
+        return self.filter(state=AuditState.DISPUTED, decision=DisputeDecision.NONE)
 
 
 class Audit(models.Model):
@@ -163,6 +175,20 @@ class Audit(models.Model):
 
     # Set when the manager should hear about it (a dispute, a flake).
     escalated_at = models.DateTimeField(null=True, blank=True)
+    # A dispute is decided by the rep's manager, with a reason
+    # (audits.services.audit_dispute_decide); empty while it awaits them.
+    decision = models.CharField(
+        max_length=16, choices=DisputeDecision.choices, blank=True, default=DisputeDecision.NONE
+    )
+    decision_reason = MaskedTextField("why", blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="audit_decisions",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
     queued_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every recorded attempt: an outcome submitted from an older
@@ -189,6 +215,31 @@ class Audit(models.Model):
                 condition=Q(no_answer_count__lte=FLAKE_AFTER_NO_ANSWERS),
                 name="audit_no_answers_at_most_flake_limit",
             ),
+            # Only a dispute is decided, and a decision names who, when and why.
+            models.CheckConstraint(
+                condition=Q(decision="") | Q(state=AuditState.DISPUTED),
+                name="audit_decision_only_on_a_dispute",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    decision="",
+                    decided_by__isnull=True,
+                    decided_at__isnull=True,
+                    decision_reason="",
+                )
+                | (
+                    ~Q(decision="")
+                    & Q(decided_by__isnull=False, decided_at__isnull=False)
+                    & ~Q(decision_reason="")
+                ),
+                name="audit_decision_is_complete",
+            ),
+            # At most one dispute of a deal awaits its manager.
+            models.UniqueConstraint(
+                fields=["deal"],
+                condition=Q(state=AuditState.DISPUTED, decision=""),
+                name="audit_one_dispute_awaiting_per_deal",
+            ),
         ]
         indexes = [
             # The queue page and the reminders' audits_due/audits_overdue scan
@@ -211,6 +262,11 @@ class Audit(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def awaits_decision(self) -> bool:
+        """Disputed, and the rep's manager has not decided yet."""
+        return self.state == AuditState.DISPUTED and not self.decision
 
     def claim_is_live(self, now: datetime | None = None) -> bool:
         now = now or timezone.now()
@@ -276,13 +332,13 @@ class CallScript(AppendOnlyModel):
     """
 
     version = models.PositiveIntegerField(unique=True)
-    opening = models.TextField(help_text="Read before the questions.")
-    identity = models.TextField("identity question")
-    purchase = models.TextField("purchase question")
-    price = models.TextField("price question")
-    terms = models.TextField("terms question")
-    right_to_cancel = models.TextField("right-to-cancel question")
-    closing = models.TextField(help_text="Read after a confirmed call.")
+    opening = MaskedTextField(help_text="Read before the questions.")
+    identity = MaskedTextField("identity question")
+    purchase = MaskedTextField("purchase question")
+    price = MaskedTextField("price question")
+    terms = MaskedTextField("terms question")
+    right_to_cancel = MaskedTextField("right-to-cancel question")
+    closing = MaskedTextField(help_text="Read after a confirmed call.")
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = CallScriptQuerySet.as_manager()
@@ -342,7 +398,7 @@ class CallAttempt(AppendOnlyModel):
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     script = models.ForeignKey(CallScript, on_delete=models.PROTECT, related_name="attempts")
     # {"identity": "yes", "purchase": "no", ...}; questions not reached are absent.
-    answers = models.JSONField(default=dict, blank=True)
+    answers = MaskedJSONField(default=dict, blank=True)
     callback_at = models.DateTimeField(null=True, blank=True)
     recording_ref = MaskedCharField(
         "recording reference",

@@ -20,13 +20,22 @@ from audits.models import (
     AuditState,
     CallAttempt,
     CallScript,
+    DisputeDecision,
     Outcome,
     WrapUpChecklist,
 )
 from pipeline.events import deal_changed_on_commit
 from pipeline.models import Deal, User
 from pipeline.services import deal_move
-from pipeline.stages import SYSTEM, IllegalMove, LostReason, Stage, check_move
+from pipeline.stages import (
+    BEFORE_AUDIT_STAGES,
+    SYSTEM,
+    AuditFlag,
+    IllegalMove,
+    LostReason,
+    Stage,
+    check_move,
+)
 
 
 class AuditRefused(Exception):
@@ -78,6 +87,11 @@ def wrap_up_refusal(deal: Deal) -> str | None:
         return f"This deal is {deal.get_stage_display().lower()}: there is nothing to audit."
     if deal.stage not in (Stage.PROMISED, Stage.DEPOSIT):
         return f"This deal is in {deal.get_stage_display()}: it is past the audit."
+    if deal.is_disputed:
+        return (
+            "The customer disputed this sale at audit: the manager decides first "
+            "(lost, or back to you to re-close)."
+        )
     if deal.audits.open().exists():
         return "This deal is already in the audit queue."
     try:
@@ -88,7 +102,10 @@ def wrap_up_refusal(deal: Deal) -> str | None:
 
 
 def default_call_window(now: datetime | None = None) -> tuple[datetime, datetime]:
-    """Within the next hour, from the next quarter hour (what reps agree most)."""
+    """Within the next hour, from the next quarter hour (what reps agree most).
+
+    Shown as an example next to the wrap-up's window, never filled in for the rep.
+    """
     now = (now or timezone.now()).replace(second=0, microsecond=0)
     start = now + timedelta(minutes=(15 - now.minute % 15) % 15)
     return start, start + timedelta(minutes=settings.CLEARED_AUDIT_WINDOW_MINUTES)
@@ -154,6 +171,8 @@ def wrap_up_hand_over(
         completed_by=rep,
         completed_at=now,
     )
+    # Wrapped up again after a flake: the rep's "re-close" is answered.
+    _deal_set_audit_flag(deal.pk, AuditFlag.NONE, now, only_if=AuditFlag.FLAKED)
     # The auditors' "audit due" reminder, now rather than at the next scan.
     deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)
     return Audit.objects.create(
@@ -165,6 +184,41 @@ def wrap_up_hand_over(
         next_call_at=call_window_start,
         queued_at=now,
     )
+
+
+def _deal_set_audit_flag(deal_id: int, flag: str, now: datetime, only_if: str | None = None) -> int:
+    """Set (or clear) the deal's audit flag, bumping its version: one UPDATE.
+
+    Only a deal before its audit carries a flag (a database constraint); a
+    deal lost meanwhile keeps none.
+    """
+    deals = Deal.objects.filter(pk=deal_id)
+    if flag:
+        deals = deals.filter(stage__in=BEFORE_AUDIT_STAGES)
+    if only_if is not None:
+        deals = deals.filter(audit_flag=only_if)
+    return deals.update(
+        audit_flag=flag,
+        audit_flag_at=now if flag else None,
+        version=F("version") + 1,
+        updated_at=now,
+    )
+
+
+def no_answer_refusal(audit: Audit, now: datetime | None = None) -> str | None:
+    """Why a no-answer cannot be recorded yet, or None (DOMAIN.md: "retry later").
+
+    After a no-answer the next one counts only from ``retry_at``
+    (CLEARED_AUDIT_RETRY_MINUTES later): three quick redials are not three tries.
+    """
+    now = now or timezone.now()
+    if audit.state == AuditState.RETRY and audit.retry_at and now < audit.retry_at:
+        until = timezone.localtime(audit.retry_at).strftime("%H:%M")
+        return (
+            f"A no-answer was recorded less than {settings.CLEARED_AUDIT_RETRY_MINUTES} minutes "
+            f"ago: the next try counts from {until}. Call again then."
+        )
+    return None
 
 
 def _check_may_call(audit: Audit, auditor: User) -> None:
@@ -228,10 +282,13 @@ def call_attempt_record(
 
     - confirmed (every script answer yes): the deal moves to Audit confirmed,
       as the system, with the auditor named on the stage event;
-    - no answer: retried CLEARED_AUDIT_RETRY_MINUTES later; the third flakes
-      the audit and the deal goes back to the rep to re-close;
+    - no answer: retried CLEARED_AUDIT_RETRY_MINUTES later, and refused before
+      then (``no_answer_refusal``); the third flakes the audit and the deal is
+      flagged flaked: back to the rep, reminded at once, to re-close;
     - call back: at the time the customer named;
-    - disputed: the audit closes, the deal stays with the rep, the manager is told;
+    - disputed: the audit closes and the deal is flagged disputed: off the
+      billing path and frozen until the rep's manager decides
+      (``audit_dispute_decide``); the rep and the manager are reminded at once;
     - declined: the deal is lost, "declined at audit".
 
     The audit row is locked and its version compared, so of two outcomes
@@ -260,6 +317,8 @@ def call_attempt_record(
                 f"{', '.join(missing)}. Record it as disputed or declined instead.",
                 field="outcome",
             )
+    if outcome == Outcome.NO_ANSWER and (refusal := no_answer_refusal(audit, now)):
+        raise AuditRefused(refusal, field="outcome")
     if outcome == Outcome.CALL_BACK and (callback_at is None or callback_at <= now):
         raise AuditRefused("Give the time the customer asked to be called back.", "callback_at")
     if outcome in (Outcome.DISPUTED, Outcome.DECLINED) and not notes.strip():
@@ -300,6 +359,11 @@ def call_attempt_record(
     if state in (AuditState.DISPUTED, AuditState.FLAKED):
         changes["escalated_at"] = now
     Audit.objects.filter(pk=audit.pk).update(**changes)
+    if state == AuditState.DISPUTED:
+        # Off the billing path at once; the manager decides (audit_dispute_decide).
+        _deal_set_audit_flag(audit.deal_id, AuditFlag.DISPUTED, now)
+    elif state == AuditState.FLAKED:
+        _deal_set_audit_flag(audit.deal_id, AuditFlag.FLAKED, now)
 
     if effect.deal_stage is not None:
         # Raises IllegalMove (rolling the attempt back too) if the deal moved
@@ -323,3 +387,90 @@ def _stage_reason(outcome: str, attempt: CallAttempt) -> str:
             f"The customer confirmed the sale on the audit call (script v{attempt.script.version})."
         )
     return f"The customer declined on the audit call: {attempt.notes}"
+
+
+def dispute_refusal(audit: Audit, decision: str) -> str | None:
+    """Why this decision cannot be taken on this audit, or None.
+
+    A second dispute of the same deal is final: only "lost" is left.
+    """
+    if decision not in (DisputeDecision.LOST, DisputeDecision.RE_CLOSE):
+        return "Choose: mark it lost, or send it back to the rep to re-close."
+    if decision == DisputeDecision.RE_CLOSE and is_second_dispute(audit):
+        return "This sale was disputed twice: a second dispute is final, mark it lost."
+    return None
+
+
+def is_second_dispute(audit: Audit) -> bool:
+    """The deal was disputed at an earlier audit too."""
+    return (
+        Audit.objects.filter(deal_id=audit.deal_id, state=AuditState.DISPUTED)
+        .exclude(pk=audit.pk)
+        .exists()
+    )
+
+
+def may_decide(user: User, deal: Deal) -> bool:
+    """The deal rep's manager decides a dispute (a superuser may too); never the rep."""
+    if user.is_superuser:
+        return True
+    return user.is_manager and deal.rep_id != user.pk and deal.rep.manager_id == user.pk
+
+
+@transaction.atomic
+def audit_dispute_decide(
+    *,
+    audit_id: int,
+    manager: User,
+    decision: str,
+    reason: str,
+    now: datetime | None = None,
+) -> Audit:
+    """The manager's decision on a sale disputed at audit (DOMAIN.md, "The audit").
+
+    - lost: the deal is marked lost, "disputed at audit", with the reason;
+    - re_close: the deal goes back to the rep, who re-closes it with the
+      customer and wraps it up again for a new audit. A second dispute is
+      final: then only "lost" is possible.
+
+    The audit row is locked, then the deal (the order call_attempt_record
+    uses), and the decision is a compare-and-set on an undecided dispute: a
+    double submission or two managers deciding at once record one decision;
+    the other raises AuditChanged.
+    """
+    now = now or timezone.now()
+    audit = Audit.objects.select_for_update().select_related("deal__rep").get(pk=audit_id)
+    if not may_decide(manager, audit.deal):
+        raise NotAllowed("Only the rep's manager decides a disputed sale.")
+    if not audit.awaits_decision:
+        raise AuditChanged(
+            "This dispute was decided already: "
+            f"{audit.get_decision_display().lower() or audit.get_state_display().lower()}."
+        )
+    if refusal := dispute_refusal(audit, decision):
+        raise AuditRefused(refusal, field="decision")
+    if not reason.strip():
+        raise AuditRefused("Say why: the reason goes on the deal's timeline.", field="reason")
+    decided = Audit.objects.filter(pk=audit.pk, decision=DisputeDecision.NONE).update(
+        decision=decision,
+        decision_reason=reason.strip(),
+        decided_by=manager,
+        decided_at=now,
+        version=F("version") + 1,
+    )
+    if not decided:  # pragma: no cover - the row lock makes this unreachable on PostgreSQL
+        raise AuditChanged("This dispute was decided already.")
+    Deal.objects.select_for_update().get(pk=audit.deal_id)
+    _deal_set_audit_flag(audit.deal_id, AuditFlag.NONE, now, only_if=AuditFlag.DISPUTED)
+    if decision == DisputeDecision.LOST:
+        deal_move(
+            deal_id=audit.deal_id,
+            to_stage=Stage.LOST,
+            actor=manager,
+            lost_reason=LostReason.DISPUTED_AT_AUDIT,
+            reason=f"Disputed at audit; the manager decided: {reason.strip()}",
+            at=now,
+        )
+    deal_changed_on_commit(deal_id=audit.deal_id, actor_id=manager.pk)
+    audit.refresh_from_db()
+    return audit

@@ -18,8 +18,8 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from audits import selectors, services
-from audits.forms import CallOutcomeForm, WrapUpForm
-from audits.models import Audit, CallScript
+from audits.forms import CallOutcomeForm, DisputeDecisionForm, WrapUpForm
+from audits.models import Audit, AuditState, CallScript
 from pipeline.models import Deal
 from pipeline.stages import IllegalMove
 
@@ -54,7 +54,8 @@ def wrap_up(request: HttpRequest, deal_pk: int) -> HttpResponse:
     """The wrap-up checklist: fill it with the customer, then hand the deal to audit."""
     deal = _get_deal_for_wrap_up(request.user, deal_pk)
     refusal = services.wrap_up_refusal(deal)
-    form = WrapUpForm(request.POST or None, deal=deal)
+    # Bound on every POST, even an empty one: it comes back with its messages.
+    form = WrapUpForm(request.POST if request.method == "POST" else None, deal=deal)
     status = 200
     if request.method == "POST":
         if refusal:
@@ -116,9 +117,11 @@ def _call_context(request: HttpRequest, audit: Audit, form: CallOutcomeForm | No
     if script is None:
         raise Http404("No call script yet: an administrator adds one.")
     rendered = script.render(audit.deal)
+    no_answer_from = audit.retry_at if services.no_answer_refusal(audit) else None
     if form is None:
         form = CallOutcomeForm(
             questions=rendered["questions"],
+            no_answer_from=no_answer_from,
             initial={"version": audit.version, "script_version": script.version},
         )
     return {
@@ -148,7 +151,11 @@ def attempt_new(request: HttpRequest, pk: int) -> HttpResponse:
     """Record one call's outcome; the stage move it causes is in the same transaction."""
     audit = _get_audit_for_call(request.user, pk)
     script = CallScript.objects.current()
-    form = CallOutcomeForm(request.POST, questions=script.render(audit.deal)["questions"])
+    form = CallOutcomeForm(
+        request.POST,
+        questions=script.render(audit.deal)["questions"],
+        no_answer_from=audit.retry_at if services.no_answer_refusal(audit) else None,
+    )
     if form.is_valid():
         data = form.cleaned_data
         script_used = CallScript.objects.filter(version=data["script_version"]).first() or script
@@ -183,6 +190,69 @@ def attempt_new(request: HttpRequest, pk: int) -> HttpResponse:
             )
             return _redirect(request, reverse("audits:queue"))
     return _render_call(request, audit, status=422, form=form)
+
+
+# --- The manager's decision on a dispute ------------------------------------------
+
+
+def _dispute_for(user, deal_pk: int) -> tuple[Deal, Audit]:
+    """The deal (one the user may see) and its latest disputed audit; 404 otherwise."""
+    deal = _get_deal_for_wrap_up(user, deal_pk)
+    audit = (
+        deal.audits.filter(state=AuditState.DISPUTED)
+        .select_related("decided_by", "wrap_up")
+        .prefetch_related("attempts__auditor")
+        .order_by("-closed_at", "-id")
+        .first()
+    )
+    if audit is None:
+        raise Http404("This deal was not disputed at audit.")
+    return deal, audit
+
+
+def dispute(request: HttpRequest, deal_pk: int) -> HttpResponse:
+    """A sale disputed at audit: what the customer said, and the manager's decision.
+
+    Everyone who may see the deal sees the page; only the rep's manager
+    decides (the form is theirs). A decision already taken, by a double
+    click or another manager, is not taken twice: the page says what was decided.
+    """
+    deal, audit = _dispute_for(request.user, deal_pk)
+    may_decide = services.may_decide(request.user, deal)
+    final = services.is_second_dispute(audit)
+    form = DisputeDecisionForm(request.POST if request.method == "POST" else None, final=final)
+    status = 200
+    if request.method == "POST":
+        if not may_decide:
+            raise PermissionDenied("Only the rep's manager decides a disputed sale.")
+        if form.is_valid():
+            try:
+                services.audit_dispute_decide(
+                    audit_id=audit.pk, manager=request.user, **form.cleaned_data
+                )
+            except services.AuditChanged as exc:
+                messages.warning(request, str(exc))
+                return _redirect(request, deal.get_absolute_url())
+            except services.AuditRefused as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+            except services.NotAllowed as exc:
+                raise PermissionDenied(str(exc)) from exc
+            except IllegalMove as exc:
+                form.add_error(None, str(exc))
+            else:
+                audit.refresh_from_db()
+                messages.success(request, f"Decided: {audit.get_decision_display().lower()}.")
+                return _redirect(request, deal.get_absolute_url())
+        status = 422
+    context = {
+        "deal": deal,
+        "audit": audit,
+        "disputed_call": next((a for a in audit.attempts.all() if a.outcome == "disputed"), None),
+        "form": form,
+        "may_decide": may_decide and audit.awaits_decision,
+        "final": final,
+    }
+    return render(request, "audits/dispute.html", context, status=status)
 
 
 # --- The manager's report ------------------------------------------------------

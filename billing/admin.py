@@ -1,7 +1,6 @@
 """Billing in the admin: ledgers are read-only and nothing is ever deleted."""
 
 from django.contrib import admin
-from django.utils import timezone
 
 from billing.models import (
     CommissionEntry,
@@ -116,17 +115,8 @@ class WebhookEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CommissionRate)
-class CommissionRateAdmin(admin.ModelAdmin):
-    """A rep's own rate is the one billing setting a manager edits here."""
+class CommissionRateAdmin(ReadOnlyAdmin):
+    """A history: managers set rates on the Team page (billing.services.commission_rate_set)."""
 
-    list_display = ("rep", "rate", "set_by", "set_at")
+    list_display = ("rep", "rate", "effective_from", "set_by", "set_at")
     list_select_related = ("rep", "set_by")
-    raw_id_fields = ("rep",)
-    readonly_fields = ("set_by", "set_at")
-
-    def save_model(self, request, obj, form, change):
-        obj.set_by, obj.set_at = request.user, timezone.now()
-        super().save_model(request, obj, form, change)
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser

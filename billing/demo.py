@@ -113,10 +113,12 @@ def seed(stdout=None) -> None:
     today = timezone.localdate()
     deals = Deal.objects.filter(rep__username__in=["rep", "rep2"]).select_related("customer", "rep")
 
-    # A rep's own commission rate, set by the manager.
-    CommissionRate.objects.update_or_create(
+    # A rep's own commission rate, set by the manager before the demo's history starts.
+    CommissionRate.objects.create(
         rep=User.objects.get(username="rep2"),
-        defaults={"rate": Decimal("0.1200"), "set_by": manager},
+        rate=Decimal("0.1200"),
+        effective_from=today - timedelta(days=365),
+        set_by=manager,
     )
 
     # Invoices for billed deals that are confirmed or delivered; some are overdue.

@@ -166,3 +166,30 @@ class AllowInvoicingForm(ReasonForm):
         if value is not None and value < timezone.localdate():
             raise forms.ValidationError("The exception can't end in the past.")
         return value
+
+
+class CommissionRateForm(forms.Form):
+    """A rep's commission rate, as a percent, from a day on."""
+
+    percent = forms.DecimalField(
+        label="Commission rate (%)",
+        min_value=0,
+        max_value=100,
+        max_digits=5,
+        decimal_places=2,
+        help_text="Of cleared money, e.g. 12.50 for 12.50 %.",
+        error_messages={
+            "required": "Type a rate from 0 to 100.",
+            "invalid": "A number from 0 to 100, e.g. 12.50.",
+            "min_value": "A rate from 0 to 100 %%.",  # %% : Django formats these with params
+            "max_value": "A rate from 0 to 100 %%.",
+            "max_decimal_places": "At most two decimals, e.g. 12.50.",
+            "max_digits": "A rate from 0 to 100 %%.",
+        },
+    )
+    effective_from = forms.DateField(
+        label="In force from",
+        widget=DateInput(),
+        help_text="Today or later. Commission already earned does not change.",
+        error_messages={"required": "Choose the first day.", "invalid": "A date, e.g. 2026-12-01."},
+    )

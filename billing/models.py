@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from pipeline.freshness import StampedQuerySet
 from pipeline.ledger import AppendOnlyModel
-from pipeline.masking import MaskedCharField, MaskedTextField
+from pipeline.masking import MaskedCharField, MaskedJSONField, MaskedTextField
 from pipeline.models import Customer, Deal
 from pipeline.terms import ZERO
 
@@ -317,7 +317,7 @@ class Payment(models.Model):
     """Money received against a deal (and an invoice or instalment when there is one).
 
     Recorded pending; cleared, bounced or charged back only through
-    ``billing.services.payment_set_status``, which writes a ``PaymentEvent``.
+    ``billing.services.payment_clear`` and its siblings, which writes a ``PaymentEvent``.
     """
 
     deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="payments")
@@ -425,8 +425,9 @@ class WebhookEvent(AppendOnlyModel):
     payment = models.ForeignKey(
         Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="webhook_events"
     )
-    payload = models.JSONField()
-    outcome = models.CharField(max_length=200)
+    # The event as received, every string in it masked: a "reason" may quote a card.
+    payload = MaskedJSONField()
+    outcome = MaskedCharField(max_length=200)
     received_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -439,21 +440,33 @@ class WebhookEvent(AppendOnlyModel):
 # --- Commission -------------------------------------------
 
 
-class CommissionRate(models.Model):
-    """A rep's own commission rate, instead of ``CLEARED_COMMISSION_RATE``."""
+class CommissionRate(AppendOnlyModel):
+    """A rep's own commission rate from a day on, instead of ``CLEARED_COMMISSION_RATE``.
 
-    rep = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="commission_rate"
+    A history, never edited: a new rate is a new row effective from today or a
+    later day, and the rate in force on a day is the row with the latest
+    ``effective_from`` on or before it (the last one set, if two share a day).
+    Commission entries copy the rate they were earned at, so a new rate never
+    changes money already earned.
+    """
+
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="commission_rates"
     )
     rate = models.DecimalField(
         max_digits=5, decimal_places=4, help_text="0.1200 is 12% of cleared money."
     )
+    effective_from = models.DateField(help_text="The first day (the rep's own) it is in force.")
     set_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     set_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        ordering = ["rep", "-effective_from", "-id"]
+        indexes = [
+            models.Index(fields=["rep", "-effective_from", "-id"], name="commission_rate_in_force")
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(rate__gte=0) & Q(rate__lte=1), name="commission_rate_0_to_1"
@@ -461,7 +474,28 @@ class CommissionRate(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rep}: {self.rate:%}"
+        return f"{self.rep}: {self.percent} from {self.effective_from}"
+
+    @property
+    def percent(self) -> str:
+        """As people read it: "12.00 %"."""
+        return rate_percent(self.rate)
+
+    @classmethod
+    def in_force(cls, rep_id: int, day: date) -> Decimal:
+        """The rep's rate on ``day``: their own, else ``CLEARED_COMMISSION_RATE``."""
+        own = (
+            cls.objects.filter(rep_id=rep_id, effective_from__lte=day)
+            .order_by("-effective_from", "-id")
+            .values_list("rate", flat=True)
+            .first()
+        )
+        return own if own is not None else settings.CLEARED_COMMISSION_RATE
+
+
+def rate_percent(rate: Decimal) -> str:
+    """A commission rate (a fraction) as a percent with two decimals: "5.00 %"."""
+    return f"{rate * 100:.2f} %"
 
 
 class CommissionKind(models.TextChoices):

@@ -1,6 +1,7 @@
 """Reads about money that span models. Sums and averages are done in SQL."""
 
 import calendar
+import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -27,6 +28,7 @@ from django.utils import timezone
 
 from billing.models import (
     CommissionEntry,
+    CommissionRate,
     ExceptionKind,
     Invoice,
     Payment,
@@ -34,8 +36,10 @@ from billing.models import (
     PaymentPlan,
     PaymentStatus,
     TermsException,
+    rate_percent,
 )
-from pipeline.models import Deal
+from billing.policy import billing_refusal, cutoff_advice
+from pipeline.models import Deal, disputed_at_audit
 from pipeline.stages import Stage
 from pipeline.terms import (
     ZERO,
@@ -155,6 +159,11 @@ class DealMoney:
     methods: list = field(default_factory=list)
     plan: PaymentPlan | None = None
     instalments: list = field(default_factory=list)
+    # Why no invoice or charge can be made now (disputed, or before the audit),
+    # and why no payment can be recorded: None when the buttons are offered.
+    billing_refusal: str | None = None
+    payment_refusal: str | None = None
+    cutoff_advice: str | None = None
 
     @property
     def outstanding(self) -> Decimal:
@@ -216,6 +225,9 @@ def deal_money(deal: Deal) -> DealMoney:
         methods=methods,
         plan=plan,
         instalments=instalments,
+        billing_refusal=billing_refusal(deal),
+        payment_refusal=billing_refusal(deal, payment=True),
+        cutoff_advice=cutoff_advice(deal, settings.REMINDERS_INVOICE_CUTOFF_DAYS),
         **sums,
     )
 
@@ -310,6 +322,7 @@ def team_month_figures(
     rep_ids = list(rep_ids)
     promised = dict(
         Deal.objects.filter(rep_id__in=rep_ids, promised_at__gte=start, promised_at__lt=end)
+        .exclude(disputed_at_audit())
         .order_by()
         .values_list("rep_id")
         .annotate(total=_money_sum("amount"))
@@ -324,6 +337,7 @@ def team_month_figures(
                 recorded_at__gte=start,
                 recorded_at__lt=end,
             )
+            .exclude(disputed_at_audit("deal__"))
             .order_by()
             .values_list("deal__rep_id")
             .annotate(total=_money_sum("amount"))
@@ -332,6 +346,7 @@ def team_month_figures(
     ledger = {
         row["rep_id"]: row
         for row in CommissionEntry.objects.filter(rep_id__in=rep_ids, at__gte=start, at__lt=end)
+        .exclude(disputed_at_audit("deal__"))
         .order_by()
         .values("rep_id")
         .annotate(cleared=_money_sum("base"), earned=_money_sum("amount"))
@@ -358,6 +373,56 @@ def commission_ledger(rep_ids, month: date):
     start, end = month_bounds(month)
     return (
         CommissionEntry.objects.filter(rep_id__in=list(rep_ids), at__gte=start, at__lt=end)
+        .exclude(disputed_at_audit("deal__"))
         .select_related("rep", "deal", "deal__customer", "payment")
         .order_by("-at", "-id")
     )
+
+
+@dataclass(frozen=True)
+class RateInForce:
+    """A rep's commission rate today, and the next one already set for a later day."""
+
+    rate: Decimal
+    since: date | None  # None: the default rate, CLEARED_COMMISSION_RATE
+    next_rate: Decimal | None = None
+    next_from: date | None = None
+
+    @property
+    def percent(self) -> str:
+        return rate_percent(self.rate)
+
+    @property
+    def next_percent(self) -> str:
+        return rate_percent(self.next_rate) if self.next_rate is not None else ""
+
+
+def rates_in_force(reps) -> dict[int, RateInForce]:
+    """Each rep's commission rate in force today (their own today) and the
+    next one set, from one query over their rate histories (the Team page)."""
+    reps = list(reps)
+    history: dict[int, list[CommissionRate]] = {rep.pk: [] for rep in reps}
+    for rate in CommissionRate.objects.filter(rep_id__in=list(history)).order_by(
+        "rep_id", "-effective_from", "-id"
+    ):
+        history[rate.rep_id].append(rate)
+    now = timezone.now()
+    found = {}
+    for rep in reps:
+        today = now.astimezone(zoneinfo.ZoneInfo(rep.time_zone)).date()
+        current = next((r for r in history[rep.pk] if r.effective_from <= today), None)
+        upcoming = [r for r in history[rep.pk] if r.effective_from > today]
+        # The next change: the earliest later day, its last-set rate.
+        after = min(upcoming, key=lambda r: (r.effective_from, -r.pk)) if upcoming else None
+        found[rep.pk] = RateInForce(
+            rate=current.rate if current else settings.CLEARED_COMMISSION_RATE,
+            since=current.effective_from if current else None,
+            next_rate=after.rate if after else None,
+            next_from=after.effective_from if after else None,
+        )
+    return found
+
+
+def rate_history(rep_id: int):
+    """A rep's commission rates, latest day first (the rate form's history)."""
+    return CommissionRate.objects.filter(rep_id=rep_id).select_related("set_by")

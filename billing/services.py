@@ -11,6 +11,7 @@ and every write announces ``pipeline.events.deal_changed``; the pipeline never
 calls back into billing.
 """
 
+import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -42,10 +43,10 @@ from billing.models import (
     WebhookEvent,
     invoice_due_date,
 )
-from billing.policy import commission_for
+from billing.policy import billing_refusal, commission_for
 from billing.selectors import active_invoicing_exception, customer_payment_history
 from pipeline.events import deal_changed_on_commit
-from pipeline.masking import contains_card_number, looks_like_card_number
+from pipeline.masking import contains_card_number
 from pipeline.models import Customer, Deal, User
 from pipeline.services import deal_move
 from pipeline.stages import SYSTEM, Stage
@@ -158,7 +159,11 @@ def deal_sync_stage(*, deal: Deal, actor: User | None, at: datetime | None = Non
     and ``deal_changed`` announced, once.
     """
     deal_copy_money(deal)
-    if deal.stage == Stage.PROMISED and deal.deposit_required and deposit_is_in(deal):
+    # A deal disputed at audit does not move until its manager decides (money
+    # already on its way, e.g. a clearing deposit, is still recorded).
+    frozen = deal.is_disputed
+    deposit_now = deal.stage == Stage.PROMISED and deal.deposit_required
+    if not frozen and deposit_now and deposit_is_in(deal):
         deal = deal_move(
             deal_id=deal.pk,
             to_stage=Stage.DEPOSIT,
@@ -170,7 +175,7 @@ def deal_sync_stage(*, deal: Deal, actor: User | None, at: datetime | None = Non
             else "A card or account is secured on file.",
         )
     covered = deal.cleared_amount >= deal.amount
-    if deal.stage == Stage.DELIVERED and covered:
+    if not frozen and deal.stage == Stage.DELIVERED and covered:
         deal = deal_move(
             deal_id=deal.pk,
             to_stage=Stage.PAYMENT_CLEARED,
@@ -179,7 +184,7 @@ def deal_sync_stage(*, deal: Deal, actor: User | None, at: datetime | None = Non
             at=at,
             reason="Cleared payments cover the amount.",
         )
-    elif deal.stage == Stage.PAYMENT_CLEARED and not covered:
+    elif not frozen and deal.stage == Stage.PAYMENT_CLEARED and not covered:
         deal = deal_move(
             deal_id=deal.pk,
             to_stage=Stage.DELIVERED,
@@ -252,6 +257,8 @@ def payment_record(
         raise BillingError("The amount must be more than zero.", field="amount")
     deal = _lock_deal(deal_id)
     _refuse_closed(deal, "no payment can be recorded against it")
+    if refusal := billing_refusal(deal, payment=True):
+        raise BillingError(refusal)
     balance = deal.amount - live_money(deal.pk)
     if amount > balance:
         raise BillingError(
@@ -302,10 +309,46 @@ def _refusal(payment: Payment, to_status: str) -> str:
     return f"A {current.label.lower()} payment cannot be marked {target}."
 
 
-def commission_rate_for(rep: User) -> Decimal:
-    """The rep's own rate if a manager set one, else ``CLEARED_COMMISSION_RATE``."""
-    own = CommissionRate.objects.filter(rep=rep).values_list("rate", flat=True).first()
-    return own if own is not None else settings.CLEARED_COMMISSION_RATE
+def _rep_day(rep: User, at: datetime) -> date:
+    """The day ``at`` falls on for the rep: rates start on the rep's own midnight."""
+    return at.astimezone(zoneinfo.ZoneInfo(rep.time_zone)).date()
+
+
+def commission_rate_for(rep: User, at: datetime | None = None) -> Decimal:
+    """The rate in force for the rep at ``at`` (now by default): the last one a
+    manager set effective on or before that day, else ``CLEARED_COMMISSION_RATE``."""
+    return CommissionRate.in_force(rep.pk, _rep_day(rep, at or timezone.now()))
+
+
+def commission_rate_set(
+    *, manager: User, rep: User, percent: Decimal, effective_from: date
+) -> CommissionRate:
+    """Set a rep's commission rate from a day on (DOMAIN.md, Commission).
+
+    A manager sets the rate of a rep on their own team, as a percent from 0 to
+    100, effective today or later (the rep's today). Commission already earned
+    keeps the rate it was earned at; commission earned from ``effective_from``
+    on uses this one. Raises NotAllowed for someone else's rep, BillingError
+    (with the field) for a rate or a day out of bounds.
+    """
+    if not (manager.is_superuser or (manager.is_manager and rep.manager_id == manager.pk)):
+        raise NotAllowed("Only the rep's own manager can set their commission rate.")
+    if percent.is_nan() or not Decimal("0") <= percent <= Decimal("100"):
+        raise BillingError("A rate from 0 to 100 %.", field="percent")
+    if percent != percent.quantize(Decimal("0.01")):
+        raise BillingError("At most two decimals, e.g. 12.50.", field="percent")
+    if effective_from < _rep_day(rep, timezone.now()):
+        raise BillingError(
+            "From today or a later day: commission already earned does not change.",
+            field="effective_from",
+        )
+    return CommissionRate.objects.create(
+        rep=rep,
+        rate=percent / 100,
+        effective_from=effective_from,
+        set_by=manager,
+        set_at=timezone.now(),
+    )
 
 
 def _payment_move(
@@ -469,8 +512,8 @@ def payment_move_service(to_status: str):
 def commission_earn(
     *, payment: Payment, deal: Deal, actor: User | None, at: datetime
 ) -> CommissionEntry:
-    """Cleared money earns the deal's rep commission at their rate (DOMAIN.md, Commission)."""
-    rate = commission_rate_for(deal.rep)
+    """Cleared money earns the deal's rep commission at the rate in force when it cleared."""
+    rate = commission_rate_for(deal.rep, at)
     return CommissionEntry.objects.create(
         rep=deal.rep,
         deal=deal,
@@ -515,7 +558,7 @@ def commission_claw_back(
 def refuse_full_number(value: str, field: str) -> None:
     """A full card or account number never gets further than this (PCI DSS)."""
     digits = "".join(ch for ch in value if ch.isdigit())
-    if looks_like_card_number(value) or contains_card_number(value) or len(digits) >= 12:
+    if contains_card_number(value) or len(digits) >= 12:
         raise BillingError(
             "That looks like a full card or account number: Cleared never stores one. "
             "Enter only what the payment processor gives back.",
@@ -549,6 +592,8 @@ def payment_method_add(
         raise BillingError("Choose card or bank account.", field="kind")
     deal = _lock_deal(deal_id)
     _refuse_closed(deal, "nothing can be put on file for it")
+    if deal.is_disputed:
+        raise BillingError(billing_refusal(deal))
     now = at or timezone.now()
     method = PaymentMethod.objects.create(
         customer=deal.customer,
@@ -612,6 +657,8 @@ def invoice_issue(
             f"This deal is paid {deal.get_payment_option_display().split(' —')[0].lower()}: "
             "it is not invoiced."
         )
+    if refusal := billing_refusal(deal):
+        raise BillingError(refusal)
     uninvoiced = invoiceable_money(deal)
     if uninvoiced <= 0:
         raise BillingError("The whole amount is invoiced or paid already.", field="amount")

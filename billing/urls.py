@@ -11,6 +11,7 @@ urlpatterns = [
     path("invoices/<int:pk>/", views.invoice_detail, name="invoice_detail"),
     path("invoices/<int:pk>/void/", views.invoice_void, name="invoice_void"),
     path("commission/", views.commission, name="commission"),
+    path("team/<int:pk>/rate/", views.commission_rate, name="commission_rate"),
     path("deals/<int:pk>/payments/new/", views.payment_new, name="payment_new"),
     path("deals/<int:pk>/methods/new/", views.method_new, name="method_new"),
     path("deals/<int:pk>/invoices/new/", views.invoice_new, name="invoice_new"),

@@ -6,6 +6,7 @@ input comes back with the message next to the field and the typed values
 kept (422); success goes back to the deal.
 """
 
+import zoneinfo
 from datetime import date, timedelta
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from billing import selectors, services
 from billing.forms import (
     AllowInvoicingForm,
+    CommissionRateForm,
     InvoiceForm,
     PaymentForm,
     PaymentMethodForm,
@@ -33,6 +35,7 @@ from billing.models import Invoice, Payment, PaymentKind, PaymentStatus
 from billing.policy import instalment_schedule
 from pipeline.models import Customer, Deal, User
 from pipeline.stages import Stage
+from pipeline.team import team_reps_of
 from pipeline.templatetags.cleared import money
 from pipeline.terms import PaymentOption
 
@@ -429,3 +432,32 @@ def commission(request: HttpRequest) -> HttpResponse:
         "is_manager": user.is_manager or user.is_superuser,
     }
     return render(request, "billing/commission.html", context)
+
+
+def commission_rate(request: HttpRequest, pk: int) -> HttpResponse:
+    """A manager sets a rep's commission rate from a day on (the Team page's "Change…")."""
+    _require_manager(request.user)
+    rep = get_object_or_404(team_reps_of(request.user).filter(is_active=True), pk=pk)
+    today = timezone.now().astimezone(zoneinfo.ZoneInfo(rep.time_zone)).date()
+    form = CommissionRateForm(
+        request.POST if request.method == "POST" else None, initial={"effective_from": today}
+    )
+    if form.is_valid():
+        try:
+            rate = services.commission_rate_set(manager=request.user, rep=rep, **form.cleaned_data)
+        except services.BillingError as exc:
+            _refused(form, exc)
+        else:
+            messages.success(
+                request,
+                f"{rep}'s commission rate is {rate.percent} from {rate.effective_from:%-d %b %Y}.",
+            )
+            return redirect("team")
+    context = {
+        "rep": rep,
+        "form": form,
+        "in_force": selectors.rates_in_force([rep])[rep.pk],
+        "history": selectors.rate_history(rep.pk)[:20],
+    }
+    status = 422 if form.is_bound and form.errors else 200
+    return render(request, "billing/commission_rate.html", context, status=status)

@@ -6,11 +6,14 @@ web, worker and beat processes through a folder). ``DATABASE_URL`` and
 ``CELERY_BROKER_URL`` move the same code onto PostgreSQL and Redis.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
+from config import backends
 from config.env import env_bool, env_decimal, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -25,7 +28,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin.OperatorsAdminConfig",  # superusers only (config/admin.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -34,6 +37,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "pipeline",
     "billing",
     "audits",
@@ -41,17 +48,39 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # After LoginRequiredMiddleware: a signed-in manager passes the code step here.
+    "pipeline.accounts.TwoFactorMiddleware",
     "pipeline.middleware.UserTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a refused guess into the login page's lockout message.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Content-Security-Policy on every response: scripts, styles, images and
+# requests come from Cleared itself and nowhere else. No inline <script>,
+# on*= handler, style="..." or <style> anywhere (templates load
+# static/js/*.js and static/css/*.css), and no eval (htmx trigger filters are
+# replaced by static/js/cleared.js). Pico's icons are data: SVG images.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -105,6 +134,27 @@ AUTH_USER_MODEL = "pipeline.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# django-axes refuses a guess before the password is even checked; it counts
+# failures in the database (never the cache), by username and address together
+# so one attacker cannot lock a whole office out (README: "Accounts and two-factor").
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env_int("CLEARED_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("CLEARED_LOGIN_COOLOFF_MINUTES", 15))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "pipeline.accounts.lockout_response"
+# Behind N reverse proxies, REMOTE_ADDR is the last proxy's: the client's address
+# is then the Nth from the right of X-Forwarded-For (pipeline.accounts.client_address).
+CLEARED_PROXY_COUNT = env_int("CLEARED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "pipeline.accounts.client_address"
+AXES_VERBOSE = False
+# Two-factor (django-otp): managers and superusers must, others may.
+OTP_TOTP_ISSUER = env_str("CLEARED_TOTP_ISSUER", "Cleared")
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 3600)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -169,7 +219,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Short timeouts: a write's publish to a down broker gives up at once.
+    CELERY_BROKER_TRANSPORT_OPTIONS = backends.redis_broker_transport_options()
+    CELERY_BROKER_CONNECTION_TIMEOUT = backends.BROKER_CONNECTION_TIMEOUT
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -274,29 +326,60 @@ CLEARED_ROTTING_DAYS = {
 CLEARED_PAGE_CACHE_SECONDS = env_int("CLEARED_PAGE_CACHE_SECONDS", 600)
 CACHE_URL = env_str("CACHE_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://")):
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": CACHE_URL,
-            "KEY_PREFIX": "cleared",
-        }
-    }
-    # Sessions are read on every request: from Redis, written through to the database.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    CACHES = {"default": backends.redis_cache(CACHE_URL)}
 elif CACHE_URL:
     raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: only redis:// is supported.")
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Sessions live in the database (Django's default engine), never in the cache:
+# a cache outage must not log everybody out or fail their requests.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # --- Logging ---------------------------------------------------------------
+# Every handler masks card numbers in the whole formatted record, message and
+# traceback alike (pipeline/masking.py): a search for a card number, a form
+# error quoting one, or an exception about one never writes it in full. The
+# Django loggers are listed so that Django's default handlers (which would
+# not mask) are replaced. Celery's loggers reach the root handler here; in
+# the worker and beat, Celery installs handlers of its own, which
+# config/celery.py makes mask too; gunicorn's: config/gunicorn.conf.py.
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"mask_cards": {"()": "pipeline.masking.MaskCardNumbersFilter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["mask_cards"]},
+    "formatters": {
+        "masked": {
+            "()": "pipeline.masking.MaskingFormatter",
+            "format": "{levelname} {name}: {message}",
+            "style": "{",
+        },
+        # runserver's access lines: "[time] "GET /deals/?q=… HTTP/1.1" 200 123".
+        "masked_server": {
+            "()": "pipeline.masking.MaskingFormatter",
+            "wrap": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["mask_cards"],
+            "formatter": "masked",
+        },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "filters": ["mask_cards"],
+            "formatter": "masked_server",
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        "django.request": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+    },
 }
 
 # --- Production safety -------------------------------------------------------

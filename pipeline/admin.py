@@ -1,11 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from pipeline.models import Customer, Deal, StageEvent, Touch, User
+from pipeline.models import Customer, Deal, Reassignment, StageEvent, Touch, User
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Append-only records, changed only through the services: staff read, never edit."""
+    """Append-only records, changed only through the services: operators read, never edit."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -87,3 +87,9 @@ class TouchAdmin(admin.ModelAdmin):
     list_filter = ("kind",)
     list_select_related = ("deal", "author")
     raw_id_fields = ("deal", "author")
+
+
+@admin.register(Reassignment)
+class ReassignmentAdmin(ReadOnlyAdmin):
+    list_display = ("deal", "from_rep", "to_rep", "actor", "at")
+    list_select_related = ("deal", "from_rep", "to_rep", "actor")

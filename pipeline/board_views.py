@@ -46,6 +46,7 @@ def board_view(request: HttpRequest) -> HttpResponse:
             "totals": summary.totals,
             "reps": reps,
             "rep_figures": [(rep, summary.figures[rep.pk]) for rep in reps],
+            "disputed": list(board.disputed_awaiting_decision(request.user)),
             "stages": NOT_PAID_STAGES,
             "buckets": board.BUCKETS,
             "standings": Standing.choices,

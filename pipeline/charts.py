@@ -14,7 +14,7 @@ from django.db.models.functions import TruncWeek
 
 from billing.models import Payment, PaymentStatus
 from pipeline.board import BoardTotals
-from pipeline.models import Deal, User
+from pipeline.models import Deal, User, disputed_at_audit
 from pipeline.stages import Stage
 
 ZERO = Decimal("0.00")
@@ -107,7 +107,8 @@ def week_start(day: date) -> date:
 def promised_vs_cleared_by_week(user: User, today: date, weeks: int = 12) -> Chart:
     """Money promised and money cleared, week by week, for the user's team."""
     first = week_start(today) - timedelta(weeks=weeks - 1)
-    deals = Deal.objects.visible_to(user)
+    # Nothing about a sale disputed at audit counts in promised vs cleared.
+    deals = Deal.objects.visible_to(user).exclude(disputed_at_audit())
     promised = {
         row["week"].date() if hasattr(row["week"], "date") else row["week"]: row["total"]
         for row in deals.filter(promised_at__date__gte=first)

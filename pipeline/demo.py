@@ -4,12 +4,14 @@ Every deal is written through the services, so its stage events and terms are
 the real ones. Other apps add their own records after this (see seed_demo).
 """
 
+import base64
 import random
 from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import Group
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing import demo as billing_demo
 from pipeline import services
@@ -18,6 +20,9 @@ from pipeline.stages import HAPPY_PATH, IllegalMove, LostReason, Stage
 from pipeline.terms import PaymentOption
 
 PASSWORD = "demo"  # noqa: S105 - demo logins, refused when DEBUG is off
+# Managers must use two-factor: the demo manager's authenticator key, printed in
+# the README and by `make run`; `manage.py demo_code` prints the current code.
+DEMO_TOTP_SECRET = "CLEAREDDEMOMANAGERTWOFACTORCODES"  # noqa: S105 - demo only
 
 PEOPLE = [
     # username, first, last, role, phone
@@ -102,7 +107,6 @@ def seed_people() -> dict[str, User]:
         user.first_name, user.last_name = first, last
         user.email = f"{username}@cleared.example"
         user.direct_phone = phone
-        user.is_staff = role == Role.MANAGER
         user.set_password(PASSWORD)
         user.save()
         user.groups.set([Group.objects.get(name=role)])
@@ -112,8 +116,23 @@ def seed_people() -> dict[str, User]:
     return people
 
 
+def seed_two_factor(manager: User) -> None:
+    """The demo manager's authenticator, with the fixed key (reset on each run)."""
+    TOTPDevice.objects.update_or_create(
+        user=manager,
+        name="Demo authenticator",
+        defaults={
+            "key": base64.b32decode(DEMO_TOTP_SECRET).hex(),
+            "confirmed": True,
+            "last_t": -1,
+            "throttling_failure_count": 0,
+        },
+    )
+
+
 def seed(stdout=None) -> None:
     people = seed_people()
+    seed_two_factor(people["manager"])
     if Deal.objects.filter(rep__username__in=["rep", "rep2"]).exists():
         return  # deals were seeded before: the demo is idempotent
     rng = random.Random(20261122)  # noqa: S311 - demo data, not security

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from pipeline.models import Customer, Deal, Touch
 from pipeline.selectors import customer_terms
-from pipeline.stages import LostReason, Stage
+from pipeline.stages import LostReason, Stage, next_moves
 from pipeline.terms import PaymentOption
 
 
@@ -176,15 +176,22 @@ class MoveForm(forms.Form):
     reason = forms.CharField(label="Note", required=False, max_length=500, widget=forms.TextInput())
     version = forms.IntegerField(widget=forms.HiddenInput)
 
-    def __init__(self, *args, deal=None, may_write_off: bool = False, **kwargs):
+    def __init__(self, *args, deal=None, role: str = "", may_write_off: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        # Offer the stages a move could go to; the transitions table decides.
-        self.fields["to_stage"].choices = [
-            (value, label)
-            for value, label in Stage.choices
-            if (deal is None or value != deal.stage)
-            and (may_write_off or value != Stage.WRITTEN_OFF)
-        ]
+        if deal is not None:
+            # Offer only the moves the transitions table allows this role now
+            # (never Audit confirmed by hand, nothing while a dispute awaits).
+            self.fields["to_stage"].choices = [
+                (move.target.value, move.target.label) for move in next_moves(deal, role)
+            ]
+        else:
+            # A POSTed move: not narrowed, so one from a stale page reaches the
+            # service and is told the deal changed; the table decides.
+            self.fields["to_stage"].choices = [
+                (value, label)
+                for value, label in Stage.choices
+                if may_write_off or value != Stage.WRITTEN_OFF
+            ]
 
     def clean(self):
         cleaned = super().clean()
@@ -196,6 +203,9 @@ class MoveForm(forms.Form):
 
 
 class TouchForm(forms.ModelForm):
+    """A touch. Its ids start with ``touch-``: it shares the deal page with the
+    payment form, whose "Kind" must not be the one this form's label names."""
+
     class Meta:
         model = Touch
         fields = ["kind", "happened_at", "discussed", "agreed_to", "next_step", "next_step_date"]
@@ -211,6 +221,7 @@ class TouchForm(forms.ModelForm):
         }
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "touch-%s")
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial.setdefault("happened_at", timezone.localtime().replace(second=0))
@@ -223,3 +234,29 @@ class TouchForm(forms.ModelForm):
 
     def clean_next_step_date(self):
         return _not_in_past(self.cleaned_data.get("next_step_date"), "next step date")
+
+
+class InviteForm(forms.Form):
+    """A manager invites a rep to their team: the rep sets their own password."""
+
+    email = forms.EmailField(max_length=254, help_text="The invitation link goes here.")
+    first_name = forms.CharField(max_length=150, required=False)
+    last_name = forms.CharField(max_length=150, required=False)
+    username = forms.CharField(
+        max_length=150, required=False, help_text="Leave empty to use the email address."
+    )
+
+
+class HandoverForm(forms.Form):
+    """A leaver's open work goes to another rep of the same team."""
+
+    successor = forms.ModelChoiceField(
+        queryset=None,
+        label="Who takes over their open deals, customers and reminders",
+        empty_label="Choose a rep…",
+        error_messages={"required": "Choose who takes over."},
+    )
+
+    def __init__(self, *args, successors, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["successor"].queryset = successors

@@ -9,12 +9,20 @@ from django.db import models
 from django.db.models import F, OuterRef, Q
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.functional import cached_property
 
 from pipeline.freshness import StampedQuerySet, new_token
 from pipeline.ledger import AppendOnlyModel
-from pipeline.masking import MaskedCharField, MaskedTextField
-from pipeline.stages import CLOSED_STAGES, LostReason, Stage
+from pipeline.masking import MaskedCharField, MaskedEmailField, MaskedTextField
+from pipeline.stages import (
+    BEFORE_AUDIT_STAGES,
+    CLOSED_STAGES,
+    HAPPY_PATH,
+    AuditFlag,
+    LostReason,
+    Stage,
+)
 from pipeline.terms import PaymentOption, Standing
 
 TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
@@ -29,10 +37,16 @@ class Role(models.TextChoices):
 class User(AbstractUser):
     """A person at work in Cleared. The role is a Django group (see Role)."""
 
+    # Names and contacts are masked like any free text (pipeline/masking.py).
+    # Not masked, on purpose: ``username`` (the login id; its validator keeps it
+    # a word) and ``password`` (a hash).
+    first_name = MaskedCharField("first name", max_length=150, blank=True)
+    last_name = MaskedCharField("last name", max_length=150, blank=True)
+    email = MaskedEmailField("email address", blank=True)
     time_zone = models.CharField(
         max_length=64, choices=TIME_ZONE_CHOICES, default=settings.DEFAULT_USER_TIME_ZONE
     )
-    direct_phone = models.CharField(
+    direct_phone = MaskedCharField(
         max_length=40, blank=True, help_text="Given to customers at wrap-up."
     )
     manager = models.ForeignKey(
@@ -43,6 +57,23 @@ class User(AbstractUser):
         related_name="team",
         help_text="For a rep: the manager whose team they are on.",
     )
+    # "Log out everywhere" raises it: it feeds the hash every session is signed
+    # with, so each session made before stops validating (pipeline.accounts).
+    session_epoch = models.PositiveIntegerField(default=0, editable=False)
+
+    def _get_session_auth_hash(self, secret=None) -> str:
+        # Django's hash of the password (also called for SECRET_KEY_FALLBACKS),
+        # mixed with the epoch once raised; at 0 it is Django's own, so no
+        # session ends when this ships.
+        password_hash = super()._get_session_auth_hash(secret=secret)
+        if not self.session_epoch:
+            return password_hash
+        return salted_hmac(
+            "pipeline.User.session_epoch",
+            f"{password_hash}:{self.session_epoch}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
 
     @cached_property
     def role_names(self) -> frozenset[str]:
@@ -74,7 +105,7 @@ class User(AbstractUser):
 
 class CustomerQuerySet(StampedQuerySet):
     def visible_to(self, user) -> "CustomerQuerySet":
-        """Reps see customers they sell to; managers their team's; staff all."""
+        """Reps see customers they sell to; managers their team's; superusers all."""
         if user.is_superuser:
             return self
         if user.is_manager:
@@ -86,10 +117,12 @@ class CustomerQuerySet(StampedQuerySet):
 
 
 class Customer(models.Model):
-    name = models.CharField(max_length=200)
-    company = models.CharField(max_length=200, blank=True)
-    phone = models.CharField(max_length=40)
-    email = models.EmailField(blank=True)
+    # Every text field of a customer is masked (pipeline/masking.py): a card
+    # number typed as a name, a company or a phone is never stored in full.
+    name = MaskedCharField(max_length=200)
+    company = MaskedCharField(max_length=200, blank=True)
+    phone = MaskedCharField(max_length=40)
+    email = MaskedEmailField(blank=True)
     billing_contact = MaskedCharField(
         max_length=200, blank=True, help_text="Who pays the invoices, and how to reach them."
     )
@@ -112,12 +145,12 @@ class Customer(models.Model):
     # refreshed by billing whenever their payment history changes, so lists
     # and the Not paid yet board can filter on it without re-reading the ledger.
     standing = models.CharField(max_length=8, choices=Standing.choices, default=Standing.NEW)
-    standing_reason = models.CharField(max_length=200, default="No paid deal yet.")
+    standing_reason = MaskedCharField(max_length=200, default="No paid deal yet.")
     # A copy of the manager's allow-invoicing exception in force for this
     # customer (billing.models.TermsException), in words ("" if none), and the
     # last day it holds (empty: open-ended). Written by billing in the same
     # transaction that grants one (billing.services.invoicing_allow).
-    invoicing_exception = models.CharField(max_length=400, blank=True, default="")
+    invoicing_exception = MaskedCharField(max_length=400, blank=True, default="")
     invoicing_exception_until = models.DateField(null=True, blank=True)
 
     objects = CustomerQuerySet.as_manager()
@@ -158,7 +191,7 @@ def _deal_url_format(script_prefix: str) -> str:
 
 class DealQuerySet(StampedQuerySet):
     def visible_to(self, user) -> "DealQuerySet":
-        """Reps see their own deals, managers their team's, staff all, auditors none."""
+        """Reps see their own deals, managers their team's, superusers all, auditors none."""
         if user.is_superuser:
             return self
         if user.is_manager:
@@ -194,6 +227,13 @@ class Deal(models.Model):
     stage_changed_at = models.DateTimeField(default=timezone.now)
     lost_reason = models.CharField(max_length=32, choices=LostReason.choices, blank=True)
     promised_at = models.DateTimeField(default=timezone.now)
+    # Flaked or disputed at audit (``AuditFlag``), and since when: written by
+    # audits.services with the outcome; a disputed deal is off the billing
+    # path, the Not paid yet board and the month's figures until its manager decides.
+    audit_flag = models.CharField(
+        max_length=16, choices=AuditFlag.choices, blank=True, default=AuditFlag.NONE
+    )
+    audit_flag_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every write through the services: a form or a move made on an
     # older version is refused instead of overwriting someone else's change.
@@ -231,9 +271,16 @@ class Deal(models.Model):
             # summed by an index-only scan (72 -> 45 ms at 100,000 deals).
             models.Index(
                 fields=["rep"],
-                name="deal_not_paid_totals",
+                name="deal_not_paid_yet_totals",
                 include=["stage", "promised_at", "stage_changed_at", "amount", "cleared_amount"],
-                condition=Q(stage__in=["promised", "deposit", "audit_confirmed", "delivered"]),
+                condition=Q(stage__in=["promised", "deposit", "audit_confirmed", "delivered"])
+                & ~Q(audit_flag="disputed"),
+            ),
+            # The disputed deals awaiting a manager's decision (board, manager home).
+            models.Index(
+                fields=["rep", "audit_flag_at"],
+                name="deal_disputed_at_audit",
+                condition=Q(audit_flag="disputed"),
             ),
             models.Index(fields=["stage", "promised_at"]),
             # Reminder scan (pipeline/reminders/rules.py): open deals by the date
@@ -271,6 +318,17 @@ class Deal(models.Model):
                 ),
                 name="deal_money_copies_consistent",
             ),
+            models.CheckConstraint(
+                condition=Q(audit_flag="", audit_flag_at__isnull=True)
+                | (~Q(audit_flag="") & Q(audit_flag_at__isnull=False)),
+                name="deal_audit_flag_has_its_time",
+            ),
+            # Flaked or disputed happens before the audit is confirmed; a move
+            # past it (or to lost) clears the flag (pipeline.services.deal_move).
+            models.CheckConstraint(
+                condition=Q(audit_flag="") | Q(stage__in=[s.value for s in BEFORE_AUDIT_STAGES]),
+                name="deal_audit_flag_only_before_audit",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -292,6 +350,24 @@ class Deal(models.Model):
     def needs_audit(self) -> bool:
         """Billed deals are closed twice; a card handed over at close affirms consent."""
         return self.payment_option != PaymentOption.UPFRONT
+
+    @property
+    def is_disputed(self) -> bool:
+        """Disputed at audit and awaiting the manager's decision."""
+        return self.audit_flag == AuditFlag.DISPUTED
+
+    @property
+    def is_flaked(self) -> bool:
+        return self.audit_flag == AuditFlag.FLAKED
+
+    @property
+    def audit_passed(self) -> bool:
+        """Needs no audit, or its audit is confirmed (it reached Audit confirmed or later)."""
+        if not self.needs_audit:
+            return True
+        if self.stage not in HAPPY_PATH:
+            return False
+        return HAPPY_PATH.index(Stage(self.stage)) >= HAPPY_PATH.index(Stage.AUDIT_CONFIRMED)
 
     def needs_stage(self, stage: str) -> bool:
         if stage == Stage.DEPOSIT:
@@ -332,6 +408,17 @@ class Deal(models.Model):
         return not self.is_closed and self.next_step_date < timezone.localdate()
 
 
+def disputed_at_audit(prefix: str = "") -> Q:
+    """Deals disputed at audit: awaiting the manager, or marked lost for it.
+
+    Nothing about them counts in promised vs cleared or in commission.
+    ``prefix`` reads them through a foreign key (``"deal__"``).
+    """
+    return Q(**{f"{prefix}audit_flag": AuditFlag.DISPUTED}) | Q(
+        **{f"{prefix}stage": Stage.LOST, f"{prefix}lost_reason": LostReason.DISPUTED_AT_AUDIT}
+    )
+
+
 class StageEvent(AppendOnlyModel):
     """An immutable record of one change of stage: who, when, from, to, why."""
 
@@ -355,6 +442,30 @@ class StageEvent(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.deal_id}: {self.from_stage or '—'} → {self.to_stage}"
+
+
+class Reassignment(AppendOnlyModel):
+    """An immutable record that a deal was given from one rep to another: who, when, why.
+
+    Written when a manager deactivates a leaver and hands their open deals on
+    (pipeline.services.user_deactivate); shown on the deal's timeline.
+    """
+
+    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="reassignments")
+    from_rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    to_rep = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    reason = MaskedCharField(max_length=300)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["deal", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.deal_id}: {self.from_rep_id} → {self.to_rep_id}"
 
 
 class TouchKind(models.TextChoices):

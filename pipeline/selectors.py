@@ -29,16 +29,18 @@ def customer_terms(customer: Customer | None, today: date | None = None) -> Term
 
 
 def deal_timeline(deal: Deal) -> list:
-    """Every stage event and touch of a deal, newest first.
+    """Every stage event, touch and reassignment of a deal, newest first.
 
     Entries are ``{"kind", "at", "item"}``; the deal page adds billing's terms
     exceptions to them (``billing.templatetags.billing.with_terms_exceptions``).
     """
     events = deal.stage_events.select_related("actor")
+    reassignments = deal.reassignments.select_related("from_rep", "to_rep", "actor")
     touches = deal.touches.select_related("author")
     entries = chain(
         ({"kind": "stage", "at": e.at, "item": e} for e in events),
         ({"kind": "touch", "at": t.happened_at, "item": t} for t in touches),
+        ({"kind": "reassignment", "at": r.at, "item": r} for r in reassignments),
     )
     return sorted(entries, key=lambda entry: entry["at"], reverse=True)
 

@@ -10,7 +10,16 @@ from django.utils import timezone
 from pipeline.events import deal_changed_on_commit
 from pipeline.models import Customer, Deal, StageEvent, Touch, User
 from pipeline.selectors import customer_terms
-from pipeline.stages import REP, SYSTEM, IllegalMove, LostReason, Stage, check_move
+from pipeline.stages import (
+    BEFORE_AUDIT_STAGES,
+    REP,
+    SYSTEM,
+    AuditFlag,
+    IllegalMove,
+    LostReason,
+    Stage,
+    check_move,
+)
 
 
 class StaleDeal(Exception):
@@ -155,6 +164,10 @@ def _record_move(
     }
     if to_stage == Stage.DELIVERED and deal.delivered_at is None:
         changes["delivered_at"] = at
+    if to_stage not in BEFORE_AUDIT_STAGES:
+        # Past the audit, or lost: a flake has nothing left to ask of the rep.
+        changes["audit_flag"] = AuditFlag.NONE
+        changes["audit_flag_at"] = None
     updated = Deal.objects.filter(pk=deal.pk, version=deal.version).update(**changes)
     if not updated:
         raise StaleDeal(Deal.objects.get(pk=deal.pk))

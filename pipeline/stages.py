@@ -31,6 +31,24 @@ CLOSED_STAGES = frozenset({Stage.PAYMENT_CLEARED, Stage.LOST, Stage.WRITTEN_OFF}
 NOT_PAID_STAGES = (Stage.PROMISED, Stage.DEPOSIT, Stage.AUDIT_CONFIRMED, Stage.DELIVERED)
 
 
+class AuditFlag(models.TextChoices):
+    """What the audit call left on a deal that the people around it must act on.
+
+    Set by ``audits.services`` in the transaction that records the outcome,
+    cleared by what answers it (a new wrap-up, the manager's decision, the
+    deal leaving Promised/Deposit). A disputed deal is off the billing path and
+    cannot move until its manager decides (DOMAIN.md, "The audit").
+    """
+
+    NONE = "", "—"
+    FLAKED = "flaked", "Flaked at audit — re-close"
+    DISPUTED = "disputed", "Disputed at audit — awaiting the manager"
+
+
+# The stages a deal with an audit flag can be in: the ones before the audit.
+BEFORE_AUDIT_STAGES = (Stage.PROMISED, Stage.DEPOSIT)
+
+
 class LostReason(models.TextChoices):
     COMPETITOR = "competitor", "Competitor one-upped us"
     FLAKED_AT_AUDIT = "flaked_at_audit", "Flaked at audit"
@@ -102,6 +120,11 @@ def check_move(deal, target: str, actor_role: str) -> Transition:
     except ValueError:
         raise IllegalMove(f"“{target}” is not a stage.") from None
     current = Stage(deal.stage)
+    if getattr(deal, "audit_flag", "") == AuditFlag.DISPUTED:
+        raise IllegalMove(
+            "The customer disputed this sale at audit: nothing moves until the manager "
+            "decides (mark it lost, or send it back to the rep to re-close)."
+        )
     if target == current:
         raise IllegalMove(f"The deal is already in {current.label}.")
     if current in (Stage.LOST, Stage.WRITTEN_OFF):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pipeline import board_views, views
+from pipeline import board_views, team_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -21,5 +21,8 @@ urlpatterns = [
     path("customers/new/", views.customer_new, name="customer_new"),
     path("customers/<int:pk>/", views.customer_detail, name="customer_detail"),
     path("customers/<int:pk>/edit/", views.customer_edit, name="customer_edit"),
-    path("healthz", views.healthz, name="healthz"),
+    path("team/", team_views.team_page, name="team"),
+    path("team/invite/", team_views.team_invite, name="team_invite"),
+    path("team/<int:pk>/deactivate/", team_views.team_deactivate, name="team_deactivate"),
+    path("team/join/<str:uidb64>/<str:token>/", team_views.team_join, name="team_join"),
 ]

@@ -1,16 +1,13 @@
 from datetime import datetime
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
-from django.db import connection
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from pipeline import board, freshness, selectors, services
@@ -22,7 +19,7 @@ from pipeline.reminders.selectors import (
     team_reminders,
     team_reminders_change_at,
 )
-from pipeline.stages import IllegalMove, LostReason, Stage, next_moves
+from pipeline.stages import AuditFlag, IllegalMove, LostReason, Stage, next_moves
 
 DEALS_PER_PAGE = 25
 HOME_CARDS_PER_STAGE = 6
@@ -63,6 +60,7 @@ def home(request: HttpRequest) -> HttpResponse:
                 "totals": summary.totals,
                 "rep_figures": [(rep, summary.figures[rep.pk]) for rep in reps],
                 "team_reminders": [(rep, waiting[rep.pk]) for rep in reps if rep.pk in waiting],
+                "disputed": list(board.disputed_awaiting_decision(user)),
                 "today_start": timezone.make_aware(
                     datetime.combine(timezone.localdate(), datetime.min.time())
                 ),
@@ -132,10 +130,24 @@ def deal_list(request: HttpRequest) -> HttpResponse:
     deals = Deal.objects.visible_to(request.user).select_related("customer", "rep")
     stage = request.GET.get("stage", "")
     query = request.GET.get("q", "").strip()
+    audit_flag = request.GET.get("audit", "")
+    rep = request.GET.get("rep", "")
     if stage in Stage.values:
         deals = deals.filter(stage=stage)
     elif stage == "open":
         deals = deals.open()
+    if audit_flag in (AuditFlag.FLAKED, AuditFlag.DISPUTED):
+        deals = deals.filter(audit_flag=audit_flag)
+    elif audit_flag == "ever_flaked":
+        # Every deal that flaked at an audit, re-closed since or not (the
+        # audit report's flake count): read through the reverse relation.
+        deals = deals.filter(pk__in=Deal.objects.filter(audits__state="flaked").values("pk"))
+    else:
+        audit_flag = ""
+    if rep.isdigit():  # the audit report links a rep's flakes here
+        deals = deals.filter(rep_id=int(rep))
+    else:
+        rep = ""
     if query:
         deals = deals.filter(
             Q(customer__name__icontains=query)
@@ -145,7 +157,19 @@ def deal_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(deals.order_by("-promised_at", "-id"), DEALS_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    context = {"page": page, "stage": stage, "q": query, "stages": Stage.choices}
+    context = {
+        "page": page,
+        "stage": stage,
+        "q": query,
+        "stages": Stage.choices,
+        "audit": audit_flag,
+        "audit_flags": [
+            (AuditFlag.FLAKED.value, AuditFlag.FLAKED.label),
+            (AuditFlag.DISPUTED.value, AuditFlag.DISPUTED.label),
+            ("ever_flaked", "Flaked at an audit, ever"),
+        ],
+        "rep": rep,
+    }
     template = "pipeline/deal_list.html#results" if request.htmx else "pipeline/deal_list.html"
     return render(request, template, context)
 
@@ -241,9 +265,7 @@ def _deal_context(request: HttpRequest, deal: Deal, **overrides) -> dict:
     context = {
         "deal": deal,
         "moves": next_moves(deal, role),
-        "move_form": MoveForm(
-            initial={"version": deal.version}, deal=deal, may_write_off=role == "manager"
-        ),
+        "move_form": MoveForm(initial={"version": deal.version}, deal=deal, role=role),
         "touch_form": TouchForm(),
         "timeline": selectors.deal_timeline(deal),
         "terms": selectors.customer_terms(deal.customer),
@@ -291,6 +313,10 @@ def deal_move(request: HttpRequest, pk: int) -> HttpResponse:
             if request.htmx:
                 return _render_deal(request, _get_deal_for(request.user, pk))
             return redirect(deal)
+    # Shown again with what was typed, offering only the moves legal now.
+    form.fields["to_stage"].choices = (
+        MoveForm(deal=deal, role=services.role_for_moves(request.user)).fields["to_stage"].choices
+    )
     return _render_deal(request, deal, status=422, move_form=form)
 
 
@@ -372,27 +398,3 @@ def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, "Customer saved.")
         return redirect(customer)
     return render(request, "pipeline/customer_form.html", {"form": form, "customer": customer})
-
-
-@login_not_required
-@never_cache
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness of the database and the broker, for load balancers and `make run`."""
-    state = {"database": "ok", "broker": "ok"}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
-        state["database"] = f"error: {exc.__class__.__name__}"
-    try:
-        from config.celery import app
-
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:  # noqa: BLE001
-        state["broker"] = f"error: {exc.__class__.__name__}"
-    healthy = all(value == "ok" for value in state.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "error", **state}, status=200 if healthy else 503
-    )

@@ -9,6 +9,9 @@ import shutil
 
 import pytest
 
+from pipeline.models import User
+from tests.two_factor import code_for, device_for
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -53,8 +56,18 @@ def page(browser):
 
 
 def log_in(page, live_server, username: str, password: str = "pw") -> None:
+    """Log in through the login page, then type the two-factor code if asked.
+
+    A user who needs two-factor (a manager, a superuser) gets a device first,
+    and the code is computed from its secret, as an authenticator app would.
+    """
+    device = device_for(User.objects.get(username=username))
     page.goto(f"{live_server.url}/accounts/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
+    if device is not None:
+        page.wait_for_url(f"{live_server.url}/accounts/two-factor/**")
+        page.get_by_label("Code").fill(code_for(device))
+        page.get_by_role("button", name="Continue").click()
     page.wait_for_url(f"{live_server.url}/")

@@ -1,11 +1,17 @@
 import os
+import time
 
 import pytest
 from django.core.cache import cache
+from django.db import DatabaseError
 from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
 
+from pipeline.accounts import SESSION_HAS_DEVICE
+from pipeline.card_scan import find_card_numbers, tables_written_in_this_transaction
 from pipeline.models import Role
 from tests.factories import CustomerFactory, DealFactory, UserFactory
+from tests.two_factor import device_for
 
 # Playwright's sync API runs an event loop in the test thread; Django refuses
 # ORM calls from a thread with a running loop unless told this is fine. Tests only.
@@ -24,6 +30,53 @@ def _empty_cache(settings):
     # each test gets an empty in-memory cache, whatever CACHE_URL says.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     cache.clear()
+
+
+_SCAN_COST: list[float] = []
+_DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequences"}
+
+
+@pytest.fixture(autouse=True)
+def _no_card_number_stored(request):
+    """After every test that used the database: no full card number was stored.
+
+    Runs the scanner of ``manage.py find_card_numbers`` on the test database
+    before the test's data is rolled back or flushed, so a test that makes
+    Cleared store a full number fails, whatever it asserts. Tests that plant
+    raw numbers on purpose opt out with ``@pytest.mark.stores_card_numbers``.
+    """
+    names = set(request.fixturenames)
+    uses_db = request.node.get_closest_marker("django_db") or names & _DB_FIXTURES
+    if not uses_db or request.node.get_closest_marker("stores_card_numbers"):
+        yield
+        return
+    # Set the database up before this fixture, so it is torn down after the scan.
+    request.getfixturevalue(
+        "transactional_db" if names & {"transactional_db", "live_server"} else "db"
+    )
+    yield
+    started = time.perf_counter()
+    try:
+        # Inside a test's transaction only the tables it wrote can hold its numbers.
+        findings = find_card_numbers(tables=tables_written_in_this_transaction())
+    except DatabaseError:
+        return  # the test broke its transaction: it has failed already
+    finally:
+        _SCAN_COST.append(time.perf_counter() - started)
+    if findings:
+        lines = "\n".join(f"  {finding}" for finding in findings)
+        pytest.fail(f"This test left full card numbers in the database:\n{lines}", pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _SCAN_COST:
+        total = sum(_SCAN_COST)
+        terminalreporter.write_line(
+            f"card number scan after {len(_SCAN_COST)} tests: {total:.2f} s in all, "
+            f"{1000 * total / len(_SCAN_COST):.1f} ms a test "
+            f"(median {1000 * sorted(_SCAN_COST)[len(_SCAN_COST) // 2]:.1f} ms, "
+            f"max {1000 * max(_SCAN_COST):.0f} ms)"
+        )
 
 
 @pytest.fixture
@@ -54,8 +107,19 @@ def auditor(db):
 
 
 def _client_for(user) -> Client:
+    """A client logged in as ``user``, past the two-factor code step if they have one.
+
+    A manager or superuser gets a confirmed TOTP device (tests.two_factor) and a
+    session verified with it, as django_otp.login leaves it after a right code.
+    """
     client = Client()
     client.force_login(user)
+    device = device_for(user)
+    if device is not None:
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session[SESSION_HAS_DEVICE] = True
+        session.save()
     return client
 
 

@@ -7,109 +7,256 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0002_roles'),
+        ("pipeline", "0002_roles"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Reminder',
+            name="Reminder",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('audit_due', 'Audit due'), ('audit_overdue', 'Audit overdue'), ('audit_retry', 'Audit retry'), ('check_in', 'Post-sale check-in'), ('deposit_missing', 'Deposit missing'), ('delivery_overdue', 'Delivery overdue'), ('satisfaction_check', 'Satisfaction check'), ('invoice_cutoff', 'Invoice cut-off'), ('payment_due', 'Payment due'), ('payment_overdue', 'Payment overdue'), ('payment_bounced', 'Payment bounced'), ('next_step_due', 'Next step due'), ('stale_deal', 'Stale deal')], max_length=24)),
-                ('occurrence', models.CharField(default='once', max_length=64)),
-                ('queue', models.CharField(blank=True, choices=[('', '—'), ('audit', 'Audit queue')], default='', max_length=16)),
-                ('why', models.CharField(max_length=300)),
-                ('due_at', models.DateTimeField()),
-                ('state', models.CharField(choices=[('scheduled', 'Scheduled'), ('due', 'Due'), ('snoozed', 'Snoozed'), ('done', 'Done'), ('resolved', 'Resolved'), ('cancelled', 'Cancelled')], default='scheduled', max_length=12)),
-                ('snoozed_until', models.DateTimeField(blank=True, null=True)),
-                ('notified_at', models.DateTimeField(blank=True, help_text="When its owner's email digest included it.", null=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('resolution', models.CharField(blank=True, max_length=300)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("audit_due", "Audit due"),
+                            ("audit_overdue", "Audit overdue"),
+                            ("audit_retry", "Audit retry"),
+                            ("check_in", "Post-sale check-in"),
+                            ("deposit_missing", "Deposit missing"),
+                            ("delivery_overdue", "Delivery overdue"),
+                            ("satisfaction_check", "Satisfaction check"),
+                            ("invoice_cutoff", "Invoice cut-off"),
+                            ("payment_due", "Payment due"),
+                            ("payment_overdue", "Payment overdue"),
+                            ("payment_bounced", "Payment bounced"),
+                            ("next_step_due", "Next step due"),
+                            ("stale_deal", "Stale deal"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                ("occurrence", models.CharField(default="once", max_length=64)),
+                (
+                    "queue",
+                    models.CharField(
+                        blank=True,
+                        choices=[("", "—"), ("audit", "Audit queue")],
+                        default="",
+                        max_length=16,
+                    ),
+                ),
+                ("why", models.CharField(max_length=300)),
+                ("due_at", models.DateTimeField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("scheduled", "Scheduled"),
+                            ("due", "Due"),
+                            ("snoozed", "Snoozed"),
+                            ("done", "Done"),
+                            ("resolved", "Resolved"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="scheduled",
+                        max_length=12,
+                    ),
+                ),
+                ("snoozed_until", models.DateTimeField(blank=True, null=True)),
+                (
+                    "notified_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When its owner's email digest included it.",
+                        null=True,
+                    ),
+                ),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("resolution", models.CharField(blank=True, max_length=300)),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['-due_at', '-id'],
+                "ordering": ["-due_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='ReminderDigest',
+            name="ReminderDigest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('recipient', models.CharField(help_text='user:<id> or queue:<name>', max_length=40, unique=True)),
-                ('last_sent_at', models.DateTimeField(blank=True, null=True)),
-                ('failures', models.PositiveIntegerField(default=0)),
-                ('retry_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.CharField(blank=True, max_length=300)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "recipient",
+                    models.CharField(
+                        help_text="user:<id> or queue:<name>", max_length=40, unique=True
+                    ),
+                ),
+                ("last_sent_at", models.DateTimeField(blank=True, null=True)),
+                ("failures", models.PositiveIntegerField(default=0)),
+                ("retry_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.CharField(blank=True, max_length=300)),
             ],
         ),
         migrations.AddIndex(
-            model_name='deal',
-            index=models.Index(condition=models.Q(('stage__in', ['lost', 'payment_cleared', 'written_off']), _negated=True), fields=['promised_at'], name='deal_open_promised'),
+            model_name="deal",
+            index=models.Index(
+                condition=models.Q(
+                    ("stage__in", ["lost", "payment_cleared", "written_off"]), _negated=True
+                ),
+                fields=["promised_at"],
+                name="deal_open_promised",
+            ),
         ),
         migrations.AddIndex(
-            model_name='deal',
-            index=models.Index(condition=models.Q(('stage__in', ['lost', 'payment_cleared', 'written_off']), _negated=True), fields=['next_step_date'], name='deal_open_next_step'),
+            model_name="deal",
+            index=models.Index(
+                condition=models.Q(
+                    ("stage__in", ["lost", "payment_cleared", "written_off"]), _negated=True
+                ),
+                fields=["next_step_date"],
+                name="deal_open_next_step",
+            ),
         ),
         migrations.AddIndex(
-            model_name='deal',
-            index=models.Index(condition=models.Q(models.Q(('stage__in', ['lost', 'payment_cleared', 'written_off']), _negated=True), ('delivered_at__isnull', True)), fields=['expected_delivery_date'], name='deal_open_undelivered'),
+            model_name="deal",
+            index=models.Index(
+                condition=models.Q(
+                    models.Q(
+                        ("stage__in", ["lost", "payment_cleared", "written_off"]), _negated=True
+                    ),
+                    ("delivered_at__isnull", True),
+                ),
+                fields=["expected_delivery_date"],
+                name="deal_open_undelivered",
+            ),
         ),
         migrations.AddIndex(
-            model_name='deal',
-            index=models.Index(condition=models.Q(('stage__in', ['lost', 'payment_cleared', 'written_off']), _negated=True), fields=['delivered_at'], name='deal_open_delivered'),
+            model_name="deal",
+            index=models.Index(
+                condition=models.Q(
+                    ("stage__in", ["lost", "payment_cleared", "written_off"]), _negated=True
+                ),
+                fields=["delivered_at"],
+                name="deal_open_delivered",
+            ),
         ),
         migrations.AddField(
-            model_name='reminder',
-            name='deal',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reminders', to='pipeline.deal'),
+            model_name="reminder",
+            name="deal",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="reminders",
+                to="pipeline.deal",
+            ),
         ),
         migrations.AddField(
-            model_name='reminder',
-            name='owner',
-            field=models.ForeignKey(blank=True, help_text='Empty for a role-queue reminder.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='reminders', to=settings.AUTH_USER_MODEL),
+            model_name="reminder",
+            name="owner",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Empty for a role-queue reminder.",
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="reminders",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='reminder',
-            name='resolved_by',
-            field=models.ForeignKey(blank=True, help_text='Who marked it done, snoozed or cancelled it; empty when Cleared resolved it.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="reminder",
+            name="resolved_by",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Who marked it done, snoozed or cancelled it; empty when Cleared resolved it.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddIndex(
-            model_name='reminder',
-            index=models.Index(condition=models.Q(('state', 'scheduled')), fields=['due_at'], name='reminder_scheduled_due'),
+            model_name="reminder",
+            index=models.Index(
+                condition=models.Q(("state", "scheduled")),
+                fields=["due_at"],
+                name="reminder_scheduled_due",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reminder',
-            index=models.Index(condition=models.Q(('state', 'snoozed')), fields=['snoozed_until'], name='reminder_snoozed_wake'),
+            model_name="reminder",
+            index=models.Index(
+                condition=models.Q(("state", "snoozed")),
+                fields=["snoozed_until"],
+                name="reminder_snoozed_wake",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reminder',
-            index=models.Index(condition=models.Q(('state__in', ['scheduled', 'due', 'snoozed'])), fields=['kind', 'deal'], name='reminder_open_by_kind'),
+            model_name="reminder",
+            index=models.Index(
+                condition=models.Q(("state__in", ["scheduled", "due", "snoozed"])),
+                fields=["kind", "deal"],
+                name="reminder_open_by_kind",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reminder',
-            index=models.Index(condition=models.Q(('state__in', ['scheduled', 'due', 'snoozed'])), fields=['owner', 'due_at'], name='reminder_open_by_owner'),
+            model_name="reminder",
+            index=models.Index(
+                condition=models.Q(("state__in", ["scheduled", "due", "snoozed"])),
+                fields=["owner", "due_at"],
+                name="reminder_open_by_owner",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reminder',
-            index=models.Index(condition=models.Q(('state__in', ['scheduled', 'due', 'snoozed']), models.Q(('queue', ''), _negated=True)), fields=['queue', 'due_at'], name='reminder_open_by_queue'),
+            model_name="reminder",
+            index=models.Index(
+                condition=models.Q(
+                    ("state__in", ["scheduled", "due", "snoozed"]),
+                    models.Q(("queue", ""), _negated=True),
+                ),
+                fields=["queue", "due_at"],
+                name="reminder_open_by_queue",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reminder',
-            index=models.Index(condition=models.Q(('notified_at__isnull', True), ('state', 'due')), fields=['owner', 'queue'], name='reminder_to_notify'),
+            model_name="reminder",
+            index=models.Index(
+                condition=models.Q(("notified_at__isnull", True), ("state", "due")),
+                fields=["owner", "queue"],
+                name="reminder_to_notify",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reminder',
-            index=models.Index(fields=['owner', '-due_at'], name='reminder_by_owner'),
+            model_name="reminder",
+            index=models.Index(fields=["owner", "-due_at"], name="reminder_by_owner"),
         ),
         migrations.AddConstraint(
-            model_name='reminder',
-            constraint=models.UniqueConstraint(fields=('deal', 'kind', 'occurrence'), name='reminder_once_per_occurrence'),
+            model_name="reminder",
+            constraint=models.UniqueConstraint(
+                fields=("deal", "kind", "occurrence"), name="reminder_once_per_occurrence"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='reminder',
-            constraint=models.CheckConstraint(condition=models.Q(('owner__isnull', False), models.Q(('queue', ''), _negated=True), _connector='OR'), name='reminder_has_owner_or_queue'),
+            model_name="reminder",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("owner__isnull", False),
+                    models.Q(("queue", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="reminder_has_owner_or_queue",
+            ),
         ),
     ]

@@ -5,25 +5,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0003_reminders'),
+        ("pipeline", "0003_reminders"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='customer',
-            name='standing',
-            field=models.CharField(choices=[('new', 'New'), ('good', 'Good'), ('slow', 'Slow')], default='new', max_length=8),
+            model_name="customer",
+            name="standing",
+            field=models.CharField(
+                choices=[("new", "New"), ("good", "Good"), ("slow", "Slow")],
+                default="new",
+                max_length=8,
+            ),
         ),
         migrations.AddField(
-            model_name='customer',
-            name='standing_reason',
-            field=models.CharField(default='No paid deal yet.', max_length=200),
+            model_name="customer",
+            name="standing_reason",
+            field=models.CharField(default="No paid deal yet.", max_length=200),
         ),
         migrations.AddField(
-            model_name='deal',
-            name='cleared_amount',
-            field=models.DecimalField(decimal_places=2, default=Decimal('0.00'), max_digits=12),
+            model_name="deal",
+            name="cleared_amount",
+            field=models.DecimalField(decimal_places=2, default=Decimal("0.00"), max_digits=12),
         ),
     ]

@@ -5,20 +5,23 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0004_money_and_standing_copies'),
+        ("pipeline", "0004_money_and_standing_copies"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='customer',
-            name='billing_contact',
-            field=pipeline.masking.MaskedCharField(blank=True, help_text='Who pays the invoices, and how to reach them.', max_length=200),
+            model_name="customer",
+            name="billing_contact",
+            field=pipeline.masking.MaskedCharField(
+                blank=True,
+                help_text="Who pays the invoices, and how to reach them.",
+                max_length=200,
+            ),
         ),
         migrations.AlterField(
-            model_name='deal',
-            name='title',
-            field=pipeline.masking.MaskedCharField(max_length=200, verbose_name='what is sold'),
+            model_name="deal",
+            name="title",
+            field=pipeline.masking.MaskedCharField(max_length=200, verbose_name="what is sold"),
         ),
     ]

@@ -4,18 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0005_mask_title_and_billing_contact'),
+        ("pipeline", "0005_mask_title_and_billing_contact"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='deal',
-            name='pipeline_de_rep_id_3cbf58_idx',
+            model_name="deal",
+            name="pipeline_de_rep_id_3cbf58_idx",
         ),
         migrations.AddIndex(
-            model_name='deal',
-            index=models.Index(fields=['rep', 'stage', 'next_step_date'], name='deal_rep_stage_next_step'),
+            model_name="deal",
+            index=models.Index(
+                fields=["rep", "stage", "next_step_date"], name="deal_rep_stage_next_step"
+            ),
         ),
     ]

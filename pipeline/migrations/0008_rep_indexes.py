@@ -4,22 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0007_reminder_scan_indexes'),
+        ("pipeline", "0007_reminder_scan_indexes"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='deal',
-            name='deal_rep_stage_next_step',
+            model_name="deal",
+            name="deal_rep_stage_next_step",
         ),
         migrations.AddIndex(
-            model_name='deal',
-            index=models.Index(fields=['rep', 'stage', 'next_step_date'], include=('amount',), name='deal_rep_stage_next_step'),
+            model_name="deal",
+            index=models.Index(
+                fields=["rep", "stage", "next_step_date"],
+                include=("amount",),
+                name="deal_rep_stage_next_step",
+            ),
         ),
         migrations.AddIndex(
-            model_name='deal',
-            index=models.Index(fields=['rep', 'promised_at'], name='deal_rep_promised'),
+            model_name="deal",
+            index=models.Index(fields=["rep", "promised_at"], name="deal_rep_promised"),
         ),
     ]

@@ -4,14 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0008_rep_indexes'),
+        ("pipeline", "0008_rep_indexes"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='deal',
-            index=models.Index(condition=models.Q(('stage__in', ['promised', 'deposit', 'audit_confirmed', 'delivered'])), fields=['rep'], include=('stage', 'promised_at', 'stage_changed_at', 'amount', 'cleared_amount'), name='deal_not_paid_totals'),
+            model_name="deal",
+            index=models.Index(
+                condition=models.Q(
+                    ("stage__in", ["promised", "deposit", "audit_confirmed", "delivered"])
+                ),
+                fields=["rep"],
+                include=("stage", "promised_at", "stage_changed_at", "amount", "cleared_amount"),
+                name="deal_not_paid_totals",
+            ),
         ),
     ]

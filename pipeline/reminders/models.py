@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from pipeline.freshness import StampedQuerySet
+from pipeline.masking import MaskedCharField
 
 
 class ReminderKind(models.TextChoices):
@@ -15,6 +16,8 @@ class ReminderKind(models.TextChoices):
     AUDIT_DUE = "audit_due", "Audit due"
     AUDIT_OVERDUE = "audit_overdue", "Audit overdue"
     AUDIT_RETRY = "audit_retry", "Audit retry"
+    AUDIT_FLAKED = "audit_flaked", "Flaked at audit"
+    AUDIT_DISPUTED = "audit_disputed", "Disputed at audit"
     CHECK_IN = "check_in", "Post-sale check-in"
     DEPOSIT_MISSING = "deposit_missing", "Deposit missing"
     DELIVERY_OVERDUE = "delivery_overdue", "Delivery overdue"
@@ -68,7 +71,7 @@ class Reminder(models.Model):
         help_text="Empty for a role-queue reminder.",
     )
     queue = models.CharField(max_length=16, choices=ReminderQueue.choices, blank=True, default="")
-    why = models.CharField(max_length=300)
+    why = MaskedCharField(max_length=300)
     due_at = models.DateTimeField()
     state = models.CharField(
         max_length=12, choices=ReminderState.choices, default=ReminderState.SCHEDULED
@@ -86,7 +89,7 @@ class Reminder(models.Model):
         related_name="+",
         help_text="Who marked it done, snoozed or cancelled it; empty when Cleared resolved it.",
     )
-    resolution = models.CharField(max_length=300, blank=True)
+    resolution = MaskedCharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -154,15 +157,25 @@ class Reminder(models.Model):
         return self.state in OPEN_STATES
 
     @property
+    def asks_for_decision(self) -> bool:
+        """A dispute reminder of the manager's: acting on it is deciding."""
+        return self.kind == ReminderKind.AUDIT_DISPUTED and self.occurrence.endswith("/manager")
+
+    @property
     def target_url(self) -> str:
-        """Where acting on it happens: the audit queue for auditors, else the deal."""
+        """Where acting on it happens: the audit queue for auditors, the manager's
+        decision page for a dispute, else the deal."""
         if self.queue == ReminderQueue.AUDIT:
             return reverse("audits:queue")
+        if self.asks_for_decision:
+            return reverse("audits:dispute", args=[self.deal_id])
         return self.deal.get_absolute_url()
 
     @property
     def target_label(self) -> str:
-        return "Open the audit queue" if self.queue == ReminderQueue.AUDIT else "Open the deal"
+        if self.queue == ReminderQueue.AUDIT:
+            return "Open the audit queue"
+        return "Decide" if self.asks_for_decision else "Open the deal"
 
     @property
     def shown_at(self):
@@ -186,7 +199,7 @@ class ReminderDigest(models.Model):
     last_sent_at = models.DateTimeField(null=True, blank=True)
     failures = models.PositiveIntegerField(default=0)
     retry_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.CharField(max_length=300, blank=True)
+    last_error = MaskedCharField(max_length=300, blank=True)
 
     def __str__(self) -> str:
         return f"Digest for {self.recipient}"

@@ -154,6 +154,9 @@ class Rule:
     # Day-granular and costly to find (the latest touch of every open deal):
     # looked for by the hourly sweep and on events, not by the minute's scan.
     sweep_only: bool = False
+    # Its cause can arise after the date it is computed from (a deal confirmed
+    # at audit two days before the cut-off): never due before it was created.
+    not_due_before_created: bool = False
 
 
 # --- helpers ------------------------------------------------------------------------
@@ -587,6 +590,68 @@ AUDIT_RETRY = Rule(
 )
 
 
+# --- flaked and disputed at audit ---------------------------------------------------
+# Read from the deal's own audit flag (``Deal.audit_flag``, written by audits
+# with the outcome): no import of audits. The occurrence is the flag's time,
+# so a second flake or dispute of the same deal is a new reminder.
+
+
+def _audit_flag_rule(flag: str, kind: str, owner: str, why: Callable[[dict], str]) -> Rule:
+    suffix = "rep" if owner == REP else "manager"
+
+    def find(window: Window, deal_ids: list[int] | None) -> QuerySet:
+        deals = _deals(deal_ids).filter(
+            audit_flag=flag, audit_flag_at__gt=window.since, audit_flag_at__lte=window.horizon
+        )
+        occ = Concat(
+            Cast("audit_flag_at", CharField()), Value(f"/{suffix}"), output_field=CharField()
+        )
+        return _missing(deals.annotate(occ=occ), kind).values("audit_flag_at", "occ", **DEAL_ROW)
+
+    return Rule(
+        kind=kind,
+        owner=owner,
+        find=find,
+        due=lambda row: row["audit_flag_at"],
+        why=why,
+        gone=(
+            Gone(
+                lambda: ~Q(deal__audit_flag=flag),
+                "Answered: wrapped up again, decided by the manager, or the deal moved on.",
+            ),
+        ),
+    )
+
+
+AUDIT_FLAKED = _audit_flag_rule(
+    "flaked",
+    ReminderKind.AUDIT_FLAKED,
+    REP,
+    lambda row: (
+        f"Flaked at audit — re-close: three calls on {day_text(row['audit_flag_at'])}, "
+        "no answer. Re-close with the customer, then wrap it up again."
+    ),
+)
+AUDIT_DISPUTED_REP = _audit_flag_rule(
+    "disputed",
+    ReminderKind.AUDIT_DISPUTED,
+    REP,
+    lambda row: (
+        f"Disputed at audit on {day_text(row['audit_flag_at'])}: the customer does not "
+        "recognise the sale. Your manager decides: lost, or back to you to re-close."
+    ),
+)
+AUDIT_DISPUTED_MANAGER = _audit_flag_rule(
+    "disputed",
+    ReminderKind.AUDIT_DISPUTED,
+    MANAGER,
+    lambda row: (
+        f"Disputed at audit on {day_text(row['audit_flag_at'])}: decide — mark it lost, "
+        "or send it back to the rep to re-close."
+    ),
+)
+
+
 # --- billing: payment bounced, payment due and the overdue ladder ------------------
 # Read from billing's ledger (PaymentEvent, Invoice); imported lazily, as audits.
 
@@ -846,6 +911,7 @@ INVOICE_CUTOFF = Rule(
         f"({_money(row['amount'] - row['invoiced'])} not invoiced) so it makes their payment run."
     ),
     gone=(Gone(_invoice_sent, "The invoice was sent."),),
+    not_due_before_created=True,
 )
 
 
@@ -872,6 +938,9 @@ RULES: tuple[Rule, ...] = (
     AUDIT_DUE,
     AUDIT_OVERDUE,
     AUDIT_RETRY,
+    AUDIT_FLAKED,
+    AUDIT_DISPUTED_REP,
+    AUDIT_DISPUTED_MANAGER,
     CHECK_IN,
     DEPOSIT_MISSING,
     DELIVERY_OVERDUE,

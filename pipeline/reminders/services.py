@@ -137,6 +137,8 @@ def reminders_create_missing(
             continue
         for row in rule.find(window, deal_ids):
             due_at = rule.due(row)
+            if rule.not_due_before_created:
+                due_at = max(due_at, now)
             if due_at > window.horizon:
                 continue
             owner_id, queue = owner_of(rule, row)

@@ -3,6 +3,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from django import template
 from django.conf import settings
 
+from pipeline.stages import Stage, next_moves
+
 register = template.Library()
 
 
@@ -42,3 +44,17 @@ def aging_bucket(days: int) -> str:
     from pipeline.board import bucket_for_age
 
     return bucket_for_age(days).key
+
+
+@register.simple_tag
+def card_moves(deal, user) -> list:
+    """The stages ``user`` may move ``deal`` to from a card: legal moves only
+    (the transitions table), never Lost or Written off (they need a reason)."""
+    # pipeline.services imports billing, which imports this module (money).
+    from pipeline.services import role_for_moves
+
+    return [
+        move.target
+        for move in next_moves(deal, role_for_moves(user))
+        if move.target not in (Stage.LOST, Stage.WRITTEN_OFF)
+    ]

@@ -1,9 +1,9 @@
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from audits.models import Outcome
 from tests.audits.conftest import record
+from tests.conftest import _client_for
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -11,10 +11,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def admin_client_(db):
-    user = UserFactory(username="root", is_staff=True, is_superuser=True)
-    client = Client()
-    client.force_login(user)
-    return client
+    return _client_for(UserFactory(username="root", is_staff=True, is_superuser=True))
 
 
 def test_staff_read_verification_records_but_cannot_change_or_delete_them(

@@ -1,10 +1,17 @@
 """The audit as people use it: in headless Chromium, through the real pages."""
 
+import os
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
+from django.utils import timezone
 
 from audits import services
-from audits.models import Audit, AuditState, CallAttempt, Outcome
+from audits.models import Audit, AuditState, CallAttempt, DisputeDecision, Outcome
 from pipeline.models import Deal
+from pipeline.reminders.models import Reminder, ReminderKind
+from pipeline.reminders.services import reminders_scan
 from pipeline.stages import Stage
 from tests.audits.conftest import checklist
 from tests.browser import log_in
@@ -30,8 +37,15 @@ def test_a_rep_wraps_up_a_billed_deal_and_hands_it_to_audit(page, live_server, r
     page.goto(f"{live_server.url}{deal.get_absolute_url()}")
     page.get_by_role("button", name="Wrap up and hand to audit").click()
     page.wait_for_url(f"**/audits/deals/{deal.pk}/wrap-up/")
-    # The window defaults to the next hour and the number to the customer's.
-    assert page.get_by_label("Confirmed phone number").input_value() == customer.phone
+    # Nothing is assumed: the window and the number start empty, to be typed
+    # as the customer confirms them (the known number is shown as a hint).
+    assert page.get_by_label("Confirmed phone number").input_value() == ""
+    assert page.get_by_label("Call window from").input_value() == ""
+    assert customer.phone in page.locator("#id_confirmed_phone_helptext").inner_text()
+    start = timezone.localtime() + timedelta(minutes=15)
+    page.get_by_label("Call window from").fill(f"{start:%Y-%m-%dT%H:%M}")
+    page.get_by_label("Call window until").fill(f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M}")
+    page.get_by_label("Confirmed phone number").fill(customer.phone)
 
     page.get_by_label("The customer's concerns").fill("Wants the invoice before the 25th")
     page.get_by_label("the customer confirmed they will be available", exact=False).check()
@@ -71,7 +85,8 @@ def test_an_auditor_works_an_audit_from_the_queue_to_confirmed(
     _claim_from_the_queue(page, live_server, queued_audit)
     for key in QUESTIONS:
         page.locator(f"#id_answer_{key}_0").check()  # yes
-    page.get_by_role("radio", name="Confirmed", exact=True).check()
+    # What Confirmed needs is said next to it, before submitting.
+    page.get_by_role("radio", name="Confirmed — every question above answered Yes").check()
     page.get_by_label("Recording reference").fill("https://pbx.example/rec/991")
     page.get_by_role("button", name="Record the outcome").click()
 
@@ -120,3 +135,98 @@ def test_the_queue_refreshes_itself_when_an_audit_is_queued(
     page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
     page.locator("#queue", has_text="Ben Carter").wait_for()
     assert page.evaluate("window.__noReload") is True
+
+
+def _shot(page, name: str) -> None:
+    """Screenshots for the reviewer, into the folder CLEARED_SHOTS names (if set)."""
+    if folder := os.environ.get("CLEARED_SHOTS"):
+        Path(folder).mkdir(exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def test_a_dispute_from_the_auditors_call_to_the_managers_decision_and_the_reps_reminder(
+    browser, live_server, rep, manager, auditor, queued_audit
+):
+    def as_(username):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        log_in(page, live_server, username)
+        return page
+
+    # The auditor hears "never heard of your service".
+    page = as_("auditor")
+    page.goto(f"{live_server.url}/audits/{queued_audit.pk}/call/")
+    page.get_by_role("button", name="Claim this call").click()
+    page.wait_for_url(f"{live_server.url}/audits/{queued_audit.pk}/call/")
+    assert "every question above answered Yes" in page.locator("#call-body").inner_text()
+    _shot(page, "call-screen")
+    page.locator("#id_answer_identity_0").check()
+    page.locator("#id_answer_purchase_1").check()
+    page.get_by_role("radio", name="Disputed").check()
+    page.get_by_label("Notes").fill("Never heard of your service.")
+    page.get_by_role("button", name="Record the outcome").click()
+    page.wait_for_url(f"{live_server.url}/audits/")
+    deal = Deal.objects.get(pk=queued_audit.deal_id)
+    assert deal.is_disputed
+    reminders_scan(deal_ids=[deal.pk])  # what the worker does on commit
+
+    # The rep: the reminder on their dashboard, the deal stopped.
+    rep_page = as_("rep")
+    panel = rep_page.locator("#reminders-panel")
+    assert "Disputed at audit" in panel.inner_text()
+    rep_page.goto(f"{live_server.url}{deal.get_absolute_url()}")
+    body = rep_page.locator("#deal-body").inner_text()
+    assert "Disputed at audit — awaiting the manager" in body
+    assert "Never heard of your service." in body
+    assert "Issue an invoice" not in body and "Wrap up and hand to audit" not in body
+    _shot(rep_page, "deal-disputed-as-rep")
+
+    # The manager: from the reminder to the decision page, decides with a reason.
+    boss = as_("manager")
+    boss.goto(f"{live_server.url}{deal.get_absolute_url()}")
+    _shot(boss, "deal-disputed-as-manager")
+    boss.goto(f"{live_server.url}/")
+    boss.locator("#reminders-panel").get_by_role("link", name="Decide").first.click()
+    boss.wait_for_url(f"{live_server.url}/audits/deals/{deal.pk}/dispute/")
+    _shot(boss, "dispute-decision")
+    boss.get_by_role("radio", name="Send it back to the rep to re-close", exact=False).check()
+    boss.get_by_role("button", name="Record the decision").click()
+    assert "Say why" in boss.locator(".field-error").inner_text()  # a reason is required
+    boss.get_by_label("Why").fill("Their CFO ordered it: re-close with her.")
+    boss.get_by_role("button", name="Record the decision").click()
+    boss.wait_for_url(f"{live_server.url}{deal.get_absolute_url()}")
+    assert "Dispute decided" in boss.locator("ol.timeline").first.inner_text()
+    audit = Audit.objects.get(pk=queued_audit.pk)
+    assert audit.decision == DisputeDecision.RE_CLOSE and audit.decided_by == manager
+
+    # Back with the rep: the dispute reminder is answered, the wrap-up is offered again.
+    reminders_scan(deal_ids=[deal.pk])
+    assert not Reminder.objects.filter(
+        deal=deal, kind=ReminderKind.AUDIT_DISPUTED, owner=rep, state__in=["due", "scheduled"]
+    ).exists()
+    rep_page.goto(f"{live_server.url}{deal.get_absolute_url()}")
+    assert rep_page.get_by_role("button", name="Wrap up and hand to audit").is_visible()
+    for p in (page, rep_page, boss):
+        p.context.close()
+
+
+def test_a_flake_reaches_the_reps_home(page, live_server, rep, auditor, queued_audit):
+    now = timezone.now() - timedelta(hours=2)
+    for _ in range(3):
+        queued_audit.refresh_from_db()
+        services.call_attempt_record(
+            audit_id=queued_audit.pk,
+            auditor=auditor,
+            outcome=Outcome.NO_ANSWER,
+            expected_version=queued_audit.version,
+            script=services.CallScript.objects.current(),
+            now=now,
+        )
+        queued_audit.refresh_from_db()
+        now = (queued_audit.retry_at or now) + timedelta(minutes=1)
+    reminders_scan(deal_ids=[queued_audit.deal_id])
+    log_in(page, live_server, "rep")
+    assert "Flaked at audit — re-close" in page.locator("#reminders-panel").inner_text()
+    assert "Flaked at audit — re-close" in page.locator("#pipeline-board").inner_text()
+    _shot(page, "rep-home-flaked")

@@ -106,3 +106,33 @@ def test_two_hand_overs_of_one_deal_at_once_queue_one_audit(rep, manager):
     assert sum(isinstance(r, Audit) for r in results) == 1, results
     assert sum(isinstance(r, services.AuditRefused) for r in results) == 1, results
     assert Audit.objects.filter(deal=deal).count() == 1
+
+
+def test_two_managers_deciding_a_dispute_at_once_record_one_decision(rep, manager, auditor):
+    from audits.models import DisputeDecision
+    from pipeline.models import User
+
+    audit = _queued_audit(rep)
+    services.call_attempt_record(
+        audit_id=audit.pk,
+        auditor=auditor,
+        outcome=Outcome.DISPUTED,
+        expected_version=1,
+        script=CallScript.objects.current(),
+        notes="Never heard of you.",
+    )
+    superuser = User.objects.create_superuser("boss", password="pw")
+    results = race(
+        lambda: services.audit_dispute_decide(
+            audit_id=audit.pk, manager=manager, decision=DisputeDecision.LOST, reason="Lost."
+        ),
+        lambda: services.audit_dispute_decide(
+            audit_id=audit.pk, manager=superuser, decision=DisputeDecision.RE_CLOSE, reason="Back."
+        ),
+    )
+    assert sum(isinstance(r, Audit) for r in results) == 1, results
+    assert sum(isinstance(r, services.AuditChanged) for r in results) == 1, results
+    decided = Audit.objects.get(pk=audit.pk)
+    deal = Deal.objects.get(pk=audit.deal_id)
+    assert deal.audit_flag == ""
+    assert (deal.stage == Stage.LOST) == (decided.decision == DisputeDecision.LOST)

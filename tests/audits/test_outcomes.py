@@ -71,14 +71,17 @@ def test_a_no_answer_is_retried_after_the_configured_minutes(audit, auditor):
 
 
 def test_the_third_no_answer_flakes_the_audit_and_the_deal_goes_back_to_the_rep(audit, auditor):
+    now = timezone.now()
     for expected in (AuditState.RETRY, AuditState.RETRY, AuditState.FLAKED):
-        record(audit, auditor, Outcome.NO_ANSWER)
+        record(audit, auditor, Outcome.NO_ANSWER, now=now)
         audit.refresh_from_db()
         assert audit.state == expected
+        now = (audit.retry_at or now) + timedelta(minutes=1)  # each retry after its time
     assert audit.no_answer_count == 3
     assert audit.closed_at and audit.escalated_at and audit.next_call_at is None
-    assert Deal.objects.get(pk=audit.deal_id).stage == Stage.DEPOSIT
-    assert services.wrap_up_refusal(audit.deal) is None  # the rep can re-close it
+    deal = Deal.objects.get(pk=audit.deal_id)
+    assert deal.stage == Stage.DEPOSIT and deal.is_flaked
+    assert services.wrap_up_refusal(deal) is None  # the rep can re-close it
 
 
 def test_a_call_back_is_scheduled_at_the_customers_time(audit, auditor):

@@ -90,8 +90,13 @@ def test_a_deal_is_queued_once_at_a_time(audit, rep):
     assert Audit.objects.count() == 1
 
 
-def test_a_deal_is_wrapped_up_again_after_a_dispute_and_the_old_audit_stays(audit, rep, auditor):
+def test_a_deal_is_wrapped_up_again_after_a_dispute_and_the_old_audit_stays(
+    audit, rep, auditor, manager
+):
     record(audit, auditor, Outcome.DISPUTED, notes="Never heard of you")
+    services.audit_dispute_decide(
+        audit_id=audit.pk, manager=manager, decision="re_close", reason="Re-close with the CFO."
+    )
     again = services.wrap_up_hand_over(deal_id=audit.deal_id, rep=rep, **checklist())
     assert again.pk != audit.pk and again.state == AuditState.QUEUED
     audit.refresh_from_db()

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from billing import services
 from billing.models import Invoice, InvoiceState, PaymentKind
+from pipeline.models import Deal
 from pipeline.stages import Stage
 from pipeline.terms import PaymentOption
 from tests.billing.money import clear, record
@@ -18,7 +19,10 @@ pytestmark = pytest.mark.django_db
 
 
 def test_invoice_numbers_follow_one_another_across_deals(delivered_deal, rep, customer):
-    other = DealFactory(rep=rep, customer=customer, deposit_required=False)
+    # Confirmed at audit: a billed deal is invoiced only then (issue 15).
+    other = DealFactory(
+        rep=rep, customer=customer, deposit_required=False, stage=Stage.AUDIT_CONFIRMED
+    )
     first = services.invoice_issue(deal_id=delivered_deal.pk, issued_by=rep)
     second = services.invoice_issue(deal_id=other.pk, issued_by=rep)
     assert second.number == first.number + 1
@@ -47,6 +51,7 @@ def test_terms_give_the_due_date(delivered_deal, rep, settings):
 
 def test_an_invoice_never_bills_more_than_is_left(deal, rep):
     record(deal, rep, "200.00")  # the deposit, paid without an invoice
+    Deal.objects.filter(pk=deal.pk).update(stage=Stage.AUDIT_CONFIRMED)  # invoiced after audit
     with pytest.raises(services.BillingError, match="800.00 is left"):
         services.invoice_issue(deal_id=deal.pk, issued_by=rep, amount=Decimal("900.00"))
     assert services.invoice_issue(deal_id=deal.pk, issued_by=rep).amount == Decimal("800.00")

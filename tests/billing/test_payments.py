@@ -1,6 +1,6 @@
 """Payments: recording, the clearing lifecycle, stage sync, commission and clawback."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -253,11 +253,11 @@ def test_clearing_earns_commission_at_the_default_rate(delivered_deal, rep, mana
 
 
 def test_a_reps_own_rate_wins_and_commission_rounds_half_up(delivered_deal, rep, manager):
-    CommissionRate.objects.create(rep=rep, rate=Decimal("0.1000"))
+    CommissionRate.objects.create(rep=rep, rate=Decimal("0.1000"), effective_from=date(2020, 1, 1))
     # 10.05 at 10% is 1.005: half up gives 1.01 (banker's would give 1.00).
     clear(record(delivered_deal, rep, "10.05", kind=PaymentKind.INSTALMENT), manager)
     assert CommissionEntry.objects.get().amount == Decimal("1.01")
-    CommissionRate.objects.filter(rep=rep).update(rate=Decimal("0.1250"))
+    CommissionRate.objects.create(rep=rep, rate=Decimal("0.1250"), effective_from=date(2020, 1, 1))
     clear(record(delivered_deal, rep, "100.00", kind=PaymentKind.INSTALMENT), manager)
     assert CommissionEntry.objects.first().amount == Decimal("12.50")
 

@@ -11,7 +11,8 @@ from pipeline.models import Deal
 from pipeline.stages import Stage
 from pipeline.terms import PaymentOption
 from tests.billing.money import bounce, clear, record
-from tests.factories import CustomerFactory, DealFactory
+from tests.conftest import _client_for
+from tests.factories import CustomerFactory, DealFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -134,11 +135,8 @@ def test_a_rep_cannot_clear_a_payment(rep_client, deal, rep):
 
 
 def test_another_teams_manager_cannot_find_the_payment(deal, rep, other_rep):
-    from django.test import Client
-
     payment = record(deal, rep)
-    client = Client()
-    client.force_login(other_rep.manager)
+    client = _client_for(other_rep.manager)
     response = client.post(f"/billing/payments/{payment.pk}/status/", {"to_status": "cleared"})
     assert response.status_code == 404
 
@@ -346,12 +344,10 @@ def test_the_deal_form_shows_the_deposit_rule_and_an_exception(
     assert "20% of the amount" in html and "Bank error" in html
 
 
-def test_the_admin_shows_payments_read_only_and_never_deletes(client, deal, rep):
-    from tests.factories import UserFactory
-
+def test_the_admin_shows_payments_read_only_and_never_deletes(deal, rep):
     payment = record(deal, rep)
     admin = UserFactory(username="root", is_staff=True, is_superuser=True)
-    client.force_login(admin)
+    client = _client_for(admin)
     assert client.get("/admin/billing/payment/").status_code == 200
     page = client.get(f"/admin/billing/payment/{payment.pk}/change/")
     assert page.status_code == 200 and b"deletelink" not in page.content

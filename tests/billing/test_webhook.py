@@ -156,3 +156,16 @@ def test_without_a_configured_secret_every_event_is_refused(payment, settings):
 
 def test_the_webhook_answers_only_post():
     assert Client().get(URL).status_code == 405
+
+
+def test_a_card_number_in_a_webhook_reason_is_masked_in_the_ledger_and_the_payload(payment):
+    response = _post(
+        _event(payment, "payment.bounced", "evt_card", reason="R01 card 4111.1111.1111.1111 12/28")
+    )
+    assert response.status_code == 200, response.content
+    stored = WebhookEvent.objects.get(event_id="evt_card")
+    assert stored.payload["data"]["reason"] == "R01 card •••• 1111 12/28"
+    assert payment.events.get(to_status=PaymentStatus.BOUNCED).reason == (
+        "R01 card •••• 1111 12/28"
+    )
+    assert "1111.1111" not in str(WebhookEvent.objects.values_list("payload", flat=True).get())

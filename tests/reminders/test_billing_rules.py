@@ -135,6 +135,19 @@ def test_invoice_cut_off_nags_days_before_the_customers_cut_off(rep, customer, s
     assert "cut-off" in reminder.why
 
 
+def test_a_cut_off_reminder_created_today_is_never_due_before_it_existed(rep, customer, settings):
+    # Cut-off in 2 days, reminder 3 days before: the rule's time is yesterday
+    # morning, but the deal only now needs the invoice (issue 15).
+    settings.REMINDERS_INVOICE_CUTOFF_DAYS = 3
+    _cutoff_deal(rep, customer, days_to_cutoff=2)
+    before = timezone.now()
+    reminders_scan()
+    reminder = Reminder.objects.get(kind=ReminderKind.INVOICE_CUTOFF)
+    assert reminder.due_at >= before
+    assert reminder.due_at >= reminder.created_at - datetime.timedelta(seconds=1)
+    assert reminder.state == ReminderState.DUE
+
+
 def test_sending_the_invoice_resolves_the_cut_off_reminder(rep, customer, settings):
     settings.REMINDERS_INVOICE_CUTOFF_DAYS = 3
     deal, _ = _cutoff_deal(rep, customer, days_to_cutoff=2)

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from pipeline.demo import DEMO_TOTP_SECRET
+
 # Each app adds its own demo records after the pipeline's; each step is
 # idempotent on its own.
 DEMO_STEPS = ["pipeline.demo.seed", "billing.demo.seed", "audits.demo.seed"]
@@ -25,4 +27,8 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 "Demo ready: log in as rep, rep2, manager or auditor (password demo)."
             )
+        )
+        self.stdout.write(
+            f"  manager's two-factor code: `manage.py demo_code`, or add the key "
+            f"{DEMO_TOTP_SECRET} to an authenticator app."
         )

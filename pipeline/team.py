@@ -1,0 +1,207 @@
+"""A manager's team: who is on it, inviting a rep, a leaver handing over their work.
+
+Business rules that write (``team_invite``, ``user_deactivate``) and the one
+place that decides who is on whose team (``team_reps_of``). Commission rates
+are billing's (``billing.services.commission_rate_set``); billing adds its
+column to the Team page through ``team_columns`` (pipeline never imports
+billing for it).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.db.models import Count, F, Q, QuerySet
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from pipeline.models import Customer, Deal, Reassignment, Role, User
+from pipeline.reminders.models import OPEN_STATES, Reminder
+from pipeline.stages import CLOSED_STAGES
+
+
+class TeamError(Exception):
+    """A team rule refused the change; nothing was written. ``field`` names
+    the form field the message belongs next to, if any."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+# --- who is on a team -------------------------------------------------------
+
+
+def team_reps_of(user: User) -> QuerySet:
+    """The reps a user manages: a manager's own team (``User.manager``), every
+    rep for a superuser, nobody for anyone else. Every Team page lookup of a
+    member goes through here, so a forged id of another team's rep is a 404."""
+    if user.is_superuser:
+        return User.objects.filter(groups__name=Role.REP)
+    if user.is_manager:
+        return User.objects.filter(manager=user)
+    return User.objects.none()
+
+
+def team_page_members(user: User) -> QuerySet:
+    """The Team page's rows: each rep with their count of open deals, in one query."""
+    return (
+        team_reps_of(user)
+        .annotate(open_deals=Count("deals", filter=~Q(deals__stage__in=sorted(CLOSED_STAGES))))
+        .order_by("-is_active", "first_name", "last_name", "username")
+    )
+
+
+@dataclass(frozen=True)
+class TeamColumn:
+    """A column another app adds to the Team page: ``values(members)`` returns
+    one value per member id (in a fixed number of queries), rendered by
+    ``template`` with ``member`` and ``value``."""
+
+    heading: str
+    template: str
+    values: Callable[[list[User]], dict]
+
+
+team_columns: list[TeamColumn] = []
+
+
+def register_team_column(column: TeamColumn) -> None:
+    """Called from another app's ``AppConfig.ready()`` (billing: commission rate)."""
+    if column not in team_columns:
+        team_columns.append(column)
+
+
+# --- inviting a rep ----------------------------------------------------------
+
+
+def invitation_path(user: User) -> str:
+    """The link that lets an invited rep set their password: one use, it
+    expires with ``PASSWORD_RESET_TIMEOUT`` (Django's token generator; setting
+    the password or logging in spends it)."""
+    uidb64 = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    return reverse("team_join", args=[uidb64, token])
+
+
+@transaction.atomic
+def team_invite(
+    *, manager: User, email: str, first_name: str = "", last_name: str = "", username: str = ""
+) -> User:
+    """Put a new rep on the manager's team and email them a link to set a password.
+
+    The account has no usable password until they follow the link. The
+    username is the one typed, else the email address. Raises TeamError for a
+    username or email already in use, or an invitation by someone who manages
+    no team.
+    """
+    if not manager.is_manager:
+        raise TeamError("Only a manager can invite a rep to their team.")
+    email = User.objects.normalize_email(email.strip()).lower()
+    username = (username or email).strip()
+    try:
+        User.username_validator(username)
+    except ValidationError as exc:
+        raise TeamError(exc.messages[0], field="username") from exc
+    if User.objects.filter(email__iexact=email).exists():
+        raise TeamError("Someone already has an account with this email.", field="email")
+    if User.objects.filter(username__iexact=username).exists():
+        raise TeamError("This username is taken: type another.", field="username")
+    rep = User(
+        username=username,
+        email=email,
+        first_name=first_name.strip(),
+        last_name=last_name.strip(),
+        manager=manager,
+        time_zone=manager.time_zone,
+    )
+    rep.set_unusable_password()
+    rep.save()
+    rep.groups.add(Group.objects.get_or_create(name=Role.REP)[0])
+    link = settings.REMINDERS_SITE_URL.rstrip("/") + invitation_path(rep)
+    message = EmailMessage(
+        "You're invited to Cleared",
+        f"{manager} added you to their team on Cleared.\n\n"
+        f"Set your password here (the link works once, for "
+        f"{settings.PASSWORD_RESET_TIMEOUT // 86400} days):\n{link}\n\n"
+        f"Your username: {rep.username}\n",
+        to=[email],
+    )
+    transaction.on_commit(message.send)
+    return rep
+
+
+# --- a leaver ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What a leaver handed to their successor."""
+
+    deals: int
+    customers: int
+    reminders: int
+
+
+@transaction.atomic
+def user_deactivate(*, manager: User, leaver: User, successor: User) -> Handover:
+    """Deactivate a rep who leaves and hand their open work to a teammate, all or nothing.
+
+    Their open deals go to ``successor`` (each with a Reassignment record on
+    its timeline), so do the customers of those deals the leaver owned, and
+    their open reminders. Audits follow their deal, so a pending audit now
+    names the successor. Closed deals and earned commission stay theirs. The
+    leaver can no longer log in: an inactive user's sessions stop working at
+    their next request (Django's ModelBackend refuses inactive users).
+    Raises TeamError if either is not on the manager's team, the successor is
+    the leaver or inactive, or the leaver already left.
+    """
+    team = team_reps_of(manager)
+    # Both rows locked, in id order, so two managers' handovers cannot cross.
+    locked = {
+        u.pk: u
+        for u in team.select_for_update().filter(pk__in=[leaver.pk, successor.pk]).order_by("pk")
+    }
+    leaver, successor = locked.get(leaver.pk), locked.get(successor.pk)
+    if leaver is None or successor is None:
+        raise TeamError("Both people must be reps on your team.")
+    if leaver.pk == successor.pk:
+        raise TeamError("Choose someone else to take over.", field="successor")
+    if successor.manager_id != leaver.manager_id or not successor.is_active:
+        raise TeamError("The rep taking over must be active on the same team.", field="successor")
+    if not leaver.is_active:
+        raise TeamError(f"{leaver} has already left.")
+    now = timezone.now()
+    deal_ids = list(
+        Deal.objects.select_for_update()
+        .filter(rep=leaver)
+        .open()
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    Deal.objects.filter(pk__in=deal_ids).update(
+        rep=successor, version=F("version") + 1, updated_at=now
+    )
+    reason = f"{leaver} left the team; {successor} takes over."
+    Reassignment.objects.bulk_create(
+        Reassignment(
+            deal_id=pk, from_rep=leaver, to_rep=successor, actor=manager, at=now, reason=reason
+        )
+        for pk in deal_ids
+    )
+    customers = Customer.objects.filter(
+        owner=leaver, pk__in=Deal.objects.filter(pk__in=deal_ids).values("customer_id")
+    ).update(owner=successor)
+    reminders = Reminder.objects.filter(owner=leaver, state__in=OPEN_STATES).update(
+        owner=successor, updated_at=now
+    )
+    leaver.is_active = False
+    leaver.save(update_fields=["is_active"])
+    return Handover(deals=len(deal_ids), customers=customers, reminders=reminders)
