@@ -24,8 +24,8 @@ from audits.models import (
     Outcome,
     WrapUpChecklist,
 )
+from pipeline.events import deal_changed_on_commit
 from pipeline.models import Deal, User
-from pipeline.reminders.services import reminders_refresh_on_commit
 from pipeline.services import deal_move
 from pipeline.stages import (
     BEFORE_AUDIT_STAGES,
@@ -174,7 +174,7 @@ def wrap_up_hand_over(
     # Wrapped up again after a flake: the rep's "re-close" is answered.
     _deal_set_audit_flag(deal.pk, AuditFlag.NONE, now, only_if=AuditFlag.FLAKED)
     # The auditors' "audit due" reminder, now rather than at the next scan.
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=rep.pk)
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)
     return Audit.objects.create(
         deal=deal,
         wrap_up=wrap_up,
@@ -377,7 +377,7 @@ def call_attempt_record(
             reason=_stage_reason(outcome, attempt),
             at=now,
         )
-    reminders_refresh_on_commit(deal_id=audit.deal_id, actor_id=auditor.pk)
+    deal_changed_on_commit(deal_id=audit.deal_id, actor_id=auditor.pk)
     return attempt
 
 
@@ -471,6 +471,6 @@ def audit_dispute_decide(
             reason=f"Disputed at audit; the manager decided: {reason.strip()}",
             at=now,
         )
-    reminders_refresh_on_commit(deal_id=audit.deal_id, actor_id=manager.pk)
+    deal_changed_on_commit(deal_id=audit.deal_id, actor_id=manager.pk)
     audit.refresh_from_db()
     return audit

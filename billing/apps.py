@@ -6,11 +6,14 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
-        # Billing's column on pipeline's Team page: pipeline never imports billing.
         # Imported here, not at the top: apps.py loads before any app's models.
+        from billing import receivers
         from billing.selectors import rates_in_force
         from pipeline.team import TeamColumn, register_team_column
 
+        # A deal paid on delivery changes its customer's standing (billing.receivers).
+        receivers.connect()
+        # Billing's column on pipeline's Team page: pipeline never imports billing.
         register_team_column(
             TeamColumn(
                 heading="Commission rate",

@@ -24,9 +24,10 @@ from billing.models import (
     PaymentPlan,
     PaymentStatus,
 )
-from billing.policy import PaymentOption, deposit_amount, instalment_schedule
+from billing.policy import instalment_schedule
 from pipeline.models import Deal, User
 from pipeline.stages import Stage
+from pipeline.terms import PaymentOption, deposit_amount
 
 BRANDS = [("Visa", "4242"), ("Mastercard", "4444"), ("Amex", "0005"), ("Chase checking", "6789")]
 
@@ -97,9 +98,8 @@ def record_money_for(deal: Deal, stage: str, at) -> Deal:
 
 
 def _clear(payment: Payment, at) -> None:
-    services.payment_set_status(
+    services.payment_clear(
         payment_id=payment.pk,
-        to_status=PaymentStatus.CLEARED,
         actor=_manager_of(payment.deal),
         at=_not_after_now(at, hours=2),
     )
@@ -164,9 +164,8 @@ def seed(stdout=None) -> None:
         .first()
     )
     if paid_by_check is not None:
-        services.payment_set_status(
+        services.payment_bounce(
             payment_id=paid_by_check.pk,
-            to_status=PaymentStatus.BOUNCED,
             actor=manager,
             reason="Returned by the bank: insufficient funds.",
             at=_not_after_now(paid_by_check.cleared_at + timedelta(days=3), hours=1),
@@ -191,9 +190,8 @@ def seed(stdout=None) -> None:
         .first()
     )
     if charged is not None:
-        services.payment_set_status(
+        services.payment_charge_back(
             payment_id=charged.pk,
-            to_status=PaymentStatus.CHARGED_BACK,
             actor=manager,
             reason="Cardholder disputed the charge.",
             at=_not_after_now(charged.cleared_at + timedelta(days=10), hours=1),

@@ -17,11 +17,11 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.policy import ZERO
 from pipeline.freshness import StampedQuerySet
 from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedJSONField, MaskedTextField
 from pipeline.models import Customer, Deal
+from pipeline.terms import ZERO
 
 # --- Terms exceptions -------------------------------------------
 
@@ -36,9 +36,10 @@ class TermsException(AppendOnlyModel):
 
     Waiving a deposit is for one deal (and sets ``Deal.deposit_required`` to
     False through ``billing.services.deposit_waive``). Allowing invoicing is
-    for a customer: ``billing.selectors.customer_terms`` lets a slow payer be
+    for a customer: ``pipeline.selectors.customer_terms`` lets a slow payer be
     invoiced while the exception is valid (``valid_until``, inclusive; empty
-    means until further notice).
+    means until further notice), read from the copy on the customer row that
+    ``billing.services.invoicing_allow`` writes.
     """
 
     kind = models.CharField(max_length=20, choices=ExceptionKind.choices)
@@ -162,7 +163,7 @@ class Invoice(models.Model):
     class Meta:
         ordering = ["-number"]
         indexes = [
-            # billing.selectors.invoices_due: open invoices by due date.
+            # The payment due reminders (pipeline/reminders/rules.py): open invoices by due date.
             models.Index(
                 fields=["due_date"], condition=Q(voided_at__isnull=True), name="open_invoice_due"
             ),
@@ -316,7 +317,7 @@ class Payment(models.Model):
     """Money received against a deal (and an invoice or instalment when there is one).
 
     Recorded pending; cleared, bounced or charged back only through
-    ``billing.services.payment_set_status``, which writes a ``PaymentEvent``.
+    ``billing.services.payment_clear`` and its siblings, which writes a ``PaymentEvent``.
     """
 
     deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="payments")
@@ -386,7 +387,7 @@ class PaymentEvent(AppendOnlyModel):
     """One change in a payment's clearing: from, to, why, who (or the processor), when.
 
     Bounces are rows with ``to_status="bounced"``: the reminders work reads
-    them (``billing.selectors.payment_bounces``) to notify rep and manager.
+    them (the payment bounced rule, pipeline/reminders/rules.py) to notify rep and manager.
     """
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="events")

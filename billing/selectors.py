@@ -30,7 +30,6 @@ from billing.models import (
     CommissionEntry,
     CommissionRate,
     ExceptionKind,
-    Instalment,
     Invoice,
     Payment,
     PaymentEvent,
@@ -39,19 +38,15 @@ from billing.models import (
     TermsException,
     rate_percent,
 )
-from billing.policy import (
+from billing.policy import billing_refusal, cutoff_advice
+from pipeline.models import Deal, disputed_at_audit
+from pipeline.stages import Stage
+from pipeline.terms import (
     ZERO,
     PaymentHistory,
     PaymentOption,
-    Terms,
-    billing_refusal,
-    cutoff_advice,
     deposit_amount,
-    standing_from_history,
-    terms_for,
 )
-from pipeline.models import Deal, disputed_at_audit
-from pipeline.stages import Stage
 
 MONEY = DecimalField(max_digits=14, decimal_places=2)
 
@@ -133,26 +128,6 @@ def active_invoicing_exception(customer_id: int, today: date | None = None):
         .select_related("granted_by")
         .first()
     )
-
-
-def customer_terms(customer) -> Terms:
-    """The standing and the terms it requires, for a customer (None: a new one).
-
-    A manager's allow-invoicing exception, while valid, lets a slow payer be
-    invoiced (``terms_for``).
-    """
-    if customer is None:
-        history = PaymentHistory()
-        exception = None
-    else:
-        history = customer_payment_history(customer)
-        exception = active_invoicing_exception(customer.pk)
-    standing, reason = standing_from_history(history)
-    note = ""
-    if exception is not None:
-        until = f" until {exception.valid_until:%-d %b %Y}" if exception.valid_until else ""
-        note = f"Invoicing allowed by {exception.granted_by}{until}: {exception.reason}"
-    return terms_for(standing, reason, invoicing_exception=note)
 
 
 def customer_exceptions(customer) -> list[TermsException]:
@@ -305,87 +280,6 @@ def with_invoice_states(invoices, today: date | None = None) -> list[Invoice]:
         invoice.state = invoice.state_for(invoice.cleared)
         invoice.overdue = invoice.is_overdue(today, invoice.cleared)
     return rows
-
-
-# --- Deadlines, for the reminders work -------------------------------------------
-
-
-def deposit_expected_by(deal: Deal) -> datetime:
-    """When a required deposit should be in: the promise plus ``CLEARED_DEPOSIT_EXPECTED_DAYS``."""
-    return deal.promised_at + timedelta(days=settings.CLEARED_DEPOSIT_EXPECTED_DAYS)
-
-
-def deals_missing_deposit(now: datetime | None = None):
-    """Deals whose required deposit is not in though it was expected by ``now``.
-
-    A deal with its deposit in has moved on to Deposit (``deal_sync_stage``),
-    and a waived deposit is no longer required, so these are the deals still
-    in Promised with a deposit required, promised more than
-    ``CLEARED_DEPOSIT_EXPECTED_DAYS`` ago. For the "deposit missing" reminder.
-    """
-    now = now or timezone.now()
-    cutoff = now - timedelta(days=settings.CLEARED_DEPOSIT_EXPECTED_DAYS)
-    return Deal.objects.filter(
-        stage=Stage.PROMISED, deposit_required=True, promised_at__lte=cutoff
-    ).select_related("customer", "rep")
-
-
-def invoices_due(on_or_before: date):
-    """Invoices not void and not paid (by cleared money) whose due date is on or before the date.
-
-    Each carries ``cleared`` and ``outstanding``. For the "payment due /
-    overdue" reminders: due today is ``due_date == today``; the ladder counts
-    days from ``due_date``.
-    """
-    return (
-        Invoice.objects.filter(voided_at__isnull=True, due_date__lte=on_or_before)
-        .annotate(cleared=_money_sum("payments__amount", payments__status=PaymentStatus.CLEARED))
-        .filter(cleared__lt=F("amount"))
-        .annotate(outstanding=ExpressionWrapper(F("amount") - F("cleared"), output_field=MONEY))
-        .select_related("deal", "deal__customer", "deal__rep")
-        .order_by("due_date", "number")
-    )
-
-
-def instalments_due(on_or_before: date):
-    """Instalments of payment plans not covered by cleared money, due on or before the date."""
-    return (
-        Instalment.objects.filter(due_date__lte=on_or_before)
-        .exclude(plan__deal__stage__in=(Stage.LOST, Stage.WRITTEN_OFF))
-        .annotate(cleared=_money_sum("payments__amount", payments__status=PaymentStatus.CLEARED))
-        .filter(cleared__lt=F("amount"))
-        .select_related("plan__deal", "plan__deal__customer", "plan__deal__rep")
-        .order_by("due_date", "id")
-    )
-
-
-def deals_to_invoice():
-    """Invoice deals, audit confirmed or delivered, with some of their amount not invoiced.
-
-    Each carries ``invoiced``; ``deal.customer.accounting_cutoff_day`` and
-    ``billing.policy.next_cutoff`` tell the "invoice cut-off" reminder when
-    the invoice must be out.
-    """
-    return (
-        Deal.objects.filter(
-            payment_option=PaymentOption.INVOICE,
-            stage__in=(Stage.AUDIT_CONFIRMED, Stage.DELIVERED),
-        )
-        .annotate(invoiced=_money_sum("invoices__amount", invoices__voided_at__isnull=True))
-        .filter(invoiced__lt=F("amount"))
-        .select_related("customer", "rep")
-    )
-
-
-def payment_bounces(since: datetime):
-    """Bounces and charge-backs since a moment, newest first: the "payment bounced" notices."""
-    return (
-        PaymentEvent.objects.filter(
-            to_status__in=(PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK), at__gte=since
-        )
-        .select_related("payment", "payment__deal", "payment__deal__rep", "actor")
-        .order_by("-at", "-id")
-    )
 
 
 # --- Commission -------------------------------------------

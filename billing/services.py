@@ -4,7 +4,11 @@ Every money write locks the deal row first (``select_for_update``), then the
 payment or the invoice counter: one fixed order, so two clerks never
 deadlock, and the sums a rule checks cannot change under it. Stages move only
 through ``pipeline.services.deal_move`` as the system, naming the person whose
-recorded fact moved the deal (``deal_sync_stage``).
+recorded fact moved the deal (``deal_sync_stage``). Billing keeps the pipeline's
+copies of its facts (the deal's received and cleared money, the customer's
+standing and allow-invoicing exception) in the same transaction as the fact,
+and every write announces ``pipeline.events.deal_changed``; the pipeline never
+calls back into billing.
 """
 
 import zoneinfo
@@ -14,7 +18,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -39,19 +43,14 @@ from billing.models import (
     WebhookEvent,
     invoice_due_date,
 )
-from billing.policy import (
-    ZERO,
-    PaymentOption,
-    billing_refusal,
-    commission_for,
-    deposit_amount,
-    standing_from_history,
-)
-from billing.selectors import customer_payment_history
+from billing.policy import billing_refusal, commission_for
+from billing.selectors import active_invoicing_exception, customer_payment_history
+from pipeline.events import deal_changed_on_commit
 from pipeline.masking import contains_card_number
 from pipeline.models import Customer, Deal, User
-from pipeline.reminders.services import reminders_refresh_on_commit
+from pipeline.services import deal_move
 from pipeline.stages import SYSTEM, Stage
+from pipeline.terms import ZERO, PaymentOption, deposit_amount, standing_from_history
 
 
 class BillingError(Exception):
@@ -99,10 +98,6 @@ def live_money(deal_id: int) -> Decimal:
     return _sum(Payment.objects.filter(deal_id=deal_id), *LIVE_STATUSES)
 
 
-def cleared_money(deal_id: int) -> Decimal:
-    return _sum(Payment.objects.filter(deal_id=deal_id), PaymentStatus.CLEARED)
-
-
 def deposit_is_in(deal: Deal) -> bool:
     """The customer's stake is in (DOMAIN.md, Deposit).
 
@@ -116,22 +111,54 @@ def deposit_is_in(deal: Deal) -> bool:
     return live_money(deal.pk) >= deposit_amount(deal.amount, deal.payment_option)
 
 
-def deal_sync_stage(*, deal_id: int, actor: User | None, at: datetime | None = None) -> Deal:
-    """Move the deal to where its money says it is: the one place stages follow money.
+def deal_copy_money(deal: Deal) -> None:
+    """Copy the ledger's sums onto the deal: money received (pending or cleared) and cleared.
+
+    In the caller's transaction, under the deal's lock, so the copies never
+    disagree with the ledger that committed with them (the database checks
+    cleared <= received <= amount). ``updated_at`` moves too: the reminders'
+    minute scan re-checks the deals changed lately. ``deal`` is updated in
+    place.
+    """
+    sums = Payment.objects.filter(deal_id=deal.pk).aggregate(
+        received=Coalesce(Sum("amount", filter=Q(status__in=LIVE_STATUSES)), ZERO),
+        cleared=Coalesce(Sum("amount", filter=Q(status=PaymentStatus.CLEARED)), ZERO),
+    )
+    now = timezone.now()
+    Deal.objects.filter(pk=deal.pk).update(
+        received_amount=sums["received"], cleared_amount=sums["cleared"], updated_at=now
+    )
+    deal.received_amount, deal.cleared_amount, deal.updated_at = (
+        sums["received"],
+        sums["cleared"],
+        now,
+    )
+
+
+def _deal_changed(deal_id: int, actor: User | None) -> None:
+    """A money write that copies no sums (an invoice, a plan) still changes the deal:
+    ``updated_at`` moves for the minute scan, and ``deal_changed`` is announced."""
+    Deal.objects.filter(pk=deal_id).update(updated_at=timezone.now())
+    deal_changed_on_commit(deal_id=deal_id, actor_id=actor.pk if actor else None)
+
+
+def deal_sync_stage(*, deal: Deal, actor: User | None, at: datetime | None = None) -> Deal:
+    """Copy the ledger onto the deal and move it to where its money says it is.
+
+    The one place stages follow money, after every money write, with ``deal``
+    locked by that write:
 
     - Promised → Deposit when a required deposit is in (``deposit_is_in``).
     - Delivered → Payment cleared when cleared money covers the amount.
     - Payment cleared → Delivered when it no longer does (a bounce).
 
-    Called after every money write, and by ``pipeline.services.deal_move``
-    when a deal is marked Delivered (money that cleared before delivery moves
-    it straight on). Moves are made as the system, naming ``actor``.
+    Moves are made through ``pipeline.services.deal_move`` as the system,
+    naming ``actor``; the pipeline decides its own follow-on moves from the
+    copies written here (money that cleared before delivery), so nothing
+    calls back into billing. Then the customer's standing copy is refreshed
+    and ``deal_changed`` announced, once.
     """
-    from pipeline.services import deal_move  # the pipeline calls back into billing
-
-    deal = _lock_deal(deal_id)
-    # The deal's copy of its cleared money, for the Not paid yet board.
-    Deal.objects.filter(pk=deal.pk).update(cleared_amount=cleared_money(deal.pk))
+    deal_copy_money(deal)
     # A deal disputed at audit does not move until its manager decides (money
     # already on its way, e.g. a clearing deposit, is still recorded).
     frozen = deal.is_disputed
@@ -147,43 +174,60 @@ def deal_sync_stage(*, deal_id: int, actor: User | None, at: datetime | None = N
             if deal.payment_option != PaymentOption.ON_FILE
             else "A card or account is secured on file.",
         )
-    if not frozen and deal.stage in (Stage.DELIVERED, Stage.PAYMENT_CLEARED):
-        covered = cleared_money(deal.pk) >= deal.amount
-        if deal.stage == Stage.DELIVERED and covered:
-            deal = deal_move(
-                deal_id=deal.pk,
-                to_stage=Stage.PAYMENT_CLEARED,
-                actor=actor,
-                as_role=SYSTEM,
-                at=at,
-                reason="Cleared payments cover the amount.",
-            )
-        elif deal.stage == Stage.PAYMENT_CLEARED and not covered:
-            deal = deal_move(
-                deal_id=deal.pk,
-                to_stage=Stage.DELIVERED,
-                actor=actor,
-                as_role=SYSTEM,
-                at=at,
-                reason="A payment bounced: the balance is open again.",
-            )
+    covered = deal.cleared_amount >= deal.amount
+    if not frozen and deal.stage == Stage.DELIVERED and covered:
+        deal = deal_move(
+            deal_id=deal.pk,
+            to_stage=Stage.PAYMENT_CLEARED,
+            actor=actor,
+            as_role=SYSTEM,
+            at=at,
+            reason="Cleared payments cover the amount.",
+        )
+    elif not frozen and deal.stage == Stage.PAYMENT_CLEARED and not covered:
+        deal = deal_move(
+            deal_id=deal.pk,
+            to_stage=Stage.DELIVERED,
+            actor=actor,
+            as_role=SYSTEM,
+            at=at,
+            reason="A payment bounced: the balance is open again.",
+        )
     customer_refresh_standing(customer_id=deal.customer_id)
     # Money in, cleared or bounced: "deposit missing", "payment due" and
     # "payment bounced" follow at once, not at the next sweep.
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=actor.pk if actor else None)
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=actor.pk if actor else None)
     return deal
 
 
 def customer_refresh_standing(*, customer_id: int) -> None:
     """Copy the standing learned from the customer's history onto the customer row.
 
-    Lists and the Not paid yet board filter on ``Customer.standing``; it is
-    refreshed after every money write (``deal_sync_stage``) and daily by
+    ``pipeline.selectors.customer_terms``, lists and the Not paid yet board
+    read ``Customer.standing``; it is refreshed after every money write
+    (``deal_sync_stage``, ``invoice_issue``, ``invoice_void``), when a deal
+    reaches Payment cleared on delivery (``billing.receivers``) and daily by
     ``billing.tasks.refresh_standings``, as lateness grows and bounces age.
     """
     history = customer_payment_history(Customer(pk=customer_id))
     standing, reason = standing_from_history(history)
     Customer.objects.filter(pk=customer_id).update(standing=standing, standing_reason=reason[:200])
+
+
+def _invoicing_note(exception: TermsException) -> str:
+    until = f" until {exception.valid_until:%-d %b %Y}" if exception.valid_until else ""
+    return f"Invoicing allowed by {exception.granted_by}{until}: {exception.reason}"
+
+
+def customer_copy_invoicing_exception(*, customer_id: int, today: date | None = None) -> None:
+    """Copy the allow-invoicing exception in force onto the customer row, for
+    ``pipeline.selectors.customer_terms``: the newest one still valid, with its
+    last day (the pipeline reads it as holding while today <= that day)."""
+    exception = active_invoicing_exception(customer_id, today)
+    Customer.objects.filter(pk=customer_id).update(
+        invoicing_exception=_invoicing_note(exception)[:400] if exception else "",
+        invoicing_exception_until=exception.valid_until if exception else None,
+    )
 
 
 # --- Payments -------------------------------------------
@@ -248,7 +292,7 @@ def payment_record(
         actor=recorded_by,
         at=now,
     )
-    deal_sync_stage(deal_id=deal.pk, actor=recorded_by, at=now)
+    deal_sync_stage(deal=deal, actor=recorded_by, at=now)
     return payment
 
 
@@ -307,37 +351,32 @@ def commission_rate_set(
     )
 
 
-@transaction.atomic
-def payment_set_status(
+def _payment_move(
     *,
     payment_id: int,
     to_status: str,
     actor: User | None,
-    reason: str = "",
-    source: str = EventSource.STAFF,
-    at: datetime | None = None,
-) -> Payment:
-    """Clear, bounce or charge back a payment, with its ledger row, in one transaction.
+    reason: str,
+    source: str,
+    at: datetime | None,
+) -> tuple[Payment, Deal, datetime]:
+    """Move a payment to ``to_status`` with its ledger row: the compare-and-set
+    that clearing, bouncing and charging back share.
 
-    Clearing is for a manager or the payment processor (``actor=None``,
-    ``source="webhook"``), never a rep. A bounce or charge-back needs a
-    reason. The status moves by compare-and-set (``UPDATE … WHERE status IN
-    (…)``) under the deal's lock, so of two clerks clearing one payment at
-    once, the second is told it is already cleared and writes nothing.
-
-    Commission follows (DOMAIN.md, Commission): clearing earns the rep
-    commission on the payment; a bounce or charge-back of a payment that had
-    earned it writes a clawback of the same amount. Stages follow through
-    ``deal_sync_stage``: a bounce takes the deal out of Payment cleared.
+    Staff moves are for a manager; the payment processor moves as the
+    webhook (``actor=None``). Anything but clearing needs a reason. The
+    status moves by ``UPDATE … WHERE status IN (…)`` under the deal's lock
+    (deal first, then the payment: one order for every money write), so of
+    two clerks clearing one payment at once, the second is told it is
+    already cleared and writes nothing. Returns the payment as it was before,
+    the locked deal and the time of the move.
     """
-    if to_status not in STATUS_MOVES:
-        raise BillingError("Choose cleared, bounced or charged back.", field="to_status")
     if source == EventSource.STAFF:
         _require_manager(actor, "clear, bounce or charge back a payment")
     if to_status != PaymentStatus.CLEARED and not reason.strip():
         raise BillingError("Say why: the reason goes on the ledger.", field="reason")
     deal_id = Payment.objects.values_list("deal_id", flat=True).get(pk=payment_id)
-    _lock_deal(deal_id)  # deal first, then the payment: one order for every money write
+    deal = _lock_deal(deal_id)
     payment = Payment.objects.select_for_update().get(pk=payment_id)
     now = at or timezone.now()
     changes = {"status": to_status, "status_changed_at": now}
@@ -357,37 +396,160 @@ def payment_set_status(
         source=source,
         at=now,
     )
-    deal = payment.deal
-    if to_status == PaymentStatus.CLEARED:
-        rate = commission_rate_for(deal.rep, now)
-        CommissionEntry.objects.create(
-            rep=deal.rep,
-            deal=deal,
-            payment=payment,
-            kind=CommissionKind.EARNED,
-            base=payment.amount,
-            rate=rate,
-            amount=commission_for(payment.amount, rate),
-            at=now,
-            actor=actor,
-        )
-    else:
-        earned = CommissionEntry.objects.filter(payment=payment, kind=CommissionKind.EARNED).first()
-        if earned is not None:
-            CommissionEntry.objects.create(
-                rep=earned.rep,
-                deal=deal,
-                payment=payment,
-                kind=CommissionKind.CLAWBACK,
-                base=-earned.base,
-                rate=earned.rate,
-                amount=-earned.amount,
-                at=now,
-                actor=actor,
-            )
-    deal_sync_stage(deal_id=deal.pk, actor=actor, at=now)
+    return payment, deal, now
+
+
+@transaction.atomic
+def payment_clear(
+    *,
+    payment_id: int,
+    actor: User | None,
+    reason: str = "",
+    source: str = EventSource.STAFF,
+    at: datetime | None = None,
+) -> Payment:
+    """Clear a pending payment: the money is ours (DOMAIN.md, Payment cleared).
+
+    For a manager or the payment processor, never a rep. The rep earns
+    commission on it (``commission_earn``); cleared money that covers a
+    delivered deal moves it to Payment cleared (``deal_sync_stage``).
+    """
+    payment, deal, now = _payment_move(
+        payment_id=payment_id,
+        to_status=PaymentStatus.CLEARED,
+        actor=actor,
+        reason=reason,
+        source=source,
+        at=at,
+    )
+    commission_earn(payment=payment, deal=deal, actor=actor, at=now)
+    deal_sync_stage(deal=deal, actor=actor, at=now)
     payment.refresh_from_db()
     return payment
+
+
+@transaction.atomic
+def payment_bounce(
+    *,
+    payment_id: int,
+    actor: User | None,
+    reason: str,
+    source: str = EventSource.STAFF,
+    at: datetime | None = None,
+) -> Payment:
+    """A pending or cleared payment bounced (a check returned), with the reason.
+
+    Commission it earned is clawed back (``commission_claw_back``), and a
+    deal it no longer covers goes back out of Payment cleared (seed 004).
+    """
+    return _payment_taken_back(
+        payment_id=payment_id,
+        to_status=PaymentStatus.BOUNCED,
+        actor=actor,
+        reason=reason,
+        source=source,
+        at=at,
+    )
+
+
+@transaction.atomic
+def payment_charge_back(
+    *,
+    payment_id: int,
+    actor: User | None,
+    reason: str,
+    source: str = EventSource.STAFF,
+    at: datetime | None = None,
+) -> Payment:
+    """A cleared card payment was charged back by the cardholder, with the reason.
+
+    Like a bounce: the commission is clawed back and the deal follows its money.
+    """
+    return _payment_taken_back(
+        payment_id=payment_id,
+        to_status=PaymentStatus.CHARGED_BACK,
+        actor=actor,
+        reason=reason,
+        source=source,
+        at=at,
+    )
+
+
+def _payment_taken_back(*, payment_id, to_status, actor, reason, source, at) -> Payment:
+    payment, deal, now = _payment_move(
+        payment_id=payment_id,
+        to_status=to_status,
+        actor=actor,
+        reason=reason,
+        source=source,
+        at=at,
+    )
+    commission_claw_back(payment=payment, deal=deal, actor=actor, at=now)
+    deal_sync_stage(deal=deal, actor=actor, at=now)
+    payment.refresh_from_db()
+    return payment
+
+
+# The service for each status a form or the processor may ask a payment to move to.
+PAYMENT_MOVES = {
+    PaymentStatus.CLEARED: payment_clear,
+    PaymentStatus.BOUNCED: payment_bounce,
+    PaymentStatus.CHARGED_BACK: payment_charge_back,
+}
+
+
+def payment_move_service(to_status: str):
+    """``payment_clear``, ``payment_bounce`` or ``payment_charge_back``, for a chosen status."""
+    try:
+        return PAYMENT_MOVES[to_status]
+    except KeyError:
+        raise BillingError("Choose cleared, bounced or charged back.", field="to_status") from None
+
+
+# --- Commission -------------------------------------------
+
+
+def commission_earn(
+    *, payment: Payment, deal: Deal, actor: User | None, at: datetime
+) -> CommissionEntry:
+    """Cleared money earns the deal's rep commission at the rate in force when it cleared."""
+    rate = commission_rate_for(deal.rep, at)
+    return CommissionEntry.objects.create(
+        rep=deal.rep,
+        deal=deal,
+        payment=payment,
+        kind=CommissionKind.EARNED,
+        base=payment.amount,
+        rate=rate,
+        amount=commission_for(payment.amount, rate),
+        at=at,
+        actor=actor,
+    )
+
+
+def commission_claw_back(
+    *, payment: Payment, deal: Deal, actor: User | None, at: datetime
+) -> CommissionEntry | None:
+    """Take back the commission a bounced or charged-back payment had earned.
+
+    "It is not a sale until it is paid" (DOMAIN.md, Commission): a clawback of
+    the same base and amount, negative, for the rep who earned it. None if
+    the payment never cleared, so earned nothing.
+    """
+    earned = CommissionEntry.objects.filter(payment=payment, kind=CommissionKind.EARNED).first()
+    if earned is None:
+        return None
+    return CommissionEntry.objects.create(
+        rep=earned.rep,
+        deal=deal,
+        payment=payment,
+        kind=CommissionKind.CLAWBACK,
+        base=-earned.base,
+        rate=earned.rate,
+        amount=-earned.amount,
+        at=at,
+        actor=actor,
+    )
 
 
 # --- Payment methods on file -------------------------------------------
@@ -443,7 +605,7 @@ def payment_method_add(
         recorded_by=recorded_by,
         recorded_at=now,
     )
-    deal_sync_stage(deal_id=deal.pk, actor=recorded_by, at=now)
+    deal_sync_stage(deal=deal, actor=recorded_by, at=now)
     return method
 
 
@@ -510,8 +672,7 @@ def invoice_issue(
         )
     issue_date = issue_date or timezone.localdate()
     terms_days = settings.CLEARED_INVOICE_TERMS_DAYS if terms_days is None else terms_days
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=issued_by.pk)
-    return Invoice.objects.create(
+    invoice = Invoice.objects.create(
         deal=deal,
         number=_next_invoice_number(),
         amount=amount,
@@ -521,6 +682,10 @@ def invoice_issue(
         issued_by=issued_by,
         issued_at=at or timezone.now(),
     )
+    # An invoice is payment history: one past its due date makes a customer late.
+    customer_refresh_standing(customer_id=deal.customer_id)
+    _deal_changed(deal.pk, issued_by)
+    return invoice
 
 
 @transaction.atomic
@@ -530,7 +695,7 @@ def invoice_void(*, invoice_id: int, actor: User, reason: str) -> Invoice:
     if not reason.strip():
         raise BillingError("Say why the invoice is void.", field="reason")
     invoice = Invoice.objects.get(pk=invoice_id)
-    _lock_deal(invoice.deal_id)
+    deal = _lock_deal(invoice.deal_id)
     if invoice.payments.filter(status__in=LIVE_STATUSES).exists():
         raise BillingError("Payments are recorded against this invoice: it cannot be voided.")
     voided = Invoice.objects.filter(pk=invoice.pk, voided_at__isnull=True).update(
@@ -538,7 +703,8 @@ def invoice_void(*, invoice_id: int, actor: User, reason: str) -> Invoice:
     )
     if not voided:
         raise BillingError("This invoice is void already.")
-    reminders_refresh_on_commit(deal_id=invoice.deal_id, actor_id=actor.pk)
+    customer_refresh_standing(customer_id=deal.customer_id)
+    _deal_changed(deal.pk, actor)
     invoice.refresh_from_db()
     return invoice
 
@@ -588,6 +754,8 @@ def payment_plan_create(
         Instalment(plan=plan, sequence=number, due_date=due, amount=amount)
         for number, (due, amount) in enumerate(instalments, start=1)
     )
+    # The instalments' "payment due" reminders, now rather than at the next scan.
+    _deal_changed(deal.pk, created_by)
     return plan
 
 
@@ -622,7 +790,7 @@ def deposit_waive(
         deposit_required=False, version=F("version") + 1, updated_at=timezone.now()
     )
     # No deposit required any more: "deposit missing" is resolved at once.
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=manager.pk)
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=manager.pk)
     return TermsException.objects.create(
         kind=ExceptionKind.WAIVE_DEPOSIT,
         customer=deal.customer,
@@ -648,8 +816,8 @@ def invoicing_allow(
         raise BillingError("Say why this customer may be invoiced.", field="reason")
     if valid_until is not None and valid_until < timezone.localdate():
         raise BillingError("The exception can't end in the past.", field="valid_until")
-    customer = Customer.objects.get(pk=customer_id)
-    return TermsException.objects.create(
+    customer = Customer.objects.select_for_update().get(pk=customer_id)
+    exception = TermsException.objects.create(
         kind=ExceptionKind.ALLOW_INVOICING,
         customer=customer,
         reason=reason.strip(),
@@ -657,6 +825,11 @@ def invoicing_allow(
         granted_by=manager,
         granted_at=at or timezone.now(),
     )
+    # The pipeline reads the terms from the customer row: copy it there now.
+    customer_copy_invoicing_exception(customer_id=customer.pk)
+    for deal_id in customer.deals.open().values_list("pk", flat=True):
+        deal_changed_on_commit(deal_id=deal_id, actor_id=manager.pk)
+    return exception
 
 
 # --- The payment processor's webhook -------------------------------------------
@@ -685,9 +858,8 @@ def webhook_event_apply(
         return WebhookOutcome("duplicate", "Already received; nothing changed.")
     try:
         with transaction.atomic():
-            payment_set_status(
+            payment_move_service(to_status)(
                 payment_id=payment_id,
-                to_status=to_status,
                 actor=None,
                 reason=reason or f"Reported by the payment processor ({type}).",
                 source=EventSource.WEBHOOK,

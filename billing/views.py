@@ -32,11 +32,12 @@ from billing.forms import (
     ReasonForm,
 )
 from billing.models import Invoice, Payment, PaymentKind, PaymentStatus
-from billing.policy import PaymentOption, instalment_schedule
+from billing.policy import instalment_schedule
 from pipeline.models import Customer, Deal, User
 from pipeline.stages import Stage
 from pipeline.team import team_reps_of
 from pipeline.templatetags.cleared import money
+from pipeline.terms import PaymentOption
 
 PER_PAGE = 25
 
@@ -290,8 +291,9 @@ def payment_status(request: HttpRequest, pk: int) -> HttpResponse:
     form = PaymentStatusForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            payment = services.payment_set_status(
-                payment_id=payment.pk, actor=request.user, **form.cleaned_data
+            move = services.payment_move_service(form.cleaned_data["to_status"])
+            payment = move(
+                payment_id=payment.pk, actor=request.user, reason=form.cleaned_data["reason"]
             )
         except services.BillingError as exc:
             if exc.field in form.fields:

@@ -61,7 +61,16 @@ class DealAdmin(admin.ModelAdmin):
     list_select_related = ("customer", "rep")
     raw_id_fields = ("customer", "rep")
     # The stage only moves through pipeline.services.deal_move, with its event.
-    readonly_fields = ("stage", "stage_changed_at", "lost_reason", "version", "delivered_at")
+    readonly_fields = (
+        "stage",
+        "stage_changed_at",
+        "lost_reason",
+        "version",
+        "delivered_at",
+        # Copies of billing's ledger, kept by billing.services.deal_copy_money.
+        "cleared_amount",
+        "received_amount",
+    )
     inlines = [StageEventInline, TouchInline]
 
 

@@ -34,11 +34,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from billing.policy import PaymentOption, Standing
 from pipeline.forms import parse_id, search_text
 from pipeline.models import Deal, User
 from pipeline.reminders.models import Reminder
 from pipeline.stages import NOT_PAID_STAGES, AuditFlag, Stage
+from pipeline.terms import PaymentOption, Standing
 
 PAGE_SIZE = 50
 ZERO = Decimal("0.00")

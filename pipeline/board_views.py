@@ -10,10 +10,10 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from billing.policy import PaymentOption, Standing
 from pipeline import board, charts, importing
 from pipeline.spreadsheets import safe_cell
 from pipeline.stages import NOT_PAID_STAGES, Stage
+from pipeline.terms import PaymentOption, Standing
 
 
 def _require_manager(user) -> None:

@@ -14,10 +14,10 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing import demo as billing_demo
-from billing.policy import PaymentOption
 from pipeline import services
 from pipeline.models import Customer, Deal, Role, TouchKind, User
 from pipeline.stages import HAPPY_PATH, IllegalMove, LostReason, Stage
+from pipeline.terms import PaymentOption
 
 PASSWORD = "demo"  # noqa: S105 - demo logins, refused when DEBUG is off
 # Managers must use two-factor: the demo manager's authenticator key, printed in

@@ -7,10 +7,10 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from billing.policy import PaymentOption
-from billing.selectors import customer_terms
 from pipeline.models import Customer, Deal, Touch
+from pipeline.selectors import customer_terms
 from pipeline.stages import LostReason, Stage, next_moves
+from pipeline.terms import PaymentOption
 
 
 class DateInput(forms.DateInput):

@@ -6,13 +6,12 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import OuterRef, Q
+from django.db.models import F, OuterRef, Q
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.functional import cached_property
 
-from billing.policy import PaymentOption, Standing
 from pipeline.freshness import StampedQuerySet, new_token
 from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedEmailField, MaskedTextField
@@ -24,6 +23,7 @@ from pipeline.stages import (
     LostReason,
     Stage,
 )
+from pipeline.terms import PaymentOption, Standing
 
 TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
@@ -141,11 +141,17 @@ class Customer(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="customers"
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    # A copy of billing.policy.standing_from_history(...) for this customer,
+    # A copy of pipeline.terms.standing_from_history(...) for this customer,
     # refreshed by billing whenever their payment history changes, so lists
     # and the Not paid yet board can filter on it without re-reading the ledger.
     standing = models.CharField(max_length=8, choices=Standing.choices, default=Standing.NEW)
     standing_reason = MaskedCharField(max_length=200, default="No paid deal yet.")
+    # A copy of the manager's allow-invoicing exception in force for this
+    # customer (billing.models.TermsException), in words ("" if none), and the
+    # last day it holds (empty: open-ended). Written by billing in the same
+    # transaction that grants one (billing.services.invoicing_allow).
+    invoicing_exception = MaskedCharField(max_length=400, blank=True, default="")
+    invoicing_exception_until = models.DateField(null=True, blank=True)
 
     objects = CustomerQuerySet.as_manager()
 
@@ -158,6 +164,16 @@ class Customer(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("customer_detail", args=[self.pk])
+
+    def invoicing_exception_on(self, day) -> str:
+        """The allow-invoicing exception in force on ``day``, in words ("" if none).
+
+        It holds through its last day (``invoicing_exception_until``, inclusive).
+        """
+        until = self.invoicing_exception_until
+        if not self.invoicing_exception or (until is not None and day > until):
+            return ""
+        return self.invoicing_exception
 
 
 # Deals still alive (not paid, lost or written off): the reminder scan's partial indexes.
@@ -222,11 +238,15 @@ class Deal(models.Model):
     # Bumped by every write through the services: a form or a move made on an
     # older version is refused instead of overwriting someone else's change.
     version = models.PositiveIntegerField(default=1)
-    # The sum of this deal's cleared payments, a copy of what the billing
-    # ledger says, written in the same transaction as every clearing or bounce
-    # (billing.services), so outstanding money can be summed and sorted on at
+    # The deal's money, copies of what the billing ledger says, written by
+    # billing in the same transaction as every payment recorded, cleared or
+    # bounced (billing.services.deal_copy_money), so the pipeline decides with
+    # its own data and outstanding money can be summed and sorted on at
     # 100,000 deals without aggregating the ledger on every page.
+    # Cleared: the payments that cleared. Received: those pending or cleared
+    # (not bounced or charged back), what the deal's amount may not go under.
     cleared_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    received_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -287,6 +307,16 @@ class Deal(models.Model):
             models.CheckConstraint(
                 condition=Q(stage=Stage.LOST, lost_reason__gt="") | ~Q(stage=Stage.LOST),
                 name="deal_lost_has_reason",
+            ),
+            # Cleared money is part of the money received, and Cleared never
+            # takes more than the amount (billing.services.payment_record).
+            models.CheckConstraint(
+                condition=Q(
+                    cleared_amount__gte=0,
+                    cleared_amount__lte=F("received_amount"),
+                    received_amount__lte=F("amount"),
+                ),
+                name="deal_money_copies_consistent",
             ),
             models.CheckConstraint(
                 condition=Q(audit_flag="", audit_flag_at__isnull=True)

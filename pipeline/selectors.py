@@ -1,25 +1,46 @@
 """Reads of the pipeline that span models."""
 
+from datetime import date
 from itertools import chain
 
 from django.db.models import Count, Q, Sum
+from django.utils import timezone
 
-from billing.selectors import deal_exceptions
-from pipeline.models import Deal, User
+from pipeline.models import Customer, Deal, User
 from pipeline.stages import NOT_PAID_STAGES, Stage
+from pipeline.terms import PaymentHistory, Standing, Terms, standing_from_history, terms_for
+
+
+def customer_terms(customer: Customer | None, today: date | None = None) -> Terms:
+    """The standing and the terms it requires, for a customer (None: a new one).
+
+    Read from the customer's row (one query, so a stale instance does not
+    matter): the standing billing learned from their payment history
+    (``Customer.standing``) and the manager's allow-invoicing exception in
+    force today, which lets a slow payer be invoiced (``terms_for``).
+    """
+    if customer is None:
+        return terms_for(*standing_from_history(PaymentHistory()))
+    row = Customer.objects.only(
+        "standing", "standing_reason", "invoicing_exception", "invoicing_exception_until"
+    ).get(pk=customer.pk)
+    note = row.invoicing_exception_on(today or timezone.localdate())
+    return terms_for(Standing(row.standing), row.standing_reason, invoicing_exception=note)
 
 
 def deal_timeline(deal: Deal) -> list:
-    """Every stage event, touch, reassignment and terms exception of a deal, newest first."""
+    """Every stage event, touch and reassignment of a deal, newest first.
+
+    Entries are ``{"kind", "at", "item"}``; the deal page adds billing's terms
+    exceptions to them (``billing.templatetags.billing.with_terms_exceptions``).
+    """
     events = deal.stage_events.select_related("actor")
     reassignments = deal.reassignments.select_related("from_rep", "to_rep", "actor")
     touches = deal.touches.select_related("author")
-    exceptions = deal_exceptions(deal)
     entries = chain(
         ({"kind": "stage", "at": e.at, "item": e} for e in events),
         ({"kind": "touch", "at": t.happened_at, "item": t} for t in touches),
         ({"kind": "reassignment", "at": r.at, "item": r} for r in reassignments),
-        ({"kind": "exception", "at": x.granted_at, "item": x} for x in exceptions),
     )
     return sorted(entries, key=lambda entry: entry["at"], reverse=True)
 

@@ -7,9 +7,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing.selectors import customer_terms
+from pipeline.events import deal_changed_on_commit
 from pipeline.models import Customer, Deal, StageEvent, Touch, User
-from pipeline.reminders.services import reminders_refresh_on_commit
+from pipeline.selectors import customer_terms
 from pipeline.stages import (
     BEFORE_AUDIT_STAGES,
     REP,
@@ -87,7 +87,7 @@ def deal_promise(
         at=deal.promised_at,
         reason="Customer said yes.",
     )
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=rep.pk)
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)
     return deal
 
 
@@ -115,6 +115,10 @@ def deal_move(
     table than the actor's own: a fact recorded by a person (an auditor's
     confirmed call, a manager clearing a check) moves the deal as "system",
     with that person named on the stage event.
+
+    A deal marked Delivered whose cleared money already covers its amount
+    (``Deal.cleared_amount``, the copy billing keeps) moves straight on to
+    Payment cleared, as the system, in the same transaction.
     """
     deal = Deal.objects.select_for_update().get(pk=deal_id)
     if expected_version is not None and deal.version != expected_version:
@@ -128,15 +132,38 @@ def deal_move(
     if to_stage == Stage.WRITTEN_OFF and not reason.strip():
         raise IllegalMove("Say why the money is written off, in the note.")
     now = at or timezone.now()
+    _record_move(deal, to_stage, actor=actor, at=now, reason=reason, lost_reason=lost_reason)
+    if to_stage == Stage.DELIVERED and deal.cleared_amount >= deal.amount:
+        check_move(deal, Stage.PAYMENT_CLEARED, SYSTEM)
+        _record_move(
+            deal,
+            Stage.PAYMENT_CLEARED,
+            actor=actor,
+            at=now,
+            reason="Cleared payments cover the amount.",
+        )
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=actor.pk if actor else None)
+    deal.refresh_from_db()
+    return deal
+
+
+def _record_move(
+    deal: Deal, to_stage: str, *, actor: User | None, at: datetime, reason: str, lost_reason=""
+) -> None:
+    """Write one checked move of a locked deal and its stage event; ``deal`` follows in memory.
+
+    The version compare-and-set refuses the move if the deal changed since it
+    was read (for databases without row locks).
+    """
     changes = {
         "stage": to_stage,
-        "stage_changed_at": now,
+        "stage_changed_at": at,
         "lost_reason": lost_reason,
-        "version": F("version") + 1,
+        "version": deal.version + 1,
         "updated_at": timezone.now(),
     }
     if to_stage == Stage.DELIVERED and deal.delivered_at is None:
-        changes["delivered_at"] = now
+        changes["delivered_at"] = at
     if to_stage not in BEFORE_AUDIT_STAGES:
         # Past the audit, or lost: a flake has nothing left to ask of the rep.
         changes["audit_flag"] = AuditFlag.NONE
@@ -145,17 +172,10 @@ def deal_move(
     if not updated:
         raise StaleDeal(Deal.objects.get(pk=deal.pk))
     StageEvent.objects.create(
-        deal=deal, from_stage=deal.stage, to_stage=to_stage, actor=actor, at=now, reason=reason
+        deal=deal, from_stage=deal.stage, to_stage=to_stage, actor=actor, at=at, reason=reason
     )
-    if to_stage == Stage.DELIVERED:
-        # Money that cleared before delivery moves the deal straight on to
-        # Payment cleared: billing decides, through this same function.
-        from billing.services import deal_sync_stage
-
-        deal_sync_stage(deal_id=deal.pk, actor=actor, at=now)
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=actor.pk if actor else None)
-    deal.refresh_from_db()
-    return deal
+    for name, value in changes.items():
+        setattr(deal, name, value)
 
 
 @transaction.atomic
@@ -167,10 +187,8 @@ def deal_update(*, deal_id: int, actor: User, expected_version: int, **fields) -
     if deal.is_closed:
         raise IllegalMove(f"This deal is {deal.get_stage_display().lower()}: it can't be edited.")
     if "amount" in fields:
-        # Billing imports this module; import its ledger sum at call time.
-        from billing.services import live_money
-
-        received = live_money(deal.pk)
+        # The money received, pending or cleared: billing's copy of its ledger.
+        received = deal.received_amount
         if fields["amount"] < received:
             raise IllegalMove(
                 f"The amount can't be less than the {received:,.2f} already received "
@@ -180,7 +198,7 @@ def deal_update(*, deal_id: int, actor: User, expected_version: int, **fields) -
         setattr(deal, name, value)
     deal.version = F("version") + 1
     deal.save()
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=actor.pk)
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=actor.pk)
     deal.refresh_from_db()
     return deal
 
@@ -218,5 +236,5 @@ def touch_record(
         version=F("version") + 1,
         updated_at=timezone.now(),
     )
-    reminders_refresh_on_commit(deal_id=deal.pk, actor_id=author.pk)
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=author.pk)
     return touch

@@ -10,7 +10,6 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from billing.selectors import customer_terms, rep_month_figures
 from pipeline import board, freshness, selectors, services
 from pipeline.forms import (
     CustomerForm,
@@ -84,7 +83,6 @@ def home(request: HttpRequest) -> HttpResponse:
 
     def rep_context(now: datetime) -> tuple[dict, datetime | None]:
         context = {
-            "figures": rep_month_figures(user),
             "columns": selectors.pipeline_columns(
                 Deal.objects.visible_to(user), per_column=HOME_CARDS_PER_STAGE
             ),
@@ -252,7 +250,10 @@ def _terms_context(form: DealForm) -> dict:
     raw = form.data.get("customer") if form.is_bound else form.initial.get("customer")
     if pk := parse_id(str(raw or "")):
         customer = form.fields["customer"].queryset.filter(pk=pk).first()
-    return {"terms_customer": customer, "terms": customer_terms(customer) if customer else None}
+    return {
+        "terms_customer": customer,
+        "terms": selectors.customer_terms(customer) if customer else None,
+    }
 
 
 @require_GET
@@ -270,7 +271,7 @@ def _deal_context(request: HttpRequest, deal: Deal, **overrides) -> dict:
         "move_form": MoveForm(initial={"version": deal.version}, deal=deal, role=role),
         "touch_form": TouchForm(),
         "timeline": selectors.deal_timeline(deal),
-        "terms": customer_terms(deal.customer),
+        "terms": selectors.customer_terms(deal.customer),
         "lost_reasons": LostReason.choices,
     }
     context.update(overrides)
@@ -388,7 +389,7 @@ def customer_new(request: HttpRequest) -> HttpResponse:
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     customer = _get_customer_for(request.user, pk)
     deals = Deal.objects.visible_to(request.user).filter(customer=customer).select_related("rep")
-    context = {"customer": customer, "deals": deals, "terms": customer_terms(customer)}
+    context = {"customer": customer, "deals": deals, "terms": selectors.customer_terms(customer)}
     return render(request, "pipeline/customer_detail.html", context)
 
 

@@ -5,9 +5,9 @@ import factory
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from billing.policy import PaymentOption
 from pipeline.models import Customer, Deal, Role, StageEvent, Touch, User
 from pipeline.stages import Stage
+from pipeline.terms import PaymentOption
 
 
 class UserFactory(factory.django.DjangoModelFactory):

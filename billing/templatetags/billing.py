@@ -1,4 +1,9 @@
-"""The billing panels other apps' pages include: the deal's money, the customer's history."""
+"""The billing panels other apps' pages include: the deal's money, the customer's history,
+the terms exceptions on a deal's timeline, a rep's month.
+
+The pipeline's pages get billing's parts here, through their templates, so
+the pipeline's code never imports billing.
+"""
 
 from django import template
 from django.conf import settings
@@ -22,6 +27,24 @@ def customer_money(customer):
         "exceptions": selectors.customer_exceptions(customer),
         "window": settings.CLEARED_BOUNCE_WINDOW_DAYS,
     }
+
+
+@register.simple_tag
+def with_terms_exceptions(timeline, deal):
+    """``{% with_terms_exceptions timeline deal as timeline %}``: the deal's timeline
+    (``pipeline.selectors.deal_timeline``) with the terms exceptions that shaped
+    it (kind "exception"), newest first."""
+    exceptions = (
+        {"kind": "exception", "at": x.granted_at, "item": x}
+        for x in selectors.deal_exceptions(deal)
+    )
+    return sorted([*timeline, *exceptions], key=lambda entry: entry["at"], reverse=True)
+
+
+@register.simple_tag
+def rep_month_figures(rep):
+    """``{% rep_month_figures user as figures %}``: a rep's promised, pending, cleared, earned."""
+    return selectors.rep_month_figures(rep)
 
 
 @register.filter

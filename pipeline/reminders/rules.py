@@ -846,7 +846,8 @@ def _find_invoice_cutoff(window: Window, deal_ids: list[int] | None) -> list[dic
     """
     import calendar
 
-    from billing.policy import PaymentOption, next_cutoff
+    from billing.policy import next_cutoff
+    from pipeline.terms import PaymentOption
 
     lead = _days("REMINDERS_INVOICE_CUTOFF_DAYS")
     first, last = window.dates(lag=-lead)

@@ -451,25 +451,3 @@ def snooze_choices(user: User, now: datetime | None = None) -> dict[str, datetim
         "hour": now + timedelta(hours=1),
         "morning": datetime.combine(tomorrow, time(settings.REMINDERS_MORNING_HOUR), tzinfo=zone),
     }
-
-
-# --- events --------------------------------------------------------------------------
-
-
-def reminders_refresh_on_commit(*, deal_id: int, actor_id: int | None = None) -> None:
-    """After this transaction commits, bring one deal's reminders up to date.
-
-    Called by the services that change what reminders depend on (a promise,
-    a move, a touch). If the broker is down the event is only logged: the
-    next scan creates and resolves the same reminders a minute later.
-    """
-
-    def enqueue() -> None:
-        from pipeline.tasks import reminders_refresh_deal
-
-        try:
-            reminders_refresh_deal.apply_async((deal_id, actor_id), retry=False)
-        except Exception as exc:  # the broker is down: the scan catches up
-            logger.warning("Could not queue reminders for deal %s: %s", deal_id, exc)
-
-    transaction.on_commit(enqueue)

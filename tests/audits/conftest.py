@@ -5,9 +5,9 @@ from django.utils import timezone
 
 from audits import services
 from audits.models import Audit, CallScript
-from billing.policy import PaymentOption
 from pipeline.models import Role
 from pipeline.stages import Stage
+from pipeline.terms import PaymentOption
 from tests.conftest import _client_for
 from tests.factories import DealFactory, UserFactory
 

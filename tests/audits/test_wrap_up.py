@@ -6,8 +6,8 @@ from django.utils import timezone
 
 from audits import services
 from audits.models import Audit, AuditState, Outcome, WrapUpChecklist
-from billing.policy import PaymentOption
 from pipeline.stages import Stage
+from pipeline.terms import PaymentOption
 from tests.audits.conftest import checklist, record
 from tests.factories import DealFactory
 

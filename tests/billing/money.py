@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 from billing import services
-from billing.models import PaymentKind, PaymentMethodKind, PaymentStatus
+from billing.models import PaymentKind, PaymentMethodKind
 
 
 def record(
@@ -21,12 +21,8 @@ def record(
 
 
 def clear(payment, by):
-    return services.payment_set_status(
-        payment_id=payment.pk, to_status=PaymentStatus.CLEARED, actor=by
-    )
+    return services.payment_clear(payment_id=payment.pk, actor=by)
 
 
 def bounce(payment, by, reason="Returned: insufficient funds"):
-    return services.payment_set_status(
-        payment_id=payment.pk, to_status=PaymentStatus.BOUNCED, actor=by, reason=reason
-    )
+    return services.payment_bounce(payment_id=payment.pk, actor=by, reason=reason)

@@ -24,9 +24,7 @@ def test_two_clerks_clearing_one_payment_clear_it_once(rep, manager, teammate):
     other_manager = manager.__class__.objects.get(pk=manager.pk)
 
     def clear_as(person):
-        return lambda: services.payment_set_status(
-            payment_id=payment.pk, to_status=PaymentStatus.CLEARED, actor=person
-        )
+        return lambda: services.payment_clear(payment_id=payment.pk, actor=person)
 
     results = race(clear_as(manager), clear_as(other_manager))
     cleared = [r for r in results if isinstance(r, Payment)]
@@ -44,12 +42,8 @@ def test_a_clear_and_a_bounce_at_once_leave_a_consistent_ledger(rep, manager):
     deal = DealFactory(rep=rep, deposit_required=False, stage=Stage.DELIVERED)
     payment = record(deal, rep, "1000.00", kind="final")
     results = race(
-        lambda: services.payment_set_status(
-            payment_id=payment.pk, to_status=PaymentStatus.CLEARED, actor=manager
-        ),
-        lambda: services.payment_set_status(
-            payment_id=payment.pk, to_status=PaymentStatus.BOUNCED, actor=manager, reason="NSF"
-        ),
+        lambda: services.payment_clear(payment_id=payment.pk, actor=manager),
+        lambda: services.payment_bounce(payment_id=payment.pk, actor=manager, reason="NSF"),
     )
     assert not any(
         isinstance(r, Exception) and not isinstance(r, services.BillingError) for r in results

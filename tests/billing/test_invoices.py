@@ -9,10 +9,9 @@ from django.utils import timezone
 
 from billing import services
 from billing.models import Invoice, InvoiceState, PaymentKind
-from billing.policy import PaymentOption
-from billing.selectors import deals_missing_deposit, instalments_due, invoices_due
 from pipeline.models import Deal
 from pipeline.stages import Stage
+from pipeline.terms import PaymentOption
 from tests.billing.money import clear, record
 from tests.factories import DealFactory
 
@@ -96,38 +95,6 @@ def test_an_invoice_with_payments_cannot_be_voided(delivered_deal, rep, manager)
         services.invoice_void(invoice_id=invoice.pk, actor=manager, reason="x")
 
 
-def test_invoices_due_lists_unpaid_invoices_by_due_date(delivered_deal, rep, manager, customer):
-    today = timezone.localdate()
-    due = services.invoice_issue(
-        deal_id=delivered_deal.pk,
-        issued_by=rep,
-        amount=Decimal("600.00"),
-        issue_date=today - timedelta(days=31),
-        terms_days=30,
-    )
-    later = services.invoice_issue(
-        deal_id=delivered_deal.pk, issued_by=rep, issue_date=today, terms_days=30
-    )
-    rows = list(invoices_due(today))
-    assert rows == [due] and rows[0].outstanding == Decimal("600.00")
-    clear(record(delivered_deal, rep, "600.00", kind=PaymentKind.INSTALMENT, invoice=due), manager)
-    assert list(invoices_due(today)) == []
-    assert list(invoices_due(later.due_date)) == [later]
-
-
-def test_a_required_deposit_not_in_after_n_days_is_missing(rep, customer, settings):
-    settings.CLEARED_DEPOSIT_EXPECTED_DAYS = 3
-    now = timezone.now()
-    late = DealFactory(rep=rep, customer=customer, promised_at=now - timedelta(days=4))
-    DealFactory(rep=rep, customer=customer, promised_at=now - timedelta(days=1))
-    DealFactory(
-        rep=rep, customer=customer, promised_at=now - timedelta(days=9), deposit_required=False
-    )
-    assert list(deals_missing_deposit(now)) == [late]
-    record(late, rep, "200.00")
-    assert list(deals_missing_deposit(now)) == []
-
-
 def test_a_plan_splits_the_open_balance_into_dated_instalments(delivered_deal, rep, manager):
     clear(record(delivered_deal, rep, "100.00", kind=PaymentKind.INSTALMENT), manager)
     today = timezone.localdate()
@@ -145,7 +112,6 @@ def test_a_plan_splits_the_open_balance_into_dated_instalments(delivered_deal, r
         Decimal("450.00"),
         today + timedelta(days=37),
     )
-    assert list(instalments_due(today + timedelta(days=7))) == [first]
     with pytest.raises(services.BillingError, match="already"):
         services.payment_plan_create(deal_id=delivered_deal.pk, created_by=rep, instalments=[])
 
@@ -161,22 +127,12 @@ def test_a_plan_must_add_up_to_the_open_balance(delivered_deal, rep):
     assert not Invoice.objects.exists()
 
 
-def test_a_delivered_deal_with_nothing_invoiced_is_waiting_for_its_invoice(delivered_deal, rep):
-    from billing.selectors import deals_to_invoice
-
-    assert list(deals_to_invoice()) == [delivered_deal]
-    services.invoice_issue(deal_id=delivered_deal.pk, issued_by=rep)
-    assert list(deals_to_invoice()) == []
-    assert delivered_deal.stage == Stage.DELIVERED
-
-
 def test_the_deal_page_flags_an_invoice_past_its_due_date(rep, rep_client):
     import datetime
 
     from django.utils import timezone
 
     from billing import services as billing_services
-    from pipeline.stages import Stage
     from tests.factories import DealFactory
 
     deal = DealFactory(

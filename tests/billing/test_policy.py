@@ -7,15 +7,13 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from billing.models import cutoff_missed
-from billing.policy import (
+from billing.policy import commission_for, next_cutoff, split_into_instalments
+from pipeline.terms import (
     PaymentOption,
     Standing,
-    commission_for,
     deposit_amount,
     money_round,
-    next_cutoff,
     parse_deposit_rule,
-    split_into_instalments,
     terms_for,
 )
 

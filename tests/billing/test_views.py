@@ -7,9 +7,9 @@ from django.utils import timezone
 
 from billing import services
 from billing.models import Payment, PaymentMethod, PaymentStatus
-from billing.policy import PaymentOption
 from pipeline.models import Deal
 from pipeline.stages import Stage
+from pipeline.terms import PaymentOption
 from tests.billing.money import bounce, clear, record
 from tests.conftest import _client_for
 from tests.factories import CustomerFactory, DealFactory, UserFactory

@@ -9,7 +9,6 @@ import pytest
 from django.utils import timezone
 
 from billing import services as billing
-from billing.models import PaymentStatus
 from pipeline.board import BoardFilters, board_deals, board_page, board_totals, decode_cursor
 from pipeline.models import Deal, Role
 from pipeline.stages import Stage
@@ -73,9 +72,7 @@ def fixture(rep, teammate, manager, other_rep):
         method="card",
         amount=Decimal("500.00"),
     )
-    billing.payment_set_status(
-        payment_id=upfront.pk, to_status=PaymentStatus.CLEARED, actor=manager
-    )
+    billing.payment_clear(payment_id=upfront.pk, actor=manager)
     partial = billing.payment_record(
         deal_id=deals["partial"].pk,
         recorded_by=rep,
@@ -83,9 +80,7 @@ def fixture(rep, teammate, manager, other_rep):
         method="bank_transfer",
         amount=Decimal("400.00"),
     )
-    billing.payment_set_status(
-        payment_id=partial.pk, to_status=PaymentStatus.CLEARED, actor=manager
-    )
+    billing.payment_clear(payment_id=partial.pk, actor=manager)
     check = billing.payment_record(
         deal_id=deals["bounced"].pk,
         recorded_by=teammate,
@@ -93,10 +88,9 @@ def fixture(rep, teammate, manager, other_rep):
         method="check",
         amount=Decimal("800.00"),
     )
-    billing.payment_set_status(payment_id=check.pk, to_status=PaymentStatus.CLEARED, actor=manager)
-    billing.payment_set_status(
+    billing.payment_clear(payment_id=check.pk, actor=manager)
+    billing.payment_bounce(
         payment_id=check.pk,
-        to_status=PaymentStatus.BOUNCED,
         actor=manager,
         reason="Insufficient funds",
     )

@@ -182,7 +182,7 @@ def test_money_received_and_cleared_shows_at_once(rep_client, rep, manager, deal
     assert tile(text, "Received, not cleared") == "$400.00"
     assert tile(text, "Cleared") == "$0.00"
     with committed:
-        billing.payment_set_status(payment_id=payment.pk, to_status="cleared", actor=manager)
+        billing.payment_clear(payment_id=payment.pk, actor=manager)
     text = home(rep_client)
     assert tile(text, "Received, not cleared") == "$0.00"
     assert tile(text, "Cleared") == "$400.00"
@@ -307,7 +307,7 @@ def test_the_board_totals_follow_a_cleared_payment_at_once(
         payment = billing.payment_record(
             deal_id=deal.pk, recorded_by=rep, kind="payment", method="check", amount=Decimal("250")
         )
-        billing.payment_set_status(payment_id=payment.pk, to_status="cleared", actor=manager)
+        billing.payment_clear(payment_id=payment.pk, actor=manager)
     totals = totals_of(manager_client.get("/board/").text)
     assert "$650.00" in totals and "$900.00" not in totals
 

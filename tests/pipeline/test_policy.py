@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing.policy import (
+from pipeline.terms import (
     PaymentHistory,
     PaymentOption,
     Standing,

@@ -2,7 +2,6 @@ import itertools
 
 import pytest
 
-from billing.policy import PaymentOption
 from pipeline import services
 from pipeline.models import Deal, StageEvent
 from pipeline.stages import (
@@ -17,6 +16,7 @@ from pipeline.stages import (
     find_transition,
     next_moves,
 )
+from pipeline.terms import PaymentOption
 from tests.factories import DealFactory
 
 pytestmark = pytest.mark.django_db

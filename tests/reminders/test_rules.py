@@ -388,7 +388,7 @@ def test_a_bounce_in_billing_raises_payment_bounced_at_once(
     deposit = billing.payment_record(
         deal_id=deal.pk, recorded_by=rep, kind="deposit", method="check", amount=Decimal("500.00")
     )
-    billing.payment_set_status(payment_id=deposit.pk, to_status="cleared", actor=manager)
+    billing.payment_clear(payment_id=deposit.pk, actor=manager)
     assert not Reminder.objects.filter(kind=ReminderKind.PAYMENT_BOUNCED).exists()
     run_now = mock.patch.object(
         reminders_refresh_deal,
@@ -396,8 +396,6 @@ def test_a_bounce_in_billing_raises_payment_bounced_at_once(
         side_effect=lambda args, **kwargs: reminders_refresh_deal.run(*args),
     )
     with run_now, django_capture_on_commit_callbacks(execute=True):
-        billing.payment_set_status(
-            payment_id=deposit.pk, to_status="bounced", actor=manager, reason="NSF"
-        )
+        billing.payment_bounce(payment_id=deposit.pk, actor=manager, reason="NSF")
     assert Deal.objects.get(pk=deal.pk).stage == Stage.DEPOSIT  # no stage moved
     assert Reminder.objects.filter(kind=ReminderKind.PAYMENT_BOUNCED, deal=deal).exists()

@@ -7,11 +7,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audits import services as audit_services
-from billing.policy import PaymentOption
 from pipeline import team
 from pipeline.models import Customer, Deal, Reassignment
 from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
 from pipeline.stages import Stage
+from pipeline.terms import PaymentOption
 from tests.audits.conftest import checklist
 from tests.conftest import _client_for
 from tests.factories import CustomerFactory, DealFactory

@@ -36,10 +36,10 @@ from billing.models import (
     PaymentMethodKind,
     PaymentStatus,
 )
-from billing.policy import PaymentOption, Standing
 from pipeline.models import Customer, Deal, Role, StageEvent, Touch, User
 from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
 from pipeline.stages import HAPPY_PATH, LostReason, Stage
+from pipeline.terms import PaymentOption, Standing
 
 BATCH = 5000
 STAGE_WEIGHTS = {
@@ -225,6 +225,7 @@ class Command(BaseCommand):
                     else None,
                     lost_reason=LostReason.OTHER if stage == Stage.LOST else "",
                     cleared_amount=cleared,
+                    received_amount=cleared,
                     created_at=promised_at,
                 )
             )
@@ -279,7 +280,7 @@ class Command(BaseCommand):
         write(Touch, touches)
 
     def _money(self, deals, managers):
-        payments, invoices = [], []
+        payments, invoices, received = [], [], []
         number = InvoiceSequence.objects.select_for_update().get_or_create(pk=1)[0].last_number
         for deal in deals:
             if deal.cleared_amount:
@@ -298,12 +299,15 @@ class Command(BaseCommand):
                 )
             elif deal.stage in (Stage.DEPOSIT, Stage.AUDIT_CONFIRMED, Stage.DELIVERED):
                 bounced = self.rng.random() < 0.03
+                deposit = (deal.amount * Decimal("0.2")).quantize(Decimal("0.01"))
+                if not bounced:  # the deal's copy of the money received (billing keeps it)
+                    received.append((deal.pk, deposit))
                 payments.append(
                     Payment(
                         deal=deal,
                         kind=PaymentKind.DEPOSIT,
                         method=PaymentMethodKind.CHECK,
-                        amount=(deal.amount * Decimal("0.2")).quantize(Decimal("0.01")),
+                        amount=deposit,
                         recorded_by_id=deal.rep_id,
                         recorded_at=deal.stage_changed_at,
                         status=PaymentStatus.BOUNCED if bounced else PaymentStatus.PENDING,
@@ -328,6 +332,11 @@ class Command(BaseCommand):
         InvoiceSequence.objects.filter(pk=1).update(last_number=number)
         write(Invoice, invoices)
         payments = write(Payment, payments)
+        Deal.objects.bulk_update(
+            [Deal(pk=pk, received_amount=amount) for pk, amount in received],
+            ["received_amount"],
+            batch_size=BATCH,
+        )
         events, commission = [], []
         rep_of = {deal.pk: deal.rep_id for deal in deals}
         for payment in payments:
