@@ -7,11 +7,12 @@ need is a column of ``Audit`` (see audits/models.py).
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from audits.models import Audit, AuditState, CallAttempt, Outcome
-from pipeline.models import Deal, Role, User
+from pipeline.access import team_members, team_sellers
+from pipeline.models import Deal, User
 from pipeline.stages import CLOSED_STAGES
 
 
@@ -122,14 +123,9 @@ def audit_report(*, manager: User, since: datetime | None = None) -> dict:
     and their outcomes, on this team's deals. A superuser sees everyone.
     """
     since = since or (timezone.now() - timedelta(days=90))
-    if manager.is_superuser:
-        reps = User.objects.filter(groups__name=Role.REP)
-        team = Q()
-    else:
-        reps = User.objects.filter(Q(manager=manager) | Q(pk=manager.pk, groups__name=Role.REP))
-        team = Q(deal__rep__manager=manager) | Q(deal__rep=manager)
-    reps = reps.distinct().order_by("first_name", "username")
-    audits = Audit.objects.filter(team, queued_at__gte=since)
+    reps = team_sellers(manager).order_by("first_name", "username")
+    team = team_members(manager).values("pk")
+    audits = Audit.objects.filter(deal__rep_id__in=team, queued_at__gte=since)
     counts = defaultdict(Counter)
     for row in audits.values("deal__rep", "state").annotate(n=Count("id")).order_by():
         counts[row["deal__rep"]][row["state"]] += row["n"]
@@ -162,12 +158,7 @@ def audit_report(*, manager: User, since: datetime | None = None) -> dict:
             }
         )
 
-    attempts = CallAttempt.objects.filter(
-        Q(audit__deal__rep__manager=manager) | Q(audit__deal__rep=manager)
-        if not manager.is_superuser
-        else Q(),
-        at__gte=since,
-    )
+    attempts = CallAttempt.objects.filter(audit__deal__rep_id__in=team, at__gte=since)
     per_auditor = defaultdict(Counter)
     for row in attempts.values("auditor", "outcome").annotate(n=Count("id")).order_by():
         per_auditor[row["auditor"]][row["outcome"]] += row["n"]

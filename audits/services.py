@@ -24,6 +24,7 @@ from audits.models import (
     Outcome,
     WrapUpChecklist,
 )
+from pipeline.access import manages_rep
 from pipeline.events import deal_changed_on_commit
 from pipeline.models import Deal, User
 from pipeline.services import deal_move
@@ -412,9 +413,7 @@ def is_second_dispute(audit: Audit) -> bool:
 
 def may_decide(user: User, deal: Deal) -> bool:
     """The deal rep's manager decides a dispute (a superuser may too); never the rep."""
-    if user.is_superuser:
-        return True
-    return user.is_manager and deal.rep_id != user.pk and deal.rep.manager_id == user.pk
+    return manages_rep(user, deal.rep)
 
 
 @transaction.atomic

@@ -1,7 +1,8 @@
 """Audit pages: the rep's wrap-up, the auditors' queue and call screen, the manager's report.
 
-Access in one place each: ``_get_deal_for_wrap_up`` (the deals a user may see,
-never an auditor's), ``_require_auditor`` and ``_get_audit_for_call`` (an
+Access: deals through ``pipeline.access.get_deal_for`` (the deals a user may
+see, never an auditor's), managers through ``pipeline.access.require_manager``;
+the auditor's side here, ``_require_auditor`` and ``_get_audit_for_call`` (an
 auditor, never on a deal they sold). A wrong role gets 403; an audit or deal
 the user may not touch is 404, never a hint it exists.
 """
@@ -20,6 +21,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from audits import selectors, services
 from audits.forms import CallOutcomeForm, DisputeDecisionForm, WrapUpForm
 from audits.models import Audit, AuditState, CallScript
+from pipeline.access import get_deal_for, require_manager
 from pipeline.models import Deal
 from pipeline.stages import IllegalMove
 
@@ -42,17 +44,12 @@ def _get_audit_for_call(user, pk: int) -> Audit:
     return get_object_or_404(audits, pk=pk)
 
 
-def _get_deal_for_wrap_up(user, pk: int) -> Deal:
-    deals = Deal.objects.visible_to(user).select_related("customer", "rep")
-    return get_object_or_404(deals, pk=pk)
-
-
 # --- The rep's side -----------------------------------------------------------
 
 
 def wrap_up(request: HttpRequest, deal_pk: int) -> HttpResponse:
     """The wrap-up checklist: fill it with the customer, then hand the deal to audit."""
-    deal = _get_deal_for_wrap_up(request.user, deal_pk)
+    deal = get_deal_for(request.user, deal_pk)
     refusal = services.wrap_up_refusal(deal)
     # Bound on every POST, even an empty one: it comes back with its messages.
     form = WrapUpForm(request.POST if request.method == "POST" else None, deal=deal)
@@ -197,7 +194,7 @@ def attempt_new(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _dispute_for(user, deal_pk: int) -> tuple[Deal, Audit]:
     """The deal (one the user may see) and its latest disputed audit; 404 otherwise."""
-    deal = _get_deal_for_wrap_up(user, deal_pk)
+    deal = get_deal_for(user, deal_pk)
     audit = (
         deal.audits.filter(state=AuditState.DISPUTED)
         .select_related("decided_by", "wrap_up")
@@ -261,8 +258,7 @@ def dispute(request: HttpRequest, deal_pk: int) -> HttpResponse:
 def report(request: HttpRequest) -> HttpResponse:
     """Per rep and per auditor, how the team's sales fare at audit; read-only."""
     user = request.user
-    if not (user.is_manager or user.is_superuser):
-        raise PermissionDenied("The audit report is for managers.")
+    require_manager(user, "The audit report is for managers.")
     now = timezone.now()
     context = {
         "report": selectors.audit_report(manager=user),

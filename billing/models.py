@@ -137,6 +137,12 @@ class InvoiceState(models.TextChoices):
     VOID = "void", "Void"
 
 
+class InvoiceQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "InvoiceQuerySet":
+        """Invoices of the deals the user may see (pipeline.access's rule)."""
+        return self.filter(deal__in=Deal.objects.visible_to(user))
+
+
 class Invoice(models.Model):
     """A bill for (part of) a deal, on terms of net N days.
 
@@ -159,6 +165,8 @@ class Invoice(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     void_reason = MaskedCharField(max_length=300, blank=True)
+
+    objects = InvoiceQuerySet.as_manager()
 
     class Meta:
         ordering = ["-number"]
@@ -310,6 +318,7 @@ class PaymentQuerySet(StampedQuerySet):
         raise TypeError("Payments are never deleted.")
 
     def visible_to(self, user) -> "PaymentQuerySet":
+        """Payments on the deals the user may see (pipeline.access's rule)."""
         return self.filter(deal__in=Deal.objects.visible_to(user))
 
 

@@ -257,7 +257,7 @@ def invoices_for(user, state: str = "", today: date | None = None):
     """Invoices of deals the user may see, with the cleared money against each."""
     today = today or timezone.localdate()
     invoices = (
-        Invoice.objects.filter(deal__in=Deal.objects.visible_to(user))
+        Invoice.objects.visible_to(user)
         .select_related("deal", "deal__customer", "deal__rep")
         .annotate(cleared=_money_sum("payments__amount", payments__status=PaymentStatus.CLEARED))
     )

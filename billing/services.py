@@ -45,6 +45,7 @@ from billing.models import (
 )
 from billing.policy import billing_refusal, commission_for
 from billing.selectors import active_invoicing_exception, customer_payment_history
+from pipeline.access import can_manage, manages_rep
 from pipeline.events import deal_changed_on_commit
 from pipeline.masking import contains_card_number
 from pipeline.models import Customer, Deal, User
@@ -68,12 +69,9 @@ class NotAllowed(BillingError):
     """The person may not do this (a rep clearing a payment, say)."""
 
 
-def _is_manager(user: User | None) -> bool:
-    return user is not None and (user.is_manager or user.is_superuser)
-
-
 def _require_manager(user: User | None, what: str) -> None:
-    if not _is_manager(user):
+    # A domain refusal (shown next to the form), not a 403: the rule is access's.
+    if not can_manage(user):
         raise NotAllowed(f"Only a manager can {what}.")
 
 
@@ -331,7 +329,7 @@ def commission_rate_set(
     on uses this one. Raises NotAllowed for someone else's rep, BillingError
     (with the field) for a rate or a day out of bounds.
     """
-    if not (manager.is_superuser or (manager.is_manager and rep.manager_id == manager.pk)):
+    if not manages_rep(manager, rep):
         raise NotAllowed("Only the rep's own manager can set their commission rate.")
     if percent.is_nan() or not Decimal("0") <= percent <= Decimal("100"):
         raise BillingError("A rate from 0 to 100 %.", field="percent")

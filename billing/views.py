@@ -11,9 +11,8 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -33,28 +32,20 @@ from billing.forms import (
 )
 from billing.models import Invoice, Payment, PaymentKind, PaymentStatus
 from billing.policy import instalment_schedule
-from pipeline.models import Customer, Deal, User
+from pipeline.access import (
+    can_manage,
+    get_customer_for,
+    get_deal_for,
+    managed_reps,
+    require_manager,
+    require_seller,
+)
+from pipeline.models import Deal, Role, User
 from pipeline.stages import Stage
-from pipeline.team import team_reps_of
 from pipeline.templatetags.cleared import money
 from pipeline.terms import PaymentOption
 
 PER_PAGE = 25
-
-
-def _get_deal_for(user, pk: int) -> Deal:
-    """The deal, if this user may see it; a 404 otherwise (never a hint it exists)."""
-    return get_object_or_404(Deal.objects.visible_to(user).select_related("customer", "rep"), pk=pk)
-
-
-def _require_seller(user) -> None:
-    if not (user.is_rep or user.is_manager or user.is_superuser):
-        raise Http404("Money is for reps and managers.")
-
-
-def _require_manager(user) -> None:
-    if not (user.is_manager or user.is_superuser):
-        raise PermissionDenied("Only a manager can do this.")
 
 
 def _refused(form, exc: services.BillingError) -> None:
@@ -86,7 +77,7 @@ def _form_page(
 
 
 def payment_new(request: HttpRequest, pk: int) -> HttpResponse:
-    deal = _get_deal_for(request.user, pk)
+    deal = get_deal_for(request.user, pk)
     figures = selectors.deal_money(deal)
     # Suggest what is most likely being paid: the missing deposit, else the balance.
     deposit_due = deal.deposit_required and not figures.deposit_in and deal.stage == Stage.PROMISED
@@ -124,7 +115,7 @@ def payment_new(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def method_new(request: HttpRequest, pk: int) -> HttpResponse:
-    deal = _get_deal_for(request.user, pk)
+    deal = get_deal_for(request.user, pk)
     form = PaymentMethodForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -148,7 +139,7 @@ def method_new(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def invoice_new(request: HttpRequest, pk: int) -> HttpResponse:
-    deal = _get_deal_for(request.user, pk)
+    deal = get_deal_for(request.user, pk)
     initial = {
         "amount": services.invoiceable_money(deal),
         "issue_date": timezone.localdate(),
@@ -192,7 +183,7 @@ def invoice_new(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def plan_new(request: HttpRequest, pk: int) -> HttpResponse:
-    deal = _get_deal_for(request.user, pk)
+    deal = get_deal_for(request.user, pk)
     figures = selectors.deal_money(deal)
     form = PaymentPlanForm(request.POST or None, initial={"count": 3, "every_days": 30})
     if request.method == "POST" and form.is_valid():
@@ -227,8 +218,8 @@ def plan_new(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def deposit_waive(request: HttpRequest, pk: int) -> HttpResponse:
-    deal = _get_deal_for(request.user, pk)
-    _require_manager(request.user)
+    deal = get_deal_for(request.user, pk)
+    require_manager(request.user)
     form = ReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -251,9 +242,9 @@ def deposit_waive(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def invoicing_allow(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_seller(request.user)
-    customer = get_object_or_404(Customer.objects.visible_to(request.user), pk=pk)
-    _require_manager(request.user)
+    require_seller(request.user)
+    customer = get_customer_for(request.user, pk)
+    require_manager(request.user)
     form = AllowInvoicingForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -285,8 +276,8 @@ def payment_status(request: HttpRequest, pk: int) -> HttpResponse:
     payment = get_object_or_404(
         Payment.objects.visible_to(request.user).select_related("deal"), pk=pk
     )
-    _require_manager(request.user)
-    deal = _get_deal_for(request.user, payment.deal_id)
+    require_manager(request.user)
+    deal = get_deal_for(request.user, payment.deal_id)
     initial = {"to_status": request.GET.get("to", PaymentStatus.CLEARED)}
     form = PaymentStatusForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -324,11 +315,9 @@ def payment_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def invoice_void(request: HttpRequest, pk: int) -> HttpResponse:
-    invoice = get_object_or_404(
-        Invoice.objects.filter(deal__in=Deal.objects.visible_to(request.user)), pk=pk
-    )
-    _require_manager(request.user)
-    deal = _get_deal_for(request.user, invoice.deal_id)
+    invoice = get_object_or_404(Invoice.objects.visible_to(request.user), pk=pk)
+    require_manager(request.user)
+    deal = get_deal_for(request.user, invoice.deal_id)
     form = ReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -353,7 +342,7 @@ def invoice_void(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The printable invoice (print CSS; the browser's "Save as PDF" makes the PDF)."""
-    _require_seller(request.user)
+    require_seller(request.user)
     invoice = get_object_or_404(
         selectors.invoices_for(request.user).select_related("issued_by", "voided_by"), pk=pk
     )
@@ -372,7 +361,7 @@ def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def payment_list(request: HttpRequest) -> HttpResponse:
     """Payments on the user's deals; for managers, the queue of checks and cards to clear."""
-    _require_seller(request.user)
+    require_seller(request.user)
     status = request.GET.get("status", PaymentStatus.PENDING)
     payments = selectors.payments_for(request.user, status)
     page = Paginator(payments, PER_PAGE).get_page(request.GET.get("page"))
@@ -380,7 +369,7 @@ def payment_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "status": status,
         "statuses": PaymentStatus.choices,
-        "can_clear": request.user.is_manager or request.user.is_superuser,
+        "can_clear": can_manage(request.user),
     }
     template = "billing/payment_list.html#results" if request.htmx else "billing/payment_list.html"
     return render(request, template, context)
@@ -388,7 +377,7 @@ def payment_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def invoice_list(request: HttpRequest) -> HttpResponse:
-    _require_seller(request.user)
+    require_seller(request.user)
     state = request.GET.get("state", "open")
     invoices = selectors.invoices_for(request.user, state)
     page = Paginator(invoices, PER_PAGE).get_page(request.GET.get("page"))
@@ -413,12 +402,14 @@ def _month_from(raw: str | None) -> date:
 @require_GET
 def commission(request: HttpRequest) -> HttpResponse:
     """Promised / pending / cleared / earned this month: a rep their own, a manager per rep."""
-    _require_seller(request.user)
+    require_seller(request.user)
     month = _month_from(request.GET.get("month"))
     user = request.user
-    if user.is_manager or user.is_superuser:
+    if can_manage(user):
         reps = list(
-            User.objects.filter(manager=user, groups__name="Rep").order_by("first_name", "username")
+            User.objects.reps_of(user)
+            .filter(groups__name=Role.REP)
+            .order_by("first_name", "username")
         )
     else:
         reps = [user]
@@ -432,15 +423,15 @@ def commission(request: HttpRequest) -> HttpResponse:
         "previous": previous,
         "following": following if following <= timezone.localdate() else None,
         "ledger": selectors.commission_ledger([rep.pk for rep in reps], month)[:50],
-        "is_manager": user.is_manager or user.is_superuser,
+        "is_manager": can_manage(user),
     }
     return render(request, "billing/commission.html", context)
 
 
 def commission_rate(request: HttpRequest, pk: int) -> HttpResponse:
     """A manager sets a rep's commission rate from a day on (the Team page's "Change…")."""
-    _require_manager(request.user)
-    rep = get_object_or_404(team_reps_of(request.user).filter(is_active=True), pk=pk)
+    require_manager(request.user)
+    rep = get_object_or_404(managed_reps(request.user).filter(is_active=True), pk=pk)
     today = timezone.now().astimezone(zoneinfo.ZoneInfo(rep.time_zone)).date()
     form = CommissionRateForm(
         request.POST if request.method == "POST" else None, initial={"effective_from": today}

@@ -36,6 +36,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from pipeline.access import can_manage
 from pipeline.models import User
 
 RECOVERY_CODE_COUNT = 10
@@ -63,7 +64,8 @@ class CodeRefused(Exception):
 
 
 def two_factor_required(user) -> bool:
-    return user.is_superuser or user.is_manager
+    """Managers and superusers (those who manage: pipeline.access.can_manage)."""
+    return can_manage(user)
 
 
 def client_address(request: HttpRequest) -> str | None:

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, OuterRef, Q
@@ -34,6 +35,24 @@ class Role(models.TextChoices):
     AUDITOR = "Auditor", "Auditor"
 
 
+class UserQuerySet(models.QuerySet):
+    # "The team" is defined here, once, below pipeline.access (which decides who
+    # may see what and calls these) and the ``visible_to`` methods of the
+    # querysets below (which cannot import pipeline.access: it imports them).
+
+    def team_of(self, manager) -> "UserQuerySet":
+        """A manager's team: the reps whose manager they are, and the manager."""
+        return self.filter(Q(manager=manager) | Q(pk=manager.pk))
+
+    def reps_of(self, manager) -> "UserQuerySet":
+        """The people whose manager is ``manager`` (``User.manager``), not the manager."""
+        return self.filter(manager=manager)
+
+
+class UserManager(DjangoUserManager.from_queryset(UserQuerySet)):
+    pass
+
+
 class User(AbstractUser):
     """A person at work in Cleared. The role is a Django group (see Role)."""
 
@@ -60,6 +79,8 @@ class User(AbstractUser):
     # "Log out everywhere" raises it: it feeds the hash every session is signed
     # with, so each session made before stops validating (pipeline.accounts).
     session_epoch = models.PositiveIntegerField(default=0, editable=False)
+
+    objects = UserManager()
 
     def _get_session_auth_hash(self, secret=None) -> str:
         # Django's hash of the password (also called for SECRET_KEY_FALLBACKS),
@@ -105,12 +126,15 @@ class User(AbstractUser):
 
 class CustomerQuerySet(StampedQuerySet):
     def visible_to(self, user) -> "CustomerQuerySet":
-        """Reps see customers they sell to; managers their team's; superusers all."""
+        """Reps see customers they sell to; managers their team's; superusers all.
+
+        The same rule as pipeline.access.get_customer_for, which reads it here.
+        """
         if user.is_superuser:
             return self
         if user.is_manager:
-            team = Q(owner__manager=user) | Q(owner=user) | Q(deals__rep__manager=user)
-            return self.filter(team).distinct()
+            team = User.objects.team_of(user).values("pk")
+            return self.filter(Q(owner_id__in=team) | Q(deals__rep_id__in=team)).distinct()
         if user.is_rep:
             return self.filter(Q(owner=user) | Q(deals__rep=user)).distinct()
         return self.none()
@@ -191,13 +215,16 @@ def _deal_url_format(script_prefix: str) -> str:
 
 class DealQuerySet(StampedQuerySet):
     def visible_to(self, user) -> "DealQuerySet":
-        """Reps see their own deals, managers their team's, superusers all, auditors none."""
+        """Reps see their own deals, managers their team's, superusers all, auditors none.
+
+        The same rule as pipeline.access.get_deal_for, which reads it here.
+        """
         if user.is_superuser:
             return self
         if user.is_manager:
             # "rep IN (the team)" as a subquery: a join with an OR on the user
             # row makes PostgreSQL filter every deal after the join instead.
-            team = User.objects.filter(Q(manager=user) | Q(pk=user.pk)).values("pk")
+            team = User.objects.team_of(user).values("pk")
             return self.filter(rep_id__in=team)
         if user.is_rep:
             return self.filter(rep=user)

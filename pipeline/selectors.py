@@ -3,10 +3,10 @@
 from datetime import date
 from itertools import chain
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 from django.utils import timezone
 
-from pipeline.models import Customer, Deal, User
+from pipeline.models import Customer, Deal
 from pipeline.stages import NOT_PAID_STAGES, Stage
 from pipeline.terms import PaymentHistory, Standing, Terms, standing_from_history, terms_for
 
@@ -85,7 +85,3 @@ def stage_summary(deals) -> list[dict]:
         }
         for stage in Stage
     ]
-
-
-def team_of(manager: User):
-    return User.objects.filter(Q(manager=manager) | Q(pk=manager.pk)).order_by("username")

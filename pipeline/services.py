@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from pipeline.access import can_manage
 from pipeline.events import deal_changed_on_commit
 from pipeline.models import Customer, Deal, StageEvent, Touch, User
 from pipeline.selectors import customer_terms
@@ -37,7 +38,7 @@ def role_for_moves(user: User | None) -> str:
     """Which column of the transitions table a user's moves are checked against."""
     if user is None:
         return SYSTEM
-    if user.is_manager or user.is_superuser:
+    if can_manage(user):
         return "manager"
     return REP
 

@@ -1,7 +1,7 @@
 """A manager's team: who is on it, inviting a rep, a leaver handing over their work.
 
-Business rules that write (``team_invite``, ``user_deactivate``) and the one
-place that decides who is on whose team (``team_reps_of``). Commission rates
+Business rules that write (``team_invite``, ``user_deactivate``); who is on
+whose team is pipeline.access's (``managed_reps``). Commission rates
 are billing's (``billing.services.commission_rate_set``); billing adds its
 column to the Team page through ``team_columns`` (pipeline never imports
 billing for it).
@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from pipeline.access import managed_reps
 from pipeline.models import Customer, Deal, Reassignment, Role, User
 from pipeline.reminders.models import OPEN_STATES, Reminder
 from pipeline.stages import CLOSED_STAGES
@@ -39,21 +40,10 @@ class TeamError(Exception):
 # --- who is on a team -------------------------------------------------------
 
 
-def team_reps_of(user: User) -> QuerySet:
-    """The reps a user manages: a manager's own team (``User.manager``), every
-    rep for a superuser, nobody for anyone else. Every Team page lookup of a
-    member goes through here, so a forged id of another team's rep is a 404."""
-    if user.is_superuser:
-        return User.objects.filter(groups__name=Role.REP)
-    if user.is_manager:
-        return User.objects.filter(manager=user)
-    return User.objects.none()
-
-
 def team_page_members(user: User) -> QuerySet:
     """The Team page's rows: each rep with their count of open deals, in one query."""
     return (
-        team_reps_of(user)
+        managed_reps(user)
         .annotate(open_deals=Count("deals", filter=~Q(deals__stage__in=sorted(CLOSED_STAGES))))
         .order_by("-is_active", "first_name", "last_name", "username")
     )
@@ -163,7 +153,7 @@ def user_deactivate(*, manager: User, leaver: User, successor: User) -> Handover
     Raises TeamError if either is not on the manager's team, the successor is
     the leaver or inactive, or the leaver already left.
     """
-    team = team_reps_of(manager)
+    team = managed_reps(manager)
     # Both rows locked, in id order, so two managers' handovers cannot cross.
     locked = {
         u.pk: u

@@ -1,7 +1,7 @@
 """The Team page: a manager's reps, inviting one, a leaver handing over their work.
 
 Only managers (and superusers) see it; every member is looked up through
-``pipeline.team.team_reps_of``, so another team's rep is a 404. Commission
+``pipeline.access.managed_reps``, so another team's rep is a 404. Commission
 rates are billing's: billing adds a column here (``team_columns``) and owns
 the rate form (``billing.views.commission_rate``).
 """
@@ -19,16 +19,11 @@ from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.http import require_POST
 
-from pipeline import team
+from pipeline import access, team
 from pipeline.forms import HandoverForm, InviteForm
 from pipeline.models import User
 from pipeline.reminders.models import OPEN_STATES
 from pipeline.stages import CLOSED_STAGES
-
-
-def _require_team_manager(user: User) -> None:
-    if not (user.is_manager or user.is_superuser):
-        raise PermissionDenied("The Team page is for managers.")
 
 
 def _team_page(request: HttpRequest, invite_form: InviteForm, status: int = 200) -> HttpResponse:
@@ -47,7 +42,7 @@ def _team_page(request: HttpRequest, invite_form: InviteForm, status: int = 200)
 
 
 def team_page(request: HttpRequest) -> HttpResponse:
-    _require_team_manager(request.user)
+    access.require_manager(request.user, "The Team page is for managers.")
     return _team_page(request, InviteForm())
 
 
@@ -72,8 +67,8 @@ def team_invite(request: HttpRequest) -> HttpResponse:
 
 def team_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
     """Deactivate a leaver and hand their open work to a teammate, in one step."""
-    _require_team_manager(request.user)
-    reps = team.team_reps_of(request.user)
+    access.require_manager(request.user, "The Team page is for managers.")
+    reps = access.managed_reps(request.user)
     leaver = get_object_or_404(reps.filter(is_active=True), pk=pk)
     successors = reps.filter(is_active=True, manager_id=leaver.manager_id).exclude(pk=leaver.pk)
     if request.method == "POST":

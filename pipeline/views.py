@@ -3,14 +3,14 @@ from datetime import datetime
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from pipeline import board, freshness, selectors, services
+from pipeline import access, board, freshness, selectors, services
 from pipeline.forms import (
     CustomerForm,
     DealEditForm,
@@ -35,21 +35,6 @@ BOARD_CARDS_PER_STAGE = 50
 # The columns a card can be moved to from the board; the table decides if it may.
 # (Losing a deal needs a reason: that is done on the deal's page.)
 MOVE_TARGETS = [Stage.DEPOSIT, Stage.AUDIT_CONFIRMED, Stage.DELIVERED]
-
-
-def _get_deal_for(user, pk: int) -> Deal:
-    """The deal, if this user may see it; a 404 otherwise (never a hint it exists)."""
-    deals = Deal.objects.visible_to(user).select_related("customer", "rep")
-    return get_object_or_404(deals, pk=pk)
-
-
-def _get_customer_for(user, pk: int) -> Customer:
-    return get_object_or_404(Customer.objects.visible_to(user), pk=pk)
-
-
-def _require_seller(user) -> None:
-    if not (user.is_rep or user.is_manager or user.is_superuser):
-        raise Http404("Deals are for reps and managers.")
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -134,7 +119,7 @@ def _render_cached_home(request: HttpRequest, template: str, users, build_contex
 
 
 def deal_list(request: HttpRequest) -> HttpResponse:
-    _require_seller(request.user)
+    access.require_seller(request.user)
     deals = Deal.objects.visible_to(request.user).select_related("customer", "rep")
     stage = request.GET.get("stage", "")
     query, search_error = search_text(request.GET)
@@ -182,7 +167,7 @@ def deal_list(request: HttpRequest) -> HttpResponse:
 
 
 def deal_board(request: HttpRequest) -> HttpResponse:
-    _require_seller(request.user)
+    access.require_seller(request.user)
     deals = Deal.objects.visible_to(request.user)
     context = {
         "columns": selectors.pipeline_columns(deals, per_column=BOARD_CARDS_PER_STAGE),
@@ -195,8 +180,8 @@ def deal_board(request: HttpRequest) -> HttpResponse:
 @require_POST
 def deal_board_move(request: HttpRequest) -> HttpResponse:
     """A card dragged (or moved with its form) to another column of the pipeline board."""
-    _require_seller(request.user)
-    deal = _get_deal_for(request.user, parse_id(request.POST.get("deal")) or 0)
+    access.require_seller(request.user)
+    deal = access.get_deal_for(request.user, parse_id(request.POST.get("deal")) or 0)
     try:
         deal = services.deal_move(
             deal_id=deal.pk,
@@ -229,7 +214,7 @@ def deal_board_move(request: HttpRequest) -> HttpResponse:
 
 
 def deal_new(request: HttpRequest) -> HttpResponse:
-    _require_seller(request.user)
+    access.require_seller(request.user)
     initial = {}
     if customer_id := request.GET.get("customer"):
         initial["customer"] = customer_id
@@ -286,12 +271,12 @@ def _render_deal(request: HttpRequest, deal: Deal, status: int = 200, **override
 
 
 def deal_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _render_deal(request, _get_deal_for(request.user, pk))
+    return _render_deal(request, access.get_deal_for(request.user, pk))
 
 
 @require_POST
 def deal_move(request: HttpRequest, pk: int) -> HttpResponse:
-    deal = _get_deal_for(request.user, pk)
+    deal = access.get_deal_for(request.user, pk)
     # Not narrowed to the deal's current stage: a move from a stale page must
     # reach the service and be told the deal changed.
     form = MoveForm(request.POST, may_write_off=services.role_for_moves(request.user) == "manager")
@@ -307,14 +292,14 @@ def deal_move(request: HttpRequest, pk: int) -> HttpResponse:
             )
         except services.StaleDeal as exc:
             messages.warning(request, str(exc))
-            deal = _get_deal_for(request.user, pk)
+            deal = access.get_deal_for(request.user, pk)
             return _render_deal(request, deal, status=409)
         except IllegalMove as exc:
             form.add_error("to_stage", str(exc))
         else:
             messages.success(request, f"Deal moved to {deal.get_stage_display()}.")
             if request.htmx:
-                return _render_deal(request, _get_deal_for(request.user, pk))
+                return _render_deal(request, access.get_deal_for(request.user, pk))
             return redirect(deal)
     # Shown again with what was typed, offering only the moves legal now.
     form.fields["to_stage"].choices = (
@@ -325,19 +310,19 @@ def deal_move(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def touch_new(request: HttpRequest, pk: int) -> HttpResponse:
-    deal = _get_deal_for(request.user, pk)
+    deal = access.get_deal_for(request.user, pk)
     form = TouchForm(request.POST)
     if form.is_valid():
         services.touch_record(deal=deal, author=request.user, **form.cleaned_data)
         messages.success(request, "Touch recorded; the deal's next step is updated.")
         if request.htmx:
-            return _render_deal(request, _get_deal_for(request.user, pk))
+            return _render_deal(request, access.get_deal_for(request.user, pk))
         return redirect(deal)
     return _render_deal(request, deal, status=422, touch_form=form)
 
 
 def deal_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    deal = _get_deal_for(request.user, pk)
+    deal = access.get_deal_for(request.user, pk)
     form = DealEditForm(request.POST or None, instance=deal)
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
@@ -357,7 +342,7 @@ def deal_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def customer_list(request: HttpRequest) -> HttpResponse:
-    _require_seller(request.user)
+    access.require_seller(request.user)
     customers = Customer.objects.visible_to(request.user)
     query, search_error = search_text(request.GET)
     if query:
@@ -372,7 +357,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 
 
 def customer_new(request: HttpRequest) -> HttpResponse:
-    _require_seller(request.user)
+    access.require_seller(request.user)
     form = CustomerForm(request.POST or None)
     next_url = request.POST.get("next") or request.GET.get("next", "")
     if request.method == "POST" and form.is_valid():
@@ -387,14 +372,14 @@ def customer_new(request: HttpRequest) -> HttpResponse:
 
 
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    customer = _get_customer_for(request.user, pk)
+    customer = access.get_customer_for(request.user, pk)
     deals = Deal.objects.visible_to(request.user).filter(customer=customer).select_related("rep")
     context = {"customer": customer, "deals": deals, "terms": selectors.customer_terms(customer)}
     return render(request, "pipeline/customer_detail.html", context)
 
 
 def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    customer = _get_customer_for(request.user, pk)
+    customer = access.get_customer_for(request.user, pk)
     form = CustomerForm(request.POST or None, instance=customer)
     if request.method == "POST" and form.is_valid():
         form.save()

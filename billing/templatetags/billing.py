@@ -9,6 +9,7 @@ from django import template
 from django.conf import settings
 
 from billing import selectors
+from pipeline.access import can_manage
 
 register = template.Library()
 
@@ -55,4 +56,4 @@ def percent(rate) -> str:
 
 @register.filter
 def can_clear(user) -> bool:
-    return user.is_manager or user.is_superuser
+    return can_manage(user)
