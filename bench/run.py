@@ -279,7 +279,7 @@ def query_counts(db_url: str, paths: dict[str, tuple[str, str]]) -> dict[str, li
 def deep_cursor(db_url: str, username: str) -> str:
     """A cursor to the middle of the manager's board, in its default order."""
     code = (
-        "from pipeline.board import BoardFilters, board_deals, encode_cursor; "
+        "from dashboards.board import BoardFilters, board_deals, encode_cursor; "
         "from django.contrib.auth import get_user_model; "
         f"u = get_user_model().objects.get(username='{username}'); "
         "q = board_deals(u, BoardFilters()); "

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "pipeline",
     "billing",
     "audits",
+    "dashboards",  # last: reads every app above, nobody reads it
 ]
 
 MIDDLEWARE = [

@@ -266,7 +266,7 @@ class Deal(models.Model):
             ),
             # A rep's month: deals promised this month (billing.selectors.team_month_figures).
             models.Index(fields=["rep", "promised_at"], name="deal_rep_promised"),
-            # The Not paid yet board's totals (pipeline.board.board_totals): every
+            # The Not paid yet board's totals (dashboards.board.board_totals): every
             # column they read is in the index, so the team's open deals are
             # summed by an index-only scan (72 -> 45 ms at 100,000 deals).
             models.Index(

@@ -10,8 +10,8 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from pipeline import board, charts, importing
-from pipeline.spreadsheets import safe_cell
+from dashboards import board, charts, importing
+from dashboards.spreadsheets import safe_cell
 from pipeline.stages import NOT_PAID_STAGES, Stage
 from pipeline.terms import PaymentOption, Standing
 
@@ -37,7 +37,7 @@ def board_view(request: HttpRequest) -> HttpResponse:
     }
     if request.htmx and request.htmx.target == "board-table":
         context["matching"] = deals.count()
-        return render(request, "pipeline/board.html#table", context)
+        return render(request, "dashboards/board.html#table", context)
     reps = list(board.team_reps(request.user))
     summary = board.board_summary(request.user, reps, with_pending=False)
     # Unfiltered, the table holds exactly the deals the totals counted.
@@ -54,7 +54,7 @@ def board_view(request: HttpRequest) -> HttpResponse:
             "payment_options": PaymentOption.choices,
         }
     )
-    return render(request, "pipeline/board.html", context)
+    return render(request, "dashboards/board.html", context)
 
 
 @require_GET
@@ -72,7 +72,7 @@ def board_charts(request: HttpRequest) -> HttpResponse:
             charts.days_to_cash_by_rep(request.user),
         ]
     }
-    template = "pipeline/board_charts.html#charts" if request.htmx else "pipeline/board_charts.html"
+    template = "dashboards/board_charts.html#charts" if request.htmx else "dashboards/board_charts.html"
     return render(request, template, context)
 
 
@@ -185,7 +185,7 @@ def deal_import(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("Importing deals is for reps and managers.")
     context = {"columns": importing.REQUIRED_COLUMNS, "optional": importing.OPTIONAL_COLUMNS}
     if request.method != "POST":
-        return render(request, "pipeline/deal_import.html", context)
+        return render(request, "dashboards/deal_import.html", context)
     text = request.POST.get("csv_text", "")
     upload = request.FILES.get("file")
     if upload is not None:
@@ -195,19 +195,19 @@ def deal_import(request: HttpRequest) -> HttpResponse:
             context["file_error"] = (
                 "The file is not UTF-8 text: save it from your spreadsheet as CSV UTF-8."
             )
-            return render(request, "pipeline/deal_import.html", context, status=422)
+            return render(request, "dashboards/deal_import.html", context, status=422)
     if not text.strip():
         context["file_error"] = "Choose a CSV file to import."
-        return render(request, "pipeline/deal_import.html", context, status=422)
+        return render(request, "dashboards/deal_import.html", context, status=422)
     try:
         rows = importing.read_rows(request.user, text)
     except importing.CsvImportError as exc:
         context["file_error"] = str(exc)
-        return render(request, "pipeline/deal_import.html", context, status=422)
+        return render(request, "dashboards/deal_import.html", context, status=422)
     bad = [row for row in rows if row.errors]
     context.update({"rows": rows, "bad": bad, "csv_text": text})
     if request.POST.get("confirm") and not bad:
         deals = importing.import_deals(user=request.user, rows=rows)
         messages.success(request, f"Imported {len(deals)} deal{pluralize(len(deals))}.")
         return redirect("deal_list")
-    return render(request, "pipeline/deal_import.html", context, status=422 if bad else 200)
+    return render(request, "dashboards/deal_import.html", context, status=422 if bad else 200)

@@ -4,11 +4,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from pipeline.demo import DEMO_TOTP_SECRET
+from dashboards.demo import DEMO_TOTP_SECRET
 
 # Each app adds its own demo records after the pipeline's; each step is
 # idempotent on its own.
-DEMO_STEPS = ["pipeline.demo.seed", "billing.demo.seed", "audits.demo.seed"]
+DEMO_STEPS = ["dashboards.demo.seed", "billing.demo.seed", "dashboards.demo_audits.seed"]
 # Reminders come last: the scan reads the facts every other step wrote.
 DEMO_STEPS.append("pipeline.reminders.demo.seed")
 

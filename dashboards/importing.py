@@ -19,7 +19,7 @@ from pipeline import services
 from pipeline.forms import AmountField
 from pipeline.models import Customer, Deal, User
 from pipeline.selectors import customer_terms
-from pipeline.spreadsheets import MAX_CELL_CHARS, cell_problem
+from dashboards.spreadsheets import MAX_CELL_CHARS, cell_problem
 from pipeline.terms import PaymentOption
 
 REQUIRED_COLUMNS = (
@@ -33,7 +33,7 @@ REQUIRED_COLUMNS = (
     "next_step_date",
 )
 OPTIONAL_COLUMNS = ("company", "email", "promised_on", "notes", "rep")
-# Read as text, so a formula in them is refused (pipeline.spreadsheets).
+# Read as text, so a formula in them is refused (dashboards.spreadsheets).
 TEXT_COLUMNS = ("customer", "company", "phone", "title", "next_step", "notes", "email", "rep")
 MAX_ROWS = 5000
 MAX_BYTES = 2 * 1024 * 1024
@@ -133,7 +133,7 @@ def read_rows(user: User, text: str) -> list[ImportRow]:
 
 
 def _check_row(number: int, values: dict, *, user, reps, customers) -> ImportRow:
-    """One row checked: its cells (pipeline.spreadsheets), then the deal form's rules."""
+    """One row checked: its cells (dashboards.spreadsheets), then the deal form's rules."""
     row = ImportRow(number, values)
     refused = {}
     for name, value in values.items():
