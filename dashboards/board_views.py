@@ -10,6 +10,7 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from billing.selectors import team_month_figures
 from dashboards import board, charts, importing
 from dashboards.spreadsheets import safe_cell
 from pipeline.stages import NOT_PAID_STAGES, Stage
@@ -39,14 +40,15 @@ def board_view(request: HttpRequest) -> HttpResponse:
         context["matching"] = deals.count()
         return render(request, "dashboards/board.html#table", context)
     reps = list(board.team_reps(request.user))
-    summary = board.board_summary(request.user, reps, with_pending=False)
+    totals = board.board_totals(request.user, today=context["today"])
+    figures = team_month_figures([rep.pk for rep in reps], context["today"], with_pending=False)
     # Unfiltered, the table holds exactly the deals the totals counted.
-    context["matching"] = deals.count() if filters.is_filtered else summary.totals.count
+    context["matching"] = deals.count() if filters.is_filtered else totals.count
     context.update(
         {
-            "totals": summary.totals,
+            "totals": totals,
             "reps": reps,
-            "rep_figures": [(rep, summary.figures[rep.pk]) for rep in reps],
+            "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
             "disputed": list(board.disputed_awaiting_decision(request.user)),
             "stages": NOT_PAID_STAGES,
             "buckets": board.BUCKETS,
@@ -63,16 +65,14 @@ def board_charts(request: HttpRequest) -> HttpResponse:
     today = timezone.localdate()
     context = {
         "charts": [
-            charts.outstanding_by_bucket(
-                board.board_summary(
-                    request.user, list(board.team_reps(request.user)), with_pending=False
-                ).totals
-            ),
+            charts.outstanding_by_bucket(board.board_totals(request.user, today=today)),
             charts.promised_vs_cleared_by_week(request.user, today),
             charts.days_to_cash_by_rep(request.user),
         ]
     }
-    template = "dashboards/board_charts.html#charts" if request.htmx else "dashboards/board_charts.html"
+    template = "dashboards/board_charts.html"
+    if request.htmx:
+        template += "#charts"
     return render(request, template, context)
 
 

@@ -15,11 +15,11 @@ from django import forms
 from django.db import transaction
 from django.utils import timezone
 
+from dashboards.spreadsheets import MAX_CELL_CHARS, cell_problem
 from pipeline import services
 from pipeline.forms import AmountField
 from pipeline.models import Customer, Deal, User
 from pipeline.selectors import customer_terms
-from dashboards.spreadsheets import MAX_CELL_CHARS, cell_problem
 from pipeline.terms import PaymentOption
 
 REQUIRED_COLUMNS = (

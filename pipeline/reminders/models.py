@@ -6,7 +6,6 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from pipeline.freshness import StampedQuerySet
 from pipeline.masking import MaskedCharField
 
 
@@ -92,9 +91,6 @@ class Reminder(models.Model):
     resolution = MaskedCharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
-
-    # The scan writes with bulk_create() and update(): these move stamps too.
-    objects = StampedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-due_at", "-id"]
