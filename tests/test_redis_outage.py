@@ -1,11 +1,11 @@
 """A Redis outage degrades, it does not break.
 
 The web app is pointed at a redis-server of the test's own (a free port, no
-persistence), as both the page cache and Celery's broker, as docker-compose
+persistence), as both the cache (the board's totals) and Celery's broker, as docker-compose
 runs it. Pages and writes of a rep and a manager are tried with Redis up,
 with Redis killed, and after it is back: with it down every page still
 answers, every write is saved and gives up on the broker in well under a
-second, and the page cache is used again once Redis returns.
+second, and the cache is used again once Redis returns.
 """
 
 import logging
