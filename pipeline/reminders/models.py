@@ -123,7 +123,8 @@ class Reminder(models.Model):
                 name="reminder_open_by_kind",
                 condition=Q(state__in=["scheduled", "due", "snoozed"]),
             ),
-            # Home panel, nav badge and /reminders/ (open): one person's open reminders.
+            # Home panel, its poll (selectors.panel_version), nav badge and /reminders/
+            # (open): one person's open reminders.
             models.Index(
                 fields=["owner", "due_at"],
                 name="reminder_open_by_owner",
