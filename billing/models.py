@@ -17,7 +17,6 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from pipeline.freshness import StampedQuerySet
 from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedJSONField, MaskedTextField
 from pipeline.models import Customer, Deal
@@ -305,7 +304,7 @@ STATUS_MOVES: dict[str, frozenset[str]] = {
 LIVE_STATUSES = (PaymentStatus.PENDING, PaymentStatus.CLEARED)
 
 
-class PaymentQuerySet(StampedQuerySet):
+class PaymentQuerySet(models.QuerySet):
     _STATUS_COLUMNS = frozenset({"status", "status_changed_at", "cleared_at"})
 
     def update(self, **kwargs):

@@ -1,4 +1,4 @@
-"""How Cleared talks to Redis, as the page cache and as Celery's broker.
+"""How Cleared talks to Redis, as the cache (the board's totals) and as Celery's broker.
 
 Both are optional to serving a page: short timeouts make a Redis outage fail
 fast (a cache miss, a publish given up and logged) instead of holding each
@@ -8,7 +8,7 @@ here, so the test exercises exactly what production runs.
 
 
 def redis_cache(url: str) -> dict:
-    """The ``CACHES["default"]`` entry for a Redis page cache at ``url``."""
+    """The ``CACHES["default"]`` entry for a Redis cache at ``url``."""
     return {
         # A Redis outage is a cache miss, not an error (config/cache.py).
         "BACKEND": "config.cache.ForgivingRedisCache",

@@ -1,9 +1,10 @@
-"""The shared page cache on Redis, where Redis being down is a miss, not an error.
+"""The shared cache on Redis, where Redis being down is a miss, not an error.
 
-Cleared's cache only ever holds copies (pipeline/freshness.py keys every entry
-by stamps that live in the database), so losing it costs speed, never
-correctness. Django's own ``RedisCache`` raises when Redis does not answer,
-which would turn a Redis outage into a 500 on every cached page; this
+Cleared's cache only ever holds copies that may be a little old by design (the
+Not paid yet board's totals, for ``CLEARED_BOARD_TOTALS_SECONDS``; README,
+"Fast and never stale"), so losing it costs speed, never correctness. Django's
+own ``RedisCache`` raises when Redis does not answer, which would turn a Redis
+outage into a 500 on every page that reads the cache; this
 subclass answers a miss instead (``get`` returns the default, ``set`` and
 ``delete`` do nothing), logs one warning when Redis goes away and one line when
 it is back, and, after a failure, does not try Redis again for

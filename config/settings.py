@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "pipeline",
     "billing",
     "audits",
+    "dashboards",  # last: reads every app above, nobody reads it
 ]
 
 MIDDLEWARE = [
@@ -317,13 +318,14 @@ CLEARED_ROTTING_DAYS = {
     "delivered": env_int("CLEARED_ROTTING_DAYS_DELIVERED", 30),
 }
 
-# --- Cached pages (pipeline/freshness.py) ---------------------------------------
-# The homes and the board's totals are cached under stamps that move with every
-# change, so they are never stale; this only bounds how long an entry lives
-# (0 turns the cache off). CACHE_URL=redis://... shares one cache between the
+# --- Cache ---------------------------------------------------------------------
+# Pages are built from the database on every request; the one thing kept in the
+# cache is the Not paid yet board's totals (dashboards.board.board_totals), for
+# this many seconds: the board's and the manager home's totals may be that old
+# (0: always counted afresh). CACHE_URL=redis://... shares one cache between the
 # web processes (docker-compose does); with nothing set each process keeps its
-# own in memory, which is still correct, as the stamps live in the database.
-CLEARED_PAGE_CACHE_SECONDS = env_int("CLEARED_PAGE_CACHE_SECONDS", 600)
+# own in memory.
+CLEARED_BOARD_TOTALS_SECONDS = env_int("CLEARED_BOARD_TOTALS_SECONDS", 30)
 CACHE_URL = env_str("CACHE_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {"default": backends.redis_cache(CACHE_URL)}

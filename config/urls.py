@@ -10,5 +10,6 @@ urlpatterns = [
     path("audits/", include("audits.urls")),
     path("reminders/", include("pipeline.reminders.urls")),
     path("billing/", include("billing.urls")),
+    path("", include("dashboards.urls")),
     path("", include("pipeline.urls")),
 ]

@@ -6,11 +6,10 @@ class PipelineConfig(AppConfig):
     verbose_name = "Pipeline"
 
     def ready(self) -> None:
-        from pipeline import accounts, freshness
+        from pipeline import accounts
         from pipeline.events import deal_changed
         from pipeline.reminders.receivers import reminders_refresh_on_deal_changed
 
-        freshness.connect_signals()
         accounts.connect_signals()
         # Reminders wake up when a deal or its money changed (pipeline.events).
         deal_changed.connect(

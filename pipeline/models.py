@@ -7,13 +7,12 @@ from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, OuterRef, Q
+from django.db.models import F, Q
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.functional import cached_property
 
-from pipeline.freshness import StampedQuerySet, new_token
 from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedEmailField, MaskedTextField
 from pipeline.stages import (
@@ -124,7 +123,7 @@ class User(AbstractUser):
         return self.get_full_name() or self.username
 
 
-class CustomerQuerySet(StampedQuerySet):
+class CustomerQuerySet(models.QuerySet):
     def visible_to(self, user) -> "CustomerQuerySet":
         """Reps see customers they sell to; managers their team's; superusers all.
 
@@ -213,7 +212,7 @@ def _deal_url_format(script_prefix: str) -> str:
     return reverse("deal_detail", args=[_PK_SLOT]).replace(str(_PK_SLOT), "{}")
 
 
-class DealQuerySet(StampedQuerySet):
+class DealQuerySet(models.QuerySet):
     def visible_to(self, user) -> "DealQuerySet":
         """Reps see their own deals, managers their team's, superusers all, auditors none.
 
@@ -293,7 +292,7 @@ class Deal(models.Model):
             ),
             # A rep's month: deals promised this month (billing.selectors.team_month_figures).
             models.Index(fields=["rep", "promised_at"], name="deal_rep_promised"),
-            # The Not paid yet board's totals (pipeline.board.board_totals): every
+            # The Not paid yet board's totals (dashboards.board.board_totals): every
             # column they read is in the index, so the team's open deals are
             # summed by an index-only scan (72 -> 45 ms at 100,000 deals).
             models.Index(
@@ -364,14 +363,6 @@ class Deal(models.Model):
     def get_absolute_url(self) -> str:
         # Pages list 50 deals at a time: reverse() once, not once a row (8 ms a page).
         return _deal_url_format(get_script_prefix()).format(self.pk)
-
-    @classmethod
-    def from_db(cls, db, field_names, values, *args, **kwargs):
-        deal = super().from_db(db, field_names, values, *args, **kwargs)
-        # The rep it was loaded with: if a save gives the deal to another
-        # rep, both reps' pages change (pipeline.freshness).
-        deal._loaded_rep_id = deal.__dict__.get("rep_id")
-        return deal
 
     @property
     def needs_audit(self) -> bool:
@@ -524,52 +515,6 @@ class Touch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on deal #{self.deal_id}"
-
-
-class Stamp(models.Model):
-    """A token per user that moves whenever what the user sees changes.
-
-    Cached pages are keyed by it (pipeline.freshness). Not a foreign key: a
-    stamp is written after the commit that changed the data, and a user
-    deleted meanwhile must not make that write fail.
-    """
-
-    user_id = models.BigIntegerField(primary_key=True)
-    token = models.CharField(max_length=16)
-
-    def __str__(self) -> str:
-        return f"user {self.user_id}: {self.token}"
-
-    @classmethod
-    def tokens(cls, users) -> dict[int, str]:
-        """The current tokens of ``users`` (ids, or a queryset of users: then
-        read in the same query); a user seen for the first time gets one."""
-        if isinstance(users, models.QuerySet):
-            token = models.Subquery(cls.objects.filter(user_id=OuterRef("pk")).values("token")[:1])
-            found = dict(users.order_by().annotate(stamp=token).values_list("pk", "stamp"))
-        else:
-            ids = set(users)
-            found = dict.fromkeys(ids)
-            found.update(cls.objects.filter(user_id__in=ids).values_list("user_id", "token"))
-        missing = [pk for pk, token in found.items() if token is None]
-        if missing:
-            # Users get a stamp when they are created; this covers the rest.
-            # Should another request insert first, ours is ignored and the
-            # token used here is simply a key nobody else asks for.
-            new = [cls(user_id=pk, token=new_token()) for pk in sorted(missing)]
-            cls.objects.bulk_create(new, ignore_conflicts=True)
-            found.update((stamp.user_id, stamp.token) for stamp in new)
-        return found
-
-    @classmethod
-    def move(cls, user_ids) -> None:
-        """New tokens for these users (in id order, so two movers never deadlock)."""
-        cls.objects.bulk_create(
-            [cls(user_id=pk, token=new_token()) for pk in sorted(set(user_ids))],
-            update_conflicts=True,
-            unique_fields=["user_id"],
-            update_fields=["token"],
-        )
 
 
 # Follow-up reminders live in their own module of the pipeline app.

@@ -1,17 +1,12 @@
 from django.urls import path
 
-from pipeline import board_views, team_views, views
+from pipeline import team_views, views
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("deals/", views.deal_list, name="deal_list"),
     path("deals/board/", views.deal_board, name="deal_board"),
     path("deals/board/move/", views.deal_board_move, name="deal_board_move"),
     path("deals/new/", views.deal_new, name="deal_new"),
-    path("deals/import/", board_views.deal_import, name="deal_import"),
-    path("board/", board_views.board_view, name="board"),
-    path("board/export.csv", board_views.board_export, name="board_export"),
-    path("board/charts/", board_views.board_charts, name="board_charts"),
     path("deals/terms/", views.deal_terms, name="deal_terms"),
     path("deals/<int:pk>/", views.deal_detail, name="deal_detail"),
     path("deals/<int:pk>/edit/", views.deal_edit, name="deal_edit"),

@@ -1,16 +1,11 @@
-from datetime import datetime
-
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from pipeline import access, board, freshness, selectors, services
+from pipeline import access, selectors, services
 from pipeline.forms import (
     CustomerForm,
     DealEditForm,
@@ -21,12 +16,6 @@ from pipeline.forms import (
     search_text,
 )
 from pipeline.models import Customer, Deal
-from pipeline.reminders.selectors import (
-    panel_changes_at,
-    reminder_panel,
-    team_reminders,
-    team_reminders_change_at,
-)
 from pipeline.stages import AuditFlag, IllegalMove, LostReason, Stage, next_moves
 
 DEALS_PER_PAGE = 25
@@ -35,87 +24,6 @@ BOARD_CARDS_PER_STAGE = 50
 # The columns a card can be moved to from the board; the table decides if it may.
 # (Losing a deal needs a reason: that is done on the deal's page.)
 MOVE_TARGETS = [Stage.DEPOSIT, Stage.AUDIT_CONFIRMED, Stage.DELIVERED]
-
-
-def home(request: HttpRequest) -> HttpResponse:
-    """Each role's home: a rep's month and pipeline, a manager's team, an auditor's queue."""
-    user = request.user
-    if user.is_auditor and not (user.is_rep or user.is_manager):
-        return render(request, "pipeline/home_auditor.html", {})
-    if user.is_manager or user.is_superuser:
-
-        def manager_context(now: datetime) -> tuple[dict, datetime | None]:
-            reps = list(board.team_reps(user))
-            summary = board.board_summary(user, reps)
-            others = [rep.pk for rep in reps if rep.pk != user.pk]
-            waiting = team_reminders(others, now)
-            context = {
-                "totals": summary.totals,
-                "rep_figures": [(rep, summary.figures[rep.pk]) for rep in reps],
-                "team_reminders": [(rep, waiting[rep.pk]) for rep in reps if rep.pk in waiting],
-                "disputed": list(board.disputed_awaiting_decision(user)),
-                "today_start": timezone.make_aware(
-                    datetime.combine(timezone.localdate(), datetime.min.time())
-                ),
-            }
-            # The totals as of their oldest part, and the team's next reminder to fall due.
-            holds = summary.valid_until or now + board.TOTALS_HOLD
-            return context, team_reminders_change_at(others, now, until=holds)
-
-        return _render_cached_home(
-            request, "pipeline/home_manager.html", board.team_members(user), manager_context
-        )
-
-    def rep_context(now: datetime) -> tuple[dict, datetime | None]:
-        context = {
-            "columns": selectors.pipeline_columns(
-                Deal.objects.visible_to(user), per_column=HOME_CARDS_PER_STAGE
-            ),
-            "move_stages": MOVE_TARGETS,
-        }
-        return context, None
-
-    return _render_cached_home(request, "pipeline/home.html", [user.pk], rep_context)
-
-
-def _render_cached_home(request: HttpRequest, template: str, users, build_context) -> HttpResponse:
-    """A home page whose content (``template#content``) comes from cache while
-    the stamps of ``users`` stay put and nothing on it changes with time
-    (pipeline.freshness).
-
-    ``build_context(now)`` returns the page's context and until when it holds
-    as time passes (None: until a stamp moves); the reminders panel adds its
-    own next change. The content holds forms, so it varies with the CSRF
-    secret; and the panel's forms come back to this path.
-    """
-    user = request.user
-    get_token(request)  # the secret the cached forms' tokens are made from
-
-    def build():
-        now = timezone.now()
-        context, holds = build_context(now)
-        panel = reminder_panel(user, now)
-        html = render_to_string(
-            f"{template}#content", {**context, "reminders_panel": panel}, request
-        )
-        valid_until = panel_changes_at(user, now)
-        if holds is not None:
-            valid_until = min(valid_until, holds)
-        return {"html": html, "due_count": panel.due_count}, valid_until
-
-    if request.htmx:
-        content = build()[0]
-    else:
-        vary = (
-            user.pk,  # the panel is the viewer's own, whoever else's stamps the key holds
-            timezone.localdate(),
-            sorted(user.role_names),
-            request.META["CSRF_COOKIE"],
-            request.get_full_path(),
-        )
-        content = freshness.cached(template, users, vary, build)
-    context = {"content": content["html"], "reminders_due_count": content["due_count"]}
-    return render(request, template, context)
 
 
 def deal_list(request: HttpRequest) -> HttpResponse:

@@ -1,11 +1,11 @@
 """A Redis outage degrades, it does not break.
 
 The web app is pointed at a redis-server of the test's own (a free port, no
-persistence), as both the page cache and Celery's broker, as docker-compose
+persistence), as both the cache (the board's totals) and Celery's broker, as docker-compose
 runs it. Pages and writes of a rep and a manager are tried with Redis up,
 with Redis killed, and after it is back: with it down every page still
 answers, every write is saved and gives up on the broker in well under a
-second, and the page cache is used again once Redis returns.
+second, and the cache is used again once Redis returns.
 """
 
 import logging
@@ -102,6 +102,7 @@ def private_redis():
 def on_private_redis(private_redis, settings, monkeypatch):
     """The cache and the broker on the private Redis, configured as in production."""
     settings.CACHES = {"default": backends.redis_cache(private_redis.url(1))}
+    settings.CLEARED_BOARD_TOTALS_SECONDS = 30  # the board's totals: what goes in the cache
     monkeypatch.setattr(ForgivingRedisCache, "RETRY_SECONDS", 0.2)
     broker_url = private_redis.url(0)
     conf = celery_app.conf

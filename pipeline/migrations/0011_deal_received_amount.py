@@ -14,20 +14,26 @@ def received_at_least_cleared(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0010_stamps'),
+        ("pipeline", "0010_stamps"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='deal',
-            name='received_amount',
-            field=models.DecimalField(decimal_places=2, default=Decimal('0.00'), max_digits=12),
+            model_name="deal",
+            name="received_amount",
+            field=models.DecimalField(decimal_places=2, default=Decimal("0.00"), max_digits=12),
         ),
         migrations.RunPython(received_at_least_cleared, migrations.RunPython.noop),
         migrations.AddConstraint(
-            model_name='deal',
-            constraint=models.CheckConstraint(condition=models.Q(('cleared_amount__gte', 0), ('cleared_amount__lte', models.F('received_amount')), ('received_amount__lte', models.F('amount'))), name='deal_money_copies_consistent'),
+            model_name="deal",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("cleared_amount__gte", 0),
+                    ("cleared_amount__lte", models.F("received_amount")),
+                    ("received_amount__lte", models.F("amount")),
+                ),
+                name="deal_money_copies_consistent",
+            ),
         ),
     ]

@@ -4,78 +4,84 @@ import pipeline.masking
 from django.db import migrations
 
 
-
 def mask_stored(apps, schema_editor):
     # Card numbers stored before these columns (or this masker) caught them.
     pipeline.masking.mask_stored_card_numbers(apps, "pipeline")
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0010_stamps'),
+        ("pipeline", "0010_stamps"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='customer',
-            name='company',
+            model_name="customer",
+            name="company",
             field=pipeline.masking.MaskedCharField(blank=True, max_length=200),
         ),
         migrations.AlterField(
-            model_name='customer',
-            name='email',
+            model_name="customer",
+            name="email",
             field=pipeline.masking.MaskedEmailField(blank=True, max_length=254),
         ),
         migrations.AlterField(
-            model_name='customer',
-            name='name',
+            model_name="customer",
+            name="name",
             field=pipeline.masking.MaskedCharField(max_length=200),
         ),
         migrations.AlterField(
-            model_name='customer',
-            name='phone',
+            model_name="customer",
+            name="phone",
             field=pipeline.masking.MaskedCharField(max_length=40),
         ),
         migrations.AlterField(
-            model_name='customer',
-            name='standing_reason',
-            field=pipeline.masking.MaskedCharField(default='No paid deal yet.', max_length=200),
+            model_name="customer",
+            name="standing_reason",
+            field=pipeline.masking.MaskedCharField(default="No paid deal yet.", max_length=200),
         ),
         migrations.AlterField(
-            model_name='reminder',
-            name='resolution',
+            model_name="reminder",
+            name="resolution",
             field=pipeline.masking.MaskedCharField(blank=True, max_length=300),
         ),
         migrations.AlterField(
-            model_name='reminder',
-            name='why',
+            model_name="reminder",
+            name="why",
             field=pipeline.masking.MaskedCharField(max_length=300),
         ),
         migrations.AlterField(
-            model_name='reminderdigest',
-            name='last_error',
+            model_name="reminderdigest",
+            name="last_error",
             field=pipeline.masking.MaskedCharField(blank=True, max_length=300),
         ),
         migrations.AlterField(
-            model_name='user',
-            name='direct_phone',
-            field=pipeline.masking.MaskedCharField(blank=True, help_text='Given to customers at wrap-up.', max_length=40),
+            model_name="user",
+            name="direct_phone",
+            field=pipeline.masking.MaskedCharField(
+                blank=True, help_text="Given to customers at wrap-up.", max_length=40
+            ),
         ),
         migrations.AlterField(
-            model_name='user',
-            name='email',
-            field=pipeline.masking.MaskedEmailField(blank=True, max_length=254, verbose_name='email address'),
+            model_name="user",
+            name="email",
+            field=pipeline.masking.MaskedEmailField(
+                blank=True, max_length=254, verbose_name="email address"
+            ),
         ),
         migrations.AlterField(
-            model_name='user',
-            name='first_name',
-            field=pipeline.masking.MaskedCharField(blank=True, max_length=150, verbose_name='first name'),
+            model_name="user",
+            name="first_name",
+            field=pipeline.masking.MaskedCharField(
+                blank=True, max_length=150, verbose_name="first name"
+            ),
         ),
         migrations.AlterField(
-            model_name='user',
-            name='last_name',
-            field=pipeline.masking.MaskedCharField(blank=True, max_length=150, verbose_name='last name'),
+            model_name="user",
+            name="last_name",
+            field=pipeline.masking.MaskedCharField(
+                blank=True, max_length=150, verbose_name="last name"
+            ),
         ),
         migrations.RunPython(mask_stored, migrations.RunPython.noop, elidable=True),
     ]

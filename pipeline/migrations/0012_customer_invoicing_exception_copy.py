@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0011_deal_received_amount'),
+        ("pipeline", "0011_deal_received_amount"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='customer',
-            name='invoicing_exception',
-            field=models.CharField(blank=True, default='', max_length=400),
+            model_name="customer",
+            name="invoicing_exception",
+            field=models.CharField(blank=True, default="", max_length=400),
         ),
         migrations.AddField(
-            model_name='customer',
-            name='invoicing_exception_until',
+            model_name="customer",
+            name="invoicing_exception_until",
             field=models.DateField(blank=True, null=True),
         ),
     ]

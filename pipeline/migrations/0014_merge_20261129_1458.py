@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0011_deal_audit_flag'),
-        ('pipeline', '0013_merge_0011_user_session_epoch_0012_deal_reassignment'),
+        ("pipeline", "0011_deal_audit_flag"),
+        ("pipeline", "0013_merge_0011_user_session_epoch_0012_deal_reassignment"),
     ]
 
-    operations = [
-    ]
+    operations = []

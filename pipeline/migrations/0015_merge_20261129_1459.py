@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0011_mask_customers_users_reminders'),
-        ('pipeline', '0014_merge_20261129_1458'),
+        ("pipeline", "0011_mask_customers_users_reminders"),
+        ("pipeline", "0014_merge_20261129_1458"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0012_customer_invoicing_exception_copy'),
-        ('pipeline', '0015_merge_20261129_1459'),
+        ("pipeline", "0012_customer_invoicing_exception_copy"),
+        ("pipeline", "0015_merge_20261129_1459"),
     ]
 
-    operations = [
-    ]
+    operations = []

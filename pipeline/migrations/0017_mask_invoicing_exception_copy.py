@@ -5,15 +5,14 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0016_merge_20261129_1501'),
+        ("pipeline", "0016_merge_20261129_1501"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='customer',
-            name='invoicing_exception',
-            field=pipeline.masking.MaskedCharField(blank=True, default='', max_length=400),
+            model_name="customer",
+            name="invoicing_exception",
+            field=pipeline.masking.MaskedCharField(blank=True, default="", max_length=400),
         ),
     ]

@@ -6,7 +6,6 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from pipeline.freshness import StampedQuerySet
 from pipeline.masking import MaskedCharField
 
 
@@ -93,9 +92,6 @@ class Reminder(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
-    # The scan writes with bulk_create() and update(): these move stamps too.
-    objects = StampedQuerySet.as_manager()
-
     class Meta:
         ordering = ["-due_at", "-id"]
         constraints = [
@@ -127,7 +123,8 @@ class Reminder(models.Model):
                 name="reminder_open_by_kind",
                 condition=Q(state__in=["scheduled", "due", "snoozed"]),
             ),
-            # Home panel, nav badge and /reminders/ (open): one person's open reminders.
+            # Home panel, its poll (selectors.panel_version), nav badge and /reminders/
+            # (open): one person's open reminders.
             models.Index(
                 fields=["owner", "due_at"],
                 name="reminder_open_by_owner",

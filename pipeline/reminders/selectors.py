@@ -10,6 +10,7 @@ from django.db.models import (
     Case,
     Count,
     IntegerField,
+    Max,
     Min,
     Q,
     QuerySet,
@@ -86,8 +87,9 @@ def reminder_panel(user: User, now: datetime | None = None) -> Panel:
 
     Due ones first, newest due first; then the rest of today, soonest first.
     The totals come from window functions over the same query, so the count
-    costs nothing more whatever the numbers. ``version`` changes exactly when
-    what the panel shows changes: a poll that carries it gets an empty answer.
+    costs nothing more whatever the numbers. ``version`` (``panel_version``,
+    one more query) changes whenever what the panel shows changes: a poll that
+    carries it gets an empty answer.
     """
     now = now or timezone.now()
     zone = ZoneInfo(user.time_zone or settings.DEFAULT_USER_TIME_ZONE)
@@ -124,13 +126,33 @@ def reminder_panel(user: User, now: datetime | None = None) -> Panel:
     total = rows[0].total if rows else 0
     due_count = (rows[0].due_total or 0) if rows else 0
     sections = [s for s in (due, overdue, coming) if s.reminders]
-    fingerprint = "|".join(
-        f"{section.key}:{r.pk}:{r.state}:{r.updated_at.timestamp()}"
-        for section in sections
-        for r in section.reminders
-    )
-    version = hashlib.sha256(f"{today}|{total}|{due_count}|{fingerprint}".encode()).hexdigest()[:16]
+    version = panel_version(user, now)
     return Panel(sections=sections, total=total, due_count=due_count, version=version)
+
+
+def panel_version(user: User, now: datetime | None = None) -> str:
+    """What the home panel shows, as a short token, read from the data in ONE
+    query (the panel's poll, every 15 s from every open home: the index
+    ``reminder_open_by_owner``, or ``reminder_open_by_queue`` for a queue).
+
+    Over the user's open reminders: how many, the latest ``updated_at`` and how
+    many are due now, with the user's day. Every write to a reminder moves its
+    ``updated_at`` (a new one starts at now), so a write changes the latest or
+    the count; time alone changes what is shown only by a reminder falling due
+    or waking from a snooze (the due count) or by midnight (the day).
+    """
+    now = now or timezone.now()
+    zone = ZoneInfo(user.time_zone or settings.DEFAULT_USER_TIME_ZONE)
+    facts = (
+        reminders_for(user)
+        .filter(state__in=OPEN_STATES)
+        .aggregate(
+            open=Count("id"), latest=Max("updated_at"), due=Count("id", filter=_due_now(now))
+        )
+    )
+    latest = facts["latest"].timestamp() if facts["latest"] else 0
+    key = f"{now.astimezone(zone).date()}|{facts['open']}|{latest}|{facts['due']}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -149,33 +171,6 @@ def team_reminders(rep_ids, now: datetime | None = None) -> dict[int, TeamRemind
         .annotate(due=Count("id"), oldest=Min(Coalesce("snoozed_until", "due_at")))
     )
     return {row["owner_id"]: TeamReminders(row["due"], row["oldest"]) for row in rows}
-
-
-def team_reminders_change_at(rep_ids, now: datetime, *, until: datetime) -> datetime:
-    """When ``team_reminders`` will change with no write: a rep's next reminder falling due."""
-    return next_due_change(Reminder.objects.filter(owner_id__in=list(rep_ids)), now, until=until)
-
-
-def panel_changes_at(user: User, now: datetime | None = None) -> datetime:
-    """When the panel will change with no write at all: the next reminder of
-    today to fall due, the next snooze to end, or midnight (pipeline.freshness)."""
-    now = now or timezone.now()
-    zone = ZoneInfo(user.time_zone or settings.DEFAULT_USER_TIME_ZONE)
-    end_of_today = datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone) + timedelta(
-        days=1
-    )
-    return next_due_change(reminders_for(user), now, until=end_of_today)
-
-
-def next_due_change(reminders: QuerySet, now: datetime, *, until: datetime) -> datetime:
-    """The first moment before ``until`` at which one of ``reminders`` falls due
-    or wakes from a snooze: what "due now" means changes then; else ``until``."""
-    upcoming = Q(state__in=[ReminderState.SCHEDULED, ReminderState.DUE], due_at__gt=now)
-    waking = Q(state=ReminderState.SNOOZED, snoozed_until__gt=now)
-    times = reminders.filter(
-        (upcoming & Q(due_at__lt=until)) | (waking & Q(snoozed_until__lt=until))
-    ).aggregate(due=Min("due_at", filter=upcoming), wakes=Min("snoozed_until", filter=waking))
-    return min(t for t in (times["due"], times["wakes"], until) if t is not None)
 
 
 REMINDER_FILTERS = {

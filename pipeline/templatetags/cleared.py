@@ -39,13 +39,6 @@ def age_days(moment) -> int:
     return (timezone.localdate() - timezone.localtime(moment).date()).days
 
 
-@register.filter
-def aging_bucket(days: int) -> str:
-    from pipeline.board import bucket_for_age
-
-    return bucket_for_age(days).key
-
-
 @register.simple_tag
 def card_moves(deal, user) -> list:
     """The stages ``user`` may move ``deal`` to from a card: legal moves only

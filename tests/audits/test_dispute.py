@@ -18,7 +18,7 @@ from audits.models import Audit, AuditState, CallAttempt, DisputeDecision, Outco
 from billing import services as billing
 from billing.models import PaymentKind, PaymentMethodKind
 from billing.selectors import rep_month_figures
-from pipeline import board
+from dashboards import board
 from pipeline import services as pipeline_services
 from pipeline.models import Deal
 from pipeline.reminders.models import Reminder, ReminderKind

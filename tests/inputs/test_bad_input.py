@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from billing.models import Instalment, PaymentPlan, WebhookEvent
 from billing.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from pipeline.board import BoardFilters, board_deals, board_page
+from dashboards.board import BoardFilters, board_deals, board_page
 from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
 from pipeline.stages import Stage
 from tests.billing.money import record

@@ -34,7 +34,7 @@ from audits.models import SCRIPT_QUESTIONS, CallScript
 from billing import services as billing
 from billing.models import PaymentStatus, WebhookEvent
 from billing.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from pipeline import board
+from dashboards import board
 from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
 from pipeline.stages import Stage
 from tests.audits.conftest import checklist
@@ -133,7 +133,7 @@ def input_names(view) -> list[str]:
     module = inspect.getmodule(view)
     source = inspect.getsource(module)
     names = set(_READS.findall(source))
-    if module.__name__ == "pipeline.board_views":  # the board reads its filters in one place
+    if module.__name__ == "dashboards.board_views":  # the board reads its filters in one place
         names |= set(board.BoardFilters.__dataclass_fields__) - {"errors"} | {"after", "before"}
     for form_name in _FORMS.findall(inspect.getsource(view)):
         form = getattr(module, form_name, None)

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from dashboards.spreadsheets import FORMULA_STARTS, cell_problem, safe_cell
 from pipeline.models import Deal
-from pipeline.spreadsheets import FORMULA_STARTS, cell_problem, safe_cell
 from pipeline.stages import Stage
 from tests.factories import DealFactory
 

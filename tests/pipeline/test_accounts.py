@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from pipeline import demo as pipeline_demo
+from dashboards import demo as pipeline_demo
 from pipeline.accounts import two_factor_required
 from pipeline.models import Role, User
 from tests.conftest import _client_for

@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from pipeline.demo import seed_people
+from dashboards.demo import seed_people
 from pipeline.models import Deal, Role, User
 from tests.conftest import _client_for
 from tests.factories import UserFactory

@@ -1,6 +1,8 @@
 """Demo audits in every state, written through the services with backdated times.
 
 Runs after the pipeline's (and billing's) demo; the auditor is ``auditor``.
+It records billing's demo money for the deals it moves, so it lives in
+dashboards, above both apps.
 Idempotent: once any audit exists, it does nothing.
 """
 

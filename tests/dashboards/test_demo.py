@@ -12,7 +12,7 @@ from billing.models import (
     PaymentPlan,
     PaymentStatus,
 )
-from pipeline import demo as pipeline_demo
+from dashboards import demo as pipeline_demo
 from pipeline.models import Deal
 from pipeline.stages import Stage
 

@@ -1,7 +1,9 @@
 """Demo data for the pipeline: the people, customers, deals and touches.
 
 Every deal is written through the services, so its stage events and terms are
-the real ones. Other apps add their own records after this (see seed_demo).
+the real ones; deals past Delivered get their money from billing's demo, which
+is why this builder lives in dashboards, above every app. Other apps add their
+own records after this (``manage.py seed_demo``).
 """
 
 import base64

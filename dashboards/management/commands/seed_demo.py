@@ -1,16 +1,17 @@
-from importlib import import_module
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from pipeline.demo import DEMO_TOTP_SECRET
+from billing import demo as billing_demo
+from dashboards import demo as pipeline_demo
+from dashboards import demo_audits
+from dashboards.demo import DEMO_TOTP_SECRET
+from pipeline.reminders import demo as reminders_demo
 
-# Each app adds its own demo records after the pipeline's; each step is
-# idempotent on its own.
-DEMO_STEPS = ["pipeline.demo.seed", "billing.demo.seed", "audits.demo.seed"]
-# Reminders come last: the scan reads the facts every other step wrote.
-DEMO_STEPS.append("pipeline.reminders.demo.seed")
+# The pipeline's people, customers and deals first; then each app adds its own
+# records (each step is idempotent on its own). Reminders come last: the scan
+# reads the facts every other step wrote.
+DEMO_STEPS = [pipeline_demo.seed, billing_demo.seed, demo_audits.seed, reminders_demo.seed]
 
 
 class Command(BaseCommand):
@@ -20,9 +21,8 @@ class Command(BaseCommand):
         if not settings.DEBUG:
             raise CommandError("seed_demo creates users with a known password: not with DEBUG off.")
         with transaction.atomic():
-            for dotted in DEMO_STEPS:
-                module, name = dotted.rsplit(".", 1)
-                getattr(import_module(module), name)(stdout=self.stdout)
+            for step in DEMO_STEPS:
+                step(stdout=self.stdout)
         self.stdout.write(
             self.style.SUCCESS(
                 "Demo ready: log in as rep, rep2, manager or auditor (password demo)."

@@ -15,11 +15,11 @@ from django import forms
 from django.db import transaction
 from django.utils import timezone
 
-from pipeline import services
+from dashboards.spreadsheets import MAX_CELL_CHARS, cell_problem
+from pipeline import access, services
 from pipeline.forms import AmountField
 from pipeline.models import Customer, Deal, User
 from pipeline.selectors import customer_terms
-from pipeline.spreadsheets import MAX_CELL_CHARS, cell_problem
 from pipeline.terms import PaymentOption
 
 REQUIRED_COLUMNS = (
@@ -33,7 +33,7 @@ REQUIRED_COLUMNS = (
     "next_step_date",
 )
 OPTIONAL_COLUMNS = ("company", "email", "promised_on", "notes", "rep")
-# Read as text, so a formula in them is refused (pipeline.spreadsheets).
+# Read as text, so a formula in them is refused (dashboards.spreadsheets).
 TEXT_COLUMNS = ("customer", "company", "phone", "title", "next_step", "notes", "email", "rep")
 MAX_ROWS = 5000
 MAX_BYTES = 2 * 1024 * 1024
@@ -94,10 +94,8 @@ class ImportRow:
 
 
 def _team_reps(user: User) -> dict[str, User]:
-    if user.is_manager or user.is_superuser:
-        reps = User.objects.filter(manager=user) | User.objects.filter(pk=user.pk)
-    else:
-        reps = User.objects.filter(pk=user.pk)
+    """Whose deals a user may import: a rep's own; a manager's team's (pipeline.access)."""
+    reps = access.team_members(user) if access.can_manage(user) else [user]
     return {rep.username.lower(): rep for rep in reps}
 
 
@@ -133,7 +131,7 @@ def read_rows(user: User, text: str) -> list[ImportRow]:
 
 
 def _check_row(number: int, values: dict, *, user, reps, customers) -> ImportRow:
-    """One row checked: its cells (pipeline.spreadsheets), then the deal form's rules."""
+    """One row checked: its cells (dashboards.spreadsheets), then the deal form's rules."""
     row = ImportRow(number, values)
     refused = {}
     for name, value in values.items():

@@ -10,20 +10,17 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from pipeline import board, charts, importing
-from pipeline.spreadsheets import safe_cell
+from billing.selectors import team_month_figures
+from dashboards import board, charts, importing
+from dashboards.spreadsheets import safe_cell
+from pipeline import access
 from pipeline.stages import NOT_PAID_STAGES, Stage
 from pipeline.terms import PaymentOption, Standing
 
 
-def _require_manager(user) -> None:
-    if not (user.is_manager or user.is_superuser):
-        raise PermissionDenied("The Not paid yet board is for managers.")
-
-
 @require_GET
 def board_view(request: HttpRequest) -> HttpResponse:
-    _require_manager(request.user)
+    access.require_manager(request.user, "The Not paid yet board is for managers.")
     filters = board.BoardFilters.from_query(request.GET)
     deals = board.board_deals(request.user, filters)
     page = board.board_page(
@@ -37,16 +34,17 @@ def board_view(request: HttpRequest) -> HttpResponse:
     }
     if request.htmx and request.htmx.target == "board-table":
         context["matching"] = deals.count()
-        return render(request, "pipeline/board.html#table", context)
-    reps = list(board.team_reps(request.user))
-    summary = board.board_summary(request.user, reps, with_pending=False)
+        return render(request, "dashboards/board.html#table", context)
+    reps = list(access.team_sellers(request.user).order_by("username"))
+    totals = board.board_totals(request.user, today=context["today"])
+    figures = team_month_figures([rep.pk for rep in reps], context["today"], with_pending=False)
     # Unfiltered, the table holds exactly the deals the totals counted.
-    context["matching"] = deals.count() if filters.is_filtered else summary.totals.count
+    context["matching"] = deals.count() if filters.is_filtered else totals.count
     context.update(
         {
-            "totals": summary.totals,
+            "totals": totals,
             "reps": reps,
-            "rep_figures": [(rep, summary.figures[rep.pk]) for rep in reps],
+            "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
             "disputed": list(board.disputed_awaiting_decision(request.user)),
             "stages": NOT_PAID_STAGES,
             "buckets": board.BUCKETS,
@@ -54,25 +52,23 @@ def board_view(request: HttpRequest) -> HttpResponse:
             "payment_options": PaymentOption.choices,
         }
     )
-    return render(request, "pipeline/board.html", context)
+    return render(request, "dashboards/board.html", context)
 
 
 @require_GET
 def board_charts(request: HttpRequest) -> HttpResponse:
-    _require_manager(request.user)
+    access.require_manager(request.user, "The Not paid yet board is for managers.")
     today = timezone.localdate()
     context = {
         "charts": [
-            charts.outstanding_by_bucket(
-                board.board_summary(
-                    request.user, list(board.team_reps(request.user)), with_pending=False
-                ).totals
-            ),
+            charts.outstanding_by_bucket(board.board_totals(request.user, today=today)),
             charts.promised_vs_cleared_by_week(request.user, today),
             charts.days_to_cash_by_rep(request.user),
         ]
     }
-    template = "pipeline/board_charts.html#charts" if request.htmx else "pipeline/board_charts.html"
+    template = "dashboards/board_charts.html"
+    if request.htmx:
+        template += "#charts"
     return render(request, template, context)
 
 
@@ -104,12 +100,13 @@ CSV_HEADER = [
 @require_GET
 def board_export(request: HttpRequest) -> StreamingHttpResponse:
     """Exactly the filtered board as CSV, streamed row by row (flat memory at 100,000 rows)."""
-    _require_manager(request.user)
+    access.require_manager(request.user, "The Not paid yet board is for managers.")
     filters = board.BoardFilters.from_query(request.GET)
     deals = board.board_deals(request.user, filters)
     today = timezone.localdate()
     zone = timezone.get_current_timezone()
-    reps = {rep.pk: (rep.username, str(rep)) for rep in board.team_reps(request.user)}
+    sellers = access.team_sellers(request.user)
+    reps = {rep.pk: (rep.username, str(rep)) for rep in sellers}
     reps.setdefault(request.user.pk, (request.user.username, str(request.user)))
     # The labels the board shows, not the codes stored: "On file", not "on_file".
     stages = {stage.value: stage.label for stage in Stage}
@@ -181,11 +178,11 @@ def board_export(request: HttpRequest) -> StreamingHttpResponse:
 
 def deal_import(request: HttpRequest) -> HttpResponse:
     """Upload a CSV of deals, see every row checked, then import all of them or none."""
-    if not (request.user.is_rep or request.user.is_manager or request.user.is_superuser):
+    if not access.is_seller(request.user):
         raise PermissionDenied("Importing deals is for reps and managers.")
     context = {"columns": importing.REQUIRED_COLUMNS, "optional": importing.OPTIONAL_COLUMNS}
     if request.method != "POST":
-        return render(request, "pipeline/deal_import.html", context)
+        return render(request, "dashboards/deal_import.html", context)
     text = request.POST.get("csv_text", "")
     upload = request.FILES.get("file")
     if upload is not None:
@@ -195,19 +192,19 @@ def deal_import(request: HttpRequest) -> HttpResponse:
             context["file_error"] = (
                 "The file is not UTF-8 text: save it from your spreadsheet as CSV UTF-8."
             )
-            return render(request, "pipeline/deal_import.html", context, status=422)
+            return render(request, "dashboards/deal_import.html", context, status=422)
     if not text.strip():
         context["file_error"] = "Choose a CSV file to import."
-        return render(request, "pipeline/deal_import.html", context, status=422)
+        return render(request, "dashboards/deal_import.html", context, status=422)
     try:
         rows = importing.read_rows(request.user, text)
     except importing.CsvImportError as exc:
         context["file_error"] = str(exc)
-        return render(request, "pipeline/deal_import.html", context, status=422)
+        return render(request, "dashboards/deal_import.html", context, status=422)
     bad = [row for row in rows if row.errors]
     context.update({"rows": rows, "bad": bad, "csv_text": text})
     if request.POST.get("confirm") and not bad:
         deals = importing.import_deals(user=request.user, rows=rows)
         messages.success(request, f"Imported {len(deals)} deal{pluralize(len(deals))}.")
         return redirect("deal_list")
-    return render(request, "pipeline/deal_import.html", context, status=422 if bad else 200)
+    return render(request, "dashboards/deal_import.html", context, status=422 if bad else 200)

@@ -1,0 +1,49 @@
+"""Each role's home: a rep's month and pipeline, a manager's team, an auditor's queue.
+
+Rendered from the data on every request: no page cache (README, "Fast and
+never stale"). The reminders panel comes from the reminders context processor.
+"""
+
+from datetime import datetime
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from billing.selectors import team_month_figures
+from dashboards import board
+from pipeline import access, selectors
+from pipeline.models import Deal
+from pipeline.reminders.selectors import team_reminders
+from pipeline.views import HOME_CARDS_PER_STAGE, MOVE_TARGETS
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if user.is_auditor and not (user.is_rep or user.is_manager):
+        return render(request, "dashboards/home_auditor.html", {})
+    if access.can_manage(user):
+        return _manager_home(request)
+    context = {
+        "columns": selectors.pipeline_columns(
+            Deal.objects.visible_to(user), per_column=HOME_CARDS_PER_STAGE
+        ),
+        "move_stages": MOVE_TARGETS,
+    }
+    return render(request, "dashboards/home.html", context)
+
+
+def _manager_home(request: HttpRequest) -> HttpResponse:
+    user, now, today = request.user, timezone.now(), timezone.localdate()
+    reps = list(access.team_sellers(user).order_by("username"))
+    figures = team_month_figures([rep.pk for rep in reps], today)
+    others = [rep.pk for rep in reps if rep.pk != user.pk]
+    waiting = team_reminders(others, now)
+    context = {
+        "totals": board.board_totals(user, today=today),
+        "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
+        "team_reminders": [(rep, waiting[rep.pk]) for rep in reps if rep.pk in waiting],
+        "disputed": list(board.disputed_awaiting_decision(user)),
+        "today_start": timezone.make_aware(datetime.combine(today, datetime.min.time())),
+    }
+    return render(request, "dashboards/home_manager.html", context)
