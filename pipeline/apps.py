@@ -8,7 +8,7 @@ class PipelineConfig(AppConfig):
     def ready(self) -> None:
         from pipeline import accounts, freshness
         from pipeline.events import deal_changed
-        from pipeline.reminders.receivers import reminders_refresh_on_deal_changed
+        from reminders.receivers import reminders_refresh_on_deal_changed
 
         freshness.connect_signals()
         accounts.connect_signals()

@@ -103,8 +103,8 @@ class _Scope:
     def user_ids(self) -> set[int]:
         """The users, resolved: the reps of the deals and customers, the members of the queues."""
         from pipeline.models import Deal, User
-        from pipeline.reminders.models import OPEN_STATES, Reminder
-        from pipeline.reminders.selectors import ROLE_QUEUES
+        from reminders.models import OPEN_STATES, Reminder
+        from reminders.selectors import ROLE_QUEUES
 
         ids = {pk for pk in self.users if pk}
         queues = set(self.queues)
@@ -155,7 +155,7 @@ WATCHED = {
     "pipeline.Customer": Watch(("id",), ("customers",)),
     "billing.Payment": Watch(("deal_id",), ("deals",)),
     "billing.CommissionEntry": Watch(("rep_id",), ("users",)),
-    "pipeline.Reminder": Watch(("owner_id", "queue"), ("users", "queues")),
+    "reminders.Reminder": Watch(("owner_id", "queue"), ("users", "queues")),
     "pipeline.User": Watch(("id",), ("users",)),
 }
 

@@ -283,7 +283,7 @@ class Deal(models.Model):
                 condition=Q(audit_flag="disputed"),
             ),
             models.Index(fields=["stage", "promised_at"]),
-            # Reminder scan (pipeline/reminders/rules.py): open deals by the date
+            # Reminder scan (reminders/rules.py): open deals by the date
             # that calls for a nag, so a scan that finds nothing new stays cheap.
             models.Index(fields=["promised_at"], name="deal_open_promised", condition=_OPEN_DEAL),
             models.Index(
@@ -543,7 +543,3 @@ class Stamp(models.Model):
             unique_fields=["user_id"],
             update_fields=["token"],
         )
-
-
-# Follow-up reminders live in their own module of the pipeline app.
-from pipeline.reminders.models import Reminder, ReminderDigest  # noqa: E402, F401

@@ -23,8 +23,8 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from pipeline.models import Customer, Deal, Reassignment, Role, User
-from pipeline.reminders.models import OPEN_STATES, Reminder
 from pipeline.stages import CLOSED_STAGES
+from reminders.models import OPEN_STATES, Reminder
 
 
 class TeamError(Exception):

@@ -22,8 +22,8 @@ from django.views.decorators.http import require_POST
 from pipeline import team
 from pipeline.forms import HandoverForm, InviteForm
 from pipeline.models import User
-from pipeline.reminders.models import OPEN_STATES
 from pipeline.stages import CLOSED_STAGES
+from reminders.models import OPEN_STATES
 
 
 def _require_team_manager(user: User) -> None:

@@ -21,13 +21,13 @@ from pipeline.forms import (
     search_text,
 )
 from pipeline.models import Customer, Deal
-from pipeline.reminders.selectors import (
+from pipeline.stages import AuditFlag, IllegalMove, LostReason, Stage, next_moves
+from reminders.selectors import (
     panel_changes_at,
     reminder_panel,
     team_reminders,
     team_reminders_change_at,
 )
-from pipeline.stages import AuditFlag, IllegalMove, LostReason, Stage, next_moves
 
 DEALS_PER_PAGE = 25
 HOME_CARDS_PER_STAGE = 6

@@ -28,8 +28,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from pipeline.models import Customer, Deal
-from pipeline.reminders import services
-from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
+from reminders import services
+from reminders.models import Reminder, ReminderKind, ReminderState
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 

@@ -10,7 +10,7 @@ from pipeline.demo import DEMO_TOTP_SECRET
 # idempotent on its own.
 DEMO_STEPS = ["pipeline.demo.seed", "billing.demo.seed", "audits.demo.seed"]
 # Reminders come last: the scan reads the facts every other step wrote.
-DEMO_STEPS.append("pipeline.reminders.demo.seed")
+DEMO_STEPS.append("reminders.demo.seed")
 
 
 class Command(BaseCommand):

@@ -97,6 +97,7 @@ class Reminder(models.Model):
     objects = StampedQuerySet.as_manager()
 
     class Meta:
+        db_table = "pipeline_reminder"
         ordering = ["-due_at", "-id"]
         constraints = [
             # "Never twice" is a fact of the database, not a hope of the code:
@@ -200,6 +201,9 @@ class ReminderDigest(models.Model):
     failures = models.PositiveIntegerField(default=0)
     retry_at = models.DateTimeField(null=True, blank=True)
     last_error = MaskedCharField(max_length=300, blank=True)
+
+    class Meta:
+        db_table = "pipeline_reminderdigest"
 
     def __str__(self) -> str:
         return f"Digest for {self.recipient}"

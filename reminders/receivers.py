@@ -2,7 +2,7 @@
 
 import logging
 
-from pipeline.tasks import reminders_refresh_deal
+from reminders.tasks import reminders_refresh_deal
 
 logger = logging.getLogger(__name__)
 

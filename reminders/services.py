@@ -22,14 +22,14 @@ from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from pipeline.models import Deal, User
-from pipeline.reminders.models import (
+from reminders.models import (
     OPEN_STATES,
     Reminder,
     ReminderDigest,
     ReminderQueue,
     ReminderState,
 )
-from pipeline.reminders.rules import Window, gone_for, owner_of, rules
+from reminders.rules import Window, gone_for, owner_of, rules
 
 logger = logging.getLogger(__name__)
 

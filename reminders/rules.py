@@ -12,7 +12,7 @@ Each rule says, in one place:
 - ``gone``: how to tell that its cause is gone, and the words recorded when
   the scan resolves it.
 
-The scan (``pipeline.reminders.services.reminders_scan``) applies every rule;
+The scan (``reminders.services.reminders_scan``) applies every rule;
 nothing else decides when a reminder exists.
 """
 
@@ -40,8 +40,8 @@ from django.db.models.functions import Cast, Coalesce, Concat, TruncDate
 from django.utils.formats import date_format
 
 from pipeline.models import Deal, Touch
-from pipeline.reminders.models import Reminder, ReminderKind, ReminderQueue
 from pipeline.stages import CLOSED_STAGES, Stage
+from reminders.models import Reminder, ReminderKind, ReminderQueue
 
 REP, MANAGER, AUDIT_QUEUE = "rep", "manager", "audit_queue"
 ONCE = "once"

@@ -12,7 +12,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from pipeline.reminders import services
+from reminders import services
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from pipeline.models import Role, User
-from pipeline.reminders.models import OPEN_STATES, Reminder, ReminderQueue, ReminderState
+from reminders.models import OPEN_STATES, Reminder, ReminderQueue, ReminderState
 
 # Which role queue each role's members share.
 ROLE_QUEUES = {Role.AUDITOR: ReminderQueue.AUDIT}
