@@ -230,7 +230,7 @@ def measure_falling_due() -> dict:
         time.sleep(max(0.0, (due_at - timezone.now()).total_seconds()))
         started = time.monotonic()
         with sender.connection_for_write(REDIS) as conn:
-            sender.send_task("pipeline.reminders_scan", connection=conn)  # beat's tick
+            sender.send_task("reminders.reminders_scan", connection=conn)  # beat's tick
         bench = Reminder.objects.filter(why="Benchmark: a next step falling due")
         marked_at = None
         while time.monotonic() - started < 120:

@@ -263,7 +263,7 @@ REMINDERS_SITE_URL = env_str("REMINDERS_SITE_URL", "http://127.0.0.1:8000")
 # One scan, every REMINDERS_SCAN_SECONDS; a scan missed while the worker was
 # down expires instead of queueing up: the next one catches up on its own.
 CELERY_BEAT_SCHEDULE["reminders-scan"] = {
-    "task": "pipeline.reminders_scan",
+    "task": "reminders.reminders_scan",
     "schedule": float(REMINDERS_SCAN_SECONDS),
     "options": {"expires": float(REMINDERS_SCAN_SECONDS)},
 }

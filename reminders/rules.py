@@ -13,9 +13,12 @@ Each rule says, in one place:
   the scan resolves it.
 
 The scan (``reminders.services.reminders_scan``) applies every rule;
-nothing else decides when a reminder exists.
+nothing else decides when a reminder exists. The rules read the apps below
+(pipeline, billing, audits) directly; none of them knows reminders exist.
+A new kind is a ``ReminderKind`` and a ``Rule`` here, listed in ``rules()``.
 """
 
+import calendar
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -29,6 +32,7 @@ from django.db.models import (
     DecimalField,
     Exists,
     F,
+    Model,
     OuterRef,
     Q,
     QuerySet,
@@ -39,8 +43,12 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Concat, TruncDate
 from django.utils.formats import date_format
 
-from pipeline.models import Deal, Touch
+from audits.models import Audit, AuditState, CallAttempt
+from billing.models import Instalment, Invoice, Payment, PaymentEvent, PaymentStatus
+from billing.policy import next_cutoff
+from pipeline.models import Deal, Touch, User
 from pipeline.stages import CLOSED_STAGES, Stage
+from pipeline.terms import PaymentOption
 from reminders.models import Reminder, ReminderKind, ReminderQueue
 
 REP, MANAGER, AUDIT_QUEUE = "rep", "manager", "audit_queue"
@@ -104,8 +112,6 @@ class Window:
     @cached_property
     def zones(self) -> list[str]:
         """The time zones people work in (a morning is the owner's morning)."""
-        from pipeline.models import User
-
         return list(User.objects.order_by().values_list("time_zone", flat=True).distinct())
 
     def morning_days(self, lag: timedelta = timedelta(0)) -> set[date]:
@@ -429,8 +435,7 @@ STALE_DEAL = Rule(
 
 
 # --- audits: due, overdue (escalation), retry / call back ----------------------------
-# Read from audits.Audit's deadlines (call window, next_call_at); imported
-# lazily because audits depends on the pipeline, not the other way round.
+# Read from audits.Audit's deadlines (call window, next_call_at).
 
 AUDIT_ROW = {
     "deal_pk": F("deal_id"),
@@ -441,8 +446,6 @@ AUDIT_ROW = {
 
 
 def _audits(deal_ids: list[int] | None) -> QuerySet:
-    from audits.models import Audit
-
     audits = Audit.objects.order_by()
     return audits if deal_ids is None else audits.filter(deal_id__in=deal_ids)
 
@@ -484,8 +487,6 @@ def _no_open_audit(states: tuple[str, ...], occ) -> Callable[[], Exists]:
 
 
 def _latest_auditor():
-    from audits.models import CallAttempt
-
     return Subquery(
         CallAttempt.objects.filter(audit__deal_id=OuterRef("deal_id"))
         .order_by("-at", "-id")
@@ -494,8 +495,6 @@ def _latest_auditor():
 
 
 def _find_audit_due(window: Window, deal_ids: list[int] | None) -> QuerySet:
-    from audits.models import AuditState
-
     audits = _audits(deal_ids).filter(
         state=AuditState.QUEUED, next_call_at__gt=window.since, next_call_at__lte=window.horizon
     )
@@ -525,8 +524,6 @@ AUDIT_DUE = Rule(
 
 
 def _find_audit_overdue(window: Window, deal_ids: list[int] | None) -> QuerySet:
-    from audits.models import AuditState
-
     # Only once the window has closed: an escalation is never "coming".
     audits = _audits(deal_ids).filter(
         state=AuditState.QUEUED, call_window_end__gt=window.since, call_window_end__lte=window.now
@@ -553,8 +550,6 @@ AUDIT_OVERDUE = Rule(
 
 
 def _find_audit_retry(window: Window, deal_ids: list[int] | None) -> QuerySet:
-    from audits.models import AuditState
-
     audits = _audits(deal_ids).filter(
         state__in=[AuditState.RETRY, AuditState.CALL_BACK],
         next_call_at__gt=window.since,
@@ -653,7 +648,7 @@ AUDIT_DISPUTED_MANAGER = _audit_flag_rule(
 
 
 # --- billing: payment bounced, payment due and the overdue ladder ------------------
-# Read from billing's ledger (PaymentEvent, Invoice); imported lazily, as audits.
+# Read from billing's ledger (PaymentEvent, Invoice, Instalment).
 
 
 def _money(amount) -> str:
@@ -664,8 +659,6 @@ def _bounced_rule(owner: str) -> Rule:
     suffix = "rep" if owner == REP else "manager"
 
     def find(window: Window, deal_ids: list[int] | None) -> QuerySet:
-        from billing.models import PaymentEvent, PaymentStatus
-
         events = PaymentEvent.objects.order_by().filter(
             to_status__in=[PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK],
             at__gt=window.since,
@@ -713,7 +706,7 @@ class Owed:
     so invoices and instalments share the payment kinds without colliding.
     """
 
-    model: str  # "Invoice" or "Instalment" in billing.models
+    model: type[Model]  # billing's Invoice or Instalment
     payment_field: str  # the Payment foreign key that pays it
     deal: str  # the path from it to its deal
     prefix: str
@@ -722,12 +715,10 @@ class Owed:
 
     def unpaid(self, deal_ids: list[int] | None) -> QuerySet:
         """Those not void whose cleared payments do not cover them."""
-        from billing import models as billing
-
         cleared = Coalesce(
             Subquery(
-                billing.Payment.objects.filter(
-                    **{self.payment_field: OuterRef("pk")}, status=billing.PaymentStatus.CLEARED
+                Payment.objects.filter(
+                    **{self.payment_field: OuterRef("pk")}, status=PaymentStatus.CLEARED
                 )
                 .order_by()
                 .values(self.payment_field)
@@ -737,8 +728,8 @@ class Owed:
             Value(Decimal("0.00")),
             output_field=DecimalField(max_digits=14, decimal_places=2),
         )
-        rows = getattr(billing, self.model).objects.order_by()
-        if self.model == "Invoice":
+        rows = self.model.objects.order_by()
+        if self.model is Invoice:
             rows = rows.filter(voided_at__isnull=True)
         rows = rows.annotate(cleared=cleared).filter(cleared__lt=F("amount"))
         return rows if deal_ids is None else rows.filter(**{f"{self.deal}_id__in": deal_ids})
@@ -757,7 +748,7 @@ class Owed:
         }
 
     def name(self, row: dict) -> str:
-        if self.model == "Invoice":
+        if self.model is Invoice:
             return f"Invoice #{row['label']}"
         return f"Instalment {row['label']} of the payment plan"
 
@@ -778,8 +769,8 @@ class Owed:
         return when
 
 
-INVOICE = Owed("Invoice", "invoice", "deal", "i", "invoice", "number")
-INSTALMENT = Owed("Instalment", "instalment", "plan__deal", "n", "instalment", "sequence")
+INVOICE = Owed(Invoice, "invoice", "deal", "i", "invoice", "number")
+INSTALMENT = Owed(Instalment, "instalment", "plan__deal", "n", "instalment", "sequence")
 
 
 def _payment_rule(kind: str, days: int, owner: str, owed: Owed = INVOICE) -> Rule:
@@ -822,8 +813,6 @@ def _ladder() -> list[int]:
 
 
 def _invoiced():
-    from billing.models import Invoice
-
     return Coalesce(
         Subquery(
             Invoice.objects.filter(deal=OuterRef("pk"), voided_at__isnull=True)
@@ -844,11 +833,6 @@ def _find_invoice_cutoff(window: Window, deal_ids: list[int] | None) -> list[dic
     the cut-off dates are worked out here (``billing.policy.next_cutoff``) and
     the occurrence is the cut-off date: one reminder per deal and cut-off.
     """
-    import calendar
-
-    from billing.policy import next_cutoff
-    from pipeline.terms import PaymentOption
-
     lead = _days("REMINDERS_INVOICE_CUTOFF_DAYS")
     first, last = window.dates(lag=-lead)
     if window.lookback is not None:  # the quick scan: only cut-offs whose morning just came
@@ -891,10 +875,8 @@ def _find_invoice_cutoff(window: Window, deal_ids: list[int] | None) -> list[dic
 
 
 def _invoice_sent():
-    from pipeline.models import Deal as DealModel
-
     not_invoiced = (
-        DealModel.objects.filter(pk=OuterRef("deal_id"))
+        Deal.objects.filter(pk=OuterRef("deal_id"))
         .annotate(invoiced=_invoiced())
         .filter(invoiced__lt=F("amount"))
     )

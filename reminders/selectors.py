@@ -54,6 +54,11 @@ def reminders_due_count(user: User, now: datetime | None = None) -> int:
     return reminders_for(user).filter(_due_now(now or timezone.now())).count()
 
 
+def reminders_open_count(user: User) -> int:
+    """How many open reminders a person owns (what a leaver would hand over)."""
+    return Reminder.objects.filter(owner=user, state__in=OPEN_STATES).count()
+
+
 @dataclass
 class PanelSection:
     key: str

@@ -423,6 +423,15 @@ def reminder_done(*, reminder: Reminder, user: User, now: datetime | None = None
     return reminder
 
 
+def reminders_hand_over(*, leaver: User, successor: User, at: datetime) -> int:
+    """A leaver's open reminders go to their successor with their deals (DOMAIN.md,
+    "a leaver"); their history stays theirs. Runs inside ``pipeline.team.user_deactivate``'s
+    transaction (registered in ``RemindersConfig.ready``); returns how many moved."""
+    return Reminder.objects.filter(owner=leaver, state__in=OPEN_STATES).update(
+        owner=successor, updated_at=at
+    )
+
+
 def reminder_snooze(
     *, reminder: Reminder, user: User, until: datetime, now: datetime | None = None
 ) -> Reminder:
