@@ -283,7 +283,7 @@ class Deal(models.Model):
                 condition=Q(audit_flag="disputed"),
             ),
             models.Index(fields=["stage", "promised_at"]),
-            # Reminder scan (reminders/rules.py): open deals by the date
+            # Reminder scan (reminders/rules/pipeline.py): open deals by the date
             # that calls for a nag, so a scan that finds nothing new stays cheap.
             models.Index(fields=["promised_at"], name="deal_open_promised", condition=_OPEN_DEAL),
             models.Index(

@@ -29,7 +29,8 @@ from reminders.models import (
     ReminderQueue,
     ReminderState,
 )
-from reminders.rules import Window, gone_for, owner_of, rules
+from reminders.rules import gone_for, owner_of, rules
+from reminders.rules.base import Window
 
 logger = logging.getLogger(__name__)
 
