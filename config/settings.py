@@ -233,7 +233,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
 
-# --- Follow-up reminders (reminders/) ------------------------------
+# --- Follow-up reminders (reminders/) ----------------------------------------
 # README.md, "Reminders", documents each of these. Delays are in the unit their
 # name says; a reminder on a date falls due at REMINDERS_MORNING_HOUR in its
 # owner's own time zone.
