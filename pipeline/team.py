@@ -182,7 +182,7 @@ class Handover:
     parts: tuple[tuple[str, int], ...] = ()
 
     def __str__(self) -> str:
-        """ "2 open deals, 1 customer and 1 reminder"."""
+        """In words, for the page's message: 2 open deals, 1 customer and 1 reminder."""
         said = [_counted(self.deals, "open deal"), _counted(self.customers, "customer")]
         said += [_counted(count, noun) for noun, count in self.parts]
         return f"{', '.join(said[:-1])} and {said[-1]}"
