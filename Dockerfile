@@ -11,6 +11,7 @@ COPY config ./config
 COPY pipeline ./pipeline
 COPY billing ./billing
 COPY audits ./audits
+COPY reminders ./reminders
 RUN pip install --upgrade pip && pip install .
 COPY . .
 # Static files are collected at build time and served by whitenoise.

@@ -73,7 +73,8 @@ def setup_django() -> None:
 def build_data() -> None:
     from django.db import connection
 
-    from pipeline.models import Deal, Reminder
+    from pipeline.models import Deal
+    from reminders.models import Reminder
 
     if Deal.objects.count() < DEALS:
         log(f"building {DEALS:,} deals with seed_scale…")
@@ -118,7 +119,7 @@ def build_data() -> None:
 
 def settle() -> None:
     """The first scan over fresh data creates what the facts call for; then it is quiet."""
-    from pipeline.reminders.services import reminders_scan
+    from reminders.services import reminders_scan
 
     started = time.monotonic()
     result = reminders_scan()
@@ -129,9 +130,9 @@ def measure_quiet_scan() -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from pipeline.models import Deal, Reminder
-    from pipeline.reminders.models import OPEN_STATES
-    from pipeline.reminders.services import reminders_scan
+    from pipeline.models import Deal
+    from reminders.models import OPEN_STATES, Reminder
+    from reminders.services import reminders_scan
 
     times = []
     for _ in range(7):
@@ -178,8 +179,8 @@ def measure_falling_due() -> dict:
     from django.db import connection
     from django.utils import timezone
 
-    from pipeline.models import Deal, Reminder, ReminderDigest
-    from pipeline.reminders.models import ReminderKind
+    from pipeline.models import Deal
+    from reminders.models import Reminder, ReminderDigest, ReminderKind
 
     ReminderDigest.objects.all().delete()
     due_at = timezone.now() + __import__("datetime").timedelta(seconds=5)
@@ -229,7 +230,7 @@ def measure_falling_due() -> dict:
         time.sleep(max(0.0, (due_at - timezone.now()).total_seconds()))
         started = time.monotonic()
         with sender.connection_for_write(REDIS) as conn:
-            sender.send_task("pipeline.reminders_scan", connection=conn)  # beat's tick
+            sender.send_task("reminders.reminders_scan", connection=conn)  # beat's tick
         bench = Reminder.objects.filter(why="Benchmark: a next step falling due")
         marked_at = None
         while time.monotonic() - started < 120:
@@ -266,8 +267,8 @@ def measure_panel() -> dict:
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
-    from pipeline.models import Reminder, User
-    from pipeline.reminders.models import OPEN_STATES
+    from pipeline.models import User
+    from reminders.models import OPEN_STATES, Reminder
 
     owner_id = (
         Reminder.objects.filter(state__in=OPEN_STATES, owner__isnull=False)

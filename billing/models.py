@@ -170,7 +170,7 @@ class Invoice(models.Model):
     class Meta:
         ordering = ["-number"]
         indexes = [
-            # The payment due reminders (pipeline/reminders/rules.py): open invoices by due date.
+            # The payment due reminders (reminders/rules/billing.py): open invoices by due date.
             models.Index(
                 fields=["due_date"], condition=Q(voided_at__isnull=True), name="open_invoice_due"
             ),
@@ -395,7 +395,7 @@ class PaymentEvent(AppendOnlyModel):
     """One change in a payment's clearing: from, to, why, who (or the processor), when.
 
     Bounces are rows with ``to_status="bounced"``: the reminders work reads
-    them (the payment bounced rule, pipeline/reminders/rules.py) to notify rep and manager.
+    them (the payment bounced rule, reminders/rules/billing.py) to notify rep and manager.
     """
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="events")

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "pipeline",
     "billing",
     "audits",
+    "reminders",
     "dashboards",  # last: reads every app above, nobody reads it
 ]
 
@@ -233,7 +234,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
 
-# --- Follow-up reminders (pipeline/reminders/) ------------------------------
+# --- Follow-up reminders (reminders/) ----------------------------------------
 # README.md, "Reminders", documents each of these. Delays are in the unit their
 # name says; a reminder on a date falls due at REMINDERS_MORNING_HOUR in its
 # owner's own time zone.
@@ -263,11 +264,11 @@ REMINDERS_SITE_URL = env_str("REMINDERS_SITE_URL", "http://127.0.0.1:8000")
 # One scan, every REMINDERS_SCAN_SECONDS; a scan missed while the worker was
 # down expires instead of queueing up: the next one catches up on its own.
 CELERY_BEAT_SCHEDULE["reminders-scan"] = {
-    "task": "pipeline.reminders_scan",
+    "task": "reminders.reminders_scan",
     "schedule": float(REMINDERS_SCAN_SECONDS),
     "options": {"expires": float(REMINDERS_SCAN_SECONDS)},
 }
-TEMPLATES[0]["OPTIONS"]["context_processors"].append("pipeline.reminders.context.reminders")
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("reminders.context.reminders")
 
 # --- Cleared's own business settings ----------------------------------------
 CURRENCY = env_str("CLEARED_CURRENCY", "USD")

@@ -8,7 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("audits/", include("audits.urls")),
-    path("reminders/", include("pipeline.reminders.urls")),
+    path("reminders/", include("reminders.urls")),
     path("billing/", include("billing.urls")),
     path("", include("dashboards.urls")),
     path("", include("pipeline.urls")),

@@ -37,9 +37,9 @@ from django.utils.dateparse import parse_datetime
 
 from pipeline.forms import parse_id, search_text
 from pipeline.models import Deal, User
-from pipeline.reminders.models import Reminder
 from pipeline.stages import NOT_PAID_STAGES, AuditFlag, Stage
 from pipeline.terms import PaymentOption, Standing
+from reminders.models import Reminder
 
 PAGE_SIZE = 50
 ZERO = Decimal("0.00")

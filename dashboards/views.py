@@ -14,8 +14,8 @@ from billing.selectors import team_month_figures
 from dashboards import board
 from pipeline import access, selectors
 from pipeline.models import Deal
-from pipeline.reminders.selectors import team_reminders
 from pipeline.views import HOME_CARDS_PER_STAGE, MOVE_TARGETS
+from reminders.selectors import team_reminders
 
 
 def home(request: HttpRequest) -> HttpResponse:

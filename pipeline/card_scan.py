@@ -28,8 +28,10 @@ APP_LABELS = ("pipeline", "billing", "audits")
 UNMASKED = {
     "pipeline.User.username": "the login id: masking it would lock its owner out",
     "pipeline.User.password": "a salted hash; not scanned either (its digits mean nothing)",
-    "pipeline.Reminder.occurrence": "a code made by Cleared (a date, an id, a rung); part of a key",
-    "pipeline.ReminderDigest.recipient": 'a code made by Cleared ("user:<id>", "queue:<name>")',
+    "reminders.Reminder.occurrence": (
+        "a code made by Cleared (a date, an id, a rung); part of a key"
+    ),
+    "reminders.ReminderDigest.recipient": 'a code made by Cleared ("user:<id>", "queue:<name>")',
     "billing.PaymentMethod.last4": "four characters at most: never a full number",
     "billing.WebhookEvent.event_id": "the processor's event id: masking it could make two "
     "events one and drop the second as a replay",

@@ -309,7 +309,7 @@ class Deal(models.Model):
                 condition=Q(audit_flag="disputed"),
             ),
             models.Index(fields=["stage", "promised_at"]),
-            # Reminder scan (pipeline/reminders/rules.py): open deals by the date
+            # Reminder scan (reminders/rules/pipeline.py): open deals by the date
             # that calls for a nag, so a scan that finds nothing new stays cheap.
             models.Index(fields=["promised_at"], name="deal_open_promised", condition=_OPEN_DEAL),
             models.Index(
@@ -517,5 +517,3 @@ class Touch(models.Model):
         return f"{self.get_kind_display()} on deal #{self.deal_id}"
 
 
-# Follow-up reminders live in their own module of the pipeline app.
-from pipeline.reminders.models import Reminder, ReminderDigest  # noqa: E402, F401

@@ -4,7 +4,8 @@ Business rules that write (``team_invite``, ``user_deactivate``); who is on
 whose team is pipeline.access's (``managed_reps``). Commission rates
 are billing's (``billing.services.commission_rate_set``); billing adds its
 column to the Team page through ``team_columns`` (pipeline never imports
-billing for it).
+billing for it); the reminders app hands a leaver's open reminders over
+through ``handover_parts`` (pipeline never imports reminders).
 """
 
 from collections.abc import Callable
@@ -24,7 +25,6 @@ from django.utils.http import urlsafe_base64_encode
 
 from pipeline.access import managed_reps
 from pipeline.models import Customer, Deal, Reassignment, Role, User
-from pipeline.reminders.models import OPEN_STATES, Reminder
 from pipeline.stages import CLOSED_STAGES
 
 
@@ -132,12 +132,50 @@ def team_invite(
 
 
 @dataclass(frozen=True)
+class HandoverPart:
+    """Open work another app keeps for a person, handed over with a leaver's deals
+    (the reminders app registers their open reminders). ``count(user)`` is how
+    much they have open (the deactivate page says so before anyone confirms);
+    ``hand_over(leaver=, successor=, at=)`` gives it to the successor inside the
+    handover's transaction and returns how much it moved. ``noun`` is singular."""
+
+    noun: str
+    count: Callable[[User], int]
+    hand_over: Callable[..., int]
+
+
+handover_parts: list[HandoverPart] = []
+
+
+def register_handover_part(part: HandoverPart) -> None:
+    """Called from another app's ``AppConfig.ready()`` (reminders: open reminders)."""
+    if part not in handover_parts:
+        handover_parts.append(part)
+
+
+def open_work_of(user: User) -> list[tuple[str, int]]:
+    """(noun, how many) for each app's open work a leaver would hand over, deals first."""
+    deals = Deal.objects.filter(rep=user).open().count()
+    return [("open deal", deals)] + [(part.noun, part.count(user)) for part in handover_parts]
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+@dataclass(frozen=True)
 class Handover:
-    """What a leaver handed to their successor."""
+    """What a leaver handed to their successor: deals, customers, then each app's part."""
 
     deals: int
     customers: int
-    reminders: int
+    parts: tuple[tuple[str, int], ...] = ()
+
+    def __str__(self) -> str:
+        """In words, for the page's message: 2 open deals, 1 customer and 1 reminder."""
+        said = [_counted(self.deals, "open deal"), _counted(self.customers, "customer")]
+        said += [_counted(count, noun) for noun, count in self.parts]
+        return f"{', '.join(said[:-1])} and {said[-1]}"
 
 
 @transaction.atomic
@@ -189,9 +227,10 @@ def user_deactivate(*, manager: User, leaver: User, successor: User) -> Handover
     customers = Customer.objects.filter(
         owner=leaver, pk__in=Deal.objects.filter(pk__in=deal_ids).values("customer_id")
     ).update(owner=successor)
-    reminders = Reminder.objects.filter(owner=leaver, state__in=OPEN_STATES).update(
-        owner=successor, updated_at=now
+    parts = tuple(
+        (part.noun, part.hand_over(leaver=leaver, successor=successor, at=now))
+        for part in handover_parts
     )
     leaver.is_active = False
     leaver.save(update_fields=["is_active"])
-    return Handover(deals=len(deal_ids), customers=customers, reminders=reminders)
+    return Handover(deals=len(deal_ids), customers=customers, parts=parts)

@@ -12,7 +12,6 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import SetPasswordForm
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.encoding import force_str
@@ -21,9 +20,6 @@ from django.views.decorators.http import require_POST
 
 from pipeline import access, team
 from pipeline.forms import HandoverForm, InviteForm
-from pipeline.models import User
-from pipeline.reminders.models import OPEN_STATES
-from pipeline.stages import CLOSED_STAGES
 
 
 def _team_page(request: HttpRequest, invite_form: InviteForm, status: int = 200) -> HttpResponse:
@@ -91,16 +87,10 @@ def team_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
             successor = form.cleaned_data["successor"]
             messages.success(
                 request,
-                f"{leaver} is deactivated. {successor} took over {handover.deals} open "
-                f"deal{'s' if handover.deals != 1 else ''}, {handover.customers} "
-                f"customer{'s' if handover.customers != 1 else ''} and {handover.reminders} "
-                f"reminder{'s' if handover.reminders != 1 else ''}.",
+                f"{leaver} is deactivated. {successor} took over {handover}.",
             )
             return redirect("team")
-    open_work = User.objects.filter(pk=leaver.pk).aggregate(
-        deals=Count("deals", filter=~Q(deals__stage__in=sorted(CLOSED_STAGES)), distinct=True),
-        reminders=Count("reminders", filter=Q(reminders__state__in=OPEN_STATES), distinct=True),
-    )
+    open_work = team.open_work_of(leaver)
     context = {"leaver": leaver, "form": form, "open_work": open_work}
     status = 422 if form.is_bound and form.errors else 200
     return render(request, "pipeline/team_deactivate.html", context, status=status)

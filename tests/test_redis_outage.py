@@ -26,9 +26,9 @@ from config import backends
 from config.cache import ForgivingRedisCache
 from config.celery import app as celery_app
 from pipeline.models import Deal, Touch
-from pipeline.reminders.models import Reminder, ReminderKind
 from pipeline.stages import Stage
-from pipeline.tasks import reminders_scan
+from reminders.models import Reminder, ReminderKind
+from reminders.tasks import reminders_scan
 from tests.factories import DealFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

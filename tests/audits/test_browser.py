@@ -10,9 +10,9 @@ from django.utils import timezone
 from audits import services
 from audits.models import Audit, AuditState, CallAttempt, DisputeDecision, Outcome
 from pipeline.models import Deal
-from pipeline.reminders.models import Reminder, ReminderKind
-from pipeline.reminders.services import reminders_scan
 from pipeline.stages import Stage
+from reminders.models import Reminder, ReminderKind
+from reminders.services import reminders_scan
 from tests.audits.conftest import checklist
 from tests.browser import log_in
 from tests.factories import CustomerFactory, DealFactory

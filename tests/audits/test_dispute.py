@@ -21,9 +21,9 @@ from billing.selectors import rep_month_figures
 from dashboards import board
 from pipeline import services as pipeline_services
 from pipeline.models import Deal
-from pipeline.reminders.models import Reminder, ReminderKind
-from pipeline.reminders.services import reminders_scan
 from pipeline.stages import AuditFlag, IllegalMove, LostReason, Stage, next_moves
+from reminders.models import Reminder, ReminderKind
+from reminders.services import reminders_scan
 from tests.audits.conftest import checklist, record
 
 pytestmark = pytest.mark.django_db

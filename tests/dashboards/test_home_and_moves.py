@@ -174,7 +174,7 @@ def test_a_manager_imports_deals_for_a_rep_on_the_team(manager_client, rep):
 def test_a_manager_home_shows_how_many_reminders_each_rep_has_waiting(
     manager_client, manager, rep, teammate
 ):
-    from pipeline.reminders.models import Reminder, ReminderKind
+    from reminders.models import Reminder, ReminderKind
 
     now = timezone.now()
     deal = DealFactory(rep=rep)

@@ -23,9 +23,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from billing import services as billing
 from pipeline import services
 from pipeline.models import Customer, Deal, Role
-from pipeline.reminders.models import Reminder, ReminderKind, ReminderQueue, ReminderState
-from pipeline.reminders.services import reminder_done, reminders_mark_due
 from pipeline.stages import Stage
+from reminders.models import Reminder, ReminderKind, ReminderQueue, ReminderState
+from reminders.services import reminder_done, reminders_mark_due
 from tests.conftest import _client_for
 from tests.factories import CustomerFactory, DealFactory, UserFactory
 
@@ -38,7 +38,7 @@ def committed(django_capture_on_commit_callbacks):
 
     The reminders' own refresh task is not what these tests are about.
     """
-    no_tasks = mock.patch("pipeline.tasks.reminders_refresh_deal.apply_async")
+    no_tasks = mock.patch("reminders.tasks.reminders_refresh_deal.apply_async")
 
     class Committed:
         def __enter__(self):

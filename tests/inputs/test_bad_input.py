@@ -13,8 +13,8 @@ from django.utils import timezone
 from billing.models import Instalment, PaymentPlan, WebhookEvent
 from billing.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from dashboards.board import BoardFilters, board_deals, board_page
-from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
 from pipeline.stages import Stage
+from reminders.models import Reminder, ReminderKind, ReminderState
 from tests.billing.money import record
 from tests.factories import DealFactory
 

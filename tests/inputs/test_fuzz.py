@@ -35,8 +35,8 @@ from billing import services as billing
 from billing.models import PaymentStatus, WebhookEvent
 from billing.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from dashboards import board
-from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
 from pipeline.stages import Stage
+from reminders.models import Reminder, ReminderKind, ReminderState
 from tests.audits.conftest import checklist
 from tests.conftest import _client_for
 from tests.factories import DealFactory

@@ -91,7 +91,7 @@ def test_a_failing_receiver_does_not_stop_the_others(deal, rep):
 
 
 def test_reminders_listen_to_deal_changed(deal, rep):
-    with mock.patch("pipeline.tasks.reminders_refresh_deal.apply_async") as queued, announced():
+    with mock.patch("reminders.tasks.reminders_refresh_deal.apply_async") as queued, announced():
         deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)
     queued.assert_called_once_with((deal.pk, rep.pk), retry=False)
 

@@ -238,7 +238,7 @@ def test_every_masked_column_of_the_demo_masks_a_card_number_written_with_update
     assert constrained == ["audits.Audit.decision_reason"]
     # The demo has no digest sent, no webhook and no leaver.
     assert set(missing) <= {
-        "pipeline.ReminderDigest",
+        "reminders.ReminderDigest",
         "billing.WebhookEvent",
         "pipeline.Reassignment",
     }, missing

@@ -3,7 +3,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
+from reminders.models import Reminder, ReminderKind, ReminderState
 
 
 @pytest.fixture(autouse=True)

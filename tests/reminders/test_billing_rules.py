@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Invoice, Payment, PaymentEvent, PaymentStatus
-from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
-from pipeline.reminders.services import reminders_scan
+from reminders.models import Reminder, ReminderKind, ReminderState
+from reminders.services import reminders_scan
 from tests.factories import DealFactory
 
 pytestmark = pytest.mark.django_db

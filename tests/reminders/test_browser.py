@@ -7,8 +7,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from pipeline.models import Deal
-from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
-from pipeline.reminders.services import reminders_scan
+from reminders.models import Reminder, ReminderKind, ReminderState
+from reminders.services import reminders_scan
 from tests.browser import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from audits.models import Audit, AuditState, WrapUpChecklist
 from pipeline.models import Deal
-from pipeline.reminders.models import Reminder, ReminderKind, ReminderQueue, ReminderState
-from pipeline.reminders.services import reminders_scan
 from pipeline.stages import Stage
+from reminders.models import Reminder, ReminderKind, ReminderQueue, ReminderState
+from reminders.services import reminders_scan
 from tests.factories import DealFactory, TouchFactory
 
 pytestmark = pytest.mark.django_db
@@ -375,7 +375,7 @@ def test_a_bounce_in_billing_raises_payment_bounced_at_once(
     from unittest import mock
 
     from billing import services as billing
-    from pipeline.tasks import reminders_refresh_deal
+    from reminders.tasks import reminders_refresh_deal
 
     deal = _quiet_deal(
         rep,

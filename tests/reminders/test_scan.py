@@ -10,15 +10,15 @@ from django.db import connection
 from django.utils import timezone
 
 from pipeline.models import Deal
-from pipeline.reminders import services
-from pipeline.reminders.models import (
+from reminders import services
+from reminders.models import (
     Reminder,
     ReminderDigest,
     ReminderKind,
     ReminderQueue,
     ReminderState,
 )
-from pipeline.reminders.services import reminders_scan
+from reminders.services import reminders_scan
 from tests.factories import DealFactory, TouchFactory
 
 
@@ -182,9 +182,7 @@ def test_a_refusing_mail_server_is_backed_off_and_nothing_is_marked_sent(rep):
     now = timezone.now()
     _deals_with_next_steps(rep, 1, days_ago=1)
     reminders_scan(now=now)
-    with mock.patch(
-        "pipeline.reminders.services.EmailMessage.send", side_effect=OSError("refused")
-    ):
+    with mock.patch("reminders.services.EmailMessage.send", side_effect=OSError("refused")):
         assert services.reminders_send_digest(recipient=f"user:{rep.pk}", now=now) == 0
     digest = ReminderDigest.objects.get()
     assert digest.failures == 1
@@ -306,7 +304,7 @@ def test_the_quick_scan_rechecks_deals_changed_lately_in_full(rep, customer):
 
 @pytest.mark.django_db
 def test_beat_sweeps_on_the_first_scan_after_a_gap_and_each_hour(settings):
-    from pipeline.tasks import _is_sweep
+    from reminders.tasks import _is_sweep
 
     settings.REMINDERS_SCAN_SECONDS = 60
     settings.REMINDERS_SWEEP_MINUTES = 60

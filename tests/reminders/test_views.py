@@ -8,8 +8,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from pipeline.reminders.models import Reminder, ReminderKind, ReminderQueue, ReminderState
-from pipeline.reminders.selectors import reminder_panel
+from reminders.models import Reminder, ReminderKind, ReminderQueue, ReminderState
+from reminders.selectors import reminder_panel
 from tests.factories import DealFactory
 
 pytestmark = pytest.mark.django_db
@@ -258,7 +258,7 @@ def test_actions_are_saved_while_the_broker_is_down(
 ):
     """Redis stopped: the panel comes from the database and the actions need no broker."""
     broken = mock.patch(
-        "pipeline.tasks.reminders_refresh_deal.apply_async", side_effect=OSError("no broker")
+        "reminders.tasks.reminders_refresh_deal.apply_async", side_effect=OSError("no broker")
     )
     with broken, django_capture_on_commit_callbacks(execute=True):
         assert rep_client.get(PANEL).status_code == 200

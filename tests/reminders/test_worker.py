@@ -28,8 +28,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from pipeline.models import Customer, Deal
-from pipeline.reminders import services
-from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
+from reminders import services
+from reminders.models import Reminder, ReminderKind, ReminderState
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
@@ -256,14 +256,14 @@ def test_a_worker_killed_mid_scan_leaves_every_reminder_exactly_once(rep, worker
     expected = _expected_count(deal_ids)
     app = _client_app(broker_url)
     first = workers.start(broker_url, "w1")
-    app.send_task("pipeline.reminders_scan")
+    app.send_task("reminders.reminders_scan")
     _wait(lambda: "reminders_scan" in workers.log("w1").split("ready", 1)[-1], 30, "the scan")
     workers.kill(first)  # SIGKILL, wherever the scan had got to
     killed_at = Reminder.objects.count()
     _assert_each_reminder_once()
 
     workers.start(broker_url, "w2")
-    app.send_task("pipeline.reminders_scan")  # the next beat
+    app.send_task("reminders.reminders_scan")  # the next beat
     _wait(_all_due(expected), 60, f"{expected} due reminders (had {killed_at} at the kill)")
     _assert_each_reminder_once()
     assert Reminder.objects.count() == expected
@@ -275,9 +275,9 @@ def test_two_beats_and_a_doubled_task_make_no_duplicates(rep, workers, broker_ur
     expected = _expected_count(deal_ids)
     app = _client_app(broker_url)
     for _ in range(4):  # two beats, each delivering its scan twice
-        app.send_task("pipeline.reminders_scan")
+        app.send_task("reminders.reminders_scan")
     for deal_id in deal_ids[:20]:
-        app.send_task("pipeline.reminders_refresh_deal", args=(deal_id, None))
+        app.send_task("reminders.reminders_refresh_deal", args=(deal_id, None))
     workers.start(broker_url, "w1")
     workers.start(broker_url, "w2")
     _wait(_all_due(expected), 60, f"{expected} due reminders")
@@ -310,7 +310,7 @@ def test_with_redis_stopped_the_web_app_works_and_the_scan_catches_up_after(
         deal_ids = _deals_due(rep, 3)
         app = _client_app(server.url)
         workers.start(server.url, "w1")
-        app.send_task("pipeline.reminders_scan")
+        app.send_task("reminders.reminders_scan")
         _wait(_all_due(_expected_count(deal_ids)), 60, "the first scan")
 
         server.stop()
@@ -341,7 +341,7 @@ def test_with_redis_stopped_the_web_app_works_and_the_scan_catches_up_after(
         assert not missed.exists()
 
         server.start()
-        app.send_task("pipeline.reminders_scan")  # beat, once Redis is back
+        app.send_task("reminders.reminders_scan")  # beat, once Redis is back
         _wait(missed.exists, 90, "the scan to catch up after Redis came back")
         _assert_each_reminder_once()
     finally:

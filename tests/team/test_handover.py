@@ -9,9 +9,9 @@ from django.utils import timezone
 from audits import services as audit_services
 from pipeline import team
 from pipeline.models import Customer, Deal, Reassignment
-from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
 from pipeline.stages import Stage
 from pipeline.terms import PaymentOption
+from reminders.models import Reminder, ReminderKind, ReminderState
 from tests.audits.conftest import checklist
 from tests.conftest import _client_for
 from tests.factories import CustomerFactory, DealFactory

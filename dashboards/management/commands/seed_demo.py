@@ -6,7 +6,7 @@ from billing import demo as billing_demo
 from dashboards import demo as pipeline_demo
 from dashboards import demo_audits
 from dashboards.demo import DEMO_TOTP_SECRET
-from pipeline.reminders import demo as reminders_demo
+from reminders import demo as reminders_demo
 
 # The pipeline's people, customers and deals first; then each app adds its own
 # records (each step is idempotent on its own). Reminders come last: the scan

@@ -37,9 +37,9 @@ from billing.models import (
     PaymentStatus,
 )
 from pipeline.models import Customer, Deal, Role, StageEvent, Touch, User
-from pipeline.reminders.models import Reminder, ReminderKind, ReminderState
 from pipeline.stages import HAPPY_PATH, LostReason, Stage
 from pipeline.terms import PaymentOption, Standing
+from reminders.models import Reminder, ReminderKind, ReminderState
 
 BATCH = 5000
 STAGE_WEIGHTS = {

@@ -13,12 +13,12 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from pipeline.reminders import selectors, services
-from pipeline.reminders.models import Reminder, ReminderKind
+from reminders import selectors, services
+from reminders.models import Reminder, ReminderKind
 
 REMINDERS_PER_PAGE = 25
-PANEL = "pipeline/reminders/panel.html#panel"
-BADGE = "pipeline/reminders/badge.html#badge"
+PANEL = "reminders/panel.html#panel"
+BADGE = "reminders/badge.html#badge"
 
 
 def _get_reminder_for(user, pk: int) -> Reminder:
@@ -89,7 +89,7 @@ def reminder_list(request: HttpRequest) -> HttpResponse:
         "kinds": ReminderKind.choices,
         "now": timezone.now(),
     }
-    return render(request, "pipeline/reminders/list.html", context)
+    return render(request, "reminders/list.html", context)
 
 
 def _after_action(request: HttpRequest) -> HttpResponse:

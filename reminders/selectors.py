@@ -23,7 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from pipeline.models import Role, User
-from pipeline.reminders.models import OPEN_STATES, Reminder, ReminderQueue, ReminderState
+from reminders.models import OPEN_STATES, Reminder, ReminderQueue, ReminderState
 
 # Which role queue each role's members share.
 ROLE_QUEUES = {Role.AUDITOR: ReminderQueue.AUDIT}
@@ -53,6 +53,11 @@ def _due_now(now: datetime) -> Q:
 def reminders_due_count(user: User, now: datetime | None = None) -> int:
     """How many reminders ask for the user's attention now (the nav badge)."""
     return reminders_for(user).filter(_due_now(now or timezone.now())).count()
+
+
+def reminders_open_count(user: User) -> int:
+    """How many open reminders a person owns (what a leaver would hand over)."""
+    return Reminder.objects.filter(owner=user, state__in=OPEN_STATES).count()
 
 
 @dataclass

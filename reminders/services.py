@@ -22,14 +22,15 @@ from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from pipeline.models import Deal, User
-from pipeline.reminders.models import (
+from reminders.models import (
     OPEN_STATES,
     Reminder,
     ReminderDigest,
     ReminderQueue,
     ReminderState,
 )
-from pipeline.reminders.rules import Window, gone_for, owner_of, rules
+from reminders.rules import gone_for, owner_of, rules
+from reminders.rules.base import Window
 
 logger = logging.getLogger(__name__)
 
@@ -421,6 +422,15 @@ def reminder_done(*, reminder: Reminder, user: User, now: datetime | None = None
     if not updated:
         raise ReminderClosed(reminder.resolution or "This reminder was already closed.")
     return reminder
+
+
+def reminders_hand_over(*, leaver: User, successor: User, at: datetime) -> int:
+    """A leaver's open reminders go to their successor with their deals (DOMAIN.md,
+    "a leaver"); their history stays theirs. Runs inside ``pipeline.team.user_deactivate``'s
+    transaction (registered in ``RemindersConfig.ready``); returns how many moved."""
+    return Reminder.objects.filter(owner=leaver, state__in=OPEN_STATES).update(
+        owner=successor, updated_at=at
+    )
 
 
 def reminder_snooze(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pipeline.reminders import views
+from reminders import views
 
 urlpatterns = [
     path("", views.reminder_list, name="reminder_list"),

@@ -3,7 +3,7 @@
 Idempotent like the scan itself: run twice, it creates nothing new.
 """
 
-from pipeline.reminders.services import reminders_scan
+from reminders.services import reminders_scan
 
 
 def seed(stdout=None) -> None:

@@ -1,4 +1,4 @@
-"""Celery tasks of the pipeline: thin, they take ids and call a service.
+"""Celery tasks of the reminders: thin, they take ids and call a service.
 
 Every task here is idempotent: the scan's writes are compare-and-set and its
 inserts are de-duplicated by the database, so a task delivered twice, or run
@@ -12,7 +12,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from pipeline.reminders import services
+from reminders import services
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def _is_sweep(now: datetime, previous: datetime | None) -> bool:
     return first_of_period or gap
 
 
-@shared_task(name="pipeline.reminders_scan")
+@shared_task(name="reminders.reminders_scan")
 def reminders_scan() -> dict:
     """Beat's one periodic job: create, resolve and mark due; then queue the digests."""
     now = timezone.now()
@@ -56,7 +56,7 @@ def _queue_digests() -> list[str]:
     return recipients
 
 
-@shared_task(name="pipeline.reminders_refresh_deal")
+@shared_task(name="reminders.reminders_refresh_deal")
 def reminders_refresh_deal(deal_id: int, actor_id: int | None = None) -> dict:
     """An event on one deal (promise, move, touch): its reminders now, not in a minute."""
     result = services.reminders_scan(deal_ids=[deal_id], actor_id=actor_id)
@@ -64,6 +64,6 @@ def reminders_refresh_deal(deal_id: int, actor_id: int | None = None) -> dict:
     return result.as_dict()
 
 
-@shared_task(name="pipeline.reminders_send_digest")
+@shared_task(name="reminders.reminders_send_digest")
 def reminders_send_digest(recipient: str) -> int:
     return services.reminders_send_digest(recipient=recipient)

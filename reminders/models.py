@@ -93,6 +93,7 @@ class Reminder(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        db_table = "pipeline_reminder"
         ordering = ["-due_at", "-id"]
         constraints = [
             # "Never twice" is a fact of the database, not a hope of the code:
@@ -197,6 +198,9 @@ class ReminderDigest(models.Model):
     failures = models.PositiveIntegerField(default=0)
     retry_at = models.DateTimeField(null=True, blank=True)
     last_error = MaskedCharField(max_length=300, blank=True)
+
+    class Meta:
+        db_table = "pipeline_reminderdigest"
 
     def __str__(self) -> str:
         return f"Digest for {self.recipient}"

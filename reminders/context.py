@@ -4,7 +4,7 @@ from django.utils.functional import SimpleLazyObject
 
 def reminders(request) -> dict:
     """The nav badge's count and the home panel, each read only if a page shows it."""
-    from pipeline.reminders.selectors import reminder_panel, reminders_due_count
+    from reminders.selectors import reminder_panel, reminders_due_count
 
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
