@@ -1,9 +1,13 @@
-"""Billing listens to the pipeline's domain event (connected in ``BillingConfig.ready``)."""
+"""Billing's hooks into the pipeline, connected in ``BillingConfig.ready``: it
+listens to the domain event and adds its column to the Team page. The pipeline
+never imports billing."""
 
+from billing.selectors import rates_in_force
 from billing.services import customer_refresh_standing
 from pipeline.events import deal_changed
 from pipeline.models import Deal
 from pipeline.stages import Stage
+from pipeline.team import TeamColumn, register_team_column
 
 
 def standing_refresh_on_deal_changed(sender, *, deal_id: int, **kwargs) -> None:
@@ -27,4 +31,12 @@ def standing_refresh_on_deal_changed(sender, *, deal_id: int, **kwargs) -> None:
 def connect() -> None:
     deal_changed.connect(
         standing_refresh_on_deal_changed, dispatch_uid="standing_refresh_on_deal_changed"
+    )
+    # The rate in force for each member, on the manager's Team page.
+    register_team_column(
+        TeamColumn(
+            heading="Commission rate",
+            template="billing/_team_rate_cell.html",
+            values=rates_in_force,
+        )
     )
