@@ -8,7 +8,10 @@ new page or field is fuzzed without editing this file; a new URL must only be
 given its persona below (the first test fails until it is).
 
 Covered (``FUZZED``): every URL of config/urls.py but the admin, login/logout
-and /healthz (``NOT_FUZZED`` says why).
+and /healthz (``NOT_FUZZED`` says why). A link with a token in it (the team
+invitation, the password reset) is fuzzed with the real link and with garbage in
+each part; a page that changes its client's session (log out everywhere, two-factor
+on or off, a password change) gets a fresh client per example (``FRESH_CLIENT``).
 """
 
 import datetime
@@ -49,7 +52,8 @@ from tests.factories import DealFactory
 
 pytestmark = pytest.mark.django_db
 
-# Per URL name: the persona it is for, and what fills its <int:...> argument.
+# Per URL name: the persona it is for (or several, one drawn per example), and what
+# fills its <int:...> argument (a row of the world) or its link arguments (``links``).
 FUZZED = {
     "home": ("rep", None),
     "deal_list": ("rep", None),
@@ -93,7 +97,7 @@ FUZZED = {
     "audits:claim": ("auditor", "audit"),
     "audits:release": ("auditor", "audit"),
     "audits:attempt_new": ("auditor", "audit"),
-    "audits:dispute": ("manager", "disputed_deal"),
+    "audits:dispute": (("manager", "auditor"), "disputed_deal"),  # the manager decides
     "team": ("manager", None),
     "team_invite": ("manager", None),
     "team_deactivate": ("manager", "teammate"),
@@ -377,16 +381,18 @@ def paths(draw, route: str, arg, world):
 def test_no_input_makes_a_page_fail_or_write_half(world, name):
     route, view = routes()[name]
     persona, arg = FUZZED[name]
+    personas = persona if isinstance(persona, tuple) else (persona,)
     fresh = FRESH_CLIENT.get(name)
     names = input_names(view)
 
     @FUZZ
     @given(
         method=st.sampled_from(["get", "post"]),
+        persona=st.sampled_from(personas),
         path=paths(route, arg, world),
         data=request_data(names, world),
     )
-    def check(method, path, data):
+    def check(method, persona, path, data):
         with transaction.atomic():
             client: Client = fresh(world, path) if fresh else world["clients"][persona]
             before = row_counts()
