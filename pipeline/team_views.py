@@ -19,7 +19,7 @@ from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.http import require_POST
 
 from pipeline import access, team
-from pipeline.forms import HandoverForm, InviteForm
+from pipeline.forms import HandoverForm, InviteForm, parse_id
 
 
 def _team_page(request: HttpRequest, invite_form: InviteForm, status: int = 200) -> HttpResponse:
@@ -69,8 +69,10 @@ def team_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
     successors = reps.filter(is_active=True, manager_id=leaver.manager_id).exclude(pk=leaver.pk)
     if request.method == "POST":
         chosen = request.POST.get("successor", "")
-        # A forged successor (another team's rep, the leaver, someone who left) is a 404.
-        if chosen and not (chosen.isdigit() and successors.filter(pk=chosen).exists()):
+        # A forged successor (another team's rep, the leaver, someone who left, not an
+        # id at all) is a 404.
+        successor_id = parse_id(chosen)
+        if chosen and (successor_id is None or not successors.filter(pk=successor_id).exists()):
             raise Http404("No such rep on this team.")
     form = HandoverForm(
         request.POST if request.method == "POST" else None,

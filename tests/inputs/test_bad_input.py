@@ -222,3 +222,15 @@ def test_a_board_move_of_a_deal_that_is_no_id_is_a_404(rep_client, deal, deal_id
 @pytest.mark.parametrize("month", ["9999-12", "0001-01", "9" * 5000 + "-1"])
 def test_a_commission_month_out_of_range_shows_this_month(manager_client, month):
     assert manager_client.get("/billing/commission/", {"month": month}).status_code == 200
+
+
+@pytest.mark.parametrize("successor", ["²", "6߀¹", "9" * 4400, "•••• 9999"])
+def test_a_handover_to_a_successor_that_is_no_id_is_a_404_and_nobody_leaves(
+    manager_client, rep, teammate, successor
+):
+    response = manager_client.post(
+        reverse("team_deactivate", args=[teammate.pk]), {"successor": successor}
+    )
+    assert response.status_code == 404
+    teammate.refresh_from_db()
+    assert teammate.is_active

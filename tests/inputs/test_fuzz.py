@@ -8,7 +8,10 @@ new page or field is fuzzed without editing this file; a new URL must only be
 given its persona below (the first test fails until it is).
 
 Covered (``FUZZED``): every URL of config/urls.py but the admin, login/logout
-and /healthz (``NOT_FUZZED`` says why).
+and /healthz (``NOT_FUZZED`` says why). A link with a token in it (the team
+invitation, the password reset) is fuzzed with the real link and with garbage in
+each part; a page that changes its client's session (log out everywhere, two-factor
+on or off, a password change) gets a fresh client per example (``FRESH_CLIENT``).
 """
 
 import datetime
@@ -18,32 +21,41 @@ import os
 import re
 import time
 from decimal import Decimal
+from urllib.parse import quote
 
 import pytest
 from django.apps import apps
+from django.contrib.auth.tokens import default_token_generator
 from django.db import connection, transaction
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from hypothesis import HealthCheck, given
 from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 
 from audits import services as audit_services
-from audits.models import SCRIPT_QUESTIONS, CallScript
+from audits.models import SCRIPT_QUESTIONS, CallScript, DisputeDecision, Outcome
 from billing import services as billing
 from billing.models import PaymentStatus, WebhookEvent
 from billing.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from dashboards import board
+from pipeline import team
+from pipeline.models import Role
 from pipeline.stages import Stage
+from pipeline.terms import PaymentOption
 from reminders.models import Reminder, ReminderKind, ReminderState
-from tests.audits.conftest import checklist
+from tests.audits.conftest import checklist, record
 from tests.conftest import _client_for
-from tests.factories import DealFactory
+from tests.factories import DealFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-# Per URL name: the persona it is for, and what fills its <int:...> argument.
+# Per URL name: the persona it is for (or several, one drawn per example), and what
+# fills its <int:...> argument (a row of the world) or its link arguments (``links``).
 FUZZED = {
     "home": ("rep", None),
     "deal_list": ("rep", None),
@@ -87,6 +99,40 @@ FUZZED = {
     "audits:claim": ("auditor", "audit"),
     "audits:release": ("auditor", "audit"),
     "audits:attempt_new": ("auditor", "audit"),
+    "audits:dispute": (("manager", "auditor"), "disputed_deal"),  # the manager decides
+    "team": ("manager", None),
+    "team_invite": ("manager", None),
+    "team_deactivate": ("manager", "teammate"),
+    "team_join": ("anonymous", "join_link"),
+    "billing:commission_rate": ("manager", "rep"),
+    "password_reset": ("anonymous", None),
+    "password_reset_done": ("anonymous", None),
+    "password_reset_confirm": ("anonymous", "reset_link"),
+    "password_reset_complete": ("anonymous", None),
+    "password_change": ("rep", None),
+    "password_change_done": ("rep", None),
+    "two_factor_verify": ("manager_password_only", None),
+    "two_factor_setup": ("rep", None),
+    "two_factor_recovery_codes": ("rep", None),
+    "account_security": ("rep", None),
+    "recovery_codes_regenerate": ("manager", None),
+    "two_factor_remove": ("rep_with_device", None),
+    "log_out_everywhere": ("rep", None),
+}
+# Pages that change the client's own session (log it out, verify it, turn two-factor
+# on or off, change its password): each example gets a fresh client, made by this
+# (world, path) -> Client, inside the example's rolled-back transaction.
+FRESH_CLIENT = {
+    "password_change": lambda world, path: world["login"]("rep"),
+    "log_out_everywhere": lambda world, path: world["login"]("rep"),
+    "two_factor_verify": lambda world, path: world["login"]("manager_password_only"),
+    "two_factor_remove": lambda world, path: world["login"]("rep_with_device"),
+    "recovery_codes_regenerate": lambda world, path: world["login"]("manager"),
+    # As a person would: the page is seen (its unconfirmed device made) before a code is sent.
+    "two_factor_setup": lambda world, path: _after_get(world["login"]("rep"), path),
+    # The reset link puts its token in the session, then sends to .../set-password/.
+    "password_reset_confirm": lambda world, path: _after_get(Client(), world["reset_link"]),
+    "team_join": lambda world, path: Client(),
 }
 NOT_FUZZED = {
     "admin": "Django's own admin (operators only)",
@@ -130,6 +176,10 @@ _FORMS = re.compile(r"\b(\w+Form)\(")
 
 def input_names(view) -> list[str]:
     """What a view reads: its forms' fields, and the parameters its module (and the board) read."""
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:  # Django's class-based views (the password pages): their form
+        form = view.view_initkwargs.get("form_class") or getattr(view_class, "form_class", None)
+        return sorted(form.base_fields) if form is not None else []
     module = inspect.getmodule(view)
     source = inspect.getsource(module)
     names = set(_READS.findall(source))
@@ -152,10 +202,13 @@ def test_every_url_is_fuzzed_or_says_why_not():
 
 
 @pytest.fixture
-def world(rep, manager, auditor, customer):
+def world(rep, manager, auditor, customer, teammate):
     deal = DealFactory(rep=rep, customer=customer, deposit_required=False, stage=Stage.DELIVERED)
     deposit_deal = DealFactory(rep=rep, customer=customer, stage=Stage.DEPOSIT)
     other = DealFactory(rep=rep, customer=customer, stage=Stage.DEPOSIT)
+    disputed_deal = DealFactory(
+        rep=rep, customer=customer, stage=Stage.DEPOSIT, payment_option=PaymentOption.INVOICE
+    )
     payment = billing.payment_record(
         deal_id=deal.pk, recorded_by=rep, kind="final", method="check", amount=Decimal("100.00")
     )
@@ -177,30 +230,73 @@ def world(rep, manager, auditor, customer):
     )
     CallScript.objects.current()
     audit = audit_services.wrap_up_hand_over(deal_id=other.pk, rep=rep, **checklist())
+    disputed = audit_services.wrap_up_hand_over(deal_id=disputed_deal.pk, rep=rep, **checklist())
+    record(disputed, auditor, Outcome.DISPUTED, notes="Never heard of your service.")
+    invited = team.team_invite(manager=manager, email="invited@example.com", first_name="Ivy")
+    TOTPDevice.objects.create(user=teammate, name="Rep's own authenticator", confirmed=True)
     objects = {
         "deal": deal,
         "deposit_deal": deposit_deal,
+        "disputed_deal": disputed_deal,
         "customer": customer,
         "payment": payment,
         "invoice": invoice,
         "reminder": reminder,
         "audit": audit,
+        "rep": rep,
+        "teammate": teammate,
     }
-    clients = {"rep": _client_for(rep), "manager": _client_for(manager)}
-    clients["auditor"] = _client_for(auditor)
-    return {"objects": objects, "clients": clients}
+    users = {
+        "rep": rep,
+        "manager": manager,
+        "auditor": auditor,
+        "rep_with_device": teammate,  # a rep who turned the optional two-factor on
+    }
+
+    def login(persona: str) -> Client:
+        if persona == "anonymous":
+            return Client()
+        if persona == "manager_password_only":  # past the log-in form, not the code yet
+            client = Client()
+            client.post("/accounts/login/", {"username": manager.username, "password": "pw"})
+            return client
+        return _client_for(users[persona])
+
+    # A rep who forgot their password, never logged in here: a log-in would spend the token.
+    forgetful = UserFactory(username="forgetful", role=Role.REP, manager=manager)
+    reset_link = _link("password_reset_confirm", forgetful)
+    links = {
+        "join_link": [_link("team_join", invited)],
+        "reset_link": [reset_link, reset_link.replace(reset_link.split("/")[-2], "set-password")],
+    }
+    return {
+        "objects": objects,
+        "login": login,
+        "links": links,
+        "reset_link": reset_link,
+    }
+
+
+def _link(name: str, user) -> str:
+    uidb64 = urlsafe_base64_encode(force_bytes(user.pk))
+    return reverse(name, args=[uidb64, default_token_generator.make_token(user)])
+
+
+def _after_get(client: Client, path: str) -> Client:
+    client.get(path)
+    return client
 
 
 def _tables() -> list[str]:
     tables = []
-    for label in ("pipeline", "billing", "audits", "reminders", "auth"):
+    for label in ("pipeline", "billing", "audits", "reminders", "auth", "otp_totp", "otp_static"):
         try:
             config = apps.get_app_config(label)
         except LookupError:
             continue
         tables += [model._meta.db_table for model in config.get_models()]
     # The page cache's bookkeeping row, made on first read, is not a write of the request's.
-    return sorted(set(tables) - {"pipeline_stamp"})
+    return sorted(tables)
 
 
 def row_counts() -> tuple[int, ...]:
@@ -238,6 +334,7 @@ def plausible(world) -> st.SearchStrategy:
     values = [str(obj.pk) for obj in world["objects"].values()]
     values += [s.value for s in Stage] + [s.value for s in PaymentStatus]
     values += ["hour", "morning", "at", "yes", "no", "home", "1", "2", "100.00", "confirmed"]
+    values += [d.value for d in DisputeDecision]
     values += ["upfront", "on_file", "invoice", "deposit", "final", "check", "card", "open"]
     values += list(board.SORTS) + [f"-{key}" for key in board.SORTS] + ["0-30", "90+", "good"]
     return st.one_of(st.sampled_from(values), near_dates)
@@ -267,18 +364,39 @@ def _path(name: str) -> str:
     return route
 
 
+segments = text.filter(bool).map(lambda t: quote(t, safe=""))
+
+
+@st.composite
+def paths(draw, route: str, arg, world):
+    """The page's path: its row's id, or for a link a real one or garbage in each part."""
+    if arg in world["links"]:
+        if draw(st.booleans()):
+            return draw(st.sampled_from(world["links"][arg]))
+        return re.sub(r"<[^>]+>", lambda _: draw(segments), route)
+    return re.sub(r"<int:\w+>", str(world["objects"][arg].pk) if arg else "", route)
+
+
 @pytest.mark.parametrize("name", sorted(FUZZED))
 def test_no_input_makes_a_page_fail_or_write_half(world, name):
     route, view = routes()[name]
     persona, arg = FUZZED[name]
-    client: Client = world["clients"][persona]
-    path = re.sub(r"<int:\w+>", str(world["objects"][arg].pk) if arg else "", route)
+    personas = persona if isinstance(persona, tuple) else (persona,)
+    fresh = FRESH_CLIENT.get(name)
+    # Logged in once, outside the examples' transactions (which roll back their sessions).
+    clients = {} if fresh else {persona: world["login"](persona) for persona in personas}
     names = input_names(view)
 
     @FUZZ
-    @given(method=st.sampled_from(["get", "post"]), data=request_data(names, world))
-    def check(method, data):
+    @given(
+        method=st.sampled_from(["get", "post"]),
+        persona=st.sampled_from(personas),
+        path=paths(route, arg, world),
+        data=request_data(names, world),
+    )
+    def check(method, persona, path, data):
         with transaction.atomic():
+            client: Client = fresh(world, path) if fresh else clients[persona]
             before = row_counts()
             response = getattr(client, method)(path, data)
             if hasattr(response, "streaming_content"):
