@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import OPENER, gunicorn, log, manage, prepare_database  # noqa: E402
+from run import OPENER, gunicorn, log, prepare_database, sessions_for  # noqa: E402
 
 POLL_EVERY, PAGE_EVERY, WRITE_EVERY = 15.0, 30.0, 120.0
 
@@ -63,30 +63,6 @@ class Forms(html.parser.HTMLParser):
             self._action = None
         elif tag == "select":
             self._select = None
-
-
-def sessions_for(db_url: str, usernames: list[str]) -> list[str]:
-    """One signed-in session per entry (a user may have several: phone and laptop)."""
-    code = (
-        "import sys; from django.contrib.auth import get_user_model, SESSION_KEY, "
-        "BACKEND_SESSION_KEY, HASH_SESSION_KEY; "
-        "from django.contrib.sessions.backends.db import SessionStore; U = get_user_model()\n"
-        f"for name in {usernames!r}:\n"
-        "    u = U.objects.get(username=name); s = SessionStore()\n"
-        "    s[SESSION_KEY] = str(u.pk)\n"
-        "    s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
-        "    s[HASH_SESSION_KEY] = u.get_session_auth_hash()\n"
-        "    verify = getattr(sys.modules.get('django_otp'), 'DEVICE_ID_SESSION_KEY', None)\n"
-        "    if verify:\n"
-        "        from django_otp.plugins.otp_totp.models import TOTPDevice\n"
-        "        d, _ = TOTPDevice.objects.get_or_create(user=u, name='bench', defaults={'confirmed': True})\n"
-        "        s[verify] = d.persistent_id\n"
-        "    s.create(); print(s.session_key)"
-    )
-    out = manage(db_url, "shell", "-c", "import django_otp\n" + code, check=False)
-    if out.returncode != 0:  # no two-factor app installed
-        out = manage(db_url, "shell", "-c", code)
-    return out.stdout.split()[-len(usernames) :]
 
 
 def deals_by_rep(db_url: str, reps: list[str], per_rep: int = 20) -> dict[str, list[int]]:
