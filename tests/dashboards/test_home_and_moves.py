@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from pipeline.models import Deal, StageEvent
 from pipeline.stages import Stage
-from tests.factories import DealFactory
+from tests.factories import DealFactory, ReminderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -174,14 +174,11 @@ def test_a_manager_imports_deals_for_a_rep_on_the_team(manager_client, rep):
 def test_a_manager_home_shows_how_many_reminders_each_rep_has_waiting(
     manager_client, manager, rep, teammate
 ):
-    from reminders.models import Reminder, ReminderKind
-
     now = timezone.now()
     deal = DealFactory(rep=rep)
     for minutes, occurrence in ((30, "a"), (5, "b"), (-60, "later")):  # the last is not due yet
-        Reminder.objects.create(
+        ReminderFactory(
             deal=deal,
-            kind=ReminderKind.NEXT_STEP_DUE,
             occurrence=occurrence,
             owner=rep,
             why="Chase",

@@ -27,7 +27,7 @@ from pipeline.stages import Stage
 from reminders.models import Reminder, ReminderKind, ReminderQueue, ReminderState
 from reminders.services import reminder_done, reminders_mark_due
 from tests.conftest import _client_for
-from tests.factories import CustomerFactory, DealFactory, UserFactory
+from tests.factories import CustomerFactory, DealFactory, ReminderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -55,9 +55,8 @@ def committed(django_capture_on_commit_callbacks):
 
 def reminder_for(deal, owner, why: str, *, in_seconds: int, **fields) -> Reminder:
     """A reminder of ``owner``'s falling due ``in_seconds`` from now (negative: already due)."""
-    return Reminder.objects.create(
+    return ReminderFactory(
         deal=deal,
-        kind=ReminderKind.NEXT_STEP_DUE,
         owner=owner,
         why=why,
         due_at=timezone.now() + datetime.timedelta(seconds=in_seconds),
@@ -333,9 +332,10 @@ def test_an_auditor_sees_a_deal_renamed_by_its_rep_in_the_audit_queue_reminder(
     """The queue reminder shows another rep's deal: that rep's write reaches the auditor."""
     rep.groups.add(Group.objects.get_or_create(name=Role.AUDITOR)[0])
     other = DealFactory(rep=teammate, title="Old title")
-    Reminder.objects.create(
+    ReminderFactory(
         deal=other,
         kind=ReminderKind.AUDIT_DUE,
+        owner=None,
         queue=ReminderQueue.AUDIT,
         why="Audit call",
         due_at=timezone.now() - datetime.timedelta(minutes=5),

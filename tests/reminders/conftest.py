@@ -3,7 +3,8 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from reminders.models import Reminder, ReminderKind, ReminderState
+from reminders.models import ReminderKind, ReminderState
+from tests.factories import ReminderFactory
 
 
 @pytest.fixture(autouse=True)
@@ -18,17 +19,16 @@ def _reminder_settings(settings):
 
 @pytest.fixture
 def make_reminder(rep):
-    """A reminder row written directly, for tests about the panel and the actions."""
+    """A reminder row (ReminderFactory), due minutes ago unless told, for tests about the panel."""
     counter = iter(range(1, 100_000))
 
     def make(deal, *, owner=rep, kind=ReminderKind.NEXT_STEP_DUE, due_in_minutes=-5, **fields):
         fields.setdefault("occurrence", f"test-{next(counter)}")
         fields.setdefault("state", ReminderState.DUE if due_in_minutes <= 0 else "scheduled")
-        return Reminder.objects.create(
+        return ReminderFactory(
             deal=deal,
             kind=kind,
             owner=owner,
-            why=fields.pop("why", "Next step for today: Call to confirm"),
             due_at=timezone.now() + datetime.timedelta(minutes=due_in_minutes),
             **fields,
         )

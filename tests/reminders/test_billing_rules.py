@@ -6,36 +6,20 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.models import Invoice, Payment, PaymentEvent, PaymentStatus
+from billing.models import Invoice, Payment, PaymentStatus
 from reminders.models import Reminder, ReminderKind, ReminderState
 from reminders.services import reminders_scan
-from tests.factories import DealFactory
+from tests.factories import DealFactory, InvoiceFactory, PaymentFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def _invoice(deal, due_date: datetime.date, amount: str = "1000.00", number: int = 1) -> Invoice:
-    return Invoice.objects.create(
-        deal=deal,
-        number=number,
-        amount=Decimal(amount),
-        issue_date=due_date - datetime.timedelta(days=30),
-        terms_days=30,
-        due_date=due_date,
-        issued_by=deal.rep,
-    )
+def _invoice(deal, due_date: datetime.date, amount: str = "1000.00") -> Invoice:
+    return InvoiceFactory(deal=deal, amount=Decimal(amount), due_date=due_date)
 
 
 def _payment(deal, invoice, status: str, amount: str = "1000.00") -> Payment:
-    return Payment.objects.create(
-        deal=deal,
-        invoice=invoice,
-        kind="final",
-        method="check",
-        amount=Decimal(amount),
-        recorded_by=deal.rep,
-        status=status,
-    )
+    return PaymentFactory(deal=deal, invoice=invoice, amount=Decimal(amount), status=status)
 
 
 @pytest.fixture
@@ -88,14 +72,7 @@ def test_a_pending_check_does_not_count_as_paid(billed):
 
 def test_a_bounced_payment_nags_rep_and_manager_at_once(billed, rep, manager):
     invoice = _invoice(billed, timezone.localdate() + datetime.timedelta(days=10))
-    payment = _payment(billed, invoice, PaymentStatus.BOUNCED)
-    PaymentEvent.objects.create(
-        payment=payment,
-        from_status=PaymentStatus.PENDING,
-        to_status=PaymentStatus.BOUNCED,
-        actor=manager,
-        at=timezone.now(),
-    )
+    payment = _payment(billed, invoice, PaymentStatus.BOUNCED)  # bounced by the manager
     reminders_scan()
     bounced = Reminder.objects.filter(kind=ReminderKind.PAYMENT_BOUNCED)
     assert {r.owner for r in bounced} == {rep, manager}
@@ -182,13 +159,11 @@ def test_each_instalment_of_a_plan_is_due_and_chased_on_its_own(billed, rep):
 def test_a_cleared_instalment_resolves_its_reminder(billed):
     (first,) = _plan(billed, (timezone.localdate(), "400.00"))
     reminders_scan()
-    Payment.objects.create(
+    PaymentFactory(
         deal=billed,
         instalment=first,
         kind="instalment",
-        method="check",
         amount=Decimal("400.00"),
-        recorded_by=billed.rep,
         status=PaymentStatus.CLEARED,
     )
     reminders_scan()

@@ -10,6 +10,7 @@ from pipeline.models import Deal
 from reminders.models import Reminder, ReminderKind, ReminderState
 from reminders.services import reminders_scan
 from tests.browser import log_in
+from tests.factories import ReminderFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -45,11 +46,10 @@ def test_a_reminder_falling_due_appears_on_the_open_dashboard_and_is_marked_done
 
 
 def test_snooze_for_an_hour_takes_the_reminder_off_the_panel(page, live_server, rep, deal):
-    reminder = Reminder.objects.create(
+    reminder = ReminderFactory(
         deal=deal,
         kind=ReminderKind.STALE_DEAL,
         occurrence="browser",
-        owner=rep,
         why="No touch since Mon 2 Nov: always have a reason to call back.",
         due_at=timezone.now() - datetime.timedelta(hours=1),
         state=ReminderState.DUE,

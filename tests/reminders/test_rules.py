@@ -6,12 +6,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from audits.models import Audit, AuditState, WrapUpChecklist
+from audits.models import Audit, AuditState
 from pipeline.models import Deal
 from pipeline.stages import Stage
 from reminders.models import Reminder, ReminderKind, ReminderQueue, ReminderState
 from reminders.services import reminders_scan
-from tests.factories import DealFactory, TouchFactory
+from tests.factories import AuditFactory, DealFactory, TouchFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -277,22 +277,7 @@ def test_a_recently_touched_deal_is_not_stale(rep, customer):
 
 
 def _audit(deal, start, end, **fields) -> Audit:
-    wrap_up = WrapUpChecklist.objects.create(
-        deal=deal,
-        call_window_start=start,
-        call_window_end=end,
-        confirmed_phone="+1 555 0199",
-        customer_will_answer=True,
-        rep_gave_contact=True,
-        concerns="none",
-        call_time_reconfirmed=True,
-        reconfirmed_third_time=True,
-        completed_by=deal.rep,
-    )
-    fields.setdefault("next_call_at", start)
-    return Audit.objects.create(
-        deal=deal, wrap_up=wrap_up, call_window_start=start, call_window_end=end, **fields
-    )
+    return AuditFactory(deal=deal, call_window_start=start, call_window_end=end, **fields)
 
 
 def test_audit_due_goes_to_the_audit_queue_when_the_window_opens(rep, customer, auditor):

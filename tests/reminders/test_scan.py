@@ -19,7 +19,7 @@ from reminders.models import (
     ReminderState,
 )
 from reminders.services import reminders_scan
-from tests.factories import DealFactory, TouchFactory
+from tests.factories import DealFactory, ReminderFactory, TouchFactory
 
 
 def _deals_with_next_steps(rep, count: int, days_ago: int = 0) -> list[Deal]:
@@ -68,11 +68,9 @@ def test_catching_up_after_hours_of_downtime_makes_one_reminder_per_occurrence(r
 @pytest.mark.django_db
 def test_hover_dont_smother_spaces_a_second_nag_of_a_kind_a_day_apart(rep):
     deal = DealFactory(rep=rep, deposit_required=False, next_step_date=timezone.localdate())
-    first = Reminder.objects.create(
+    first = ReminderFactory(
         deal=deal,
-        kind=ReminderKind.NEXT_STEP_DUE,
         occurrence="2000-01-01",
-        owner=rep,
         why="An older next step",
         due_at=timezone.now() - datetime.timedelta(hours=2),
         state=ReminderState.DONE,
@@ -196,10 +194,11 @@ def test_a_refusing_mail_server_is_backed_off_and_nothing_is_marked_sent(rep):
 @pytest.mark.django_db
 def test_audit_queue_reminders_are_emailed_to_every_auditor(rep, auditor):
     deal = DealFactory(rep=rep)
-    Reminder.objects.create(
+    ReminderFactory(
         deal=deal,
         kind=ReminderKind.AUDIT_DUE,
         occurrence="a1",
+        owner=None,
         queue=ReminderQueue.AUDIT,
         why="Call window opens",
         due_at=timezone.now(),

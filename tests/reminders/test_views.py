@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from reminders.models import Reminder, ReminderKind, ReminderQueue, ReminderState
 from reminders.selectors import reminder_panel
-from tests.factories import DealFactory
+from tests.factories import DealFactory, ReminderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -199,10 +199,11 @@ def test_actions_refuse_get(rep_client, due):
 
 
 def _queue_reminder(deal) -> Reminder:
-    return Reminder.objects.create(
+    return ReminderFactory(
         deal=deal,
         kind=ReminderKind.AUDIT_DUE,
         occurrence="a1",
+        owner=None,
         queue=ReminderQueue.AUDIT,
         why="Call window open: phone the customer",
         due_at=timezone.now() - datetime.timedelta(minutes=1),

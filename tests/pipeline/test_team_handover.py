@@ -14,7 +14,7 @@ from pipeline.terms import PaymentOption
 from reminders.models import Reminder, ReminderKind, ReminderState
 from tests.audits.conftest import checklist
 from tests.conftest import _client_for
-from tests.factories import CustomerFactory, DealFactory
+from tests.factories import CustomerFactory, DealFactory, ReminderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -32,14 +32,13 @@ def leavers_work(leaver):
     )
     audit = audit_services.wrap_up_hand_over(deal_id=billed.pk, rep=leaver, **checklist())
     closed = DealFactory(rep=leaver, title="Lost one", stage=Stage.LOST, lost_reason="price")
-    reminder = Reminder.objects.create(
+    reminder = ReminderFactory(
         deal=open_deal,
-        kind=ReminderKind.NEXT_STEP_DUE,
         owner=leaver,
         why="Call back",
         due_at=timezone.now() + timedelta(hours=1),
     )
-    done = Reminder.objects.create(
+    done = ReminderFactory(
         deal=open_deal,
         kind=ReminderKind.CHECK_IN,
         owner=leaver,
