@@ -146,6 +146,8 @@ def gunicorn(db_url: str, workers: int = 2, cache_seconds: int | None = None):
             PYTHON,
             "-m",
             "gunicorn",
+            "-c",
+            "config/gunicorn.conf.py",  # production's settings (threads, masked logs)
             "config.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
@@ -153,6 +155,8 @@ def gunicorn(db_url: str, workers: int = 2, cache_seconds: int | None = None):
             str(workers),
             "--log-level",
             "warning",
+            "--access-logfile",
+            "/dev/null",
         ],
         cwd=ROOT,
         env=env,

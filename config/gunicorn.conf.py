@@ -22,6 +22,11 @@ gunicorn.http.wsgi.SERVER = "cleared"
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")  # noqa: S104 (inside a container)
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
+# A few threads a worker: while one request waits on PostgreSQL another runs
+# its Python (the GIL is released on I/O), so a slow page does not hold up the
+# polls queued behind it.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 accesslog = "-"
 errorlog = "-"
 # The default access line ("%(r)s" is the request line with its query
