@@ -1,6 +1,8 @@
 # Cleared: `make run` sets everything up and runs the app; `make test` runs the suite.
 SHELL := /bin/bash
 PORT ?= 8000
+# Exported: the app builds the links in its emails from it (CLEARED_SITE_URL).
+export PORT
 VENV := .venv
 PY := $(VENV)/bin/python
 # The first Python 3.12+ on PATH (pyenv's shims honour .python-version).

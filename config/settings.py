@@ -207,7 +207,13 @@ if _EMAIL_BACKEND.endswith("smtp.EmailBackend"):
         "username": env_str("EMAIL_HOST_USER", ""),
         "password": env_str("EMAIL_HOST_PASSWORD", ""),
         "use_tls": env_bool("EMAIL_USE_TLS", False),
+        "use_ssl": env_bool("EMAIL_USE_SSL", False),
+        "timeout": env_int("EMAIL_TIMEOUT", 20),
     }
+elif _EMAIL_BACKEND.endswith("filebased.EmailBackend"):
+    # Each message a file in EMAIL_FILE_PATH (default var/mail): mail you can read
+    # without a mail server.
+    _EMAIL_OPTIONS = {"file_path": env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))}
 MAILERS = {"default": {"BACKEND": _EMAIL_BACKEND, "OPTIONS": _EMAIL_OPTIONS}}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Cleared <cleared@localhost>")
 
@@ -263,8 +269,12 @@ REMINDERS_POLL_SECONDS = env_int("REMINDERS_POLL_SECONDS", 15)
 REMINDERS_PANEL_SIZE = env_int("REMINDERS_PANEL_SIZE", 12)
 # PostgreSQL only: the planner's index-probe cost inside the scan's transaction.
 REMINDERS_PG_RANDOM_PAGE_COST = env_decimal("REMINDERS_PG_RANDOM_PAGE_COST", "1.1")
-# Links in reminder emails point here.
-REMINDERS_SITE_URL = env_str("REMINDERS_SITE_URL", "http://127.0.0.1:8000")
+# Where links in emails point: the address people reach the site on. Defaults
+# to the port `make run` serves (PORT); set it to the public URL in production.
+CLEARED_SITE_URL = env_str(
+    "CLEARED_SITE_URL",
+    env_str("REMINDERS_SITE_URL", f"http://127.0.0.1:{env_int('PORT', 8000)}"),
+).rstrip("/")
 # One scan, every REMINDERS_SCAN_SECONDS; a scan missed while the worker was
 # down expires instead of queueing up: the next one catches up on its own.
 CELERY_BEAT_SCHEDULE["reminders-scan"] = {

@@ -115,7 +115,7 @@ def team_invite(
     rep.set_unusable_password()
     rep.save()
     rep.groups.add(Group.objects.get_or_create(name=Role.REP)[0])
-    link = settings.REMINDERS_SITE_URL.rstrip("/") + invitation_path(rep)
+    link = settings.CLEARED_SITE_URL + invitation_path(rep)
     message = EmailMessage(
         "You're invited to Cleared",
         f"{manager} added you to their team on Cleared.\n\n"

@@ -395,7 +395,7 @@ def _digest_email(reminders: list[Reminder], addresses: list[str]) -> EmailMessa
         deal = reminder.deal
         lines.append(f"- {reminder.get_kind_display()}: {deal.customer.name} — {deal.title}")
         lines.append(f"  {reminder.why}")
-        lines.append(f"  {settings.REMINDERS_SITE_URL.rstrip('/')}{deal.get_absolute_url()}")
+        lines.append(f"  {settings.CLEARED_SITE_URL}{deal.get_absolute_url()}")
     if count > DIGEST_MAX_LINES:
         lines.append(f"…and {count - DIGEST_MAX_LINES} more on your dashboard.")
     lines += ["", "Mark them done or snooze them from your dashboard."]

@@ -4,63 +4,63 @@ import pipeline.masking
 from django.db import migrations
 
 
-
 def mask_stored(apps, schema_editor):
     # Card numbers stored before these columns (or this masker) caught them.
     pipeline.masking.mask_stored_card_numbers(apps, "audits")
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audits', '0002_call_script_and_roles'),
+        ("audits", "0002_call_script_and_roles"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='callattempt',
-            name='answers',
+            model_name="callattempt",
+            name="answers",
             field=pipeline.masking.MaskedJSONField(blank=True, default=dict),
         ),
         migrations.AlterField(
-            model_name='callscript',
-            name='closing',
-            field=pipeline.masking.MaskedTextField(help_text='Read after a confirmed call.'),
+            model_name="callscript",
+            name="closing",
+            field=pipeline.masking.MaskedTextField(help_text="Read after a confirmed call."),
         ),
         migrations.AlterField(
-            model_name='callscript',
-            name='identity',
-            field=pipeline.masking.MaskedTextField(verbose_name='identity question'),
+            model_name="callscript",
+            name="identity",
+            field=pipeline.masking.MaskedTextField(verbose_name="identity question"),
         ),
         migrations.AlterField(
-            model_name='callscript',
-            name='opening',
-            field=pipeline.masking.MaskedTextField(help_text='Read before the questions.'),
+            model_name="callscript",
+            name="opening",
+            field=pipeline.masking.MaskedTextField(help_text="Read before the questions."),
         ),
         migrations.AlterField(
-            model_name='callscript',
-            name='price',
-            field=pipeline.masking.MaskedTextField(verbose_name='price question'),
+            model_name="callscript",
+            name="price",
+            field=pipeline.masking.MaskedTextField(verbose_name="price question"),
         ),
         migrations.AlterField(
-            model_name='callscript',
-            name='purchase',
-            field=pipeline.masking.MaskedTextField(verbose_name='purchase question'),
+            model_name="callscript",
+            name="purchase",
+            field=pipeline.masking.MaskedTextField(verbose_name="purchase question"),
         ),
         migrations.AlterField(
-            model_name='callscript',
-            name='right_to_cancel',
-            field=pipeline.masking.MaskedTextField(verbose_name='right-to-cancel question'),
+            model_name="callscript",
+            name="right_to_cancel",
+            field=pipeline.masking.MaskedTextField(verbose_name="right-to-cancel question"),
         ),
         migrations.AlterField(
-            model_name='callscript',
-            name='terms',
-            field=pipeline.masking.MaskedTextField(verbose_name='terms question'),
+            model_name="callscript",
+            name="terms",
+            field=pipeline.masking.MaskedTextField(verbose_name="terms question"),
         ),
         migrations.AlterField(
-            model_name='wrapupchecklist',
-            name='confirmed_phone',
-            field=pipeline.masking.MaskedCharField(max_length=40, verbose_name='confirmed phone number'),
+            model_name="wrapupchecklist",
+            name="confirmed_phone",
+            field=pipeline.masking.MaskedCharField(
+                max_length=40, verbose_name="confirmed phone number"
+            ),
         ),
         migrations.RunPython(mask_stored, migrations.RunPython.noop, elidable=True),
     ]

@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audits', '0003_audit_dispute_decision'),
-        ('audits', '0003_mask_phone_scripts_answers'),
+        ("audits", "0003_audit_dispute_decision"),
+        ("audits", "0003_mask_phone_scripts_answers"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -4,27 +4,25 @@ import pipeline.masking
 from django.db import migrations
 
 
-
 def mask_stored(apps, schema_editor):
     # Card numbers stored before these columns (or this masker) caught them.
     pipeline.masking.mask_stored_card_numbers(apps, "billing")
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0002_sequence_and_roles'),
+        ("billing", "0002_sequence_and_roles"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='webhookevent',
-            name='outcome',
+            model_name="webhookevent",
+            name="outcome",
             field=pipeline.masking.MaskedCharField(max_length=200),
         ),
         migrations.AlterField(
-            model_name='webhookevent',
-            name='payload',
+            model_name="webhookevent",
+            name="payload",
             field=pipeline.masking.MaskedJSONField(),
         ),
         migrations.RunPython(mask_stored, migrations.RunPython.noop, elidable=True),

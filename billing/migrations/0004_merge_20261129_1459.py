@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0003_commission_rate_history'),
-        ('billing', '0003_mask_webhook_payload'),
+        ("billing", "0003_commission_rate_history"),
+        ("billing", "0003_mask_webhook_payload"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0003_copies_from_ledger'),
-        ('billing', '0004_merge_20261129_1459'),
+        ("billing", "0003_copies_from_ledger"),
+        ("billing", "0004_merge_20261129_1459"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0018_reminders_move_to_their_own_app'),
-        ('pipeline', '0019_merge_20261129_1534'),
+        ("pipeline", "0018_reminders_move_to_their_own_app"),
+        ("pipeline", "0019_merge_20261129_1534"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0020_merge_20261129_1536'),
+        ("pipeline", "0020_merge_20261129_1536"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='deal',
-            index=models.Index(fields=['-promised_at', '-id'], name='deal_newest_first'),
+            model_name="deal",
+            index=models.Index(fields=["-promised_at", "-id"], name="deal_newest_first"),
         ),
     ]
