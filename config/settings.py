@@ -275,13 +275,20 @@ CLEARED_SITE_URL = env_str(
     "CLEARED_SITE_URL",
     env_str("REMINDERS_SITE_URL", f"http://127.0.0.1:{env_int('PORT', 8000)}"),
 ).rstrip("/")
-# One scan, every REMINDERS_SCAN_SECONDS; a scan missed while the worker was
-# down expires instead of queueing up: the next one catches up on its own.
+# Deals decided at once by the engine (one transaction, a fixed number of queries).
+REMINDERS_BATCH = env_int("REMINDERS_BATCH", 200)
+# How long a worker holds a claim (a scan, a drain, a digest, a batch of changed
+# deals) before another may take it over: a killed worker delays work this long.
+REMINDERS_LEASE_SECONDS = env_int("REMINDERS_LEASE_SECONDS", 90)
+# The heartbeat: one scan every REMINDERS_SCAN_SECONDS, on its own queue so no
+# backlog of other work delays it, and with no expiry: a late scan still runs
+# (a second one running at once returns at once, see reminders.tasks).
 CELERY_BEAT_SCHEDULE["reminders-scan"] = {
     "task": "reminders.reminders_scan",
     "schedule": float(REMINDERS_SCAN_SECONDS),
-    "options": {"expires": float(REMINDERS_SCAN_SECONDS)},
+    "options": {"queue": "heartbeat"},
 }
+CELERY_TASK_ROUTES = {"reminders.reminders_scan": {"queue": "heartbeat"}}
 TEMPLATES[0]["OPTIONS"]["context_processors"].append("reminders.context.reminders")
 
 # --- Cleared's own business settings ----------------------------------------

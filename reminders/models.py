@@ -188,13 +188,18 @@ class Reminder(models.Model):
 class ReminderDigest(models.Model):
     """When a recipient (a person or a role queue) was last emailed a digest.
 
-    Claimed with a compare-and-set on ``last_sent_at`` so two workers never
-    both send one recipient's digest; ``failures`` and ``retry_at`` back off a
-    mail server that refuses, instead of retrying it every minute.
+    Claimed with a compare-and-set on ``claimed_until`` (a short lease) and
+    ``last_sent_at`` so two workers never both send one recipient's digest;
+    ``failures`` and ``retry_at`` back off a mail server that refuses, instead
+    of retrying it every minute.
     """
 
     recipient = models.CharField(max_length=40, unique=True, help_text="user:<id> or queue:<name>")
     last_sent_at = models.DateTimeField(null=True, blank=True)
+    # Held by the worker sending this digest now; a worker killed mid-send lets
+    # go of it when the lease runs out (REMINDERS_LEASE_SECONDS), not after a
+    # whole digest interval.
+    claimed_until = models.DateTimeField(null=True, blank=True)
     failures = models.PositiveIntegerField(default=0)
     retry_at = models.DateTimeField(null=True, blank=True)
     last_error = MaskedCharField(max_length=300, blank=True)
@@ -204,3 +209,27 @@ class ReminderDigest(models.Model):
 
     def __str__(self) -> str:
         return f"Digest for {self.recipient}"
+
+
+class Job(models.Model):
+    """Single-flight for the reminders' background jobs: one row per job.
+
+    ``running_until``: a worker runs it now, under a lease it renews as it goes;
+    a second worker handed the same job returns at once, and a worker killed
+    mid-run lets go when its lease runs out. ``queued_until``: a message for it
+    is in the broker, so another event does not queue a second one (the queue
+    holds at most one per job, however many events arrive).
+    """
+
+    name = models.CharField(max_length=20, primary_key=True)
+    running_until = models.DateTimeField(null=True, blank=True)
+    queued_until = models.DateTimeField(null=True, blank=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "reminders_job"
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,32 +1,26 @@
 """How reminders hook into the apps below them, connected in ``RemindersConfig.ready``.
 
-- the pipeline's domain event ``deal_changed``: the deal's reminders now,
-  not at the next scan;
+- the pipeline's domain event ``deal_changed``: the changed deals' reminders
+  now, not at the next scan (the outbox says which deals; one drain task
+  is queued at a time, however many deals changed);
 - a leaver's handover (``pipeline.team``): their open reminders go with their deals.
 """
-
-import logging
 
 from pipeline.events import deal_changed
 from pipeline.team import HandoverPart, register_handover_part
 from reminders.selectors import reminders_open_count
 from reminders.services import reminders_hand_over
-from reminders.tasks import reminders_refresh_deal
-
-logger = logging.getLogger(__name__)
+from reminders.tasks import queue_drain
 
 
 def reminders_refresh_on_deal_changed(sender, *, deal_id: int, actor_id=None, **kwargs) -> None:
     """A deal or its money changed (``pipeline.events.deal_changed``, sent after commit):
-    bring its reminders up to date now rather than at the next scan.
+    wake the drain, unless it is already queued.
 
-    If the broker is down this is only logged: the next scan creates and
-    resolves the same reminders a minute later.
+    The change itself is in the outbox (written in the writer's transaction),
+    so nothing is lost if this fails: the next scan drains it.
     """
-    try:
-        reminders_refresh_deal.apply_async((deal_id, actor_id), retry=False)
-    except Exception as exc:  # the broker is down: the scan catches up
-        logger.warning("Could not queue reminders for deal %s: %s", deal_id, exc)
+    queue_drain()
 
 
 def connect() -> None:

@@ -1,41 +1,50 @@
-"""Business rules of reminders that write: the scan, the digest, done and snooze.
+"""Business rules of reminders that write: the engine, the digest, done and snooze.
 
-The scan is safe to run twice at once, to be killed half-way and to run again
-after hours of downtime: creation is a bulk insert that the database's
-uniqueness constraint de-duplicates, every state change is a compare-and-set
-on the state it expects (rows claimed with ``select_for_update(skip_locked=True)``
-where the database has row locks), and a rule only looks at a bounded window
-of time, so a catch-up makes one reminder per kind and occurrence, not one
-per missed minute.
+The engine decides a batch of deals at once (``reminders_evaluate``): their
+facts are loaded in a few queries (``reminders.facts``), every rule decides
+in Python, and the writes are one bulk insert, one UPDATE per way of being
+resolved and one for what fell due. It is safe to run twice at once, to be
+killed half-way and to run again after hours of downtime: creation is a
+bulk insert that the database's uniqueness constraint de-duplicates, every
+state change is a compare-and-set on the state it expects, and a rule only
+creates what falls within a bounded window of time, so a catch-up makes one
+reminder per kind and occurrence, not one per missed minute.
+
+What wakes it: the outbox of changed deals (``pipeline.events``), drained in
+batches (``reminders_drain``), and beat's scan (``reminders_scan``) for what
+falls due by time alone.
 """
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
-from pipeline.models import Deal, User
+from pipeline.events import deal_changes_claim, deal_changes_done
+from pipeline.models import User
+from reminders.facts import load_facts
 from reminders.models import (
     OPEN_STATES,
+    Job,
     Reminder,
     ReminderDigest,
     ReminderQueue,
     ReminderState,
 )
 from reminders.rules import gone_for, owner_of, rules
-from reminders.rules.base import Window
+from reminders.rules.base import Facts, Known, Rule, Window
 
 logger = logging.getLogger(__name__)
 
 CLAIM_BATCH = 1000
-QUICK_MAX_CHANGED = 500
 DIGEST_MAX_LINES = 50
 
 
@@ -48,147 +57,112 @@ class ScanResult:
     created: int = 0
     due: int = 0
     resolved: int = 0
+    deals: int = 0
+    skipped: str = ""
+
+    def add(self, other: "ScanResult") -> None:
+        self.created += other.created
+        self.due += other.due
+        self.resolved += other.resolved
+        self.deals += other.deals
 
     def as_dict(self) -> dict:
-        return {"created": self.created, "due": self.due, "resolved": self.resolved}
+        done = {"deals": self.deals, "created": self.created, "due": self.due}
+        done["resolved"] = self.resolved
+        if self.skipped:
+            done["skipped"] = self.skipped
+        return done
 
 
-def reminders_scan(
-    *,
-    now: datetime | None = None,
-    deal_ids: list[int] | None = None,
-    actor_id: int | None = None,
-    sweep: bool = True,
-) -> ScanResult:
-    """Apply every rule: create what is missing, resolve what is gone, mark what is due.
-
-    ``deal_ids`` limits the work to some deals (an event on a deal: a touch, a
-    move); ``actor_id`` is the person whose action triggered it, recorded on
-    the reminders it resolves when the rule does not name someone better.
-
-    A sweep (the default; beat's scan once an hour and after any gap) looks
-    back over the whole catch-up window and resolves every open reminder
-    whose cause is gone. The minute's quick scan (``sweep=False``) creates
-    what came within the horizon since the last few scans, re-checks in full
-    the deals changed lately (an event whose task was lost is caught here),
-    and marks due what is due: it stays cheap however much history there is.
-    """
-    now = now or timezone.now()
-    result = ScanResult()
-    if not sweep and deal_ids is None:
-        recent = timedelta(minutes=settings.REMINDERS_RECENT_MINUTES)
-        with transaction.atomic():
-            _plan_for_index_probes()
-            result.created = reminders_create_missing(
-                now=now, window=Window(now, lookback=recent), quick=True
-            )
-        changed = list(
-            Deal.objects.filter(updated_at__gte=now - recent).values_list("pk", flat=True)
-        )
-        if len(changed) > QUICK_MAX_CHANGED:  # a bulk change: a sweep is cheaper than a list
-            more = reminders_scan(now=now, actor_id=actor_id)
-            result.created += more.created
-            result.resolved += more.resolved
-        elif changed:
-            more = reminders_scan(now=now, deal_ids=changed, actor_id=actor_id)
-            result.created += more.created
-            result.resolved += more.resolved
-        result.due += reminders_mark_due(now=now)
-        return result
-    with transaction.atomic():
-        _plan_for_index_probes()
-        result.created = reminders_create_missing(now=now, deal_ids=deal_ids)
-        result.resolved = reminders_resolve_gone(now=now, deal_ids=deal_ids, actor_id=actor_id)
-    result.due = reminders_mark_due(now=now, deal_ids=deal_ids)
-    return result
+# --- the engine ---------------------------------------------------------------------
 
 
-def _plan_for_index_probes() -> None:
-    """Let PostgreSQL probe the (deal, kind, occurrence) index instead of hashing history.
-
-    "Does this reminder exist yet?" is an anti-join against a table of mostly
-    done rows; with the default random_page_cost PostgreSQL prefers to hash
-    the whole history. For this transaction only, the cost of an index probe
-    is set to what it is on SSDs (REMINDERS_PG_RANDOM_PAGE_COST).
-    """
-    if connection.vendor == "postgresql" and settings.REMINDERS_PG_RANDOM_PAGE_COST:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('random_page_cost', %s, true)",
-                [str(settings.REMINDERS_PG_RANDOM_PAGE_COST)],
-            )
+@dataclass
+class _Decision:
+    create: list[Reminder] = field(default_factory=list)
+    resolve: dict[tuple[str, int | None], list[int]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    due: list[int] = field(default_factory=list)
 
 
-def reminders_create_missing(
-    *,
-    now: datetime,
-    deal_ids: list[int] | None = None,
-    window: Window | None = None,
-    quick: bool = False,
-) -> int:
-    """Insert the reminders the deals' facts call for and that do not exist yet.
+def _ripe(known: Known, now: datetime) -> bool:
+    if known.state == ReminderState.SCHEDULED:
+        return known.due_at <= now
+    return known.state == ReminderState.SNOOZED and known.snoozed_until <= now
 
-    Returns how many rows were offered to the database; a row that another
-    scan inserted first is skipped by the uniqueness constraint.
-    """
-    window = window or Window(now)
-    candidates: list[Reminder] = []
-    for rule in rules():
+
+def _decide(
+    f: Facts, window: Window, *, quick: bool, actor_id: int | None, decision: _Decision
+) -> None:
+    """What one deal's reminders need: new ones, resolved ones, due ones."""
+    now = window.now
+    existing = {(k.kind, k.occurrence) for k in f.reminders}
+    resolved: set[int] = set()
+    all_rules = list(rules())
+    new: list[tuple[Rule, Reminder]] = []
+    for rule in all_rules:
         if quick and rule.sweep_only:
             continue
-        for row in rule.find(window, deal_ids):
-            due_at = rule.due(row)
-            if rule.not_due_before_created:
-                due_at = max(due_at, now)
-            if due_at > window.horizon:
+        for want in rule.wants(f, window):
+            if (rule.kind, want.occ) in existing:
                 continue
-            owner_id, queue = owner_of(rule, row)
-            candidates.append(
-                Reminder(
-                    deal_id=row["deal_pk"],
-                    kind=rule.kind,
-                    occurrence=row["occ"],
-                    owner_id=owner_id,
-                    queue=queue,
-                    why=rule.why(row)[:300],
-                    due_at=due_at,
-                    created_at=now,
-                    updated_at=now,
-                )
+            due_at = max(want.due, now) if rule.not_due_before_created else want.due
+            if not window.holds(want.at or want.due) or due_at > window.horizon:
+                continue
+            owner_id, queue = owner_of(rule, f)
+            existing.add((rule.kind, want.occ))
+            reminder = Reminder(
+                deal_id=f.pk,
+                kind=rule.kind,
+                occurrence=want.occ,
+                owner_id=owner_id,
+                queue=queue,
+                why=want.why[:300],
+                due_at=due_at,
+                created_at=now,
+                updated_at=now,
             )
-    if not candidates:
-        return 0
-    _hover(candidates)
-    Reminder.objects.bulk_create(candidates, ignore_conflicts=True, batch_size=CLAIM_BATCH)
-    return len(candidates)
+            new.append((rule, reminder))
+    _hover(f, new, now)
+    for _rule, reminder in new:
+        if reminder.due_at <= now:
+            reminder.state = ReminderState.DUE
+        decision.create.append(reminder)
+    for known in f.reminders:
+        if known.state not in OPEN_STATES:
+            continue
+        for rule in all_rules:
+            if rule.kind != known.kind or not rule.owns(known.occurrence):
+                continue
+            for gone in gone_for(rule):
+                if gone.when(f, known):
+                    by = gone.by(f) if gone.by is not None else actor_id
+                    decision.resolve[(gone.resolution, by)].append(known.id)
+                    resolved.add(known.id)
+                    break
+            break
+        if known.id not in resolved and _ripe(known, now):
+            decision.due.append(known.id)
 
 
-def _hover(candidates: list[Reminder]) -> None:
+def _hover(f: Facts, new: list[tuple[Rule, Reminder]], now: datetime) -> None:
     """Hover, don't smother: at most one reminder of a kind per deal per day (per person).
 
     A new reminder that would fall due within REMINDERS_HOVER_HOURS of another
-    of its kind on the same deal is moved later, never dropped.
+    of its kind on the same deal is moved later, never dropped. Rules whose
+    news is "at once" (a bounce, a dispute) do not hover.
     """
+    hovering = [(rule, r) for rule, r in new if rule.hovers]
+    if not hovering:
+        return
     hover = timedelta(hours=settings.REMINDERS_HOVER_HOURS)
-    earliest = min(c.due_at for c in candidates) - hover
     taken: dict[tuple, list[datetime]] = defaultdict(list)
-    existing = (
-        Reminder.objects.filter(
-            deal_id__in={c.deal_id for c in candidates},
-            kind__in={c.kind for c in candidates},
-            due_at__gt=earliest,
-        )
-        .exclude(state=ReminderState.CANCELLED)
-        .values_list("deal_id", "kind", "owner_id", "queue", "occurrence", "due_at")
-    )
-    known = set()
-    for deal_id, kind, owner_id, queue, occurrence, due_at in existing:
-        taken[(deal_id, kind, owner_id, queue)].append(due_at)
-        known.add((deal_id, kind, occurrence))
-    for candidate in sorted(candidates, key=lambda c: c.due_at):
-        key = (candidate.deal_id, candidate.kind, candidate.owner_id, candidate.queue)
-        if (candidate.deal_id, candidate.kind, candidate.occurrence) in known:
-            continue  # already there: the insert will skip it
+    for k in f.reminders:
+        if k.state != ReminderState.CANCELLED:
+            taken[(k.kind, k.owner_id, k.queue)].append(k.due_at)
+    for _rule, candidate in sorted(hovering, key=lambda pair: pair[1].due_at):
+        key = (candidate.kind, candidate.owner_id, candidate.queue)
         moved = True
         while moved:
             moved = False
@@ -199,43 +173,212 @@ def _hover(candidates: list[Reminder]) -> None:
         taken[key].append(candidate.due_at)
 
 
-def reminders_resolve_gone(
-    *, now: datetime, deal_ids: list[int] | None = None, actor_id: int | None = None
-) -> int:
-    """Resolve the open reminders whose cause is gone, saying what resolved them.
+def reminders_evaluate(
+    deal_ids: Iterable[int],
+    *,
+    now: datetime | None = None,
+    window: Window | None = None,
+    actors: dict[int, int | None] | None = None,
+    actor_id: int | None = None,
+    quick: bool = False,
+    batch: int | None = None,
+    on_batch=None,
+) -> ScanResult:
+    """Bring these deals' reminders up to date: create, resolve, mark due.
 
-    One SELECT asks every rule at once (a CASE over kind and cause) which open
-    reminders are gone; only those are then updated, grouped by what resolved
-    them, each UPDATE a compare-and-set on the reminder still being open.
+    ``actors`` (or one ``actor_id`` for all) names whose action changed each
+    deal: recorded on the reminders it resolves when the rule names nobody
+    better. Deals are decided ``batch`` at a time (REMINDERS_BATCH), each batch
+    in one transaction of a fixed number of queries.
     """
-    outcomes = [gone for rule in rules() for gone in gone_for(rule)]
-    kinds = [rule.kind for rule in rules() for _ in gone_for(rule)]
-    whens = [
-        When(Q(kind=kind) & Q(gone.when()), then=Value(index))
-        for index, (kind, gone) in enumerate(zip(kinds, outcomes, strict=True))
-    ]
-    open_reminders = Reminder.objects.filter(state__in=OPEN_STATES)
-    if deal_ids is not None:
-        open_reminders = open_reminders.filter(deal_id__in=deal_ids)
-    found = (
-        open_reminders.annotate(gone=Case(*whens, default=None, output_field=IntegerField()))
-        .filter(gone__isnull=False)
-        .values_list("id", "gone")
-    )
-    by_outcome: dict[int, list[int]] = defaultdict(list)
-    for reminder_id, index in found:
-        by_outcome[index].append(reminder_id)
-    resolved = 0
-    for index, ids in by_outcome.items():
-        gone = outcomes[index]
-        resolved += Reminder.objects.filter(id__in=ids, state__in=OPEN_STATES).update(
+    now = now or timezone.now()
+    window = window or Window(now)
+    ids = sorted(set(deal_ids))
+    size = batch or settings.REMINDERS_BATCH
+    result = ScanResult()
+    for start in range(0, len(ids), size):
+        part = ids[start : start + size]
+        with transaction.atomic():
+            facts = load_facts(part)
+            decision = _Decision()
+            for f in facts.values():
+                actor = (actors or {}).get(f.pk, actor_id)
+                _decide(f, window, quick=quick, actor_id=actor, decision=decision)
+            result.add(_apply(decision, now))
+            result.deals += len(facts)
+        if on_batch is not None:
+            on_batch()
+    return result
+
+
+def _apply(decision: _Decision, now: datetime) -> ScanResult:
+    result = ScanResult()
+    if decision.create:
+        Reminder.objects.bulk_create(decision.create, ignore_conflicts=True)
+        result.created = len(decision.create)
+        result.due = sum(1 for r in decision.create if r.state == ReminderState.DUE)
+    for (resolution, by), ids in decision.resolve.items():
+        result.resolved += Reminder.objects.filter(id__in=ids, state__in=OPEN_STATES).update(
             state=ReminderState.RESOLVED,
-            resolution=gone.resolution,
-            resolved_by_id=gone.by() if gone.by is not None else actor_id,
+            resolution=resolution,
+            resolved_by_id=by,
             closed_at=now,
             updated_at=now,
         )
-    return resolved
+    if decision.due:
+        result.due += (
+            Reminder.objects.filter(_RIPE(now), id__in=decision.due)
+            .order_by()
+            .update(state=ReminderState.DUE, updated_at=now)
+        )
+    return result
+
+
+def _RIPE(now: datetime) -> Q:  # noqa: N802 - a condition, read like a constant
+    return Q(state=ReminderState.SCHEDULED, due_at__lte=now) | Q(
+        state=ReminderState.SNOOZED, snoozed_until__lte=now
+    )
+
+
+def reminders_scan(
+    *,
+    now: datetime | None = None,
+    deal_ids: list[int] | None = None,
+    actor_id: int | None = None,
+    sweep: bool = True,
+    on_batch=None,
+) -> ScanResult:
+    """Apply every rule where time calls for it: create, resolve, mark due.
+
+    ``deal_ids`` limits the work to some deals (their whole catch-up window).
+    A sweep (the default; beat's scan once an hour and after any gap) looks
+    at every deal whose time for some rule falls in the whole catch-up
+    window, and at every deal with an open reminder (to resolve those whose
+    cause is gone). The minute's quick scan (``sweep=False``) looks only at
+    what came within the horizon since the last few scans: it stays cheap
+    however much history there is. Changes to deals are not its business:
+    the outbox (``reminders_drain``) brings those.
+    """
+    now = now or timezone.now()
+    if deal_ids is not None:
+        return reminders_evaluate(deal_ids, now=now, actor_id=actor_id, on_batch=on_batch)
+    if sweep:
+        window = Window(now)
+        with transaction.atomic():
+            _plan_for_index_probes()
+            ids = _clocked(window, quick=False)
+            ids.update(
+                Reminder.objects.filter(state__in=OPEN_STATES)
+                .order_by()
+                .values_list("deal_id", flat=True)
+                .distinct()
+            )
+    else:
+        window = Window(now, lookback=timedelta(minutes=settings.REMINDERS_RECENT_MINUTES))
+        ids = _clocked(window, quick=True)
+    result = reminders_evaluate(
+        ids, now=now, window=window, actor_id=actor_id, quick=not sweep, on_batch=on_batch
+    )
+    result.due += reminders_mark_due(now=now)
+    return result
+
+
+def _clocked(window: Window, *, quick: bool) -> set[int]:
+    """The deals whose time for some rule falls in the window: one index range a rule."""
+    found: set[int] = set()
+    for rule in rules():
+        if rule.clock is None or (quick and rule.sweep_only):
+            continue
+        found.update(rule.clock(window))
+    return found
+
+
+def _plan_for_index_probes() -> None:
+    """Let PostgreSQL read the clocks' index ranges instead of scanning tables.
+
+    For this transaction only, the cost of an index probe is set to what it
+    is on SSDs (REMINDERS_PG_RANDOM_PAGE_COST).
+    """
+    if connection.vendor == "postgresql" and settings.REMINDERS_PG_RANDOM_PAGE_COST:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('random_page_cost', %s, true)",
+                [str(settings.REMINDERS_PG_RANDOM_PAGE_COST)],
+            )
+
+
+# --- the outbox: deals that changed -----------------------------------------------------
+
+
+def reminders_drain(*, now: datetime | None = None, on_batch=None) -> ScanResult:
+    """Bring the reminders of every changed deal up to date, a batch at a time.
+
+    Claims the outbox's rows (``pipeline.events.deal_changes_claim``, a lease
+    a killed worker lets go of), decides the batch, and lets go of each row
+    unless its deal changed again meanwhile; loops until the outbox is empty.
+    """
+    result = ScanResult()
+    lease = timedelta(seconds=settings.REMINDERS_LEASE_SECONDS)
+    while True:
+        claimed = deal_changes_claim(limit=settings.REMINDERS_BATCH, lease=lease)
+        if not claimed:
+            return result
+        result.add(
+            reminders_evaluate(
+                [c.deal_id for c in claimed],
+                now=now,
+                actors={c.deal_id: c.actor_id for c in claimed},
+                batch=len(claimed),
+            )
+        )
+        deal_changes_done(claimed)
+        if on_batch is not None:
+            on_batch()
+
+
+# --- single flight --------------------------------------------------------------------
+
+
+def job_start(name: str, *, now: datetime | None = None) -> bool:
+    """Take the job's lease; False if another worker holds it (it runs now)."""
+    now = now or timezone.now()
+    lease = timedelta(seconds=settings.REMINDERS_LEASE_SECONDS)
+    Job.objects.bulk_create([Job(name=name)], ignore_conflicts=True)
+    return bool(
+        Job.objects.filter(name=name)
+        .filter(Q(running_until__isnull=True) | Q(running_until__lt=now))
+        .update(running_until=now + lease, last_started_at=now)
+    )
+
+
+def job_renew(name: str) -> None:
+    """Still running: push the lease on (called between batches)."""
+    lease = timedelta(seconds=settings.REMINDERS_LEASE_SECONDS)
+    Job.objects.filter(name=name).update(running_until=timezone.now() + lease)
+
+
+def job_finish(name: str, result: dict) -> None:
+    Job.objects.filter(name=name).update(
+        running_until=None, last_finished_at=timezone.now(), last_result=result
+    )
+
+
+def job_mark_queued(name: str, *, now: datetime | None = None) -> bool:
+    """Claim the right to queue the job: True if no message for it is in the broker
+    (or the last one is older than the lease: lost with a broker, say)."""
+    now = now or timezone.now()
+    lease = timedelta(seconds=settings.REMINDERS_LEASE_SECONDS)
+    Job.objects.bulk_create([Job(name=name)], ignore_conflicts=True)
+    return bool(
+        Job.objects.filter(name=name)
+        .filter(Q(queued_until__isnull=True) | Q(queued_until__lt=now))
+        .update(queued_until=now + lease)
+    )
+
+
+def job_unmark_queued(name: str) -> None:
+    """Its message was taken (or could not be sent): the next event may queue one."""
+    Job.objects.filter(name=name).update(queued_until=None)
 
 
 def reminders_mark_due(*, now: datetime, deal_ids: list[int] | None = None) -> int:
@@ -322,7 +465,7 @@ def reminders_pending_recipients(*, now: datetime | None = None) -> list[str]:
         return []
     interval = timedelta(minutes=settings.REMINDERS_DIGEST_MINUTES)
     waiting = ReminderDigest.objects.filter(recipient__in=recipients).filter(
-        Q(last_sent_at__gt=now - interval) | Q(retry_at__gt=now)
+        Q(last_sent_at__gt=now - interval) | Q(retry_at__gt=now) | Q(claimed_until__gt=now)
     )
     return sorted(recipients - set(waiting.values_list("recipient", flat=True)))
 
@@ -342,10 +485,12 @@ def reminders_send_digest(*, recipient: str, now: datetime | None = None) -> int
     """Email one recipient their due reminders in one digest; return how many it held.
 
     At most one digest per recipient per REMINDERS_DIGEST_MINUTES: the
-    ReminderDigest row is claimed with a compare-and-set on ``last_sent_at``,
-    so two workers handed the same recipient send one email. A mail server
-    that refuses is retried later with a growing back-off. A worker killed
-    between sending and recording may send one digest twice; never zero.
+    ReminderDigest row is claimed with a compare-and-set (``claimed_until``, a
+    lease of REMINDERS_LEASE_SECONDS, and ``last_sent_at``), so two workers
+    handed the same recipient send one email, and a worker killed mid-send
+    lets go when its lease runs out. A mail server that refuses is retried
+    later with a growing back-off. A worker killed between sending and
+    recording may send one digest twice; never zero.
     """
     now = now or timezone.now()
     pending = Reminder.objects.filter(
@@ -356,11 +501,13 @@ def reminders_send_digest(*, recipient: str, now: datetime | None = None) -> int
     interval = timedelta(minutes=settings.REMINDERS_DIGEST_MINUTES)
     ReminderDigest.objects.bulk_create([ReminderDigest(recipient=recipient)], ignore_conflicts=True)
     digest = ReminderDigest.objects.get(recipient=recipient)
+    lease = timedelta(seconds=settings.REMINDERS_LEASE_SECONDS)
     claimed = (
         ReminderDigest.objects.filter(pk=digest.pk, last_sent_at=digest.last_sent_at)
         .filter(Q(last_sent_at__isnull=True) | Q(last_sent_at__lte=now - interval))
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
-        .update(last_sent_at=now)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+        .update(claimed_until=now + lease)
     )
     if not claimed:
         return 0
@@ -373,7 +520,7 @@ def reminders_send_digest(*, recipient: str, now: datetime | None = None) -> int
         failures = digest.failures + 1
         backoff = timedelta(minutes=min(2**failures, 60))
         ReminderDigest.objects.filter(pk=digest.pk).update(
-            last_sent_at=digest.last_sent_at,
+            claimed_until=None,
             failures=failures,
             retry_at=now + backoff,
             last_error=f"{exc.__class__.__name__}: {exc}"[:300],
@@ -383,8 +530,20 @@ def reminders_send_digest(*, recipient: str, now: datetime | None = None) -> int
     Reminder.objects.filter(id__in=[r.id for r in reminders], notified_at__isnull=True).update(
         notified_at=now
     )
-    ReminderDigest.objects.filter(pk=digest.pk).update(failures=0, retry_at=None, last_error="")
+    ReminderDigest.objects.filter(pk=digest.pk).update(
+        last_sent_at=now, claimed_until=None, failures=0, retry_at=None, last_error=""
+    )
     return len(reminders)
+
+
+def reminders_send_digests(*, now: datetime | None = None, on_each=None) -> int:
+    """Every pending recipient's digest, one after another; returns how many went."""
+    sent = 0
+    for recipient in reminders_pending_recipients(now=now):
+        sent += bool(reminders_send_digest(recipient=recipient, now=now))
+        if on_each is not None:
+            on_each()
+    return sent
 
 
 def _digest_email(reminders: list[Reminder], addresses: list[str]) -> EmailMessage:

@@ -1,8 +1,21 @@
-"""Celery tasks of the reminders: thin, they take ids and call a service.
+"""Celery tasks of the reminders: thin, they call a service.
 
-Every task here is idempotent: the scan's writes are compare-and-set and its
-inserts are de-duplicated by the database, so a task delivered twice, or run
-again after its worker was killed (``acks_late``), changes nothing more.
+Three jobs, each single-flight (``reminders.models.Job``): a second worker
+handed a job that runs returns at once, and the broker holds at most one
+message per job however many events arrive.
+
+- ``reminders_scan``: beat's heartbeat, every REMINDERS_SCAN_SECONDS, on its
+  own queue (``heartbeat``) so no backlog of other work delays it, and
+  without an expiry: a late scan still runs. It drains the outbox, creates
+  what time calls for, marks due, and queues the digests.
+- ``reminders_drain``: woken by ``deal_changed`` (``reminders.receivers``):
+  the changed deals' reminders in batches, now rather than at the next scan.
+- ``reminders_send_digests``: every pending recipient's digest, each claimed
+  by compare-and-set under a short lease.
+
+Every task is idempotent: writes are compare-and-set and inserts are
+de-duplicated by the database, so a task delivered twice, or run again after
+its worker was killed (``acks_late``), changes nothing more.
 """
 
 import logging
@@ -15,6 +28,8 @@ from django.utils import timezone
 from reminders import services
 
 logger = logging.getLogger(__name__)
+
+SCAN, DRAIN, DIGESTS = "scan", "drain", "digests"
 
 
 def _is_sweep(now: datetime, previous: datetime | None) -> bool:
@@ -32,36 +47,100 @@ def _is_sweep(now: datetime, previous: datetime | None) -> bool:
 
 @shared_task(name="reminders.reminders_scan")
 def reminders_scan() -> dict:
-    """Beat's one periodic job: create, resolve and mark due; then queue the digests."""
-    now = timezone.now()
-    sweep = _is_sweep(now, services.reminders_scan_mark(now=now))
-    # What is due goes out first: a long sweep must not hold up the digests.
-    if services.reminders_mark_due(now=now):
-        _queue_digests()
-    result = services.reminders_scan(now=now, sweep=sweep)
-    recipients = _queue_digests()
-    logger.info(
-        "Reminder %s: %s, %d digests queued",
-        "sweep" if sweep else "scan",
-        result.as_dict(),
-        len(recipients),
-    )
-    return result.as_dict()
+    """Beat's heartbeat: the outbox, what time calls for, what is due; then the digests."""
+    if not services.job_start(SCAN):
+        logger.info("Reminder scan: another scan is running, this one returns.")
+        return {"skipped": "another scan is running"}
+    result = {}
+    try:
+        now = timezone.now()
+        sweep = _is_sweep(now, services.reminders_scan_mark(now=now))
+        renew = lambda: services.job_renew(SCAN)  # noqa: E731
+        drained = services.reminders_drain(now=now, on_batch=renew)
+        scanned = services.reminders_scan(now=now, sweep=sweep, on_batch=renew)
+        queued = queue_digests()
+        result = {
+            "sweep": sweep,
+            "changed deals": drained.as_dict(),
+            "by time": scanned.as_dict(),
+            "digests queued": queued,
+        }
+        logger.info(
+            "Reminder %s: %d changed deals (%d created, %d resolved, %d due); "
+            "%d deals by time (%d created, %d resolved, %d due); digests %s",
+            "sweep" if sweep else "scan",
+            drained.deals, drained.created, drained.resolved, drained.due,
+            scanned.deals, scanned.created, scanned.resolved, scanned.due,
+            "queued" if queued else "not needed",
+        )  # fmt: skip
+        return result
+    finally:
+        services.job_finish(SCAN, result)
 
 
-def _queue_digests() -> list[str]:
-    recipients = services.reminders_pending_recipients()
-    for recipient in recipients:
-        reminders_send_digest.delay(recipient)
-    return recipients
+@shared_task(name="reminders.reminders_drain")
+def reminders_drain() -> dict:
+    """The changed deals' reminders, now: queued at most once at a time."""
+    # Taken off the queue: an event from now on may queue the next drain.
+    services.job_unmark_queued(DRAIN)
+    if not services.job_start(DRAIN):
+        return {"skipped": "another drain is running"}
+    result = {}
+    try:
+        drained = services.reminders_drain(on_batch=lambda: services.job_renew(DRAIN))
+        result = drained.as_dict()
+        if drained.due:
+            queue_digests()
+        if drained.deals:
+            logger.info("Reminders of %d changed deals: %s", drained.deals, result)
+        return result
+    finally:
+        services.job_finish(DRAIN, result)
 
 
+@shared_task(name="reminders.reminders_send_digests")
+def reminders_send_digests() -> int:
+    services.job_unmark_queued(DIGESTS)
+    if not services.job_start(DIGESTS):
+        return 0
+    sent = 0
+    try:
+        sent = services.reminders_send_digests(on_each=lambda: services.job_renew(DIGESTS))
+        return sent
+    finally:
+        services.job_finish(DIGESTS, {"sent": sent})
+
+
+def queue_once(name: str, task) -> bool:
+    """Queue ``task`` unless a message for it is already in the broker.
+
+    If the broker is down this is only logged: the next scan does the work.
+    """
+    if not services.job_mark_queued(name):
+        return False
+    try:
+        task.apply_async(retry=False)
+    except Exception as exc:  # the broker is down: the scan catches up
+        services.job_unmark_queued(name)
+        logger.warning("Could not queue %s: %s", name, exc)
+        return False
+    return True
+
+
+def queue_digests() -> bool:
+    if not services.reminders_pending_recipients():
+        return False
+    return queue_once(DIGESTS, reminders_send_digests)
+
+
+def queue_drain() -> bool:
+    return queue_once(DRAIN, reminders_drain)
+
+
+# Kept for messages queued before an upgrade: they do what their names say.
 @shared_task(name="reminders.reminders_refresh_deal")
 def reminders_refresh_deal(deal_id: int, actor_id: int | None = None) -> dict:
-    """An event on one deal (promise, move, touch): its reminders now, not in a minute."""
-    result = services.reminders_scan(deal_ids=[deal_id], actor_id=actor_id)
-    _queue_digests()
-    return result.as_dict()
+    return services.reminders_scan(deal_ids=[deal_id], actor_id=actor_id).as_dict()
 
 
 @shared_task(name="reminders.reminders_send_digest")

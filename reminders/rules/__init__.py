@@ -2,31 +2,31 @@
 
 Each rule says, in one place:
 
-- ``find``: the deals whose facts call for a reminder of this kind that does
-  not exist yet, each annotated with its ``occ`` (occurrence key). The query
-  is limited to a window of time (``Window``) around now, so a scan that finds
+- ``wants``: given a deal's facts, the reminders they call for, each with its
+  occurrence key, due time and the sentence the panel and the email show;
+- ``clock``: where a scan looks for deals whose time for this rule has come
+  (an index range over a window of time around now), so a scan that finds
   nothing new reads a few index ranges, not every deal;
-- ``due``: when the reminder falls due;
-- ``why``: the sentence the panel and the email show;
 - ``owner``: who gets it (the deal's rep, the rep's manager, or a role queue);
 - ``gone``: how to tell that its cause is gone, and the words recorded when
-  the scan resolves it.
+  the engine resolves it.
 
-The scan (``reminders.services.reminders_scan``) applies every rule;
-nothing else decides when a reminder exists. The rules read the apps below
-(pipeline, billing, audits) directly; none of them knows reminders exist.
-The rules are split by the app whose facts they read: ``pipeline.py``,
-``audits.py``, ``billing.py`` (``base.py``: what a rule is made of). A new kind
-is a ``ReminderKind`` and a ``Rule`` in the file of the app it reads, listed in
-``RULES`` below (or ``billing_rules()``).
+The engine (``reminders.services``) applies every rule to a batch of deals
+whose facts ``reminders.facts`` loaded in a few queries; nothing else decides
+when a reminder exists. The rules read the apps below (pipeline, billing,
+audits) directly; none of them knows reminders exist. They are split by the
+app whose facts they read: ``pipeline.py``, ``audits.py``, ``billing.py``
+(``base.py``: what a rule is made of). A new kind is a ``ReminderKind`` and a
+``Rule`` in the file of the app it reads, listed in ``RULES`` below (or
+``billing_rules()``), and, if it reads new facts, a ``load`` in ``LOADERS``.
 """
 
-from collections.abc import Iterable
-
-from django.db.models import Q
+from collections.abc import Callable, Iterable
 
 from pipeline.stages import CLOSED_STAGES, Stage
 from reminders.models import ReminderQueue
+from reminders.rules import audits as audit_facts
+from reminders.rules import billing as billing_facts
 from reminders.rules.audits import (
     AUDIT_DISPUTED_MANAGER,
     AUDIT_DISPUTED_REP,
@@ -35,15 +35,8 @@ from reminders.rules.audits import (
     AUDIT_OVERDUE,
     AUDIT_RETRY,
 )
-from reminders.rules.base import (
-    AUDIT_QUEUE,
-    MANAGER,
-    Gone,
-    Rule,
-)
-from reminders.rules.billing import (
-    billing_rules,
-)
+from reminders.rules.base import AUDIT_QUEUE, MANAGER, Facts, Gone, Rule
+from reminders.rules.billing import billing_rules
 from reminders.rules.pipeline import (
     CHECK_IN,
     DELIVERY_OVERDUE,
@@ -68,27 +61,34 @@ RULES: tuple[Rule, ...] = (
     STALE_DEAL,
 )
 
+# Each app's part of a deal's facts, beyond the deal's own columns and latest
+# touch (``reminders.facts``): one or two queries each, for a whole batch.
+LOADERS: tuple[Callable[[dict[int, Facts]], None], ...] = (
+    audit_facts.load,
+    billing_facts.load,
+)
+
 
 def rules() -> Iterable[Rule]:
     return RULES + billing_rules()
 
 
-def owner_of(rule: Rule, row: dict) -> tuple[int | None, str]:
-    """(owner user id, role queue) of a reminder made from a rule's row."""
+def owner_of(rule: Rule, f: Facts) -> tuple[int | None, str]:
+    """(owner user id, role queue) of a reminder a rule wants for a deal."""
     if rule.owner == AUDIT_QUEUE:
         return None, ReminderQueue.AUDIT
     if rule.owner == MANAGER:
         # A rep without a manager keeps their own escalations.
-        return row["manager_pk"] or row["rep_pk"], ReminderQueue.NONE
-    return row["rep_pk"], ReminderQueue.NONE
+        return f.manager_id or f.rep_id, ReminderQueue.NONE
+    return f.rep_id, ReminderQueue.NONE
 
 
 DEAL_CLOSED = Gone(
-    lambda: Q(deal__stage__in=sorted(CLOSED_STAGES)),
+    lambda f, known: f.stage in CLOSED_STAGES,
     "The deal is closed: paid, lost or written off.",
 )
 DEAL_LOST = Gone(
-    lambda: Q(deal__stage__in=[Stage.LOST, Stage.WRITTEN_OFF]),
+    lambda f, known: f.stage in (Stage.LOST, Stage.WRITTEN_OFF),
     "The deal is lost or written off.",
 )
 

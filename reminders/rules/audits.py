@@ -1,69 +1,90 @@
 """The rules read from audits: due, overdue (escalation), retry / call back;
-flaked and disputed at audit (from the deal's audit flag)."""
+flaked and disputed at audit (from the deal's audit flag).
+
+Facts: ``facts.audits`` (every audit of the deal) and ``facts.last_auditor_id``
+(who made the deal's latest call), loaded by ``load``."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import (
-    CharField,
-    Exists,
-    F,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Value,
-)
-from django.db.models.functions import Cast, Concat
+from django.db.models import OuterRef, Subquery
 from django.utils.formats import date_format
 
 from audits.models import Audit, AuditState, CallAttempt
 from reminders.models import ReminderKind
 from reminders.rules.base import (
     AUDIT_QUEUE,
-    DEAL_ROW,
     MANAGER,
     REP,
+    Facts,
     Gone,
+    Known,
     Rule,
+    Want,
     Window,
     day_text,
-    deals_for_scan,
-    without_reminder,
+    deals,
+    iso_moment,
 )
 
-# --- audits: due, overdue (escalation), retry / call back ----------------------------
-# Read from audits.Audit's deadlines (call window, next_call_at).
 
-AUDIT_ROW = {
-    "deal_pk": F("deal_id"),
-    "rep_pk": F("deal__rep_id"),
-    "manager_pk": F("deal__rep__manager_id"),
-    "tz": F("deal__rep__time_zone"),
-}
-
-
-def _audits(deal_ids: list[int] | None) -> QuerySet:
-    audits = Audit.objects.order_by()
-    return audits if deal_ids is None else audits.filter(deal_id__in=deal_ids)
+@dataclass(frozen=True)
+class AuditFact:
+    id: int
+    state: str
+    next_call_at: datetime | None
+    call_window_start: datetime
+    call_window_end: datetime
+    no_answer_count: int
 
 
-def _audit_occ():
-    """One reminder per audit: 'a<audit id>'."""
-    return Concat(Value("a"), Cast("id", CharField()), output_field=CharField())
-
-
-def _audit_call_occ():
-    """One reminder per audit and planned call: 'a<audit id>@<next call time>'."""
-    return Concat(
-        Value("a"),
-        Cast("id", CharField()),
-        Value("@"),
-        Cast("next_call_at", CharField()),
-        output_field=CharField(),
+def load(facts: dict[int, Facts]) -> None:
+    """Every audit of the batch's deals, and each deal's latest auditor: two queries."""
+    for f in facts.values():
+        f.audits = []
+        f.last_auditor_id = None
+    rows = Audit.objects.order_by().filter(deal_id__in=list(facts)).values_list(
+        "deal_id", "id", "state", "next_call_at", "call_window_start", "call_window_end",
+        "no_answer_count",
+    )  # fmt: skip
+    for deal_id, *fields in rows:
+        facts[deal_id].audits.append(AuditFact(*fields))
+    if not any(f.audits for f in facts.values()):
+        return
+    latest = Subquery(
+        CallAttempt.objects.filter(audit__deal_id=OuterRef("deal_id"))
+        .order_by("-at", "-id")
+        .values("auditor_id")[:1]
     )
+    audited = {f.pk for f in facts.values() if f.audits}
+    auditors = (
+        Audit.objects.order_by("deal_id")
+        .filter(deal_id__in=audited)
+        .distinct()
+        .annotate(auditor=latest)
+        .values_list("deal_id", "auditor")
+    )
+    for deal_id, auditor in auditors:
+        facts[deal_id].last_auditor_id = auditor
+
+
+def latest_auditor(f: Facts) -> int | None:
+    return f.last_auditor_id
+
+
+def _occ(audit: AuditFact) -> str:
+    """One reminder per audit: 'a<audit id>'."""
+    return f"a{audit.id}"
+
+
+def _call_occ(audit: AuditFact) -> str | None:
+    """One reminder per audit and planned call: 'a<audit id>@<next call time>'."""
+    if audit.next_call_at is None:
+        return None
+    return f"a{audit.id}@{iso_moment(audit.next_call_at)}"
 
 
 def _clock(value: datetime) -> str:
@@ -71,115 +92,110 @@ def _clock(value: datetime) -> str:
     return date_format(value.astimezone(zone), "D j M, H:i")
 
 
-def _no_open_audit(states: tuple[str, ...], occ) -> Callable[[], Exists]:
-    """The reminder's audit (named by its occurrence) is no longer in ``states``."""
+def _no_open_audit(states: tuple[str, ...], occ: Callable[[AuditFact], str]):
+    """Gone when the reminder's audit (named by its occurrence) is no longer in ``states``."""
 
-    def when() -> Exists:
-        audits = (
-            _audits(None)
-            .filter(deal_id=OuterRef("deal_id"), state__in=states)
-            .annotate(occ=occ())
-            .filter(occ=OuterRef("occurrence"))
-        )
-        return ~Exists(audits)
+    def when(f: Facts, known: Known) -> bool:
+        return not any(a.state in states and occ(a) == known.occurrence for a in f.audits)
 
     return when
 
 
-def _latest_auditor():
-    return Subquery(
-        CallAttempt.objects.filter(audit__deal_id=OuterRef("deal_id"))
-        .order_by("-at", "-id")
-        .values("auditor_id")[:1]
-    )
+def _audit_clock(states: list[str], field_name: str):
+    def clock(window: Window):
+        return (
+            Audit.objects.order_by()
+            .filter(
+                state__in=states,
+                **{f"{field_name}__gt": window.since, f"{field_name}__lte": window.horizon},
+            )
+            .values_list("deal_id", flat=True)
+        )
+
+    return clock
 
 
-def _find_audit_due(window: Window, deal_ids: list[int] | None) -> QuerySet:
-    audits = _audits(deal_ids).filter(
-        state=AuditState.QUEUED, next_call_at__gt=window.since, next_call_at__lte=window.horizon
-    )
-    return without_reminder(
-        audits.annotate(occ=_audit_occ()), ReminderKind.AUDIT_DUE, "deal_id"
-    ).values("call_window_start", "call_window_end", "occ", **AUDIT_ROW)
+# --- due, overdue, retry ------------------------------------------------------------
+
+
+def _audit_due(f: Facts, window: Window):
+    for audit in f.audits:
+        if audit.state == AuditState.QUEUED and audit.next_call_at is not None:
+            zone = ZoneInfo(settings.DEFAULT_USER_TIME_ZONE)
+            yield Want(
+                _occ(audit),
+                audit.call_window_start,
+                f"Call window {_clock(audit.call_window_start)}–"
+                f"{audit.call_window_end.astimezone(zone):%H:%M}: "
+                "phone the customer and close the sale a second time.",
+                at=audit.next_call_at,
+            )
 
 
 AUDIT_DUE = Rule(
     kind=ReminderKind.AUDIT_DUE,
     owner=AUDIT_QUEUE,
-    find=_find_audit_due,
-    due=lambda row: row["call_window_start"],
-    why=lambda row: (
-        f"Call window {_clock(row['call_window_start'])}–"
-        f"{row['call_window_end'].astimezone(ZoneInfo(settings.DEFAULT_USER_TIME_ZONE)):%H:%M}: "
-        "phone the customer and close the sale a second time."
-    ),
+    wants=_audit_due,
+    clock=_audit_clock([AuditState.QUEUED], "next_call_at"),
     gone=(
         Gone(
-            _no_open_audit(("queued",), _audit_occ),
+            _no_open_audit((AuditState.QUEUED,), _occ),
             "The audit call was made.",
-            by=_latest_auditor,
+            by=latest_auditor,
         ),
     ),
 )
 
 
-def _find_audit_overdue(window: Window, deal_ids: list[int] | None) -> QuerySet:
+def _audit_overdue(f: Facts, window: Window):
     # Only once the window has closed: an escalation is never "coming".
-    audits = _audits(deal_ids).filter(
-        state=AuditState.QUEUED, call_window_end__gt=window.since, call_window_end__lte=window.now
-    )
-    return without_reminder(
-        audits.annotate(occ=_audit_occ()), ReminderKind.AUDIT_OVERDUE, "deal_id"
-    ).values("call_window_end", "occ", **AUDIT_ROW)
+    for audit in f.audits:
+        if audit.state == AuditState.QUEUED and audit.call_window_end <= window.now:
+            yield Want(
+                _occ(audit),
+                audit.call_window_end,
+                f"Audit window closed {_clock(audit.call_window_end)} with no call attempt.",
+            )
 
 
 AUDIT_OVERDUE = Rule(
     kind=ReminderKind.AUDIT_OVERDUE,
     owner=MANAGER,
-    find=_find_audit_overdue,
-    due=lambda row: row["call_window_end"],
-    why=lambda row: f"Audit window closed {_clock(row['call_window_end'])} with no call attempt.",
+    wants=_audit_overdue,
+    clock=_audit_clock([AuditState.QUEUED], "call_window_end"),
     gone=(
         Gone(
-            _no_open_audit(("queued",), _audit_occ),
+            _no_open_audit((AuditState.QUEUED,), _occ),
             "An auditor called.",
-            by=_latest_auditor,
+            by=latest_auditor,
         ),
     ),
 )
 
 
-def _find_audit_retry(window: Window, deal_ids: list[int] | None) -> QuerySet:
-    audits = _audits(deal_ids).filter(
-        state__in=[AuditState.RETRY, AuditState.CALL_BACK],
-        next_call_at__gt=window.since,
-        next_call_at__lte=window.horizon,
-    )
-    return without_reminder(
-        audits.annotate(occ=_audit_call_occ()), ReminderKind.AUDIT_RETRY, "deal_id"
-    ).values("state", "next_call_at", "no_answer_count", "occ", **AUDIT_ROW)
-
-
-def _retry_why(row: dict) -> str:
-    if row["state"] == "call_back":
-        return f"The customer asked to be called back {_clock(row['next_call_at'])}."
-    return (
-        f"No answer ({row['no_answer_count']} so far): call again from "
-        f"{_clock(row['next_call_at'])}."
-    )
+def _audit_retry(f: Facts, window: Window):
+    for audit in f.audits:
+        if audit.state in (AuditState.RETRY, AuditState.CALL_BACK) and audit.next_call_at:
+            if audit.state == AuditState.CALL_BACK:
+                why = f"The customer asked to be called back {_clock(audit.next_call_at)}."
+            else:
+                why = (
+                    f"No answer ({audit.no_answer_count} so far): call again from "
+                    f"{_clock(audit.next_call_at)}."
+                )
+            yield Want(_call_occ(audit), audit.next_call_at, why)
 
 
 AUDIT_RETRY = Rule(
     kind=ReminderKind.AUDIT_RETRY,
     owner=AUDIT_QUEUE,
-    find=_find_audit_retry,
-    due=lambda row: row["next_call_at"],
-    why=_retry_why,
+    wants=_audit_retry,
+    clock=_audit_clock([AuditState.RETRY, AuditState.CALL_BACK], "next_call_at"),
     gone=(
         Gone(
-            _no_open_audit(("retry", "call_back"), _audit_call_occ),
+            _no_open_audit((AuditState.RETRY, AuditState.CALL_BACK), _call_occ),
             "Called again, or the audit closed.",
-            by=_latest_auditor,
+            by=latest_auditor,
         ),
     ),
 )
@@ -187,36 +203,33 @@ AUDIT_RETRY = Rule(
 
 # --- flaked and disputed at audit ---------------------------------------------------
 # Read from the deal's own audit flag (``Deal.audit_flag``, written by audits
-# with the outcome): no import of audits. The occurrence is the flag's time,
-# so a second flake or dispute of the same deal is a new reminder.
+# with the outcome). The occurrence is the flag's time, so a second flake or
+# dispute of the same deal is a new reminder.
 
 
-def _audit_flag_rule(flag: str, kind: str, owner: str, why: Callable[[dict], str]) -> Rule:
+def _audit_flag_rule(flag: str, kind: str, owner: str, why: Callable[[datetime], str]) -> Rule:
     suffix = "rep" if owner == REP else "manager"
 
-    def find(window: Window, deal_ids: list[int] | None) -> QuerySet:
-        deals = deals_for_scan(deal_ids).filter(
-            audit_flag=flag, audit_flag_at__gt=window.since, audit_flag_at__lte=window.horizon
-        )
-        occ = Concat(
-            Cast("audit_flag_at", CharField()), Value(f"/{suffix}"), output_field=CharField()
-        )
-        return without_reminder(deals.annotate(occ=occ), kind).values(
-            "audit_flag_at", "occ", **DEAL_ROW
-        )
+    def wants(f: Facts, window: Window):
+        if f.audit_flag == flag and f.audit_flag_at is not None:
+            occ = f"{iso_moment(f.audit_flag_at)}/{suffix}"
+            yield Want(occ, f.audit_flag_at, why(f.audit_flag_at))
 
     return Rule(
         kind=kind,
         owner=owner,
-        find=find,
-        due=lambda row: row["audit_flag_at"],
-        why=why,
+        wants=wants,
+        clock=lambda window: deals(
+            audit_flag=flag, audit_flag_at__gt=window.since, audit_flag_at__lte=window.horizon
+        ),
+        owns=lambda occurrence: occurrence.endswith(f"/{suffix}"),
         gone=(
             Gone(
-                lambda: ~Q(deal__audit_flag=flag),
+                lambda f, known: f.audit_flag != flag,
                 "Answered: wrapped up again, decided by the manager, or the deal moved on.",
             ),
         ),
+        hovers=False,  # "at once": a second flake or dispute is news, not a nag
     )
 
 
@@ -224,8 +237,8 @@ AUDIT_FLAKED = _audit_flag_rule(
     "flaked",
     ReminderKind.AUDIT_FLAKED,
     REP,
-    lambda row: (
-        f"Flaked at audit — re-close: three calls on {day_text(row['audit_flag_at'])}, "
+    lambda at: (
+        f"Flaked at audit — re-close: three calls on {day_text(at)}, "
         "no answer. Re-close with the customer, then wrap it up again."
     ),
 )
@@ -233,8 +246,8 @@ AUDIT_DISPUTED_REP = _audit_flag_rule(
     "disputed",
     ReminderKind.AUDIT_DISPUTED,
     REP,
-    lambda row: (
-        f"Disputed at audit on {day_text(row['audit_flag_at'])}: the customer does not "
+    lambda at: (
+        f"Disputed at audit on {day_text(at)}: the customer does not "
         "recognise the sale. Your manager decides: lost, or back to you to re-close."
     ),
 )
@@ -242,8 +255,8 @@ AUDIT_DISPUTED_MANAGER = _audit_flag_rule(
     "disputed",
     ReminderKind.AUDIT_DISPUTED,
     MANAGER,
-    lambda row: (
-        f"Disputed at audit on {day_text(row['audit_flag_at'])}: decide — mark it lost, "
+    lambda at: (
+        f"Disputed at audit on {day_text(at)}: decide — mark it lost, "
         "or send it back to the rep to re-close."
     ),
 )

@@ -1,38 +1,28 @@
-"""What every rule is made of: the scan's ``Window``, a ``Rule`` and its ``Gone``
-conditions, and the helpers the rules of each app share."""
+"""What every rule is made of: the scan's ``Window``, the ``Facts`` of a deal, a
+``Rule`` with its ``Want`` and ``Gone``, and the helpers the rules of each app share.
 
-from collections.abc import Callable
+A rule decides in Python, on facts loaded for a whole batch of deals in a few
+queries (``reminders.facts``): nothing is compiled per rule and per call, so
+one deal costs the same handful of queries as two hundred. SQL is used where
+it is cheap and bounded: a rule's ``clock`` names, through an index range,
+the deals whose time for it falls within a scan's window.
+"""
+
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import (
-    CharField,
-    Exists,
-    F,
-    OuterRef,
-    Q,
-    QuerySet,
-    Value,
-)
-from django.db.models.functions import Cast
+from django.db.models import Q, QuerySet
 from django.utils.formats import date_format
 
 from pipeline.models import Deal, User
-from reminders.models import Reminder, ReminderKind
+from reminders.models import ReminderKind
 
 REP, MANAGER, AUDIT_QUEUE = "rep", "manager", "audit_queue"
 ONCE = "once"
-# What every rule's rows carry besides their own facts: the deal, who owns the
-# reminder (the rep, the rep's manager) and the rep's time zone.
-DEAL_ROW = {
-    "deal_pk": F("pk"),
-    "rep_pk": F("rep_id"),
-    "manager_pk": F("rep__manager_id"),
-    "tz": F("rep__time_zone"),
-}
 
 
 @dataclass(frozen=True)
@@ -56,12 +46,12 @@ class Window:
             return self.horizon - self.lookback
         return self.now - timedelta(days=settings.REMINDERS_CATCHUP_DAYS)
 
-    @property
-    def today(self) -> date:
-        return self.now.astimezone(UTC).date()
+    def holds(self, moment: datetime) -> bool:
+        return self.since < moment <= self.horizon
 
     def mornings(self, field_name: str, lag: timedelta = timedelta(0), rep: str = "rep") -> Q:
-        """Deals whose date field's morning (``lag`` later) falls in this window.
+        """A clock's filter: rows whose date field's morning (``lag`` later) falls in
+        this window.
 
         A sweep reads a range of dates (one day of slack each side covers
         every time zone); the quick scan names each (date, time zone) whose
@@ -76,7 +66,7 @@ class Window:
             first, last = self.dates(lag)
             day = first
             while day <= last:
-                if self.since < morning_of(day + lag, zone) <= self.horizon:
+                if self.holds(morning_of(day + lag, zone)):
                     wanted |= Q(**{field_name: day, f"{rep}__time_zone": zone})
                 day += timedelta(days=1)
         return wanted
@@ -92,7 +82,7 @@ class Window:
         found = set()
         day = first
         while day <= last:
-            if any(self.since < morning_of(day + lag, zone) <= self.horizon for zone in self.zones):
+            if any(self.holds(morning_of(day + lag, zone)) for zone in self.zones):
                 found.add(day)
             day += timedelta(days=1)
         return found
@@ -107,26 +97,77 @@ class Window:
         return first, last
 
 
+class Facts:
+    """What one deal's reminders are decided from.
+
+    The deal's own columns are attributes (``facts.stage``, ``facts.rep_id``…);
+    each app's loader (``reminders.facts``) adds its part (``facts.invoices``,
+    ``facts.audits``…); ``facts.reminders`` are the deal's existing reminders,
+    every state, as ``Known`` rows.
+    """
+
+    def __init__(self, row: dict):
+        self.__dict__.update(row)
+        self.reminders: list[Known] = []
+
+    def touched_after(self, moment: datetime) -> bool:
+        return self.last_touch_at is not None and self.last_touch_at > moment
+
+
+@dataclass
+class Known:
+    """An existing reminder, as the engine reads it."""
+
+    id: int
+    kind: str
+    occurrence: str
+    owner_id: int | None
+    queue: str
+    state: str
+    due_at: datetime
+    snoozed_until: datetime | None
+
+
+@dataclass(frozen=True)
+class Want:
+    """A reminder a deal's facts call for: its occurrence key, due time and sentence.
+
+    ``at`` is the moment checked against the scan's window, when it is not the
+    due time itself (an audit due is found by its next call, due at its window).
+    """
+
+    occ: str
+    due: datetime
+    why: str
+    at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class Gone:
     """One way a reminder's cause goes away, and what is recorded when it does."""
 
-    # A condition on the open Reminder row (joins through ``deal__`` allowed).
-    when: Callable[[], Q | Exists]
+    # Given the deal's facts and the open reminder, is its cause gone?
+    when: Callable[[Facts, Known], bool]
     resolution: str
-    # The person who made the cause go away, as an expression on the reminder
-    # (e.g. the author of the latest touch); None: whoever triggered the scan.
-    by: Callable[[], object] | None = None
+    # Who made the cause go away (e.g. the author of the latest touch);
+    # None: whoever triggered the scan.
+    by: Callable[[Facts], int | None] | None = None
 
 
 @dataclass(frozen=True)
 class Rule:
     kind: ReminderKind
     owner: str
-    find: Callable[[Window, list[int] | None], QuerySet]
-    due: Callable[[dict], datetime]
-    why: Callable[[dict], str]
+    # The reminders the deal's facts call for, inside or outside the window:
+    # the engine keeps those whose moment the window holds.
+    wants: Callable[[Facts, Window], Iterable[Want]]
+    # The deals whose time for this rule falls in the window (an index range):
+    # where a scan looks. None: the rule only reacts to events on a deal.
+    clock: Callable[[Window], QuerySet] | None = None
     gone: tuple[Gone, ...] = field(default=())
+    # Which of the kind's reminders are this rule's (kinds shared by rules tell
+    # theirs apart by occurrence).
+    owns: Callable[[str], bool] = field(default=lambda occurrence: True)
     # A closed deal (paid, lost, written off) ends the reminder unless said otherwise.
     ends_with_deal: bool = True
     # Day-granular and costly to find (the latest touch of every open deal):
@@ -135,6 +176,9 @@ class Rule:
     # Its cause can arise after the date it is computed from (a deal confirmed
     # at audit two days before the cut-off): never due before it was created.
     not_due_before_created: bool = False
+    # Hover, don't smother: a second reminder of the kind on the deal the same
+    # day waits a day. Not for news that is "at once" (a bounce, a dispute).
+    hovers: bool = True
 
 
 # --- helpers ------------------------------------------------------------------------
@@ -146,30 +190,29 @@ def morning_of(day: date, time_zone: str | None) -> datetime:
     return datetime.combine(day, time(settings.REMINDERS_MORNING_HOUR), tzinfo=zone)
 
 
+def local_day(moment: datetime, time_zone: str | None) -> date:
+    """The day it is at ``moment`` in the owner's time zone."""
+    return moment.astimezone(ZoneInfo(time_zone or settings.DEFAULT_USER_TIME_ZONE)).date()
+
+
 def day_text(value: date | datetime) -> str:
     """A fact's day as words that stay true later: 'Mon 23 Nov'."""
     day = value.astimezone(UTC).date() if isinstance(value, datetime) else value
     return date_format(day, "D j M")
 
 
-def deals_for_scan(deal_ids: list[int] | None) -> QuerySet:
-    deals = Deal.objects.order_by()  # no sort: the scan reads rows, not pages
-    return deals if deal_ids is None else deals.filter(pk__in=deal_ids)
+def iso_moment(value: datetime) -> str:
+    """A moment as an occurrence key: ISO 8601 in UTC, the same on every database."""
+    return value.astimezone(UTC).isoformat()
 
 
-def without_reminder(rows: QuerySet, kind: str, deal: str = "pk") -> QuerySet:
-    """Rows (annotated with ``occ``) whose deal has no reminder of this kind and occurrence."""
-    existing = Reminder.objects.filter(deal=OuterRef(deal), kind=kind, occurrence=OuterRef("occ"))
-    return rows.filter(~Exists(existing))
+def iso_day(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
-def text_value(text: str):
-    return Value(text, output_field=CharField())
-
-
-def iso_text(field_name: str):
-    """A date column as its ISO text ('2026-11-22'), the same on SQLite and PostgreSQL."""
-    return Cast(F(field_name), CharField())
+def deals(*conditions: Q, **filters) -> QuerySet:
+    """A clock's query: the ids of the deals matching, unsorted."""
+    return Deal.objects.order_by().filter(*conditions, **filters).values_list("pk", flat=True)
 
 
 def setting_hours(name: str) -> timedelta:

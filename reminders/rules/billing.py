@@ -1,97 +1,154 @@
 """The rules read from billing: payment bounced, payment due and the overdue
-ladder (invoices and instalments), invoice cut-off."""
+ladder (invoices and instalments), invoice cut-off.
+
+Facts: ``facts.bounces``, ``facts.invoices`` (not void, with the cleared money
+that pays each), ``facts.instalments`` (the same) and ``facts.invoiced`` (the
+sum of the invoices), loaded by ``load`` in three queries."""
 
 import calendar
-from collections.abc import Callable
+import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import (
-    CharField,
-    DecimalField,
-    Exists,
-    F,
-    Model,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Sum,
-    Value,
-)
-from django.db.models.functions import Cast, Coalesce, Concat
+from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
 from billing.models import Instalment, Invoice, Payment, PaymentEvent, PaymentStatus
 from billing.policy import next_cutoff
-from pipeline.models import Deal
 from pipeline.stages import Stage
 from pipeline.terms import PaymentOption
-from reminders.models import Reminder, ReminderKind
+from reminders.models import ReminderKind
 from reminders.rules.base import (
-    DEAL_ROW,
     MANAGER,
     REP,
+    Facts,
     Gone,
+    Known,
     Rule,
+    Want,
     Window,
     day_text,
-    deals_for_scan,
+    deals,
+    local_day,
     morning_of,
     setting_days,
-    without_reminder,
 )
-
-# --- billing: payment bounced, payment due and the overdue ladder ------------------
-# Read from billing's ledger (PaymentEvent, Invoice, Instalment).
 
 
 def _money(amount) -> str:
     return f"{settings.CURRENCY_SYMBOL}{amount:,.2f}"
 
 
+@dataclass(frozen=True)
+class Bounce:
+    payment_id: int
+    at: datetime
+    to_status: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Debt:
+    """An invoice or an instalment: what is billed, when it is due, what cleared."""
+
+    id: int
+    label: str
+    amount: Decimal
+    due_date: date
+    cleared: Decimal
+
+    @property
+    def unpaid(self) -> bool:
+        return self.cleared < self.amount
+
+
+def _cleared(payment_field: str):
+    return Coalesce(
+        Subquery(
+            Payment.objects.filter(**{payment_field: OuterRef("pk")}, status=PaymentStatus.CLEARED)
+            .order_by()
+            .values(payment_field)
+            .annotate(total=Sum("amount"))
+            .values("total")
+        ),
+        Value(Decimal("0.00")),
+        output_field=DecimalField(max_digits=14, decimal_places=2),
+    )
+
+
+def load(facts: dict[int, Facts]) -> None:
+    """Bounces, invoices and instalments of the batch's deals: three queries."""
+    ids = list(facts)
+    for f in facts.values():
+        f.bounces, f.invoices, f.instalments = [], [], []
+        f.invoiced = Decimal("0.00")
+    bounces = PaymentEvent.objects.order_by().filter(
+        payment__deal_id__in=ids, to_status__in=[PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK]
+    )
+    for deal_id, *fields in bounces.values_list(
+        "payment__deal_id", "payment_id", "at", "to_status", "payment__amount"
+    ):
+        facts[deal_id].bounces.append(Bounce(*fields))
+    invoices = (
+        Invoice.objects.order_by()
+        .filter(deal_id__in=ids, voided_at__isnull=True)
+        .annotate(paid=_cleared("invoice"))
+        .values_list("deal_id", "id", "number", "amount", "due_date", "paid")
+    )
+    for deal_id, pk, number, amount, due_date, paid in invoices:
+        label = f"{settings.CLEARED_INVOICE_PREFIX}{number:05d}"
+        facts[deal_id].invoices.append(Debt(pk, label, amount, due_date, paid))
+        facts[deal_id].invoiced += amount
+    instalments = (
+        Instalment.objects.order_by()
+        .filter(plan__deal_id__in=ids)
+        .annotate(paid=_cleared("instalment"))
+        .values_list("plan__deal_id", "id", "sequence", "amount", "due_date", "paid")
+    )
+    for deal_id, *fields in instalments:
+        facts[deal_id].instalments.append(Debt(*fields))
+
+
+# --- payment bounced ----------------------------------------------------------------
+
+
 def _bounced_rule(owner: str) -> Rule:
     suffix = "rep" if owner == REP else "manager"
 
-    def find(window: Window, deal_ids: list[int] | None) -> QuerySet:
-        events = PaymentEvent.objects.order_by().filter(
-            to_status__in=[PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK],
-            at__gt=window.since,
-            at__lte=window.horizon,
-        )
-        if deal_ids is not None:
-            events = events.filter(payment__deal_id__in=deal_ids)
-        occ = Concat(
-            Value("p"),
-            Cast("payment_id", CharField()),
-            Value(f"/{suffix}"),
-            output_field=CharField(),
-        )
-        return without_reminder(
-            events.annotate(occ=occ), ReminderKind.PAYMENT_BOUNCED, "payment__deal_id"
-        ).values(
-            "at",
-            "to_status",
-            "occ",
-            amount=F("payment__amount"),
-            deal_pk=F("payment__deal_id"),
-            rep_pk=F("payment__deal__rep_id"),
-            manager_pk=F("payment__deal__rep__manager_id"),
-            tz=F("payment__deal__rep__time_zone"),
+    def wants(f: Facts, window: Window):
+        for bounce in f.bounces:
+            verb = "was charged back" if bounce.to_status == "charged_back" else "bounced"
+            yield Want(
+                f"p{bounce.payment_id}/{suffix}",
+                bounce.at,
+                f"A payment of {_money(bounce.amount)} {verb} on {day_text(bounce.at)}: "
+                "the deal is not paid — ask for the money again.",
+            )
+
+    def clock(window: Window):
+        return (
+            PaymentEvent.objects.order_by()
+            .filter(
+                to_status__in=[PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK],
+                at__gt=window.since,
+                at__lte=window.horizon,
+            )
+            .values_list("payment__deal_id", flat=True)
         )
 
     return Rule(
         kind=ReminderKind.PAYMENT_BOUNCED,
         owner=owner,
-        find=find,
-        due=lambda row: row["at"],
-        why=lambda row: (
-            f"A payment of {_money(row['amount'])} "
-            f"{'was charged back' if row['to_status'] == 'charged_back' else 'bounced'} "
-            f"on {day_text(row['at'])}: the deal is not paid — ask for the money again."
-        ),
+        wants=wants,
+        clock=clock,
+        owns=lambda occurrence: occurrence.endswith(f"/{suffix}"),
+        hovers=False,  # a bounce is "at once" (DOMAIN.md), a second one the same day too
     )
+
+
+# --- payment due and the overdue ladder ---------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -102,104 +159,63 @@ class Owed:
     so invoices and instalments share the payment kinds without colliding.
     """
 
-    model: type[Model]  # billing's Invoice or Instalment
-    payment_field: str  # the Payment foreign key that pays it
-    deal: str  # the path from it to its deal
+    model: type  # billing's Invoice or Instalment
+    facts: str  # the Facts attribute that lists them
+    rep: str  # the path from it to its deal's rep
     prefix: str
     noun: str
-    label_field: str  # "number" or "sequence"
 
-    def unpaid(self, deal_ids: list[int] | None) -> QuerySet:
-        """Those not void whose cleared payments do not cover them."""
-        cleared = Coalesce(
-            Subquery(
-                Payment.objects.filter(
-                    **{self.payment_field: OuterRef("pk")}, status=PaymentStatus.CLEARED
-                )
-                .order_by()
-                .values(self.payment_field)
-                .annotate(total=Sum("amount"))
-                .values("total")
-            ),
-            Value(Decimal("0.00")),
-            output_field=DecimalField(max_digits=14, decimal_places=2),
-        )
-        rows = self.model.objects.order_by()
+    def name(self, debt: Debt) -> str:
         if self.model is Invoice:
-            rows = rows.filter(voided_at__isnull=True)
-        rows = rows.annotate(cleared=cleared).filter(cleared__lt=F("amount"))
-        return rows if deal_ids is None else rows.filter(**{f"{self.deal}_id__in": deal_ids})
-
-    def occ(self, rung: str):
-        return Concat(
-            Value(self.prefix), Cast("id", CharField()), Value(rung), output_field=CharField()
-        )
-
-    def row(self) -> dict:
-        return {
-            "deal_pk": F(f"{self.deal}_id"),
-            "rep_pk": F(f"{self.deal}__rep_id"),
-            "manager_pk": F(f"{self.deal}__rep__manager_id"),
-            "tz": F(f"{self.deal}__rep__time_zone"),
-        }
-
-    def name(self, row: dict) -> str:
-        if self.model is Invoice:
-            return f"Invoice #{row['label']}"
-        return f"Instalment {row['label']} of the payment plan"
-
-    def paid(self, rung: str) -> Callable[[], Q]:
-        def when() -> Q:
-            unpaid = (
-                self.unpaid(None)
-                .filter(**{f"{self.deal}_id": OuterRef("deal_id")})
-                .annotate(occ=self.occ(rung))
-                .filter(occ=OuterRef("occurrence"))
-            )
-            # Only this rung's reminders of this kind of debt: the other rungs
-            # and the other debts share the reminder kind.
-            return Q(occurrence__startswith=self.prefix, occurrence__endswith=rung) & ~Exists(
-                unpaid
-            )
-
-        return when
+            return f"Invoice {debt.label}"
+        return f"Instalment {debt.label} of the payment plan"
 
 
-INVOICE = Owed(Invoice, "invoice", "deal", "i", "invoice", "number")
-INSTALMENT = Owed(Instalment, "instalment", "plan__deal", "n", "instalment", "sequence")
+INVOICE = Owed(Invoice, "invoices", "deal__rep", "i", "invoice")
+INSTALMENT = Owed(Instalment, "instalments", "plan__deal__rep", "n", "instalment")
 
 
 def _payment_rule(kind: str, days: int, owner: str, owed: Owed = INVOICE) -> Rule:
     """Payment due (``days`` = 0) or a rung of the overdue ladder (+``days``)."""
     rung = "" if days == 0 else f"+{days}" + ("/manager" if owner == MANAGER else "")
     lag = timedelta(days=days)
+    mine = re.compile(rf"{owed.prefix}\d+{re.escape(rung)}")
 
-    def find(window: Window, deal_ids: list[int] | None) -> QuerySet:
-        rows = owed.unpaid(deal_ids).filter(
-            window.mornings("due_date", lag=lag, rep=f"{owed.deal}__rep")
-        )
-        return without_reminder(rows.annotate(occ=owed.occ(rung)), kind, f"{owed.deal}_id").values(
-            "due_date", "amount", "cleared", "occ", label=F(owed.label_field), **owed.row()
-        )
+    def wants(f: Facts, window: Window):
+        for debt in getattr(f, owed.facts):
+            if not debt.unpaid:
+                continue
+            left = _money(debt.amount - debt.cleared)
+            if days == 0:
+                due = day_text(debt.due_date)
+                why = f"{owed.name(debt)} ({left}) is due {due}: ask for the money."
+            else:
+                why = (
+                    f"{owed.name(debt)} ({left}) was due {day_text(debt.due_date)}, "
+                    f"{days} days ago: ask for the money — avoiding it does not work."
+                )
+            yield Want(f"{owed.prefix}{debt.id}{rung}", morning_of(debt.due_date + lag, f.tz), why)
 
-    def why(row: dict) -> str:
-        left = _money(row["amount"] - row["cleared"])
-        if days == 0:
-            return (
-                f"{owed.name(row)} ({left}) is due {day_text(row['due_date'])}: ask for the money."
-            )
-        return (
-            f"{owed.name(row)} ({left}) was due {day_text(row['due_date'])}, "
-            f"{days} days ago: ask for the money — avoiding it does not work."
+    def clock(window: Window):
+        deal = owed.rep.removesuffix("__rep")
+        rows = owed.model.objects.order_by().filter(window.mornings("due_date", lag, rep=owed.rep))
+        if owed.model is Invoice:
+            rows = rows.filter(voided_at__isnull=True)
+        return rows.values_list(f"{deal}_id", flat=True)
+
+    def paid(f: Facts, known: Known) -> bool:
+        return not any(
+            debt.unpaid and f"{owed.prefix}{debt.id}{rung}" == known.occurrence
+            for debt in getattr(f, owed.facts)
         )
 
     return Rule(
         kind=kind,
         owner=owner,
-        find=find,
-        due=lambda row: morning_of(row["due_date"] + lag, row["tz"]),
-        why=why,
-        gone=(Gone(owed.paid(rung), f"Paid: cleared money covers the {owed.noun}."),),
+        wants=wants,
+        clock=clock,
+        owns=lambda occurrence: mine.fullmatch(occurrence) is not None,
+        gone=(Gone(paid, f"Paid: cleared money covers the {owed.noun}."),),
         ends_with_deal=False,  # paid is how it ends; a lost deal's debt is still owed
     )
 
@@ -208,89 +224,67 @@ def _ladder() -> list[int]:
     return sorted({int(day) for day in settings.REMINDERS_PAYMENT_LADDER_DAYS if int(day) > 0})
 
 
-def _invoiced():
-    return Coalesce(
-        Subquery(
-            Invoice.objects.filter(deal=OuterRef("pk"), voided_at__isnull=True)
-            .order_by()
-            .values("deal")
-            .annotate(total=Sum("amount"))
-            .values("total")
-        ),
-        Value(Decimal("0.00")),
-        output_field=DecimalField(max_digits=14, decimal_places=2),
+# --- invoice cut-off ----------------------------------------------------------------
+
+
+def _cutoff_lead() -> timedelta:
+    return setting_days("REMINDERS_INVOICE_CUTOFF_DAYS")
+
+
+def _to_invoice(f: Facts) -> bool:
+    return (
+        f.payment_option == PaymentOption.INVOICE
+        and f.stage in (Stage.AUDIT_CONFIRMED, Stage.DELIVERED)
+        and f.invoiced < f.amount
     )
 
 
-def _find_invoice_cutoff(window: Window, deal_ids: list[int] | None) -> list[dict]:
-    """Billed deals not fully invoiced whose customer's cut-off is coming up.
+def _invoice_cutoff(f: Facts, window: Window):
+    """The customer's next cut-off, from today on: one reminder per deal and cut-off.
 
-    The cut-off is a day of the month (``Customer.accounting_cutoff_day``), so
-    the cut-off dates are worked out here (``billing.policy.next_cutoff``) and
-    the occurrence is the cut-off date: one reminder per deal and cut-off.
+    The cut-off is a day of the month (``Customer.accounting_cutoff_day``);
+    ``billing.policy.next_cutoff`` works out its date. A cut-off already past
+    is never named: the next one is.
     """
-    lead = setting_days("REMINDERS_INVOICE_CUTOFF_DAYS")
+    if f.cutoff_day is None or not _to_invoice(f):
+        return
+    cutoff = next_cutoff(f.cutoff_day, local_day(window.now, f.tz))
+    yield Want(
+        cutoff.isoformat(),
+        morning_of(cutoff - _cutoff_lead(), f.tz),
+        f"The customer's accounting cut-off is {day_text(cutoff)}: send the invoice "
+        f"({_money(f.amount - f.invoiced)} not invoiced) so it makes their payment run.",
+    )
+
+
+def _cutoff_clock(window: Window):
+    lead = _cutoff_lead()
     first, last = window.dates(lag=-lead)
     if window.lookback is not None:  # the quick scan: only cut-offs whose morning just came
         cutoffs = window.morning_days(lag=-lead)
         if not cutoffs:
-            return []
+            return deals(pk__in=[])
         first, last = min(cutoffs), max(cutoffs)
     days: set[int] = set()
-    day = first
+    day = max(first, window.now.date())
     while day <= last:
         days.add(day.day)
         if day.day == calendar.monthrange(day.year, day.month)[1]:
             days.update(range(day.day + 1, 32))  # a cut-off past a short month's end
         day += timedelta(days=1)
-    rows = (
-        deals_for_scan(deal_ids)
-        .filter(
-            payment_option=PaymentOption.INVOICE,
-            stage__in=[Stage.AUDIT_CONFIRMED, Stage.DELIVERED],
-            customer__accounting_cutoff_day__in=sorted(days),
-        )
-        .annotate(invoiced=_invoiced())
-        .filter(invoiced__lt=F("amount"))
-        .values("amount", "invoiced", cutoff_day=F("customer__accounting_cutoff_day"), **DEAL_ROW)
+    return deals(
+        payment_option=PaymentOption.INVOICE,
+        stage__in=[Stage.AUDIT_CONFIRMED, Stage.DELIVERED],
+        customer__accounting_cutoff_day__in=sorted(days),
     )
-    found = []
-    for row in rows:
-        cutoff = next_cutoff(row["cutoff_day"], first)
-        if cutoff is None or cutoff > last:
-            continue
-        found.append({**row, "cutoff": cutoff, "occ": cutoff.isoformat()})
-    if not found:
-        return []
-    existing = set(
-        Reminder.objects.filter(
-            kind=ReminderKind.INVOICE_CUTOFF, deal_id__in=[row["deal_pk"] for row in found]
-        ).values_list("deal_id", "occurrence")
-    )
-    return [row for row in found if (row["deal_pk"], row["occ"]) not in existing]
-
-
-def _invoice_sent():
-    not_invoiced = (
-        Deal.objects.filter(pk=OuterRef("deal_id"))
-        .annotate(invoiced=_invoiced())
-        .filter(invoiced__lt=F("amount"))
-    )
-    return ~Exists(not_invoiced)
 
 
 INVOICE_CUTOFF = Rule(
     kind=ReminderKind.INVOICE_CUTOFF,
     owner=REP,
-    find=_find_invoice_cutoff,
-    due=lambda row: morning_of(
-        row["cutoff"] - setting_days("REMINDERS_INVOICE_CUTOFF_DAYS"), row["tz"]
-    ),
-    why=lambda row: (
-        f"The customer's accounting cut-off is {day_text(row['cutoff'])}: send the invoice "
-        f"({_money(row['amount'] - row['invoiced'])} not invoiced) so it makes their payment run."
-    ),
-    gone=(Gone(_invoice_sent, "The invoice was sent."),),
+    wants=_invoice_cutoff,
+    clock=_cutoff_clock,
+    gone=(Gone(lambda f, known: f.invoiced >= f.amount, "The invoice was sent."),),
     not_due_before_created=True,
 )
 

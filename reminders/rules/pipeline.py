@@ -1,86 +1,77 @@
 """The rules read from the pipeline's own facts: post-sale check-in, deposit
-missing, delivery overdue, satisfaction check, next step due, stale deal."""
+missing, delivery overdue, satisfaction check, next step due, stale deal.
+
+Their facts are the deal's own columns and its latest touch, loaded for every
+deal by ``reminders.facts``."""
 
 from datetime import UTC, timedelta
 
-from django.db.models import (
-    CharField,
-    Exists,
-    F,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-)
-from django.db.models.functions import Cast, Coalesce, TruncDate
+from django.db.models import F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
 from pipeline.models import Touch
-from pipeline.stages import Stage
+from pipeline.stages import CLOSED_STAGES, Stage
 from reminders.models import ReminderKind
 from reminders.rules.base import (
-    DEAL_ROW,
     ONCE,
     REP,
+    Facts,
     Gone,
+    Known,
     Rule,
+    Want,
     Window,
     day_text,
-    deals_for_scan,
-    iso_text,
+    deals,
+    iso_day,
     morning_of,
     setting_days,
     setting_hours,
-    text_value,
-    without_reminder,
 )
 
 
-def _touched_after(delta: timedelta) -> Exists:
-    """The deal has a touch later than the reminder's ``due_at - delta``."""
-    later = Touch.objects.filter(
-        deal_id=OuterRef("deal_id"), happened_at__gt=OuterRef("due_at") - delta
-    )
-    return Exists(later)
+def is_open(f: Facts) -> bool:
+    return f.stage not in CLOSED_STAGES
 
 
-def _latest_touch_author():
-    return Subquery(
-        Touch.objects.filter(deal_id=OuterRef("deal_id"))
-        .order_by("-happened_at", "-id")
-        .values("author_id")[:1]
-    )
+def _touched_after(delta: timedelta):
+    """Gone when the deal has a touch later than the reminder's ``due_at - delta``."""
+    return lambda f, known: f.touched_after(known.due_at - delta)
+
+
+def latest_touch_author(f: Facts) -> int | None:
+    return f.last_touch_author_id
 
 
 # --- post-sale check-in -------------------------------------------------------------
 
 
-def _find_check_in(window: Window, deal_ids: list[int] | None) -> QuerySet:
+def _check_in(f: Facts, window: Window):
+    if is_open(f) and f.promised_at is not None:
+        yield Want(
+            ONCE,
+            f.promised_at + setting_hours("REMINDERS_CHECK_IN_HOURS"),
+            f"Promised {day_text(f.promised_at)}: check in, make them feel good "
+            "about their decision.",
+        )
+
+
+def _check_in_clock(window: Window):
     delay = setting_hours("REMINDERS_CHECK_IN_HOURS")
-    deals = (
-        deals_for_scan(deal_ids)
-        .open()
-        .filter(promised_at__gt=window.since - delay, promised_at__lte=window.horizon - delay)
-    )
-    return without_reminder(deals.annotate(occ=text_value(ONCE)), ReminderKind.CHECK_IN).values(
-        "promised_at", "occ", **DEAL_ROW
-    )
+    return deals(promised_at__gt=window.since - delay, promised_at__lte=window.horizon - delay)
 
 
 CHECK_IN = Rule(
     kind=ReminderKind.CHECK_IN,
     owner=REP,
-    find=_find_check_in,
-    due=lambda row: row["promised_at"] + setting_hours("REMINDERS_CHECK_IN_HOURS"),
-    why=lambda row: (
-        f"Promised {day_text(row['promised_at'])}: check in, make them feel good "
-        "about their decision."
-    ),
+    wants=_check_in,
+    clock=_check_in_clock,
     gone=(
         # A touch after the promise day is the check-in.
         Gone(
-            lambda: _touched_after(setting_hours("REMINDERS_CHECK_IN_HOURS") / 2),
+            _touched_after(setting_hours("REMINDERS_CHECK_IN_HOURS") / 2),
             "Checked in: a touch was recorded.",
-            by=_latest_touch_author,
+            by=latest_touch_author,
         ),
     ),
 )
@@ -94,30 +85,33 @@ def _deposit_days() -> timedelta:
     return setting_days("CLEARED_DEPOSIT_EXPECTED_DAYS", 3)
 
 
-def _find_deposit_missing(window: Window, deal_ids: list[int] | None) -> QuerySet:
+def _deposit_missing(f: Facts, window: Window):
+    if f.stage == Stage.PROMISED and f.deposit_required and f.promised_at is not None:
+        yield Want(
+            ONCE,
+            f.promised_at + _deposit_days(),
+            f"Deposit required since the promise on {day_text(f.promised_at)}: none received.",
+        )
+
+
+def _deposit_clock(window: Window):
     delay = _deposit_days()
-    deals = deals_for_scan(deal_ids).filter(
+    return deals(
         stage=Stage.PROMISED,
         deposit_required=True,
         promised_at__gt=window.since - delay,
         promised_at__lte=window.horizon - delay,
     )
-    return without_reminder(
-        deals.annotate(occ=text_value(ONCE)), ReminderKind.DEPOSIT_MISSING
-    ).values("promised_at", "occ", **DEAL_ROW)
 
 
 DEPOSIT_MISSING = Rule(
     kind=ReminderKind.DEPOSIT_MISSING,
     owner=REP,
-    find=_find_deposit_missing,
-    due=lambda row: row["promised_at"] + _deposit_days(),
-    why=lambda row: (
-        f"Deposit required since the promise on {day_text(row['promised_at'])}: none received."
-    ),
+    wants=_deposit_missing,
+    clock=_deposit_clock,
     gone=(
-        Gone(lambda: ~Q(deal__stage=Stage.PROMISED), "Deposit is in."),
-        Gone(lambda: Q(deal__deposit_required=False), "Deposit waived."),
+        Gone(lambda f, known: f.stage != Stage.PROMISED, "Deposit is in."),
+        Gone(lambda f, known: not f.deposit_required, "Deposit waived."),
     ),
 )
 
@@ -125,36 +119,37 @@ DEPOSIT_MISSING = Rule(
 # --- delivery overdue ---------------------------------------------------------------
 
 
-def _find_delivery_overdue(window: Window, deal_ids: list[int] | None) -> QuerySet:
+def _delivery_overdue(f: Facts, window: Window):
+    if is_open(f) and f.expected_delivery_date is not None and f.delivered_at is None:
+        grace = setting_days("REMINDERS_DELIVERY_GRACE_DAYS")
+        yield Want(
+            iso_day(f.expected_delivery_date),
+            morning_of(f.expected_delivery_date + grace, f.tz),
+            f"Delivery expected on {day_text(f.expected_delivery_date)}: not delivered yet.",
+        )
+
+
+def _delivery_clock(window: Window):
     grace = setting_days("REMINDERS_DELIVERY_GRACE_DAYS")
-    deals = (
-        deals_for_scan(deal_ids)
-        .open()
-        .filter(window.mornings("expected_delivery_date", lag=grace), delivered_at__isnull=True)
-    )
-    occ = iso_text("expected_delivery_date")
-    return without_reminder(deals.annotate(occ=occ), ReminderKind.DELIVERY_OVERDUE).values(
-        "expected_delivery_date", "title", "occ", **DEAL_ROW
-    )
+    return deals(window.mornings("expected_delivery_date", lag=grace), delivered_at__isnull=True)
+
+
+def _date_moved(field_name: str):
+    def when(f: Facts, known: Known) -> bool:
+        day = getattr(f, field_name)
+        return day is not None and known.occurrence != iso_day(day)
+
+    return when
 
 
 DELIVERY_OVERDUE = Rule(
     kind=ReminderKind.DELIVERY_OVERDUE,
     owner=REP,
-    find=_find_delivery_overdue,
-    due=lambda row: morning_of(
-        row["expected_delivery_date"] + setting_days("REMINDERS_DELIVERY_GRACE_DAYS"),
-        row["tz"],
-    ),
-    why=lambda row: (
-        f"Delivery expected on {day_text(row['expected_delivery_date'])}: not delivered yet."
-    ),
+    wants=_delivery_overdue,
+    clock=_delivery_clock,
     gone=(
-        Gone(lambda: Q(deal__delivered_at__isnull=False), "Delivered."),
-        Gone(
-            lambda: ~Q(occurrence=iso_text("deal__expected_delivery_date")),
-            "Expected delivery date moved.",
-        ),
+        Gone(lambda f, known: f.delivered_at is not None, "Delivered."),
+        Gone(_date_moved("expected_delivery_date"), "Expected delivery date moved."),
     ),
 )
 
@@ -162,31 +157,30 @@ DELIVERY_OVERDUE = Rule(
 # --- satisfaction check -------------------------------------------------------------
 
 
-def _find_satisfaction(window: Window, deal_ids: list[int] | None) -> QuerySet:
+def _satisfaction(f: Facts, window: Window):
+    if f.stage not in (Stage.LOST, Stage.WRITTEN_OFF) and f.delivered_at is not None:
+        yield Want(
+            ONCE,
+            f.delivered_at + setting_days("REMINDERS_SATISFACTION_DAYS"),
+            f"Delivered on {day_text(f.delivered_at)}: check the customer is happy with it.",
+        )
+
+
+def _satisfaction_clock(window: Window):
     delay = setting_days("REMINDERS_SATISFACTION_DAYS")
-    deals = (
-        deals_for_scan(deal_ids)
-        .exclude(stage__in=[Stage.LOST, Stage.WRITTEN_OFF])
-        .filter(delivered_at__gt=window.since - delay, delivered_at__lte=window.horizon - delay)
-    )
-    return without_reminder(
-        deals.annotate(occ=text_value(ONCE)), ReminderKind.SATISFACTION_CHECK
-    ).values("delivered_at", "occ", **DEAL_ROW)
+    return deals(delivered_at__gt=window.since - delay, delivered_at__lte=window.horizon - delay)
 
 
 SATISFACTION_CHECK = Rule(
     kind=ReminderKind.SATISFACTION_CHECK,
     owner=REP,
-    find=_find_satisfaction,
-    due=lambda row: row["delivered_at"] + setting_days("REMINDERS_SATISFACTION_DAYS"),
-    why=lambda row: (
-        f"Delivered on {day_text(row['delivered_at'])}: check the customer is happy with it."
-    ),
+    wants=_satisfaction,
+    clock=_satisfaction_clock,
     gone=(
         Gone(
-            lambda: _touched_after(setting_days("REMINDERS_SATISFACTION_DAYS")),
+            _touched_after(setting_days("REMINDERS_SATISFACTION_DAYS")),
             "Customer contacted after delivery.",
-            by=_latest_touch_author,
+            by=latest_touch_author,
         ),
     ),
     # Paid is no reason to skip asking whether they are happy.
@@ -197,25 +191,25 @@ SATISFACTION_CHECK = Rule(
 # --- next step due ------------------------------------------------------------------
 
 
-def _find_next_step(window: Window, deal_ids: list[int] | None) -> QuerySet:
-    deals = deals_for_scan(deal_ids).open().filter(window.mornings("next_step_date"))
-    occ = iso_text("next_step_date")
-    return without_reminder(deals.annotate(occ=occ), ReminderKind.NEXT_STEP_DUE).values(
-        "next_step_date", "next_step", "occ", **DEAL_ROW
-    )
+def _next_step(f: Facts, window: Window):
+    if is_open(f) and f.next_step_date is not None:
+        yield Want(
+            iso_day(f.next_step_date),
+            morning_of(f.next_step_date, f.tz),
+            f"Next step for {day_text(f.next_step_date)}: {f.next_step}",
+        )
 
 
 NEXT_STEP_DUE = Rule(
     kind=ReminderKind.NEXT_STEP_DUE,
     owner=REP,
-    find=_find_next_step,
-    due=lambda row: morning_of(row["next_step_date"], row["tz"]),
-    why=lambda row: f"Next step for {day_text(row['next_step_date'])}: {row['next_step']}",
+    wants=_next_step,
+    clock=lambda window: deals(window.mornings("next_step_date")),
     gone=(
         Gone(
-            lambda: ~Q(occurrence=iso_text("deal__next_step_date")),
+            _date_moved("next_step_date"),
             "A touch set a new next step.",
-            by=_latest_touch_author,
+            by=latest_touch_author,
         ),
     ),
 )
@@ -224,21 +218,29 @@ NEXT_STEP_DUE = Rule(
 # --- stale deal ---------------------------------------------------------------------
 
 
-def _find_stale(window: Window, deal_ids: list[int] | None) -> QuerySet:
+def _stale(f: Facts, window: Window):
+    if not is_open(f) or f.promised_at is None:
+        return
+    stale = setting_days("REMINDERS_STALE_DAYS")
+    last_activity = f.last_touch_at or f.promised_at
+    if f.promised_at + stale <= window.horizon:
+        yield Want(
+            last_activity.astimezone(UTC).date().isoformat(),
+            last_activity + stale,
+            f"No touch since {day_text(last_activity)}: always have a reason to call back.",
+        )
+
+
+def _stale_clock(window: Window):
     stale = setting_days("REMINDERS_STALE_DAYS")
     last_touch = Subquery(
         Touch.objects.filter(deal=OuterRef("pk")).order_by("-happened_at").values("happened_at")[:1]
     )
-    deals = (
-        deals_for_scan(deal_ids)
-        .open()
-        .filter(promised_at__lte=window.horizon - stale)
+    return (
+        deals(promised_at__lte=window.horizon - stale)
+        .exclude(stage__in=sorted(CLOSED_STAGES))
         .annotate(last_activity=Coalesce(last_touch, F("promised_at")))
         .filter(last_activity__gt=window.since - stale, last_activity__lte=window.horizon - stale)
-    )
-    occ = Cast(TruncDate("last_activity", tzinfo=UTC), CharField())
-    return without_reminder(deals.annotate(occ=occ), ReminderKind.STALE_DEAL).values(
-        "last_activity", "occ", **DEAL_ROW
     )
 
 
@@ -246,16 +248,13 @@ STALE_DEAL = Rule(
     kind=ReminderKind.STALE_DEAL,
     sweep_only=True,
     owner=REP,
-    find=_find_stale,
-    due=lambda row: row["last_activity"] + setting_days("REMINDERS_STALE_DAYS"),
-    why=lambda row: (
-        f"No touch since {day_text(row['last_activity'])}: always have a reason to call back."
-    ),
+    wants=_stale,
+    clock=_stale_clock,
     gone=(
         Gone(
-            lambda: _touched_after(setting_days("REMINDERS_STALE_DAYS")),
+            _touched_after(setting_days("REMINDERS_STALE_DAYS")),
             "A touch was recorded.",
-            by=_latest_touch_author,
+            by=latest_touch_author,
         ),
     ),
 )

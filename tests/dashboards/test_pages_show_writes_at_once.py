@@ -36,9 +36,9 @@ pytestmark = pytest.mark.django_db
 def committed(django_capture_on_commit_callbacks):
     """Run a block as a committed transaction would: its on-commit hooks run at the end.
 
-    The reminders' own refresh task is not what these tests are about.
+    The reminders' own drain task is not what these tests are about.
     """
-    no_tasks = mock.patch("reminders.tasks.reminders_refresh_deal.apply_async")
+    no_tasks = mock.patch("reminders.tasks.reminders_drain.apply_async")
 
     class Committed:
         def __enter__(self):

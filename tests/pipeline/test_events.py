@@ -9,8 +9,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from pipeline import services
-from pipeline.events import deal_changed, deal_changed_on_commit
-from pipeline.models import Deal
+from pipeline.events import (
+    deal_changed,
+    deal_changed_on_commit,
+    deal_changes_claim,
+    deal_changes_done,
+    deal_changes_pending,
+)
+from pipeline.models import Deal, DealChange
 from pipeline.stages import LostReason, Stage
 from pipeline.terms import PaymentOption
 from tests.events import announced
@@ -91,9 +97,56 @@ def test_a_failing_receiver_does_not_stop_the_others(deal, rep):
 
 
 def test_reminders_listen_to_deal_changed(deal, rep):
-    with mock.patch("reminders.tasks.reminders_refresh_deal.apply_async") as queued, announced():
+    with mock.patch("reminders.tasks.reminders_drain.apply_async") as queued, announced():
         deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)
-    queued.assert_called_once_with((deal.pk, rep.pk), retry=False)
+    queued.assert_called_once_with(retry=False)
+
+
+def test_the_change_is_in_the_outbox_before_the_commit(deal, rep):
+    """Written in the writer's transaction: a process that dies after the commit,
+    before the signal, loses nothing."""
+    with transaction.atomic():
+        deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)
+        change = DealChange.objects.get(deal=deal)
+        assert change.actor_id == rep.pk
+    assert deal_changes_pending() == 1
+
+
+def test_a_rolled_back_change_leaves_no_outbox_row(deal, rep):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)
+        raise RuntimeError("the write failed")
+    assert not DealChange.objects.filter(deal=deal).exists()
+
+
+def test_many_changes_to_one_deal_are_one_outbox_row(deal, rep, manager):
+    for actor in (rep, manager, rep, manager):
+        deal_changed_on_commit(deal_id=deal.pk, actor_id=actor.pk)
+    change = DealChange.objects.get(deal=deal)
+    assert change.actor_id == manager.pk  # the latest change's actor
+
+
+def test_a_change_made_while_claimed_survives_the_release(deal, rep):
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)
+    claimed = deal_changes_claim(limit=10, lease=timedelta(minutes=1))
+    assert [c.deal_id for c in claimed] == [deal.pk]
+    assert deal_changes_claim(limit=10, lease=timedelta(minutes=1)) == []  # held
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)  # changed again meanwhile
+    assert deal_changes_done(claimed) == 0
+    assert DealChange.objects.filter(deal=deal).exists()
+    # Free at once for the next worker: the newer change is not held by the old claim.
+    assert [c.deal_id for c in deal_changes_claim(limit=10, lease=timedelta(minutes=1))] == [
+        deal.pk
+    ]
+
+
+def test_a_claim_whose_worker_died_is_taken_over_after_its_lease(deal, rep):
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)
+    assert deal_changes_claim(limit=10, lease=timedelta(seconds=-1))  # a lease already over
+    again = deal_changes_claim(limit=10, lease=timedelta(minutes=1))
+    assert [c.deal_id for c in again] == [deal.pk]
+    assert deal_changes_done(again) == 1
+    assert deal_changes_pending() == 0
 
 
 # --- the pipeline's services announce -------------------------------------------

@@ -63,12 +63,15 @@ def test_a_database_from_before_the_move_keeps_every_reminder_row_and_its_schema
     finally:
         _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
     # Other migrations on the way may change other tables (the page cache's
-    # stamps are dropped): none touches a reminder table.
+    # stamps are dropped): none touches a reminder table, but for what later
+    # migrations add on purpose (the digest's lease, reminders.0003).
+    later = ('"claimed_until"', '"reminders_job"')
     ddl = [
         q["sql"]
         for q in moved
         if q["sql"].lstrip().upper().startswith(("CREATE", "ALTER", "DROP"))
         and "reminder" in q["sql"]
+        and not any(name in q["sql"] for name in later)
     ]
     assert any('INSERT INTO "django_migrations"' in q["sql"] for q in moved)  # it ran
     assert ddl == []

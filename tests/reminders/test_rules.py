@@ -354,13 +354,14 @@ def test_a_call_back_time_is_its_own_reminder(rep, customer):
 def test_a_bounce_in_billing_raises_payment_bounced_at_once(
     rep, manager, customer, django_capture_on_commit_callbacks
 ):
-    """No waiting for the next scan: the money write refreshes the deal's reminders,
-    even when the bounce moves no stage (a deposit bouncing before delivery)."""
+    """No waiting for the next scan: the money write wakes the drain, which brings the
+    deal's reminders up to date, even when the bounce moves no stage (a deposit
+    bouncing before delivery)."""
     from decimal import Decimal
     from unittest import mock
 
     from billing import services as billing
-    from reminders.tasks import reminders_refresh_deal
+    from reminders.tasks import reminders_drain
 
     deal = _quiet_deal(
         rep,
@@ -376,9 +377,7 @@ def test_a_bounce_in_billing_raises_payment_bounced_at_once(
     billing.payment_clear(payment_id=deposit.pk, actor=manager)
     assert not Reminder.objects.filter(kind=ReminderKind.PAYMENT_BOUNCED).exists()
     run_now = mock.patch.object(
-        reminders_refresh_deal,
-        "apply_async",
-        side_effect=lambda args, **kwargs: reminders_refresh_deal.run(*args),
+        reminders_drain, "apply_async", side_effect=lambda **kwargs: reminders_drain.run()
     )
     with run_now, django_capture_on_commit_callbacks(execute=True):
         billing.payment_bounce(payment_id=deposit.pk, actor=manager, reason="NSF")

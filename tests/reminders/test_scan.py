@@ -286,8 +286,12 @@ def test_the_quick_scan_leaves_old_facts_of_unchanged_deals_to_the_sweep(rep, cu
 
 
 @pytest.mark.django_db
-def test_the_quick_scan_rechecks_deals_changed_lately_in_full(rep, customer):
-    """An event whose task was lost (broker down) is caught by the next minute's scan."""
+def test_the_heartbeat_drains_changes_whose_task_was_lost(rep, customer):
+    """An event whose task was lost (broker down) is caught by the next minute's scan:
+    the change is in the outbox, and the scan drains it in full."""
+    from pipeline.events import deal_changed_on_commit, deal_changes_pending
+    from reminders import tasks
+
     now = timezone.now()
     deal = DealFactory(
         rep=rep,
@@ -297,8 +301,12 @@ def test_the_quick_scan_rechecks_deals_changed_lately_in_full(rep, customer):
         next_step_date=timezone.localdate() - datetime.timedelta(days=3),
     )
     TouchFactory(deal=deal, happened_at=now - datetime.timedelta(days=4))
-    reminders_scan(now=now, sweep=False)  # the deal changed just now
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)  # its drain never ran
+    reminders_scan(now=now, sweep=False)  # the quick scan alone leaves old facts be
+    assert not Reminder.objects.filter(deal=deal, kind=ReminderKind.NEXT_STEP_DUE).exists()
+    tasks.reminders_scan()
     assert Reminder.objects.filter(deal=deal, kind=ReminderKind.NEXT_STEP_DUE).exists()
+    assert deal_changes_pending() == 0
 
 
 @pytest.mark.django_db

@@ -259,7 +259,7 @@ def test_actions_are_saved_while_the_broker_is_down(
 ):
     """Redis stopped: the panel comes from the database and the actions need no broker."""
     broken = mock.patch(
-        "reminders.tasks.reminders_refresh_deal.apply_async", side_effect=OSError("no broker")
+        "reminders.tasks.reminders_drain.apply_async", side_effect=OSError("no broker")
     )
     with broken, django_capture_on_commit_callbacks(execute=True):
         assert rep_client.get(PANEL).status_code == 200
