@@ -487,8 +487,8 @@ def measure_import() -> dict:
     worker = _start("worker")
     try:
         time.sleep(8)  # the worker is up
+        imported = time.monotonic()  # the import's own time counts
         _import(200, "i")
-        imported = time.monotonic()
         while _check_ins("i") < 200 and time.monotonic() - imported < 120:
             time.sleep(0.2)
         took = time.monotonic() - imported
@@ -498,7 +498,7 @@ def measure_import() -> dict:
     _forget("i")
     log(
         f"200 deals imported, one worker: their 200 check-ins existed {figures['import_200_check_ins_s']} s "
-        "after the import answered (target <= 30 s; before: 41.6 s)"
+        "after the import was sent (target <= 30 s; before: 41.6 s)"
     )
     return figures
 

@@ -277,9 +277,14 @@ CLEARED_SITE_URL = env_str(
 ).rstrip("/")
 # Deals decided at once by the engine (one transaction, a fixed number of queries).
 REMINDERS_BATCH = env_int("REMINDERS_BATCH", 200)
-# How long a worker holds a claim (a scan, a drain, a digest, a batch of changed
-# deals) before another may take it over: a killed worker delays work this long.
-REMINDERS_LEASE_SECONDS = env_int("REMINDERS_LEASE_SECONDS", 90)
+# How long a worker holds a claim (a scan, a drain, a batch of changed deals)
+# before another may take it over: a killed worker delays work this long. Short
+# is safe: a lease that runs out under a slow worker only means two workers
+# decide the same deals, and the engine is idempotent.
+REMINDERS_LEASE_SECONDS = env_int("REMINDERS_LEASE_SECONDS", 30)
+# A digest's claim: longer than the mail server may take to answer (EMAIL_TIMEOUT),
+# so a slow send is never taken over and sent twice.
+REMINDERS_DIGEST_LEASE_SECONDS = env_int("REMINDERS_DIGEST_LEASE_SECONDS", 120)
 # The heartbeat: one scan every REMINDERS_SCAN_SECONDS, on its own queue so no
 # backlog of other work delays it, and with no expiry: a late scan still runs
 # (a second one running at once returns at once, see reminders.tasks).

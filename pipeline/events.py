@@ -33,8 +33,10 @@ from pipeline.models import DealChange
 
 logger = logging.getLogger(__name__)
 
-# Sent with ``deal_id`` and ``actor_id`` (the person whose action changed the
-# deal, None for the system or the payment processor). Sender: ``None``.
+# Sent with ``deal_id``, ``actor_id`` (the person whose action changed the
+# deal, None for the system or the payment processor) and ``commit`` (an
+# object that is the same for every deal one commit announces: a receiver
+# whose work covers every deal at once does it once per commit). Sender: ``None``.
 deal_changed = Signal()
 
 
@@ -85,7 +87,7 @@ def deal_changed_on_commit(*, deal_id: int, actor_id: int | None = None) -> None
             return
         batch.sent.add(deal_id)
         for receiver, result in deal_changed.send_robust(
-            sender=None, deal_id=deal_id, actor_id=actor_id
+            sender=None, deal_id=deal_id, actor_id=actor_id, commit=batch
         ):
             if isinstance(result, Exception):
                 logger.error(

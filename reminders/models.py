@@ -197,7 +197,7 @@ class ReminderDigest(models.Model):
     recipient = models.CharField(max_length=40, unique=True, help_text="user:<id> or queue:<name>")
     last_sent_at = models.DateTimeField(null=True, blank=True)
     # Held by the worker sending this digest now; a worker killed mid-send lets
-    # go of it when the lease runs out (REMINDERS_LEASE_SECONDS), not after a
+    # go of it when the lease runs out (REMINDERS_DIGEST_LEASE_SECONDS), not after a
     # whole digest interval.
     claimed_until = models.DateTimeField(null=True, blank=True)
     failures = models.PositiveIntegerField(default=0)

@@ -424,11 +424,22 @@ def reminders_mark_due(*, now: datetime, deal_ids: list[int] | None = None) -> i
 SCAN_MARK = "scan:last"
 
 
+def reminders_last_scan() -> datetime | None:
+    """When the last scan that ran to its end started (None: never)."""
+    return (
+        ReminderDigest.objects.filter(recipient=SCAN_MARK)
+        .values_list("last_sent_at", flat=True)
+        .first()
+    )
+
+
 def reminders_scan_mark(*, now: datetime) -> datetime | None:
-    """Record that a scan runs now; return when the previous one ran (None: never).
+    """Record that a scan started at ``now`` ran to its end; return the previous mark.
 
     Kept in the ReminderDigest table under a recipient no person has, so
-    every worker process sees the same "last scan" time.
+    every worker process sees the same "last scan" time. Written at the end:
+    a scan killed half-way leaves the mark where it was, so the next scan
+    still sees the gap and sweeps.
     """
     ReminderDigest.objects.bulk_create([ReminderDigest(recipient=SCAN_MARK)], ignore_conflicts=True)
     mark = ReminderDigest.objects.filter(recipient=SCAN_MARK)
@@ -486,7 +497,7 @@ def reminders_send_digest(*, recipient: str, now: datetime | None = None) -> int
 
     At most one digest per recipient per REMINDERS_DIGEST_MINUTES: the
     ReminderDigest row is claimed with a compare-and-set (``claimed_until``, a
-    lease of REMINDERS_LEASE_SECONDS, and ``last_sent_at``), so two workers
+    lease of REMINDERS_DIGEST_LEASE_SECONDS, and ``last_sent_at``), so two workers
     handed the same recipient send one email, and a worker killed mid-send
     lets go when its lease runs out. A mail server that refuses is retried
     later with a growing back-off. A worker killed between sending and
@@ -501,7 +512,7 @@ def reminders_send_digest(*, recipient: str, now: datetime | None = None) -> int
     interval = timedelta(minutes=settings.REMINDERS_DIGEST_MINUTES)
     ReminderDigest.objects.bulk_create([ReminderDigest(recipient=recipient)], ignore_conflicts=True)
     digest = ReminderDigest.objects.get(recipient=recipient)
-    lease = timedelta(seconds=settings.REMINDERS_LEASE_SECONDS)
+    lease = timedelta(seconds=settings.REMINDERS_DIGEST_LEASE_SECONDS)
     claimed = (
         ReminderDigest.objects.filter(pk=digest.pk, last_sent_at=digest.last_sent_at)
         .filter(Q(last_sent_at__isnull=True) | Q(last_sent_at__lte=now - interval))

@@ -54,11 +54,12 @@ def reminders_scan() -> dict:
     result = {}
     try:
         now = timezone.now()
-        sweep = _is_sweep(now, services.reminders_scan_mark(now=now))
+        sweep = _is_sweep(now, services.reminders_last_scan())
         renew = lambda: services.job_renew(SCAN)  # noqa: E731
         drained = services.reminders_drain(now=now, on_batch=renew)
         scanned = services.reminders_scan(now=now, sweep=sweep, on_batch=renew)
         queued = queue_digests()
+        services.reminders_scan_mark(now=now)
         result = {
             "sweep": sweep,
             "changed deals": drained.as_dict(),

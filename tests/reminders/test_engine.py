@@ -180,12 +180,12 @@ def test_a_digest_claimed_by_a_dead_worker_goes_after_the_lease_not_the_interval
     now = timezone.now()
     recipient = f"user:{rep.pk}"
     # A worker claimed it and was killed before sending.
-    ReminderDigest.objects.create(
-        recipient=recipient, claimed_until=now + datetime.timedelta(seconds=90)
-    )
+    lease = datetime.timedelta(seconds=settings.REMINDERS_DIGEST_LEASE_SECONDS)
+    ReminderDigest.objects.create(recipient=recipient, claimed_until=now + lease)
     assert services.reminders_send_digest(recipient=recipient, now=now) == 0
     assert recipient not in services.reminders_pending_recipients(now=now)
-    later = now + datetime.timedelta(seconds=91)  # the lease, not REMINDERS_DIGEST_MINUTES
+    later = now + lease + datetime.timedelta(seconds=1)  # not REMINDERS_DIGEST_MINUTES
+    assert lease < datetime.timedelta(minutes=settings.REMINDERS_DIGEST_MINUTES)
     assert recipient in services.reminders_pending_recipients(now=later)
     assert services.reminders_send_digest(recipient=recipient, now=later) == 1
     assert len(mail.outbox) == 1

@@ -330,3 +330,25 @@ def test_the_last_scan_time_is_shared_by_every_worker():
     second = first + datetime.timedelta(minutes=1)
     assert services.reminders_scan_mark(now=second) == first
     assert services.reminders_pending_recipients(now=second) == []
+
+
+@pytest.mark.django_db
+def test_a_scan_killed_half_way_leaves_the_gap_so_the_next_one_sweeps(monkeypatch):
+    from reminders import tasks
+
+    sweeps = []
+    real_scan = services.reminders_scan
+
+    def scan(**kwargs):
+        sweeps.append(kwargs["sweep"])
+        if len(sweeps) == 1:
+            raise SystemExit("SIGKILL")  # the worker died mid-scan
+        return real_scan(**kwargs)
+
+    monkeypatch.setattr(services, "reminders_scan", scan)
+    with pytest.raises(SystemExit):
+        tasks.reminders_scan()
+    assert services.reminders_last_scan() is None  # the killed scan left no mark
+    tasks.reminders_scan()
+    assert sweeps == [True, True]  # the next one still sweeps
+    assert services.reminders_last_scan() is not None  # and, done, leaves its mark

@@ -78,9 +78,15 @@ class RedisServer:
         _wait(lambda: _free(self.port), 10, "redis-server to stop")
 
 
-def _wait(condition, timeout: float, what: str) -> None:
+def _wait(condition, timeout: float, what: str, every=None) -> None:
+    """Wait for ``condition``; ``every`` = (seconds, action) repeats an action meanwhile
+    (beat's ticks)."""
     deadline = time.monotonic() + timeout
+    next_tick = time.monotonic()
     while time.monotonic() < deadline:
+        if every is not None and time.monotonic() >= next_tick:
+            every[1]()
+            next_tick = time.monotonic() + every[0]
         if condition():
             return
         time.sleep(0.1)
@@ -292,8 +298,14 @@ def test_a_worker_killed_mid_scan_leaves_every_reminder_exactly_once(rep, worker
     _assert_each_reminder_once()
 
     workers.start(broker_url, "w2")
-    app.send_task("reminders.reminders_scan")  # the next beat
-    _wait(_all_due(expected), 60, f"{expected} due reminders (had {killed_at} at the kill)")
+    # The next beats: the killed scan's lease (REMINDERS_LEASE_SECONDS) makes the
+    # first ones return at once; the one after it catches up.
+    _wait(
+        _all_due(expected),
+        90,
+        f"{expected} due reminders (had {killed_at} at the kill)",
+        every=(5, lambda: app.send_task("reminders.reminders_scan")),
+    )
     _assert_each_reminder_once()
     assert Reminder.objects.count() == expected
     assert services.reminders_scan().created == 0
@@ -397,7 +409,7 @@ def web_broker(broker_url, monkeypatch):
 
 
 def _import(rep, count: int, tag: str) -> float:
-    """``count`` deals imported through /deals/import/ as ``rep``; returns when it answered."""
+    """``count`` deals imported through /deals/import/ as ``rep``; returns when it was sent."""
     today = timezone.localdate()
     rows = [
         "customer,phone,title,amount,payment_option,expected_delivery_date,next_step,next_step_date"
@@ -409,13 +421,17 @@ def _import(rep, count: int, tag: str) -> float:
     ]
     client = Client()
     client.force_login(rep)
+    sent = time.monotonic()
     response = client.post("/deals/import/", {"csv_text": "\n".join(rows) + "\n", "confirm": "1"})
     assert response.status_code == 302, response.content[:2000]
-    return time.monotonic()
+    return sent
 
 
-def _check_ins() -> int:
-    return Reminder.objects.filter(kind=ReminderKind.CHECK_IN).count()
+def _check_ins(tag: str) -> int:
+    """Post-sale check-ins of the deals imported under ``tag``."""
+    return Reminder.objects.filter(
+        kind=ReminderKind.CHECK_IN, deal__title__startswith=f"Order {tag}"
+    ).count()
 
 
 def test_two_hundred_imported_deals_have_their_check_ins_within_thirty_seconds(
@@ -425,14 +441,13 @@ def test_two_hundred_imported_deals_have_their_check_ins_within_thirty_seconds(
     workers.start(web_broker, "w1")
     imported = _import(rep, 200, "i")
     assert Deal.objects.count() == 200
-    _wait(lambda: _check_ins() == 200, 30, "200 post-sale check-ins within 30 s")
+    _wait(lambda: _check_ins("i") == 200, 30, "200 post-sale check-ins within 30 s")
     took = time.monotonic() - imported
-    print(f"\n200 imported deals: their check-ins existed {took:.1f} s after the import")
+    print(f"\n200 imported deals: their check-ins existed {took:.1f} s after the import was sent")
     _assert_each_reminder_once()
-    assert "reminders.reminders_drain" in workers.log("w1")
-    # One drain (or two: one taken off the queue while the import still wrote),
-    # never one task per deal.
-    assert workers.log("w1").count("Task reminders.reminders_drain[") <= 3
+    # One drain for the import's one commit (or two: one taken off the queue
+    # while the web process still announced), never one task per deal.
+    assert 1 <= workers.log("w1").count("Task reminders.reminders_drain[") // 2 <= 2
 
 
 def test_after_an_outage_everything_is_caught_up_with_a_short_queue(
@@ -470,7 +485,7 @@ def test_after_an_outage_everything_is_caught_up_with_a_short_queue(
 
     def caught_up() -> bool:
         return (
-            _check_ins() == 600
+            _check_ins("o") == 600
             and Reminder.objects.filter(pk__in=ids, state=ReminderState.DUE).count() == 100
         )
 
