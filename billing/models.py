@@ -142,6 +142,14 @@ class InvoiceQuerySet(models.QuerySet):
         return self.filter(deal__in=Deal.objects.visible_to(user))
 
 
+def invoice_display_number(number: int) -> str:
+    """An invoice's number as every page, email and reminder names it: "INV-00009".
+
+    One name for one thing: the reminders' why texts use it too (not "Invoice #9").
+    """
+    return f"{settings.CLEARED_INVOICE_PREFIX}{number:05d}"
+
+
 class Invoice(models.Model):
     """A bill for (part of) a deal, on terms of net N days.
 
@@ -190,7 +198,7 @@ class Invoice(models.Model):
 
     @property
     def display_number(self) -> str:
-        return f"{settings.CLEARED_INVOICE_PREFIX}{self.number:05d}"
+        return invoice_display_number(self.number)
 
     @property
     def is_void(self) -> bool:

@@ -22,7 +22,7 @@ from pipeline.terms import PaymentOption, Standing
 def board_view(request: HttpRequest) -> HttpResponse:
     access.require_manager(request.user, "The Not paid yet board is for managers.")
     filters = board.BoardFilters.from_query(request.GET)
-    deals = board.board_deals(request.user, filters)
+    deals = board.board_deals(request.user, filters, with_reminder_details=True)
     page = board.board_page(
         deals, filters, after=request.GET.get("after", ""), before=request.GET.get("before", "")
     )
@@ -30,6 +30,7 @@ def board_view(request: HttpRequest) -> HttpResponse:
         "filters": filters,
         "page": page,
         "today": timezone.localdate(),
+        "now": timezone.now(),
         "sorts": board.SORTS,
     }
     if request.htmx and request.htmx.target == "board-table":

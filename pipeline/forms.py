@@ -33,6 +33,30 @@ def _not_in_past(value, what: str):
     return value
 
 
+# A missing next step or agreement is refused by the server with these words
+# next to the field, not only by the browser's bubble (which is easy to miss).
+NEXT_STEP_MISSING = "Write the next step: always have a reason to call back."
+NEXT_STEP_DATE_MISSING = "Pick the day of the next step."
+AGREED_TO_MISSING = "Write what the customer agreed to: always close on something, however small."
+
+
+class FocusFirstError:
+    """After validation, the first field with an error gets ``autofocus``.
+
+    The page (or the htmx swap, which honours autofocus) then puts the cursor
+    where the message is; Django links the message to the field with
+    ``aria-invalid`` and ``aria-describedby="<id>_error"`` (field.html renders
+    that id).
+    """
+
+    def full_clean(self):
+        super().full_clean()
+        for name in self.fields:
+            if name in self.errors:
+                self.fields[name].widget.attrs["autofocus"] = True
+                break
+
+
 SEARCH_MAX_CHARS = 100
 _ID = re.compile(r"[0-9]{1,18}")  # ASCII digits that fit a bigint
 
@@ -112,7 +136,7 @@ class AmountField(forms.DecimalField):
         )
 
 
-class DealForm(forms.ModelForm):
+class DealForm(FocusFirstError, forms.ModelForm):
     """Logging a promise: the terms the customer's standing allows are checked here."""
 
     amount = AmountField(label=f"Amount ({settings.CURRENCY})")
@@ -137,6 +161,11 @@ class DealForm(forms.ModelForm):
         }
         labels = {"next_step_date": "Next step date"}
         help_texts = {"next_step": "Always have a reason to call back: what happens next?"}
+        error_messages = {
+            "next_step": {"required": NEXT_STEP_MISSING},
+            "next_step_date": {"required": NEXT_STEP_DATE_MISSING},
+            "customer": {"required": "Choose the customer, or add a new one."},
+        }
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -163,7 +192,7 @@ class DealForm(forms.ModelForm):
         return cleaned
 
 
-class DealEditForm(forms.ModelForm):
+class DealEditForm(FocusFirstError, forms.ModelForm):
     amount = AmountField(label=f"Amount ({settings.CURRENCY})")
     version = forms.IntegerField(widget=forms.HiddenInput)
 
@@ -181,6 +210,10 @@ class DealEditForm(forms.ModelForm):
             "expected_delivery_date": DateInput(),
             "next_step_date": DateInput(),
             "notes": forms.Textarea(attrs={"rows": 3}),
+        }
+        error_messages = {
+            "next_step": {"required": NEXT_STEP_MISSING},
+            "next_step_date": {"required": NEXT_STEP_DATE_MISSING},
         }
 
     def __init__(self, *args, **kwargs):
@@ -231,7 +264,7 @@ class MoveForm(forms.Form):
         return cleaned
 
 
-class TouchForm(forms.ModelForm):
+class TouchForm(FocusFirstError, forms.ModelForm):
     """A touch. Its ids start with ``touch-``: it shares the deal page with the
     payment form, whose "Kind" must not be the one this form's label names."""
 
@@ -247,6 +280,12 @@ class TouchForm(forms.ModelForm):
         help_texts = {
             "agreed_to": "Always close on something, however small.",
             "next_step": "Always have a reason to call back.",
+        }
+        error_messages = {
+            "agreed_to": {"required": AGREED_TO_MISSING},
+            "next_step": {"required": NEXT_STEP_MISSING},
+            "next_step_date": {"required": NEXT_STEP_DATE_MISSING},
+            "discussed": {"required": "Write what was discussed."},
         }
 
     def __init__(self, *args, **kwargs):

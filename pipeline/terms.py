@@ -79,6 +79,20 @@ class Terms:
         return "Slow payer: upfront or on file only; invoicing needs a manager's exception."
 
     @property
+    def deposit_text(self) -> str:
+        """What each allowed option asks as a stake, in words that agree with ``summary``.
+
+        A good payer's invoice needs no deposit, so the deposit rule is named only
+        for the options that require one.
+        """
+        secured = "upfront pays the whole amount at the close; on file secures the card or account"
+        if not self.allows(PaymentOption.INVOICE):
+            return f"Upfront or on file: {secured}."
+        if self.deposit_required(PaymentOption.INVOICE):
+            return f"On an invoice, a deposit of {self.deposit_rule} is required; {secured}."
+        return f"On an invoice no deposit is required; {secured}."
+
+    @property
     def deposit_rule(self) -> str:
         """How much deposit is asked for, in words, for the terms panel."""
         rule = deposit_rule()
