@@ -43,6 +43,36 @@ def role_for_moves(user: User | None) -> str:
     return REP
 
 
+def customer_add(
+    *,
+    owner: User,
+    name: str,
+    phone: str,
+    company: str = "",
+    email: str = "",
+    billing_contact: str = "",
+    accounting_cutoff_day: int | None = None,
+    plans_notes: str = "",
+    technology_notes: str = "",
+) -> Customer:
+    """A new customer of ``owner``'s, standing New until billing learns their history.
+
+    Whether it duplicates one the rep can see is asked before (the views warn
+    with ``pipeline.selectors.likely_duplicates`` and let the rep confirm).
+    """
+    return Customer.objects.create(
+        owner=owner,
+        name=name,
+        phone=phone,
+        company=company,
+        email=email,
+        billing_contact=billing_contact,
+        accounting_cutoff_day=accounting_cutoff_day,
+        plans_notes=plans_notes,
+        technology_notes=technology_notes,
+    )
+
+
 @transaction.atomic
 def deal_promise(
     *,

@@ -64,6 +64,7 @@ FUZZED = {
     "deal_new": ("rep", None),
     "deal_import": ("rep", None),
     "deal_terms": ("rep", None),
+    "deal_customer_new": ("rep", None),
     "deal_detail": ("rep", "deal"),
     "deal_edit": ("rep", "deal"),
     "deal_move": ("rep", "deal"),
