@@ -167,9 +167,12 @@ class DealForm(FocusFirstError, forms.ModelForm):
             "customer": {"required": "Choose the customer, or add a new one."},
         }
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, user, invoicing_asked: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        # "Ask my manager": invoicing a slow payer is asked for, not refused.
+        self.invoicing_asked = invoicing_asked
+        self.needs_manager = False
         customers = self.fields["customer"]
         customers.queryset = Customer.objects.visible_to(user).order_by("name")
         customers.error_messages["invalid_choice"] = "Pick one of your own customers."
@@ -187,9 +190,26 @@ class DealForm(FocusFirstError, forms.ModelForm):
         customer, option = cleaned.get("customer"), cleaned.get("payment_option")
         if customer and option:
             terms = customer_terms(customer)
-            if not terms.allows(option):
+            asked = self.invoicing_asked and terms.needs_exception_for(option)
+            if not terms.allows(option) and not asked:
+                # A refusal the rep's manager can lift offers "Ask my manager".
+                self.needs_manager = terms.needs_exception_for(option)
                 self.add_error("payment_option", terms.summary)
         return cleaned
+
+
+class AskManagerForm(FocusFirstError, forms.Form):
+    """ "Ask my manager": the rep's reason, shown to the manager in the reminder."""
+
+    ask_reason = forms.CharField(
+        label="Why? Your manager reads this with the request",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={
+            "required": "Say why: your manager sees this with the request.",
+            "max_length": "Keep it under 500 characters.",
+        },
+    )
 
 
 class DealEditForm(FocusFirstError, forms.ModelForm):
@@ -220,6 +240,28 @@ class DealEditForm(FocusFirstError, forms.ModelForm):
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial["version"] = self.instance.version
+        if self.instance.stage == Stage.PROMISED:
+            # Before anything is at stake the payment option can be agreed again
+            # (e.g. upfront or on file after a manager declined invoicing); the
+            # options the customer's standing allows, and the current one.
+            terms = customer_terms(self.instance.customer)
+            self.fields["payment_option"] = forms.ChoiceField(
+                label="Payment option",
+                widget=forms.RadioSelect,
+                choices=[
+                    (value, label)
+                    for value, label in PaymentOption.choices
+                    if terms.allows(value) or value == self.instance.payment_option
+                ],
+                initial=self.instance.payment_option,
+            )
+
+    def clean_payment_option(self):
+        option = self.cleaned_data["payment_option"]
+        terms = customer_terms(self.instance.customer)
+        if option != self.instance.payment_option and not terms.allows(option):
+            raise forms.ValidationError(terms.summary)
+        return option
 
     def clean_next_step_date(self):
         value = self.cleaned_data.get("next_step_date")

@@ -68,6 +68,14 @@ class Terms:
     def deposit_required(self, option: str) -> bool:
         return option in self.deposit_required_for
 
+    def needs_exception_for(self, option: str) -> bool:
+        """Refused now, but a manager's exception can lift it: invoicing a slow payer."""
+        return (
+            self.standing == Standing.SLOW
+            and option == PaymentOption.INVOICE
+            and not self.allows(option)
+        )
+
     @property
     def summary(self) -> str:
         if self.standing == Standing.NEW:

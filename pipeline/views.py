@@ -7,6 +7,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from pipeline import access, selectors, services
 from pipeline.forms import (
+    AskManagerForm,
     CustomerForm,
     DealEditForm,
     DealForm,
@@ -146,7 +147,14 @@ def deal_new(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Deal #{deal.pk} logged: {deal.title}.")
             return redirect(deal)
-    context = {"form": form, "customer_form": customer_form, **_terms_context(form)}
+    context = {
+        "form": form,
+        "customer_form": customer_form,
+        # A refusal the rep's manager can lift (invoicing a slow payer) offers
+        # "Ask my manager" right there; billing takes the request (and the deal).
+        "ask_form": AskManagerForm() if form.needs_manager else None,
+        **_terms_context(form),
+    }
     return render(request, "pipeline/deal_form.html", context)
 
 

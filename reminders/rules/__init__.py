@@ -44,6 +44,7 @@ from reminders.rules.base import (
 from reminders.rules.billing import (
     billing_rules,
 )
+from reminders.rules.m13b import EXCEPTION_ASKED, EXCEPTION_DECIDED
 from reminders.rules.pipeline import (
     CHECK_IN,
     DELIVERY_OVERDUE,
@@ -66,6 +67,8 @@ RULES: tuple[Rule, ...] = (
     SATISFACTION_CHECK,
     NEXT_STEP_DUE,
     STALE_DEAL,
+    EXCEPTION_ASKED,
+    EXCEPTION_DECIDED,
 )
 
 
