@@ -165,6 +165,7 @@ class DealForm(FocusFirstError, forms.ModelForm):
             "next_step": {"required": NEXT_STEP_MISSING},
             "next_step_date": {"required": NEXT_STEP_DATE_MISSING},
             "customer": {"required": "Choose the customer, or add a new one."},
+            "expected_delivery_date": {"required": "Pick the expected delivery date."},
         }
 
     def __init__(self, *args, user, invoicing_asked: bool = False, **kwargs):

@@ -79,3 +79,12 @@ def test_sorting_by_next_reminder_puts_the_most_overdue_first(manager_client, re
     _reminder(overdue, "x", -10, ReminderState.DUE)
     html = manager_client.get("/board/?sort=next_reminder").text
     assert html.index(f'/deals/{overdue.pk}/"') < html.index(f'/deals/{later.pk}/"')
+
+
+def test_a_reminder_due_within_the_day_is_due_not_overdue(manager_client, rep):
+    deal = DealFactory(rep=rep, customer__name="Due Co")
+    _reminder(deal, "just", -2, ReminderState.DUE)
+    row = _row(manager_client.get("/board/").text, deal)
+    since = timezone.localtime(_at(-2))
+    assert "due</span>" in row and f"since {since:%-d %b, %H:%M}" in row
+    assert "overdue" not in row

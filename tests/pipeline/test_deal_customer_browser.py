@@ -40,3 +40,17 @@ def test_a_customer_is_added_inside_the_deal_form_keeping_the_deal(page, live_se
     assert page.get_by_label("Amount").input_value() == "1250.00"
     assert page.get_by_label("Notes").input_value() == "Kept notes"
     assert page.evaluate("window.__not_reloaded") is True
+
+
+def test_enter_in_a_deal_field_logs_the_deal_not_the_customer_step(page, live_server, rep):
+    log_in(page, live_server, "rep")
+    page.goto(f"{live_server.url}/deals/new/")
+    page.get_by_label("What is sold").fill("Kept title")
+    page.get_by_label("What is sold").press("Enter")
+    # The deal form was sent (and refused by the server, next to its fields).
+    expect(page.locator("#id_next_step_error")).to_contain_text("Write the next step")
+    assert page.url == f"{live_server.url}/deals/new/"
+    assert page.locator("#new-customer fieldset").count() == 0
+    assert page.get_by_label("What is sold").input_value() == "Kept title"
+    # The field in error has the focus.
+    assert page.evaluate("document.activeElement.name") == "customer"
