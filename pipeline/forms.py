@@ -255,10 +255,12 @@ class DealEditForm(FocusFirstError, forms.ModelForm):
                     if terms.allows(value) or value == self.instance.payment_option
                 ],
                 initial=self.instance.payment_option,
+                # Not sent (an older page, a script): the option stays as it is.
+                required=False,
             )
 
     def clean_payment_option(self):
-        option = self.cleaned_data["payment_option"]
+        option = self.cleaned_data.get("payment_option") or self.instance.payment_option
         terms = customer_terms(self.instance.customer)
         if option != self.instance.payment_option and not terms.allows(option):
             raise forms.ValidationError(terms.summary)
@@ -329,6 +331,7 @@ class TouchForm(FocusFirstError, forms.ModelForm):
             "next_step": {"required": NEXT_STEP_MISSING},
             "next_step_date": {"required": NEXT_STEP_DATE_MISSING},
             "discussed": {"required": "Write what was discussed."},
+            "kind": {"required": "Choose how you were in touch: a call, a visit, an email…"},
         }
 
     def __init__(self, *args, **kwargs):

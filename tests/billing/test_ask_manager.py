@@ -11,11 +11,12 @@ from django.utils import timezone
 from billing import services
 from billing.models import ExceptionKind, ExceptionRequest, RequestState, TermsException
 from pipeline.models import Customer, Deal
-from pipeline.stages import Stage
+from pipeline.services import deal_update
+from pipeline.stages import IllegalMove, Stage
 from reminders.models import Reminder, ReminderKind, ReminderState
 from reminders.services import reminders_scan
 from tests.conftest import _client_for
-from tests.factories import CustomerFactory, UserFactory
+from tests.factories import CustomerFactory, DealFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -339,3 +340,20 @@ def test_after_a_decline_the_rep_changes_the_payment_option_and_goes_on(
         True,
         "Annual support",
     )
+
+
+def test_the_payment_option_is_agreed_again_only_in_promised_and_within_the_terms(
+    rep, slow_customer
+):
+    deal = DealFactory(rep=rep, customer=slow_customer, payment_option="on_file")
+    with pytest.raises(IllegalMove, match="invoicing needs a manager's exception"):
+        deal_update(
+            deal_id=deal.pk, actor=rep, expected_version=deal.version, payment_option="invoice"
+        )
+    Deal.objects.filter(pk=deal.pk).update(stage=Stage.DEPOSIT)
+    with pytest.raises(IllegalMove, match="payment option is settled"):
+        deal_update(
+            deal_id=deal.pk, actor=rep, expected_version=deal.version, payment_option="upfront"
+        )
+    deal.refresh_from_db()
+    assert deal.payment_option == "on_file"
