@@ -155,3 +155,10 @@ def test_the_customers_list_shows_standing_and_marks_likely_duplicates(
     assert f'href="{first.get_absolute_url()}">Dana Whitfield' in html
     assert '<span class="badge standing-slow"' in html
     assert html.count("standing-new") >= 20
+
+
+def test_an_auditor_cannot_add_customers_from_a_deal_form(auditor_client):
+    data = {**_new_customer(), "new_customer_step": "add"}
+    assert auditor_client.get("/deals/new/customer/").status_code == 404
+    assert auditor_client.post("/deals/new/customer/", data).status_code == 404
+    assert not Customer.objects.exists()
