@@ -228,6 +228,25 @@ def seed(stdout=None) -> None:
             manager=manager,
             reason="Referred by a long-standing customer; their accountant vouches for them.",
         )
+    # A rep asks their manager to waive another deposit ("Ask my manager"): the
+    # demo manager's reminder carries it, with Approve and Decline.
+    askable = (
+        deals.filter(
+            stage=Stage.PROMISED,
+            deposit_required=True,
+            payment_option=PaymentOption.INVOICE,
+            rep__manager__isnull=False,
+        )
+        .order_by("-promised_at")
+        .first()
+    )
+    if askable is not None:
+        services.deposit_waiver_ask(
+            deal_id=askable.pk,
+            rep=askable.rep,
+            reason="They paid every invoice on time at their last supplier; a deposit "
+            "would lose the deal to the competitor.",
+        )
     if stdout:
         stdout.write(
             f"  billing: {Invoice.objects.count()} invoices, {Payment.objects.count()} payments"

@@ -197,3 +197,10 @@ class CommissionRateForm(forms.Form):
         help_text="Today or later. Commission already earned does not change.",
         error_messages={"required": "Choose the first day.", "invalid": "A date, e.g. 2026-12-01."},
     )
+
+
+class DecisionForm(forms.Form):
+    """A manager's answer to a rep's "Ask my manager" request."""
+
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("decline", "Decline")])
+    note = forms.CharField(max_length=300, required=False)

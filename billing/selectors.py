@@ -18,6 +18,7 @@ from django.db.models import (
     OuterRef,
     Prefetch,
     Q,
+    QuerySet,
     Subquery,
     Sum,
     Value,
@@ -30,15 +31,18 @@ from billing.models import (
     CommissionEntry,
     CommissionRate,
     ExceptionKind,
+    ExceptionRequest,
     Invoice,
     Payment,
     PaymentEvent,
     PaymentPlan,
     PaymentStatus,
+    RequestState,
     TermsException,
     rate_percent,
 )
 from billing.policy import billing_refusal, cutoff_advice
+from pipeline.access import can_manage
 from pipeline.models import Deal, disputed_at_audit
 from pipeline.stages import Stage
 from pipeline.terms import (
@@ -123,7 +127,10 @@ def active_invoicing_exception(customer_id: int, today: date | None = None):
     """The newest allow-invoicing exception still valid for this customer, if any."""
     today = today or timezone.localdate()
     return (
-        TermsException.objects.filter(customer_id=customer_id, kind=ExceptionKind.ALLOW_INVOICING)
+        # A customer's, not one deal's (an approved "Ask my manager" request).
+        TermsException.objects.filter(
+            customer_id=customer_id, kind=ExceptionKind.ALLOW_INVOICING, deal__isnull=True
+        )
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=today))
         .select_related("granted_by")
         .first()
@@ -139,6 +146,39 @@ def deal_exceptions(deal: Deal):
     return TermsException.objects.filter(
         Q(deal=deal) | Q(deal__isnull=True, customer_id=deal.customer_id)
     ).select_related("granted_by")
+
+
+def invoicing_request_refusal(deal: Deal) -> str | None:
+    """Why a deal whose invoicing was asked of the manager ("Ask my manager") is not
+    invoiced yet, or None: none asked, or the latest request was approved."""
+    ask = (
+        ExceptionRequest.objects.filter(deal=deal, kind=ExceptionKind.ALLOW_INVOICING)
+        .select_related("decided_by")
+        .order_by("-asked_at", "-id")
+        .first()
+    )
+    if ask is None or ask.state == RequestState.APPROVED:
+        return None
+    if ask.state == RequestState.ASKED:
+        return (
+            f"The customer is a slow payer: invoicing this deal waits for your manager's "
+            f"decision (asked {ask.asked_at:%-d %b})."
+        )
+    note = f" ({ask.decision_note})" if ask.decision_note else ""
+    return (
+        f"{ask.decided_by} declined invoicing this slow payer{note}: agree upfront or on "
+        "file with the customer and change the payment option (Edit the deal)."
+    )
+
+
+def exception_requests_to_decide(user) -> QuerySet:
+    """The requests a user may decide: their own reps' (any, for a superuser)."""
+    requests = ExceptionRequest.objects.select_related("deal", "deal__customer", "rep")
+    if user.is_superuser:
+        return requests
+    if not can_manage(user):
+        return requests.none()
+    return requests.filter(rep__manager=user)
 
 
 # --- The deal's money panel -------------------------------------------
@@ -164,6 +204,16 @@ class DealMoney:
     billing_refusal: str | None = None
     payment_refusal: str | None = None
     cutoff_advice: str | None = None
+    # "Ask my manager": the deal's requests, newest first.
+    exception_requests: list = field(default_factory=list)
+
+    @property
+    def waiver_asked(self):
+        """The deposit waiver asked and not decided yet, if any."""
+        for ask in self.exception_requests:
+            if ask.kind == ExceptionKind.WAIVE_DEPOSIT and ask.state == RequestState.ASKED:
+                return ask
+        return None
 
     @property
     def outstanding(self) -> Decimal:
@@ -225,8 +275,19 @@ def deal_money(deal: Deal) -> DealMoney:
         methods=methods,
         plan=plan,
         instalments=instalments,
-        billing_refusal=billing_refusal(deal),
+        # The manager's pending (or declined) exception first: it is the rep's next move.
+        billing_refusal=" ".join(
+            refusal
+            for refusal in (invoicing_request_refusal(deal), billing_refusal(deal))
+            if refusal
+        )
+        or None,
         payment_refusal=billing_refusal(deal, payment=True),
+        exception_requests=list(
+            deal.exception_requests.select_related("rep", "decided_by").order_by(
+                "-asked_at", "-id"
+            )[:5]
+        ),
         cutoff_advice=cutoff_advice(deal, settings.REMINDERS_INVOICE_CUTOFF_DAYS),
         **sums,
     )

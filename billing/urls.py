@@ -18,5 +18,8 @@ urlpatterns = [
     path("deals/<int:pk>/plan/new/", views.plan_new, name="plan_new"),
     path("deals/<int:pk>/waive-deposit/", views.deposit_waive, name="deposit_waive"),
     path("customers/<int:pk>/allow-invoicing/", views.invoicing_allow, name="invoicing_allow"),
+    path("deals/ask-invoicing/", views.deal_invoicing_ask, name="deal_invoicing_ask"),
+    path("deals/<int:pk>/ask-waiver/", views.deposit_waiver_ask, name="deposit_waiver_ask"),
+    path("exception-requests/<int:pk>/decide/", views.exception_decide, name="exception_decide"),
     path("webhooks/payments/", webhooks.payment_webhook, name="payment_webhook"),
 ]

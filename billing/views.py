@@ -16,13 +16,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from billing import selectors, services
 from billing.forms import (
     AllowInvoicingForm,
     CommissionRateForm,
+    DecisionForm,
     InvoiceForm,
     PaymentForm,
     PaymentMethodForm,
@@ -40,7 +42,9 @@ from pipeline.access import (
     require_manager,
     require_seller,
 )
+from pipeline.forms import AskManagerForm, DealForm
 from pipeline.models import Deal, Role, User
+from pipeline.selectors import customer_terms
 from pipeline.stages import Stage
 from pipeline.templatetags.cleared import money
 from pipeline.terms import PaymentOption
@@ -455,3 +459,113 @@ def commission_rate(request: HttpRequest, pk: int) -> HttpResponse:
     }
     status = 422 if form.is_bound and form.errors else 200
     return render(request, "billing/commission_rate.html", context, status=status)
+
+
+# --- "Ask my manager" -------------------------------------------
+
+
+@require_POST
+def deal_invoicing_ask(request: HttpRequest) -> HttpResponse:
+    """The deal form's "Ask my manager": log the deal and ask to allow invoicing it.
+
+    Posted by the deal form itself (its "Ask my manager" button), so the deal
+    is exactly what was typed; bad input comes back in the deal form, as typed.
+    """
+    require_seller(request.user)
+    form = DealForm(request.POST, user=request.user, invoicing_asked=True)
+    ask_form = AskManagerForm(request.POST)
+    valid = form.is_valid()
+    if ask_form.is_valid() and valid:
+        try:
+            ask = services.invoicing_ask(
+                rep=request.user, reason=ask_form.cleaned_data["ask_reason"], **form.cleaned_data
+            )
+        except services.BillingError as exc:
+            _refused(ask_form, exc)
+        else:
+            messages.success(
+                request,
+                f"Deal #{ask.deal_id} logged. {request.user.manager} is asked to allow "
+                "invoicing it: you get a reminder with the answer.",
+            )
+            return redirect(ask.deal)
+    customer = form.cleaned_data.get("customer")
+    context = {
+        "form": form,
+        "ask_form": ask_form,
+        "terms_customer": customer,
+        "terms": customer_terms(customer) if customer else None,
+    }
+    return render(request, "pipeline/deal_form.html", context, status=422)
+
+
+def deposit_waiver_ask(request: HttpRequest, pk: int) -> HttpResponse:
+    """A rep asks their manager to waive the deal's deposit (the money panel's button)."""
+    deal = get_deal_for(request.user, pk)
+    form = AskManagerForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.deposit_waiver_ask(
+                deal_id=deal.pk, rep=request.user, reason=form.cleaned_data["ask_reason"]
+            )
+        except services.BillingError as exc:
+            _refused(form, exc)
+        else:
+            return _done(
+                request,
+                deal,
+                f"{request.user.manager or 'Your manager'} is asked to waive the deposit: "
+                "you get a reminder with the answer.",
+            )
+    return _form_page(
+        request,
+        deal=deal,
+        form=form,
+        title="Ask my manager to waive the deposit",
+        submit="Ask my manager",
+        action=reverse("billing:deposit_waiver_ask", args=[deal.pk]),
+        hint="Only a manager can waive a deposit. Your reason goes to them in a reminder; "
+        "they approve or decline from it.",
+    )
+
+
+def _back(request: HttpRequest) -> str:
+    """Where a decision returns: the page it was made on, else home (never the panel's poll)."""
+    target = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    if not safe or not target.startswith("/") or target.startswith(reverse("reminder_panel")):
+        return reverse("home")
+    return target
+
+
+@require_POST
+def exception_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    """The rep's own manager approves or declines a request, from its reminder.
+
+    Anyone else gets a 404 (a forged id says nothing); of two clicks the first
+    decides and the second is told who decided (the service's compare-and-set).
+    """
+    ask = get_object_or_404(selectors.exception_requests_to_decide(request.user), pk=pk)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose Approve or Decline.")
+        return redirect(_back(request))
+    approve = form.cleaned_data["decision"] == "approve"
+    try:
+        ask = services.exception_request_decide(
+            request_id=ask.pk, manager=request.user, approve=approve, note=form.cleaned_data["note"]
+        )
+    except services.AlreadyDecided as exc:
+        messages.warning(request, str(exc))
+    except services.BillingError as exc:
+        messages.error(request, f"Not approved: {exc}")
+    else:
+        done = "Approved" if approve else "Declined"
+        messages.success(
+            request,
+            f"{done}: {ask.what} on deal #{ask.deal_id} "
+            f"({ask.deal.customer.name}). {ask.rep} is told.",
+        )
+    return redirect(_back(request))

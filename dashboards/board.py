@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import (
     Case,
+    CharField,
     Count,
     DateTimeField,
     DecimalField,
@@ -95,11 +96,32 @@ def _stage_order() -> Case:
     )
 
 
+def _open_reminders(now: datetime | None = None):
+    """A deal's open reminders by the time each asks for attention (the end of a
+    snooze, else the due time), earliest first; with ``now``, only those still to come."""
+    shown = Coalesce("snoozed_until", "due_at")
+    reminders = (
+        Reminder.objects.filter(deal=OuterRef("pk"), state__in=["scheduled", "due", "snoozed"])
+        .annotate(shown=shown)
+        .order_by("shown", "id")
+    )
+    return reminders.filter(shown__gt=now) if now is not None else reminders
+
+
 def _next_reminder() -> Subquery:
-    open_reminders = Reminder.objects.filter(
-        deal=OuterRef("pk"), state__in=["scheduled", "due", "snoozed"]
-    ).order_by("due_at")
-    return Subquery(open_reminders.values("due_at")[:1], output_field=DateTimeField())
+    """The earliest time an open reminder asks for attention: in the past when one is
+    overdue (the board shows "overdue since"), else the next one to come. A snoozed
+    reminder counts from the end of its snooze, not from its first due time."""
+    return Subquery(_open_reminders().values("shown")[:1], output_field=DateTimeField())
+
+
+def _next_reminder_kind() -> Subquery:
+    return Subquery(_open_reminders().values("kind")[:1], output_field=CharField())
+
+
+def _coming_reminder(now: datetime) -> Subquery:
+    """The next reminder still to come, shown under an overdue one ("then …")."""
+    return Subquery(_open_reminders(now).values("shown")[:1], output_field=DateTimeField())
 
 
 # Sort keys: what the URL says → the expression the database orders by.
@@ -211,8 +233,18 @@ def disputed_awaiting_decision(user: User) -> QuerySet:
     )
 
 
-def board_deals(user: User, filters: BoardFilters, today: date | None = None) -> QuerySet:
-    """The filtered board, annotated with every column, in the board's sort order."""
+def board_deals(
+    user: User,
+    filters: BoardFilters,
+    today: date | None = None,
+    *,
+    with_reminder_details: bool = False,
+) -> QuerySet:
+    """The filtered board, annotated with every column, in the board's sort order.
+
+    ``with_reminder_details`` adds, for the page shown, the kind of the earliest
+    open reminder and the next one still to come (the CSV and the charts need neither).
+    """
     today = today or timezone.localdate()
     deals = not_paid_yet(user)
     if filters.rep:
@@ -234,6 +266,11 @@ def board_deals(user: User, filters: BoardFilters, today: date | None = None) ->
         stage_order=_stage_order(),
         next_reminder_at=Coalesce(_next_reminder(), Value(NO_REMINDER)),
     ).select_related("customer", "rep")
+    if with_reminder_details:
+        deals = deals.annotate(
+            next_reminder_kind=_next_reminder_kind(),
+            coming_reminder_at=_coming_reminder(timezone.now()),
+        )
     column, reverse = SORTS[filters.sort_key]
     descending = filters.descending != reverse
     order = f"-{column}" if descending else column

@@ -1,6 +1,7 @@
 """The Not paid yet board, its CSV export and charts (managers)."""
 
 import csv
+from datetime import timedelta
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -17,12 +18,14 @@ from pipeline import access
 from pipeline.stages import NOT_PAID_STAGES, Stage
 from pipeline.terms import PaymentOption, Standing
 
+OVERDUE_AFTER = timedelta(days=1)
+
 
 @require_GET
 def board_view(request: HttpRequest) -> HttpResponse:
     access.require_manager(request.user, "The Not paid yet board is for managers.")
     filters = board.BoardFilters.from_query(request.GET)
-    deals = board.board_deals(request.user, filters)
+    deals = board.board_deals(request.user, filters, with_reminder_details=True)
     page = board.board_page(
         deals, filters, after=request.GET.get("after", ""), before=request.GET.get("before", "")
     )
@@ -30,6 +33,9 @@ def board_view(request: HttpRequest) -> HttpResponse:
         "filters": filters,
         "page": page,
         "today": timezone.localdate(),
+        # A reminder due this long without being acted on is "overdue" on the board.
+        "now": timezone.now(),
+        "day_ago": timezone.now() - OVERDUE_AFTER,
         "sorts": board.SORTS,
     }
     if request.htmx and request.htmx.target == "board-table":

@@ -33,6 +33,30 @@ def _not_in_past(value, what: str):
     return value
 
 
+# A missing next step or agreement is refused by the server with these words
+# next to the field, not only by the browser's bubble (which is easy to miss).
+NEXT_STEP_MISSING = "Write the next step: always have a reason to call back."
+NEXT_STEP_DATE_MISSING = "Pick the day of the next step."
+AGREED_TO_MISSING = "Write what the customer agreed to: always close on something, however small."
+
+
+class FocusFirstError:
+    """After validation, the first field with an error gets ``autofocus``.
+
+    The page (or the htmx swap, which honours autofocus) then puts the cursor
+    where the message is; Django links the message to the field with
+    ``aria-invalid`` and ``aria-describedby="<id>_error"`` (field.html renders
+    that id).
+    """
+
+    def full_clean(self):
+        super().full_clean()
+        for name in self.fields:
+            if name in self.errors:
+                self.fields[name].widget.attrs["autofocus"] = True
+                break
+
+
 SEARCH_MAX_CHARS = 100
 _ID = re.compile(r"[0-9]{1,18}")  # ASCII digits that fit a bigint
 
@@ -112,7 +136,7 @@ class AmountField(forms.DecimalField):
         )
 
 
-class DealForm(forms.ModelForm):
+class DealForm(FocusFirstError, forms.ModelForm):
     """Logging a promise: the terms the customer's standing allows are checked here."""
 
     amount = AmountField(label=f"Amount ({settings.CURRENCY})")
@@ -137,10 +161,19 @@ class DealForm(forms.ModelForm):
         }
         labels = {"next_step_date": "Next step date"}
         help_texts = {"next_step": "Always have a reason to call back: what happens next?"}
+        error_messages = {
+            "next_step": {"required": NEXT_STEP_MISSING},
+            "next_step_date": {"required": NEXT_STEP_DATE_MISSING},
+            "customer": {"required": "Choose the customer, or add a new one."},
+            "expected_delivery_date": {"required": "Pick the expected delivery date."},
+        }
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, user, invoicing_asked: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        # "Ask my manager": invoicing a slow payer is asked for, not refused.
+        self.invoicing_asked = invoicing_asked
+        self.needs_manager = False
         customers = self.fields["customer"]
         customers.queryset = Customer.objects.visible_to(user).order_by("name")
         customers.error_messages["invalid_choice"] = "Pick one of your own customers."
@@ -158,12 +191,29 @@ class DealForm(forms.ModelForm):
         customer, option = cleaned.get("customer"), cleaned.get("payment_option")
         if customer and option:
             terms = customer_terms(customer)
-            if not terms.allows(option):
+            asked = self.invoicing_asked and terms.needs_exception_for(option)
+            if not terms.allows(option) and not asked:
+                # A refusal the rep's manager can lift offers "Ask my manager".
+                self.needs_manager = terms.needs_exception_for(option)
                 self.add_error("payment_option", terms.summary)
         return cleaned
 
 
-class DealEditForm(forms.ModelForm):
+class AskManagerForm(FocusFirstError, forms.Form):
+    """ "Ask my manager": the rep's reason, shown to the manager in the reminder."""
+
+    ask_reason = forms.CharField(
+        label="Why? Your manager reads this with the request",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={
+            "required": "Say why: your manager sees this with the request.",
+            "max_length": "Keep it under 500 characters.",
+        },
+    )
+
+
+class DealEditForm(FocusFirstError, forms.ModelForm):
     amount = AmountField(label=f"Amount ({settings.CURRENCY})")
     version = forms.IntegerField(widget=forms.HiddenInput)
 
@@ -182,11 +232,39 @@ class DealEditForm(forms.ModelForm):
             "next_step_date": DateInput(),
             "notes": forms.Textarea(attrs={"rows": 3}),
         }
+        error_messages = {
+            "next_step": {"required": NEXT_STEP_MISSING},
+            "next_step_date": {"required": NEXT_STEP_DATE_MISSING},
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial["version"] = self.instance.version
+        if self.instance.stage == Stage.PROMISED:
+            # Before anything is at stake the payment option can be agreed again
+            # (e.g. upfront or on file after a manager declined invoicing); the
+            # options the customer's standing allows, and the current one.
+            terms = customer_terms(self.instance.customer)
+            self.fields["payment_option"] = forms.ChoiceField(
+                label="Payment option",
+                widget=forms.RadioSelect,
+                choices=[
+                    (value, label)
+                    for value, label in PaymentOption.choices
+                    if terms.allows(value) or value == self.instance.payment_option
+                ],
+                initial=self.instance.payment_option,
+                # Not sent (an older page, a script): the option stays as it is.
+                required=False,
+            )
+
+    def clean_payment_option(self):
+        option = self.cleaned_data.get("payment_option") or self.instance.payment_option
+        terms = customer_terms(self.instance.customer)
+        if option != self.instance.payment_option and not terms.allows(option):
+            raise forms.ValidationError(terms.summary)
+        return option
 
     def clean_next_step_date(self):
         value = self.cleaned_data.get("next_step_date")
@@ -231,7 +309,7 @@ class MoveForm(forms.Form):
         return cleaned
 
 
-class TouchForm(forms.ModelForm):
+class TouchForm(FocusFirstError, forms.ModelForm):
     """A touch. Its ids start with ``touch-``: it shares the deal page with the
     payment form, whose "Kind" must not be the one this form's label names."""
 
@@ -247,6 +325,13 @@ class TouchForm(forms.ModelForm):
         help_texts = {
             "agreed_to": "Always close on something, however small.",
             "next_step": "Always have a reason to call back.",
+        }
+        error_messages = {
+            "agreed_to": {"required": AGREED_TO_MISSING},
+            "next_step": {"required": NEXT_STEP_MISSING},
+            "next_step_date": {"required": NEXT_STEP_DATE_MISSING},
+            "discussed": {"required": "Write what was discussed."},
+            "kind": {"required": "Choose how you were in touch: a call, a visit, an email…"},
         }
 
     def __init__(self, *args, **kwargs):

@@ -3,7 +3,8 @@
 from datetime import date
 from itertools import chain
 
-from django.db.models import Count, Sum
+from django.db.models import CharField, Count, Q, Sum, Value
+from django.db.models.functions import Lower, Replace
 from django.utils import timezone
 
 from pipeline.models import Customer, Deal
@@ -85,3 +86,96 @@ def stage_summary(deals) -> list[dict]:
         }
         for stage in Stage
     ]
+
+
+# --- likely duplicate customers -------------------------------------------
+# Two customers are likely the same when their names match ignoring case and
+# spaces, or they share an email (any case) or a phone number (its digits).
+# Keys are computed the same way in Python and in SQL (works on SQLite too).
+
+PHONE_PUNCTUATION = (" ", "-", "(", ")", ".", "+", "/")
+MIN_PHONE_DIGITS = 6
+
+
+def name_key(name: str) -> str:
+    return "".join(name.lower().split())
+
+
+def phone_key(phone: str) -> str:
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return digits if len(digits) >= MIN_PHONE_DIGITS else ""
+
+
+def _name_key_sql():
+    return Lower(Replace(Replace("name", Value(" "), Value("")), Value("\t"), Value("")))
+
+
+def _phone_key_sql():
+    expression = "phone"
+    for mark in PHONE_PUNCTUATION:
+        expression = Replace(expression, Value(mark), Value(""), output_field=CharField())
+    return expression
+
+
+def _duplicate_condition(names: set[str], emails: set[str], phones: set[str]) -> Q:
+    condition = Q(pk__in=[])
+    if names - {""}:
+        condition |= Q(name_key__in=sorted(names - {""}))
+    if emails - {""}:
+        condition |= Q(email_key__in=sorted(emails - {""}))
+    if phones - {""}:
+        condition |= Q(phone_key__in=sorted(phones - {""}))
+    return condition
+
+
+def _keyed(customers):
+    return customers.annotate(
+        name_key=_name_key_sql(), email_key=Lower("email"), phone_key=_phone_key_sql()
+    )
+
+
+def likely_duplicates(visible, *, name: str, email: str = "", phone: str = "", exclude=None):
+    """The customers among ``visible`` (a user's visible customers) likely to be the
+    one described: same name (case and spaces ignored), same email or same phone."""
+    condition = _duplicate_condition({name_key(name)}, {email.strip().lower()}, {phone_key(phone)})
+    found = _keyed(visible).filter(condition)
+    if exclude is not None:
+        found = found.exclude(pk=exclude)
+    return found.order_by("name", "id")
+
+
+def duplicates_among(visible, customers) -> dict[int, list[Customer]]:
+    """For each of ``customers`` (a page), the other visible customers likely the same.
+
+    One query for the whole page, whatever its size.
+    """
+    customers = list(customers)
+    if not customers:
+        return {}
+    keys = {
+        c.pk: (name_key(c.name), (c.email or "").strip().lower(), phone_key(c.phone))
+        for c in customers
+    }
+    names = {k[0] for k in keys.values()}
+    emails = {k[1] for k in keys.values()}
+    phones = {k[2] for k in keys.values()}
+    candidates = list(
+        _keyed(visible)
+        .filter(_duplicate_condition(names, emails, phones))
+        .only("pk", "name", "company", "email", "phone")
+        .order_by("name", "id")
+    )
+    found: dict[int, list[Customer]] = {}
+    for customer in customers:
+        name, email, phone = keys[customer.pk]
+        found[customer.pk] = [
+            other
+            for other in candidates
+            if other.pk != customer.pk
+            and (
+                (name and other.name_key == name)
+                or (email and other.email_key == email)
+                or (phone and other.phone_key == phone)
+            )
+        ]
+    return found

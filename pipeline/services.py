@@ -21,6 +21,7 @@ from pipeline.stages import (
     Stage,
     check_move,
 )
+from pipeline.terms import terms_for
 
 
 class StaleDeal(Exception):
@@ -43,6 +44,36 @@ def role_for_moves(user: User | None) -> str:
     return REP
 
 
+def customer_add(
+    *,
+    owner: User,
+    name: str,
+    phone: str,
+    company: str = "",
+    email: str = "",
+    billing_contact: str = "",
+    accounting_cutoff_day: int | None = None,
+    plans_notes: str = "",
+    technology_notes: str = "",
+) -> Customer:
+    """A new customer of ``owner``'s, standing New until billing learns their history.
+
+    Whether it duplicates one the rep can see is asked before (the views warn
+    with ``pipeline.selectors.likely_duplicates`` and let the rep confirm).
+    """
+    return Customer.objects.create(
+        owner=owner,
+        name=name,
+        phone=phone,
+        company=company,
+        email=email,
+        billing_contact=billing_contact,
+        accounting_cutoff_day=accounting_cutoff_day,
+        plans_notes=plans_notes,
+        technology_notes=technology_notes,
+    )
+
+
 @transaction.atomic
 def deal_promise(
     *,
@@ -56,14 +87,22 @@ def deal_promise(
     next_step_date: date,
     notes: str = "",
     promised_at: datetime | None = None,
+    invoicing_asked: bool = False,
 ) -> Deal:
     """Log a customer's verbal promise as a deal in Promised.
 
     The customer's standing decides the terms (DOMAIN.md, terms policy): the
     payment option must be one the standing allows, and whether a deposit is
     required is fixed now, when the customer agrees to the terms.
+
+    ``invoicing_asked``: the rep asked their manager to allow invoicing a slow
+    payer ("Ask my manager", billing's ExceptionRequest, its only caller). The
+    deal is logged on the terms such an exception gives (an invoice, with a
+    deposit required); billing does not invoice it unless the manager approves.
     """
     terms = customer_terms(customer)
+    if invoicing_asked and terms.needs_exception_for(payment_option):
+        terms = terms_for(terms.standing, terms.reason, invoicing_exception="asked")
     if not terms.allows(payment_option):
         raise IllegalMove(terms.summary)
     deal = Deal.objects.create(
@@ -187,6 +226,18 @@ def deal_update(*, deal_id: int, actor: User, expected_version: int, **fields) -
         raise StaleDeal(deal)
     if deal.is_closed:
         raise IllegalMove(f"This deal is {deal.get_stage_display().lower()}: it can't be edited.")
+    option = fields.get("payment_option", deal.payment_option)
+    if option != deal.payment_option:
+        # Agreed again with the customer (a manager declined invoicing, say):
+        # only before anything is at stake, on terms the standing allows.
+        if deal.stage != Stage.PROMISED:
+            raise IllegalMove(
+                f"The deal is in {deal.get_stage_display()}: its payment option is settled."
+            )
+        terms = customer_terms(deal.customer)
+        if not terms.allows(option):
+            raise IllegalMove(terms.summary)
+        fields["deposit_required"] = terms.deposit_required(option)
     if "amount" in fields:
         # The money received, pending or cleared: billing's copy of its ledger.
         received = deal.received_amount

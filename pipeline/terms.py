@@ -68,6 +68,14 @@ class Terms:
     def deposit_required(self, option: str) -> bool:
         return option in self.deposit_required_for
 
+    def needs_exception_for(self, option: str) -> bool:
+        """Refused now, but a manager's exception can lift it: invoicing a slow payer."""
+        return (
+            self.standing == Standing.SLOW
+            and option == PaymentOption.INVOICE
+            and not self.allows(option)
+        )
+
     @property
     def summary(self) -> str:
         if self.standing == Standing.NEW:
@@ -77,6 +85,20 @@ class Terms:
         if self.allows(PaymentOption.INVOICE):
             return "Slow payer: invoicing allowed by a manager's exception, with a deposit."
         return "Slow payer: upfront or on file only; invoicing needs a manager's exception."
+
+    @property
+    def deposit_text(self) -> str:
+        """What each allowed option asks as a stake, in words that agree with ``summary``.
+
+        A good payer's invoice needs no deposit, so the deposit rule is named only
+        for the options that require one.
+        """
+        secured = "upfront pays the whole amount at the close; on file secures the card or account"
+        if not self.allows(PaymentOption.INVOICE):
+            return f"Upfront or on file: {secured}."
+        if self.deposit_required(PaymentOption.INVOICE):
+            return f"On an invoice, a deposit of {self.deposit_rule} is required; {secured}."
+        return f"On an invoice no deposit is required; {secured}."
 
     @property
     def deposit_rule(self) -> str:

@@ -8,6 +8,7 @@ urlpatterns = [
     path("deals/board/move/", views.deal_board_move, name="deal_board_move"),
     path("deals/new/", views.deal_new, name="deal_new"),
     path("deals/terms/", views.deal_terms, name="deal_terms"),
+    path("deals/new/customer/", views.deal_customer_new, name="deal_customer_new"),
     path("deals/<int:pk>/", views.deal_detail, name="deal_detail"),
     path("deals/<int:pk>/edit/", views.deal_edit, name="deal_edit"),
     path("deals/<int:pk>/move/", views.deal_move, name="deal_move"),

@@ -2,11 +2,12 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from pipeline import access, selectors, services
 from pipeline.forms import (
+    AskManagerForm,
     CustomerForm,
     DealEditForm,
     DealForm,
@@ -127,6 +128,17 @@ def deal_new(request: HttpRequest) -> HttpResponse:
     if customer_id := request.GET.get("customer"):
         initial["customer"] = customer_id
     form = DealForm(request.POST or None, user=request.user, initial=initial)
+    customer_form = None
+    if any(key.startswith(f"{NEW_CUSTOMER_PREFIX}-") for key in request.POST):
+        # The deal was sent while a new customer's form was open in it: keep that typing too.
+        customer_form = CustomerForm(
+            prefix=NEW_CUSTOMER_PREFIX,
+            initial={
+                key.removeprefix(f"{NEW_CUSTOMER_PREFIX}-"): value
+                for key, value in request.POST.items()
+                if key.startswith(f"{NEW_CUSTOMER_PREFIX}-")
+            },
+        )
     if request.method == "POST" and form.is_valid():
         try:
             deal = services.deal_promise(rep=request.user, **form.cleaned_data)
@@ -135,7 +147,78 @@ def deal_new(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Deal #{deal.pk} logged: {deal.title}.")
             return redirect(deal)
-    return render(request, "pipeline/deal_form.html", {"form": form, **_terms_context(form)})
+    context = {
+        "form": form,
+        "customer_form": customer_form,
+        # A refusal the rep's manager can lift (invoicing a slow payer) offers
+        # "Ask my manager" right there; billing takes the request (and the deal).
+        "ask_form": AskManagerForm() if form.needs_manager else None,
+        **_terms_context(form),
+    }
+    return render(request, "pipeline/deal_form.html", context)
+
+
+# The deal form's own fields, carried through the customer step so nothing typed is lost.
+DEAL_DRAFT_FIELDS = [name for name in DealForm.Meta.fields if name != "customer"]
+NEW_CUSTOMER_PREFIX = "new_customer"
+
+
+def deal_customer_new(request: HttpRequest) -> HttpResponse:
+    """A new customer added from inside the deal form (issue 13).
+
+    With htmx, the deal form's "Add a new customer" fetches a small customer
+    form into the deal form; posting it answers with the deal form's customer
+    list and terms panel swapped out of band, the new customer chosen, and
+    nothing else of the deal form touched. Without JavaScript the same button
+    posts the whole deal form here: the customer form is a page that carries
+    the deal's typed values in hidden fields and, once the customer is added,
+    shows the deal form again with them and the new customer chosen.
+
+    A likely duplicate (same name ignoring case and spaces, same email or
+    phone, among the rep's visible customers) is not added at once: the rep
+    picks the existing customer or confirms it is a different one.
+    """
+    access.require_seller(request.user)
+    visible = Customer.objects.visible_to(request.user)
+    draft = {name: request.POST.get(name, "") for name in DEAL_DRAFT_FIELDS}
+    step = request.POST.get("new_customer_step", "")
+    if request.method == "POST" and (picked := parse_id(request.POST.get("use_customer"))):
+        customer = get_object_or_404(visible, pk=picked)
+        return _deal_form_with_customer(request, customer, draft, added=False)
+    submitted = request.method == "POST" and step in ("add", "add_anyway")
+    form = CustomerForm(request.POST if submitted else None, prefix=NEW_CUSTOMER_PREFIX)
+    duplicates = []
+    if submitted and form.is_valid():
+        data = form.cleaned_data
+        duplicates = list(
+            selectors.likely_duplicates(
+                visible, name=data["name"], email=data["email"], phone=data["phone"]
+            )[:5]
+        )
+        if not duplicates or step == "add_anyway":
+            customer = services.customer_add(owner=request.user, **data)
+            return _deal_form_with_customer(request, customer, draft, added=True)
+    context = {"customer_form": form, "duplicates": duplicates, "draft": draft}
+    status = 422 if form.is_bound and form.errors else 200
+    if request.htmx:
+        return render(request, "pipeline/deal_form.html#new-customer", context, status=status)
+    return render(request, "pipeline/deal_customer_new.html", context, status=status)
+
+
+def _deal_form_with_customer(
+    request: HttpRequest, customer: Customer, draft: dict, *, added: bool
+) -> HttpResponse:
+    note = (
+        f"Customer {customer.name} added and chosen for this deal."
+        if added
+        else f"{customer.name} chosen for this deal."
+    )
+    form = DealForm(user=request.user, initial={**draft, "customer": customer.pk})
+    context = {"form": form, "customer_note": note, **_terms_context(form)}
+    if request.htmx:
+        return render(request, "pipeline/deal_form.html#customer-chosen", context)
+    messages.success(request, note)
+    return render(request, "pipeline/deal_form.html", context)
 
 
 def _terms_context(form: DealForm) -> dict:
@@ -258,25 +341,41 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(customers.order_by("name", "id"), DEALS_PER_PAGE).get_page(
         request.GET.get("page")
     )
+    # Each customer of the page with the others likely to be the same one (one query).
+    duplicates = selectors.duplicates_among(
+        Customer.objects.visible_to(request.user), page.object_list
+    )
+    rows = [(customer, duplicates.get(customer.pk, [])) for customer in page.object_list]
     template = (
         "pipeline/customer_list.html#results" if request.htmx else "pipeline/customer_list.html"
     )
-    return render(request, template, {"page": page, "q": query, "search_error": search_error})
+    context = {"page": page, "rows": rows, "q": query, "search_error": search_error}
+    return render(request, template, context)
 
 
 def customer_new(request: HttpRequest) -> HttpResponse:
     access.require_seller(request.user)
     form = CustomerForm(request.POST or None)
     next_url = request.POST.get("next") or request.GET.get("next", "")
+    duplicates = []
     if request.method == "POST" and form.is_valid():
-        customer = form.save(commit=False)
-        customer.owner = request.user
-        customer.save()
-        messages.success(request, f"Customer {customer.name} added.")
-        if next_url == "deal":
-            return redirect(f"/deals/new/?customer={customer.pk}")
-        return redirect(customer)
-    return render(request, "pipeline/customer_form.html", {"form": form, "next": next_url})
+        data = form.cleaned_data
+        duplicates = list(
+            selectors.likely_duplicates(
+                Customer.objects.visible_to(request.user),
+                name=data["name"],
+                email=data["email"],
+                phone=data["phone"],
+            )[:5]
+        )
+        if not duplicates or request.POST.get("new_customer_step") == "add_anyway":
+            customer = services.customer_add(owner=request.user, **data)
+            messages.success(request, f"Customer {customer.name} added.")
+            if next_url == "deal":
+                return redirect(f"/deals/new/?customer={customer.pk}")
+            return redirect(customer)
+    context = {"form": form, "next": next_url, "duplicates": duplicates}
+    return render(request, "pipeline/customer_form.html", context)
 
 
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:

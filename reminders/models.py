@@ -27,6 +27,9 @@ class ReminderKind(models.TextChoices):
     PAYMENT_BOUNCED = "payment_bounced", "Payment bounced"
     NEXT_STEP_DUE = "next_step_due", "Next step due"
     STALE_DEAL = "stale_deal", "Stale deal"
+    # "Ask my manager" (billing.ExceptionRequest): rules in reminders/rules/m13b.py.
+    EXCEPTION_ASKED = "exception_asked", "Exception asked"
+    EXCEPTION_DECIDED = "exception_decided", "Exception decided"
 
 
 class ReminderState(models.TextChoices):

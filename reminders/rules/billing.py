@@ -1,9 +1,11 @@
 """The rules read from billing: payment bounced, payment due and the overdue
-ladder (invoices and instalments), invoice cut-off.
+ladder (invoices and instalments), invoice cut-off, and "Ask my manager"
+(an exception asked, then decided).
 
 Facts: ``facts.bounces``, ``facts.invoices`` (not void, with the cleared money
-that pays each), ``facts.instalments`` (the same) and ``facts.invoiced`` (the
-sum of the invoices), loaded by ``load`` in three queries."""
+that pays each), ``facts.instalments`` (the same), ``facts.invoiced`` (the
+sum of the invoices) and ``facts.requests`` (exception requests), loaded by
+``load`` in four queries."""
 
 import calendar
 import re
@@ -12,10 +14,20 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
+from django.db.models import DecimalField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from billing.models import Instalment, Invoice, Payment, PaymentEvent, PaymentStatus
+from billing.models import (
+    ExceptionKind,
+    ExceptionRequest,
+    Instalment,
+    Invoice,
+    Payment,
+    PaymentEvent,
+    PaymentStatus,
+    RequestState,
+    invoice_display_number,
+)
 from billing.policy import next_cutoff
 from pipeline.stages import Stage
 from pipeline.terms import PaymentOption
@@ -78,11 +90,31 @@ def _cleared(payment_field: str):
     )
 
 
+@dataclass(frozen=True)
+class Request:
+    """A rep asking their manager to lift a refusal of the terms policy."""
+
+    id: int
+    kind: str
+    state: str
+    reason: str
+    asked_at: datetime
+    decided_at: datetime | None
+    decided_by_id: int | None
+    decision_note: str
+    rep_name: str
+    decider_name: str
+
+
+def _person(first: str | None, last: str | None, username: str | None, fallback: str) -> str:
+    return f"{first or ''} {last or ''}".strip() or username or fallback
+
+
 def load(facts: dict[int, Facts]) -> None:
-    """Bounces, invoices and instalments of the batch's deals: three queries."""
+    """Bounces, invoices, instalments and exception requests of the batch's deals."""
     ids = list(facts)
     for f in facts.values():
-        f.bounces, f.invoices, f.instalments = [], [], []
+        f.bounces, f.invoices, f.instalments, f.requests = [], [], [], []
         f.invoiced = Decimal("0.00")
     bounces = PaymentEvent.objects.order_by().filter(
         payment__deal_id__in=ids, to_status__in=[PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK]
@@ -98,7 +130,7 @@ def load(facts: dict[int, Facts]) -> None:
         .values_list("deal_id", "id", "number", "amount", "due_date", "paid")
     )
     for deal_id, pk, number, amount, due_date, paid in invoices:
-        label = f"{settings.CLEARED_INVOICE_PREFIX}{number:05d}"
+        label = invoice_display_number(number)  # "INV-00009", as everywhere
         facts[deal_id].invoices.append(Debt(pk, label, amount, due_date, paid))
         facts[deal_id].invoiced += amount
     instalments = (
@@ -109,6 +141,21 @@ def load(facts: dict[int, Facts]) -> None:
     )
     for deal_id, *fields in instalments:
         facts[deal_id].instalments.append(Debt(*fields))
+    requests = (
+        ExceptionRequest.objects.order_by()
+        .filter(deal_id__in=ids)
+        .values_list(
+            "deal_id", "id", "kind", "state", "reason", "asked_at", "decided_at",
+            "decided_by_id", "decision_note", "rep__first_name", "rep__last_name",
+            "rep__username", "decided_by__first_name", "decided_by__last_name",
+            "decided_by__username",
+        )
+    )  # fmt: skip
+    for deal_id, *fields, rf, rl, ru, df, dl, du in requests:
+        rep_name = _person(rf, rl, ru, "Your rep")
+        facts[deal_id].requests.append(
+            Request(*fields, rep_name, _person(df, dl, du, "Your manager"))
+        )
 
 
 # --- payment bounced ----------------------------------------------------------------
@@ -289,9 +336,105 @@ INVOICE_CUTOFF = Rule(
 )
 
 
+# --- Ask my manager: an exception asked (the manager's), then decided (the rep's) -----
+# One reminder of each kind per request (occurrence ``x<request id>``). The panel
+# shows Approve / Decline on the manager's (templates/billing/_exception_decision.html).
+
+
+def _what(kind: str) -> str:
+    if kind == ExceptionKind.WAIVE_DEPOSIT:
+        return "waive the deposit"
+    return "allow invoicing this slow payer"
+
+
+def _requests_clock(moment: str, *conditions):
+    def clock(window: Window):
+        return (
+            ExceptionRequest.objects.order_by()
+            .filter(*conditions, **{f"{moment}__gt": window.since})
+            .filter(**{f"{moment}__lte": window.horizon})
+            .values_list("deal_id", flat=True)
+        )
+
+    return clock
+
+
+def _asked(f: Facts, window: Window):
+    for request in f.requests:
+        if request.state == RequestState.ASKED:
+            yield Want(
+                f"x{request.id}",
+                request.asked_at,
+                f"{request.rep_name} asks you to {_what(request.kind)}: “{request.reason}”",
+            )
+
+
+def _decided_as(state: str):
+    def when(f: Facts, known: Known) -> bool:
+        return any(r.state == state and f"x{r.id}" == known.occurrence for r in f.requests)
+
+    return when
+
+
+def _decider(f: Facts) -> int | None:
+    decided = [r for r in f.requests if r.decided_by_id is not None]
+    return max(decided, key=lambda r: r.decided_at).decided_by_id if decided else None
+
+
+EXCEPTION_ASKED = Rule(
+    kind=ReminderKind.EXCEPTION_ASKED,
+    owner=MANAGER,
+    wants=_asked,
+    clock=_requests_clock("asked_at", Q(state=RequestState.ASKED)),
+    gone=(
+        Gone(_decided_as(RequestState.APPROVED), "Decided: approved.", by=_decider),
+        Gone(_decided_as(RequestState.DECLINED), "Decided: declined.", by=_decider),
+    ),
+    hovers=False,  # each request is a question of its own
+)
+
+
+def _decided_why(request: Request) -> str:
+    manager = request.decider_name
+    if request.state == RequestState.APPROVED:
+        if request.kind == ExceptionKind.WAIVE_DEPOSIT:
+            return f"{manager} waived the deposit: the deal can move on without one."
+        return (
+            f"{manager} approved invoicing this slow payer: the deal is invoiced as usual "
+            "once its audit is confirmed."
+        )
+    note = f": “{request.decision_note}”" if request.decision_note else ""
+    then = (
+        " — the deposit is still required: ask the customer for it."
+        if request.kind == ExceptionKind.WAIVE_DEPOSIT
+        else " — agree upfront or on file with the customer and change the payment option "
+        "(Edit the deal)."
+    )
+    return f"{manager} declined to {_what(request.kind)}{note}{then}"
+
+
+def _decided(f: Facts, window: Window):
+    for request in f.requests:
+        if request.state != RequestState.ASKED and request.decided_at is not None:
+            yield Want(f"x{request.id}", request.decided_at, _decided_why(request))
+
+
+EXCEPTION_DECIDED = Rule(
+    kind=ReminderKind.EXCEPTION_DECIDED,
+    owner=REP,
+    wants=_decided,
+    clock=_requests_clock("decided_at", ~Q(state=RequestState.ASKED)),
+    # The rep marks it done; a paid deal is no reason to hide the answer.
+    ends_with_deal=False,
+    hovers=False,
+)
+
+
 def billing_rules() -> tuple[Rule, ...]:
     ladder = _ladder()
     rules = [
+        EXCEPTION_ASKED,
+        EXCEPTION_DECIDED,
         INVOICE_CUTOFF,
         _bounced_rule(REP),
         _bounced_rule(MANAGER),

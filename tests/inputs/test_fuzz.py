@@ -64,6 +64,7 @@ FUZZED = {
     "deal_new": ("rep", None),
     "deal_import": ("rep", None),
     "deal_terms": ("rep", None),
+    "deal_customer_new": ("rep", None),
     "deal_detail": ("rep", "deal"),
     "deal_edit": ("rep", "deal"),
     "deal_move": ("rep", "deal"),
@@ -92,6 +93,9 @@ FUZZED = {
     "billing:plan_new": ("rep", "deal"),
     "billing:deposit_waive": ("manager", "deposit_deal"),
     "billing:invoicing_allow": ("manager", "customer"),
+    "billing:deal_invoicing_ask": ("rep", None),
+    "billing:deposit_waiver_ask": ("rep", "ask_deal"),
+    "billing:exception_decide": ("manager", "exception_request"),
     "audits:queue": ("auditor", None),
     "audits:report": ("manager", None),
     "audits:wrap_up": ("rep", "deposit_deal"),
@@ -228,6 +232,10 @@ def world(rep, manager, auditor, customer, teammate):
         why="Next step",
         due_at=timezone.now() - datetime.timedelta(minutes=5),
     )
+    ask_deal = DealFactory(rep=rep, customer=customer, payment_option=PaymentOption.INVOICE)
+    exception_request = billing.deposit_waiver_ask(
+        deal_id=ask_deal.pk, rep=rep, reason="Long-standing customer"
+    )
     CallScript.objects.current()
     audit = audit_services.wrap_up_hand_over(deal_id=other.pk, rep=rep, **checklist())
     disputed = audit_services.wrap_up_hand_over(deal_id=disputed_deal.pk, rep=rep, **checklist())
@@ -242,6 +250,8 @@ def world(rep, manager, auditor, customer, teammate):
         "payment": payment,
         "invoice": invoice,
         "reminder": reminder,
+        "ask_deal": ask_deal,
+        "exception_request": exception_request,
         "audit": audit,
         "rep": rep,
         "teammate": teammate,

@@ -4,6 +4,7 @@ import datetime
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from pipeline.models import Deal
 from pipeline.stages import Stage
@@ -33,12 +34,16 @@ def test_a_wrong_password_is_refused_with_a_message(page, live_server, rep):
 def test_a_rep_creates_a_customer_and_a_deal_adds_a_touch_and_moves_it(page, live_server, rep):
     log_in(page, live_server, "rep")
     page.get_by_role("button", name="Log a deal").click()
-    page.get_by_role("link", name="Add a new customer").click()
-    page.get_by_label("Name").fill("Grace Kim")
-    page.get_by_label("Company").fill("Kim Family Pharmacy")
-    page.get_by_label("Phone").fill("+1 555 0142")
-    page.get_by_label("Accounting cut-off day").fill("15")
-    page.get_by_role("button", name="Add and log a deal").click()
+    # The customer is added inside the deal form (issue 13).
+    page.get_by_role("button", name="Add a new customer").click()
+    new_customer = page.locator("#new-customer")
+    new_customer.get_by_label("Name").fill("Grace Kim")
+    new_customer.get_by_label("Company").fill("Kim Family Pharmacy")
+    new_customer.get_by_label("Phone").fill("+1 555 0142")
+    new_customer.get_by_text("Billing contact, accounting cut-off, notes").click()
+    new_customer.get_by_label("Accounting cut-off day").fill("15")
+    new_customer.get_by_role("button", name="Add the customer").click()
+    expect(new_customer).to_contain_text("Customer Grace Kim added and chosen for this deal.")
 
     # The standing and the terms it requires are shown while the deal is entered.
     assert "New standing" in page.locator("#terms").inner_text()

@@ -50,7 +50,7 @@ def test_a_rep_logs_a_deal_in_promised_with_its_first_stage_event(rep_client, re
         ("amount", "12.345", "2 decimal places"),
         ("amount", "lots", "Enter the amount as a number"),
         ("next_step_date", "2001-01-01", "can&#x27;t be in the past"),
-        ("next_step", "", "This field is required"),
+        ("next_step", "", "Write the next step: always have a reason to call back."),
         ("payment_option", "barter", "Select a valid choice"),
     ],
 )
