@@ -1,4 +1,5 @@
-"""What /healthz reports: the database, the broker and the cache, each up or down.
+"""What /healthz reports: the database, the broker, the cache and the reminders'
+heartbeat (beat's scan), each up or down (or late).
 
 Only the database is vital: with the broker down writes still save (their
 follow-up work waits for the next scan) and with the cache down pages are
@@ -7,10 +8,13 @@ computed afresh. So the web process is healthy (HTTP 200, ``"status":
 restart web processes that are still serving pages because Redis blinked.
 """
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.utils import timezone
 
 from config.celery import app as celery_app
+from reminders.services import reminders_last_scan
 
 
 def _reason(exc: Exception) -> str:
@@ -48,6 +52,21 @@ def cache_state() -> tuple[str, str]:
     return "ok", ""
 
 
+def heartbeat_state() -> tuple[str, str]:
+    """Is beat's reminder scan running? Late after three missed intervals (worker,
+    beat or broker down): reminders wait, pages do not."""
+    try:
+        last = reminders_last_scan()
+    except Exception as exc:  # noqa: BLE001
+        return "down", _reason(exc)
+    if last is None:
+        return "late", "no scan has run yet"
+    age = (timezone.now() - last).total_seconds()
+    if age > 3 * settings.REMINDERS_SCAN_SECONDS:
+        return "late", f"the last reminder scan ran {age:.0f} s ago"
+    return "ok", ""
+
+
 def health() -> tuple[dict, bool]:
     """The report, and whether the web process can serve pages (the database is up)."""
     parts = {
@@ -61,4 +80,10 @@ def health() -> tuple[dict, bool]:
     report: dict = {"status": status, **{name: state for name, (state, _) in parts.items()}}
     if reasons:
         report["reasons"] = reasons
+    # The background work, told apart from the web process's own health: a late
+    # heartbeat means the worker or beat needs a look, not that pages are down.
+    heartbeat, why = heartbeat_state() if serving else ("unknown", "the database is down")
+    report["heartbeat"] = heartbeat
+    if why:
+        report["heartbeat_reason"] = why
     return report, serving

@@ -81,3 +81,24 @@ def test_with_the_database_down_healthz_answers_503():
     assert body["status"] == "down"
     assert body["database"] == "down"
     assert body["reasons"]["database"] == "OperationalError"
+
+
+@pytest.mark.django_db
+def test_healthz_says_whether_the_reminders_heartbeat_runs(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reminders.services import reminders_scan_mark
+
+    before = Client().get("/healthz").json()
+    assert (before["status"], before["heartbeat"]) == ("ok", "late")  # pages are fine
+    assert before["heartbeat_reason"] == "no scan has run yet"
+    reminders_scan_mark(now=timezone.now())
+    assert Client().get("/healthz").json()["heartbeat"] == "ok"
+    reminders_scan_mark(
+        now=timezone.now() - timedelta(seconds=10 * settings.REMINDERS_SCAN_SECONDS)
+    )
+    late = Client().get("/healthz").json()
+    assert late["heartbeat"] == "late"
+    assert late["heartbeat_reason"].startswith("the last reminder scan ran ")
