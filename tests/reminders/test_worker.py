@@ -527,3 +527,52 @@ def test_due_to_visible_on_an_open_dashboard_within_a_beat_and_a_poll(
     latency = (timezone.now() - due_at).total_seconds()
     print(f"\nDue -> visible on the open dashboard: {latency:.1f} s (bound {bound} s)")
     assert latency <= bound + 5  # a few seconds of slack for the page to draw
+
+
+def test_database_connections_killed_mid_drain_lose_nothing_and_double_nothing(
+    rep, workers, broker_url
+):
+    """PostgreSQL drops the worker's connections while it drains 1,500 changed deals:
+    the task fails, its claimed rows wait out their lease, and the next beats finish
+    the job; every reminder exists once."""
+    if connection.vendor != "postgresql":
+        pytest.skip("pg_terminate_backend is PostgreSQL's")
+    from pipeline.events import deal_changes_pending
+    from pipeline.models import DealChange
+
+    customer = Customer.objects.create(name="Acme", phone="+1 555 0100", owner=rep)
+    now = timezone.now()
+    deals = Deal.objects.bulk_create(
+        Deal(
+            customer=customer, rep=rep, title=f"Order {n}", amount="100.00",
+            payment_option="invoice", deposit_required=False, promised_at=now,
+            next_step="Call", next_step_date=timezone.localdate() + datetime.timedelta(days=9),
+            expected_delivery_date=timezone.localdate() + datetime.timedelta(days=30),
+        )
+        for n in range(1500)
+    )  # fmt: skip
+    # As the services would have written them, each in its writer's transaction.
+    DealChange.objects.bulk_create(DealChange(deal=d, changed_at=now) for d in deals)
+    app = _client_app(broker_url)
+    workers.start(broker_url, "w1", REMINDERS_LEASE_SECONDS="5", REMINDERS_BATCH="100")
+    app.send_task("reminders.reminders_drain")
+    _wait(lambda: Reminder.objects.exists(), 30, "the drain to start")
+    with connection.cursor() as cursor:  # every other connection to the test database
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        killed = cursor.fetchone()[0]
+    assert killed >= 1
+    half_way = Reminder.objects.count()
+    _wait(
+        lambda: (
+            deal_changes_pending() == 0
+            and Reminder.objects.filter(kind=ReminderKind.CHECK_IN).count() == 1500
+        ),
+        90,
+        f"every check-in (had {half_way} when the connections were killed)",
+        every=(3, lambda: app.send_task("reminders.reminders_scan")),  # beat goes on
+    )
+    _assert_each_reminder_once()
+    assert half_way < 3000  # the kill did land mid-drain
