@@ -20,10 +20,12 @@ number leaves in an email, even one that got past the masked fields.
 """
 
 import logging
+import secrets
 import smtplib
+import string
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from email.utils import formataddr, make_msgid, parseaddr
+from email.utils import formataddr, parseaddr
 
 from celery import current_app
 from django.conf import settings
@@ -150,9 +152,7 @@ def chase_preview(
         "text": mask_card_numbers(render_to_string("billing/email/chase.txt", context)),
         "html": mask_card_numbers(render_to_string("billing/email/chase.html", context)),
         # The body alone, for the previews inside the app's pages.
-        "body_html": mask_card_numbers(
-            render_to_string("billing/email/_chase_body.html", context)
-        ),
+        "body_html": mask_card_numbers(render_to_string("billing/email/_chase_body.html", context)),
     }
 
 
@@ -230,6 +230,12 @@ def build_message(email: CustomerEmail, link_url: str | None = None) -> EmailMul
 # --- asking for an email ----------------------------------------------------------------
 
 
+def new_message_id() -> str:
+    """A Message-ID of letters only: a run of random digits could look like a card number."""
+    local = "".join(secrets.choice(string.ascii_lowercase) for _ in range(26))
+    return f"<{local}@{settings.CLEARED_EMAIL_DOMAIN}>"
+
+
 def _new_row(invoice: Invoice, *, kind: str, sender: User, **fields) -> CustomerEmail:
     customer = invoice.deal.customer
     return CustomerEmail(
@@ -239,7 +245,7 @@ def _new_row(invoice: Invoice, *, kind: str, sender: User, **fields) -> Customer
         invoice=invoice,
         sender=sender,
         to_address=customer.billing_address,
-        message_id=make_msgid(domain=settings.CLEARED_EMAIL_DOMAIN),
+        message_id=new_message_id(),
         **fields,
     )
 
@@ -432,6 +438,8 @@ def _claim(email_id: int, now: datetime) -> bool:
 
 
 def _settle(email_id: int, **fields) -> None:
+    if fields.get("state") != EmailState.QUEUED:
+        fields["settled_at"] = timezone.now()
     CustomerEmail.objects.filter(pk=email_id, state=EmailState.SENDING).update(
         claimed_until=None, **fields
     )
@@ -541,10 +549,10 @@ def _record_touch(email: CustomerEmail, deal: Deal) -> None:
 
 def customer_emails_run(*, now: datetime | None = None) -> int:
     """The beat's run: queue automatic rungs, then send every email whose time has come."""
-    now = now or timezone.now()
     chase_queue_auto(today=timezone.localdate(now))
     sent = 0
-    for email_id in emails_due(now=now):
+    # Read after queueing: the rows just queued are due at once.
+    for email_id in emails_due(now=now or timezone.now()):
         if customer_email_send(email_id=email_id) == EmailState.SENT:
             sent += 1
     return sent

@@ -637,17 +637,20 @@ class CustomerEmail(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True)
     message_id = models.CharField(max_length=200, unique=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # When it reached its last state (sent, bounced, failed, not sent).
+    settled_at = models.DateTimeField(null=True, blank=True)
     # The mail server's last refusal, or why it was not sent.
     outcome = MaskedCharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            # One per (invoice, kind, rung): the invoice itself once, each chase rung once.
             models.UniqueConstraint(
-                fields=["invoice", "kind", "rung"],
-                condition=Q(invoice__isnull=False),
-                nulls_distinct=False,
-                name="one_email_per_invoice_kind_rung",
+                fields=["invoice"], condition=Q(kind="invoice"), name="one_invoice_email"
+            ),
+            models.UniqueConstraint(
+                fields=["invoice", "rung"], condition=Q(kind="chase"), name="one_chase_per_rung"
             ),
             models.UniqueConstraint(
                 fields=["customer", "statement_date"],
@@ -667,6 +670,10 @@ class CustomerEmail(models.Model):
             # The sender's run: claims whose worker died (lease over).
             models.Index(
                 fields=["claimed_until"], condition=Q(state="sending"), name="email_lease_over"
+            ),
+            # The email bounced reminder (reminders/rules/m14a.py): recent bounces.
+            models.Index(
+                fields=["settled_at"], condition=Q(state="bounced"), name="email_bounced_recent"
             ),
             # The Chasing page: a team's recent emails; the chase-effect figure.
             models.Index(fields=["kind", "-created_at"], name="email_kind_recent"),

@@ -5,25 +5,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pipeline', '0021_deal_newest_first_index'),
+        ("pipeline", "0021_deal_newest_first_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='customer',
-            name='billing_email',
-            field=pipeline.masking.MaskedEmailField(blank=True, help_text='Where invoices and payment reminders go (the email above when empty).', max_length=254),
+            model_name="customer",
+            name="billing_email",
+            field=pipeline.masking.MaskedEmailField(
+                blank=True,
+                help_text="Where invoices and payment reminders go (the email above when empty).",
+                max_length=254,
+            ),
         ),
         migrations.AddField(
-            model_name='customer',
-            name='billing_email_bounced_at',
+            model_name="customer",
+            name="billing_email_bounced_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='customer',
-            name='chase_by_email',
-            field=models.BooleanField(default=True, help_text='Untick for a customer who must not be sent payment reminders by email.'),
+            model_name="customer",
+            name="chase_by_email",
+            field=models.BooleanField(
+                default=True,
+                help_text="Untick for a customer who must not be sent payment reminders by email.",
+            ),
         ),
     ]

@@ -4,15 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reminders', '0002_content_types_follow_the_models'),
+        ("reminders", "0002_content_types_follow_the_models"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='reminder',
-            name='kind',
-            field=models.CharField(choices=[('audit_due', 'Audit due'), ('audit_overdue', 'Audit overdue'), ('audit_retry', 'Audit retry'), ('audit_flaked', 'Flaked at audit'), ('audit_disputed', 'Disputed at audit'), ('check_in', 'Post-sale check-in'), ('deposit_missing', 'Deposit missing'), ('delivery_overdue', 'Delivery overdue'), ('satisfaction_check', 'Satisfaction check'), ('invoice_cutoff', 'Invoice cut-off'), ('payment_due', 'Payment due'), ('payment_overdue', 'Payment overdue'), ('payment_bounced', 'Payment bounced'), ('next_step_due', 'Next step due'), ('stale_deal', 'Stale deal'), ('email_bounced', 'Customer email bounced')], max_length=24),
+            model_name="reminder",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("audit_due", "Audit due"),
+                    ("audit_overdue", "Audit overdue"),
+                    ("audit_retry", "Audit retry"),
+                    ("audit_flaked", "Flaked at audit"),
+                    ("audit_disputed", "Disputed at audit"),
+                    ("check_in", "Post-sale check-in"),
+                    ("deposit_missing", "Deposit missing"),
+                    ("delivery_overdue", "Delivery overdue"),
+                    ("satisfaction_check", "Satisfaction check"),
+                    ("invoice_cutoff", "Invoice cut-off"),
+                    ("payment_due", "Payment due"),
+                    ("payment_overdue", "Payment overdue"),
+                    ("payment_bounced", "Payment bounced"),
+                    ("next_step_due", "Next step due"),
+                    ("stale_deal", "Stale deal"),
+                    ("email_bounced", "Customer email bounced"),
+                ],
+                max_length=24,
+            ),
         ),
     ]

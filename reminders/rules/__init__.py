@@ -44,6 +44,7 @@ from reminders.rules.base import (
 from reminders.rules.billing import (
     billing_rules,
 )
+from reminders.rules.m14a import EMAIL_BOUNCED
 from reminders.rules.pipeline import (
     CHECK_IN,
     DELIVERY_OVERDUE,
@@ -66,6 +67,7 @@ RULES: tuple[Rule, ...] = (
     SATISFACTION_CHECK,
     NEXT_STEP_DUE,
     STALE_DEAL,
+    EMAIL_BOUNCED,
 )
 
 
