@@ -10,4 +10,5 @@ def delivered_deal(rep, customer):
     return DealFactory(rep=rep, customer=customer, deposit_required=False, stage=Stage.DELIVERED)
 
 
+from tests.reminders.test_worker import broker_url, database_url  # noqa: E402, F401 - fixtures
 from tests.smtp import smtp_server  # noqa: E402, F401 - fixture: a real SMTP server
