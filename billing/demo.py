@@ -273,6 +273,23 @@ def seed(stdout=None) -> None:
             due = timezone.make_aware(datetime.combine(invoice.due_date, time(9)))
             history.append(_sent(invoice, EmailKind.CHASE, 0, _not_after_now(due, hours=1)))
     CustomerEmail.objects.bulk_create(history, ignore_conflicts=True)
+    # The first chase worked: half of what was open came in three days later.
+    chased = next((email for email in history if email.kind == EmailKind.CHASE), None)
+    if chased is not None and chased.sent_at + timedelta(days=4) < now:
+        deal = chased.invoice.deal
+        open_balance = min(deal.amount - services.live_money(deal.pk), chased.invoice.amount)
+        if open_balance > 0:
+            payment = services.payment_record(
+                deal_id=deal.pk,
+                recorded_by=deal.rep,
+                kind=PaymentKind.INSTALMENT,
+                method=PaymentMethodKind.BANK_TRANSFER,
+                amount=(open_balance / 2).quantize(Decimal("0.01")),
+                reference="Transfer after the reminder",
+                invoice=chased.invoice,
+                at=chased.sent_at + timedelta(days=3),
+            )
+            _clear(payment, chased.sent_at + timedelta(days=4))
     if stdout:
         stdout.write(
             f"  billing: {Invoice.objects.count()} invoices, {Payment.objects.count()} payments"

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 try:  # Pango missing: WeasyPrint's import fails with OSError ("cannot load library").
     import weasyprint
-except OSError as exc:  # pragma: no cover - depends on the machine
+except (ImportError, OSError) as exc:  # pragma: no cover - depends on the machine
     weasyprint = None
     _UNAVAILABLE = f"PDF is not available on this machine (its Pango libraries are missing: {exc})."
 else:

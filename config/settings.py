@@ -412,6 +412,9 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         "django.request": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # WeasyPrint narrates each step of every PDF at INFO; its warnings still show.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
     },
 }
 

@@ -6,6 +6,9 @@ and the tests read what it received.
 
 import datetime
 import io
+import os
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -521,3 +524,28 @@ def test_a_payment_reminder_links_to_its_chase_page(rep, billed):
     reminder.occurrence = "n3+7"  # an instalment: no invoice to email
     assert reminder.chase_url == ""
     assert settings.REMINDERS_PAYMENT_LADDER_DAYS
+
+
+def test_the_app_starts_and_says_so_on_a_machine_without_pango(tmp_path):
+    """WeasyPrint fails to import without Pango (OSError): Cleared starts anyway."""
+    fake = tmp_path / "weasyprint"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "raise OSError(\"cannot load library 'libpango-1.0-0': no such file\")\n"
+    )
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; "
+        "django.setup(); from django.core.management import call_command; "
+        "call_command('check'); import billing.urls; from billing.pdf import pdf_unavailable; "
+        "print(pdf_unavailable())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "PDF is not available on this machine" in result.stdout
+    assert "libpango-1.0-0" in result.stdout
