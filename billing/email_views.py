@@ -89,7 +89,7 @@ def invoice_send(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         try:
             email = mail.invoice_email_request(
-                invoice_id=invoice.pk, sender=request.user, send_on=form.cleaned_data["send_on"]
+                invoice_id=invoice.pk, send_on=form.cleaned_data["send_on"]
             )
         except BillingError as exc:
             form.add_error(None, str(exc))

@@ -236,14 +236,16 @@ def new_message_id() -> str:
     return f"<{local}@{settings.CLEARED_EMAIL_DOMAIN}>"
 
 
-def _new_row(invoice: Invoice, *, kind: str, sender: User, **fields) -> CustomerEmail:
+def _new_row(invoice: Invoice, *, kind: str, **fields) -> CustomerEmail:
+    """A new email row; it goes in the name of the deal's rep, whoever clicked
+    (the customer knows their rep; a manager's approval is kept in ``approved_by``)."""
     customer = invoice.deal.customer
     return CustomerEmail(
         kind=kind,
         customer=customer,
         deal=invoice.deal,
         invoice=invoice,
-        sender=sender,
+        sender=invoice.deal.rep,
         to_address=customer.billing_address,
         message_id=new_message_id(),
         **fields,
@@ -279,7 +281,7 @@ def _insert(row: CustomerEmail, already: str) -> CustomerEmail:
 
 @transaction.atomic
 def invoice_email_request(
-    *, invoice_id: int, sender: User, send_on: date | None = None, now: datetime | None = None
+    *, invoice_id: int, send_on: date | None = None, now: datetime | None = None
 ) -> CustomerEmail:
     """Email the invoice (PDF attached) to the customer's billing contact, now or on a day.
 
@@ -295,7 +297,7 @@ def invoice_email_request(
     if send_on is not None and send_on > timezone.localdate(now):
         when = max(now, _morning(send_on))
     row = _insert(
-        _new_row(invoice, kind=EmailKind.INVOICE, sender=sender, next_attempt_at=when),
+        _new_row(invoice, kind=EmailKind.INVOICE, next_attempt_at=when),
         f"Invoice {invoice} has already been emailed (or is about to be).",
     )
     if when <= now:
@@ -312,7 +314,7 @@ def _morning(day: date) -> datetime:
 
 @transaction.atomic
 def chase_request(*, invoice_id: int, rung: int, sender: User) -> CustomerEmail:
-    """Send one rung's payment reminder now, in the rep's name.
+    """Send one rung's payment reminder now, in the deal's rep's name; ``sender`` asked.
 
     The last rung goes only with a manager's approval: a rep's request waits
     for it (``awaiting_approval``); a manager of the deal's rep sends it at once.
@@ -327,7 +329,6 @@ def chase_request(*, invoice_id: int, rung: int, sender: User) -> CustomerEmail:
         _new_row(
             invoice,
             kind=EmailKind.CHASE,
-            sender=invoice.deal.rep if manager_sends else sender,
             rung=rung,
             state=EmailState.AWAITING_APPROVAL if waits else EmailState.QUEUED,
             approved_by=sender if manager_sends else None,
@@ -403,7 +404,7 @@ def chase_queue_auto(*, today: date | None = None) -> int:
             continue
         if email_refusal(invoice, EmailKind.CHASE, today=today):
             continue
-        rows.append(_new_row(invoice, kind=EmailKind.CHASE, sender=invoice.deal.rep, rung=rung))
+        rows.append(_new_row(invoice, kind=EmailKind.CHASE, rung=rung))
     created = CustomerEmail.objects.bulk_create(rows, ignore_conflicts=True)
     return len(created)
 

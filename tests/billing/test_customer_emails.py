@@ -144,9 +144,9 @@ def test_a_rep_emails_the_invoice_with_one_click(rep, rep_client, billed, smtp_s
 
 def test_an_invoice_is_emailed_once(rep, billed, smtp_server):
     invoice = _invoice(billed)
-    mail.invoice_email_request(invoice_id=invoice.pk, sender=rep)
+    mail.invoice_email_request(invoice_id=invoice.pk)
     with pytest.raises(BillingError, match="already been emailed"):
-        mail.invoice_email_request(invoice_id=invoice.pk, sender=rep)
+        mail.invoice_email_request(invoice_id=invoice.pk)
     _send_all()
     _send_all()
     assert len(smtp_server.received()) == 1
@@ -192,7 +192,7 @@ def test_a_customer_without_email_cannot_be_sent_the_invoice(rep, billed):
     Customer.objects.filter(pk=billed.customer_id).update(email="", billing_email="")
     invoice = _invoice(billed)
     with pytest.raises(BillingError, match="no email address"):
-        mail.invoice_email_request(invoice_id=invoice.pk, sender=rep)
+        mail.invoice_email_request(invoice_id=invoice.pk)
 
 
 # --- the chase ------------------------------------------------------------------------
@@ -347,7 +347,7 @@ def test_the_last_rung_never_goes_by_itself(manager):
 
 def test_a_busy_mail_server_is_retried_with_back_off(rep, billed, smtp_server):
     invoice = _invoice(billed)
-    email = mail.invoice_email_request(invoice_id=invoice.pk, sender=rep)
+    email = mail.invoice_email_request(invoice_id=invoice.pk)
     smtp_server.busy = True
     assert mail.customer_email_send(email_id=email.pk) == EmailState.QUEUED
     email.refresh_from_db()
@@ -364,7 +364,7 @@ def test_a_refused_connection_is_retried_then_given_up(rep, billed, settings):
     settings.MAILERS = SmtpServer().mailers  # nothing listens on that port
     settings.CLEARED_EMAIL_MAX_ATTEMPTS = 2
     invoice = _invoice(billed)
-    email = mail.invoice_email_request(invoice_id=invoice.pk, sender=rep)
+    email = mail.invoice_email_request(invoice_id=invoice.pk)
     assert mail.customer_email_send(email_id=email.pk) == EmailState.QUEUED
     email.refresh_from_db()
     assert "ConnectionRefusedError" in email.outcome
@@ -377,7 +377,7 @@ def test_a_permanent_bounce_marks_the_address_and_tells_the_rep(
 ):
     smtp_server.bouncing.add("accounts@whitfield.example")
     invoice = _invoice(billed)
-    email = mail.invoice_email_request(invoice_id=invoice.pk, sender=rep)
+    email = mail.invoice_email_request(invoice_id=invoice.pk)
     assert mail.customer_email_send(email_id=email.pk) == EmailState.BOUNCED
     customer = Customer.objects.get(pk=billed.customer_id)
     assert customer.billing_email_bounced_at is not None
@@ -423,7 +423,7 @@ def test_no_full_card_number_leaves_in_an_email_or_a_pdf(rep, billed, smtp_serve
             "UPDATE pipeline_customer SET company = %s WHERE id = %s",
             [f"Whitfield {CARD}", billed.customer_id],
         )
-    mail.invoice_email_request(invoice_id=invoice.pk, sender=rep)
+    mail.invoice_email_request(invoice_id=invoice.pk)
     mail.chase_request(invoice_id=invoice.pk, rung=7, sender=rep)
     _send_all()
     assert len(smtp_server.received()) == 2
@@ -441,7 +441,7 @@ def test_no_full_card_number_leaves_in_an_email_or_a_pdf(rep, billed, smtp_serve
 def test_a_customer_named_script_is_text_everywhere(rep, rep_client, billed, smtp_server):
     Customer.objects.filter(pk=billed.customer_id).update(company="<script>alert(1)</script>")
     invoice = _invoice(billed, overdue_days=8)
-    mail.invoice_email_request(invoice_id=invoice.pk, sender=rep)
+    mail.invoice_email_request(invoice_id=invoice.pk)
     mail.chase_request(invoice_id=invoice.pk, rung=7, sender=rep)
     _send_all()
     for message in smtp_server.received():
@@ -549,3 +549,13 @@ def test_the_app_starts_and_says_so_on_a_machine_without_pango(tmp_path):
     )
     assert "PDF is not available on this machine" in result.stdout
     assert "libpango-1.0-0" in result.stdout
+
+
+def test_a_manager_sends_a_reps_invoice_in_the_reps_name(rep, manager_client, billed, smtp_server):
+    invoice = _invoice(billed)
+    manager_client.post(reverse("billing:invoice_send", args=[invoice.pk]), {"send_on": ""})
+    _send_all()
+    (message,) = smtp_server.received()
+    assert message["From"].addresses[0].display_name == str(rep)
+    assert message["Reply-To"] == rep.email
+    assert Touch.objects.get(deal=billed).author == rep

@@ -92,7 +92,7 @@ def _queued_invoice_emails(rep, count: int) -> list[CustomerEmail]:
                 rep=rep, customer=customer, deposit_required=False, stage=Stage.DELIVERED
             )
             invoice = InvoiceFactory(deal=deal)
-            rows.append(mail._new_row(invoice, kind="invoice", sender=rep))
+            rows.append(mail._new_row(invoice, kind="invoice"))
     return CustomerEmail.objects.bulk_create(rows)
 
 
