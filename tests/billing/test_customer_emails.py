@@ -559,3 +559,19 @@ def test_a_manager_sends_a_reps_invoice_in_the_reps_name(rep, manager_client, bi
     assert message["From"].addresses[0].display_name == str(rep)
     assert message["Reply-To"] == rep.email
     assert Touch.objects.get(deal=billed).author == rep
+
+
+def test_the_reminder_panel_offers_to_email_the_customer(rep, rep_client, billed):
+    invoice = _invoice(billed, overdue_days=8)
+    Reminder.objects.create(
+        deal=billed,
+        kind=ReminderKind.PAYMENT_OVERDUE,
+        occurrence=f"i{invoice.pk}+7",
+        owner=rep,
+        state="due",
+        why="Invoice overdue: ask for the money.",
+        due_at=timezone.now() - datetime.timedelta(hours=1),
+    )
+    home = rep_client.get("/").content.decode()
+    chase_url = reverse("billing:chase", args=[invoice.pk, 7])
+    assert f'<a href="{chase_url}" class="open-deal">Email the customer</a>' in home
