@@ -425,16 +425,32 @@ def emails_due(*, now: datetime | None = None, limit: int = 500) -> list[int]:
     )
 
 
-def _claim(email_id: int, now: datetime) -> bool:
-    """Compare-and-set: only one worker moves a row to ``sending`` (or takes over a dead lease)."""
-    lease = timedelta(seconds=settings.CLEARED_EMAIL_LEASE_SECONDS)
-    return bool(
+def _claim(email_id: int, now: datetime) -> datetime | None:
+    """Compare-and-set: only one worker moves a row to ``sending`` (or takes over a
+    dead worker's lapsed lease). Returns the lease's end, the claim's token; None if
+    another worker has the row (or it is not due)."""
+    until = now + timedelta(seconds=settings.CLEARED_EMAIL_LEASE_SECONDS)
+    claimed = (
         CustomerEmail.objects.filter(pk=email_id)
         .filter(
             Q(state=EmailState.QUEUED, next_attempt_at__lte=now)
             | Q(state=EmailState.SENDING, claimed_until__lt=now)
         )
-        .update(state=EmailState.SENDING, claimed_until=now + lease, attempts=F("attempts") + 1)
+        .update(state=EmailState.SENDING, claimed_until=until, attempts=F("attempts") + 1)
+    )
+    return until if claimed else None
+
+
+def _still_ours(email_id: int, until: datetime) -> bool:
+    """Lock the claimed row for the send: a lease that lapses while this worker is
+    alive and sending cannot be taken over (the taker's claim waits for this
+    transaction, then finds the row sent)."""
+    return bool(
+        list(
+            CustomerEmail.objects.select_for_update()
+            .filter(pk=email_id, state=EmailState.SENDING, claimed_until=until)
+            .values_list("pk", flat=True)
+        )
     )
 
 
@@ -467,17 +483,21 @@ def customer_email_send(*, email_id: int, now: datetime | None = None) -> str:
     meanwhile either waits for this send or stops it.
     """
     now = now or timezone.now()
-    if not _claim(email_id, now):
+    until = _claim(email_id, now)
+    if until is None:
         return ""
     email = CustomerEmail.objects.select_related(
         "invoice__deal__customer", "invoice__deal__rep", "sender"
     ).get(pk=email_id)
     with transaction.atomic():
+        # Locks in a fixed order: the deal (as payment_record does), then the email.
         deal = (
-            Deal.objects.select_for_update()
+            Deal.objects.select_for_update(of=("self",))
             .select_related("customer", "rep")
             .get(pk=email.invoice.deal_id)
         )
+        if not _still_ours(email.pk, until):
+            return ""
         email.invoice.deal = deal
         refusal = email_refusal(email.invoice, email.kind, deal=deal, today=timezone.localdate(now))
         if refusal:

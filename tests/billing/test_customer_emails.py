@@ -9,11 +9,13 @@ import io
 import os
 import subprocess
 import sys
+import threading
+import time
 from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 from pypdf import PdfReader
@@ -575,3 +577,35 @@ def test_the_reminder_panel_offers_to_email_the_customer(rep, rep_client, billed
     home = rep_client.get("/").content.decode()
     chase_url = reverse("billing:chase", args=[invoice.pk, 7])
     assert f'<a href="{chase_url}" class="open-deal">Email the customer</a>' in home
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_sender_whose_lease_ran_out_is_not_doubled(rep, billed, smtp_server, settings):
+    """A worker still sending when its lease ends keeps the row locked: the run that
+    would take the lease over waits for it, then finds the email sent."""
+    settings.CLEARED_EMAIL_LEASE_SECONDS = 1
+    with transaction.atomic():
+        invoice = _invoice(billed)
+    email = mail.invoice_email_request(invoice_id=invoice.pk)
+    smtp_server.hold_seconds = 3
+    outcome = {}
+
+    def slow_worker():
+        try:
+            outcome["slow"] = mail.customer_email_send(email_id=email.pk)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=slow_worker)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while smtp_server.rcpt_attempts == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.2)  # the slow worker's lease has run out
+    smtp_server.hold_seconds = 0
+    assert mail.customer_email_send(email_id=email.pk) == ""  # waited, then found it sent
+    worker.join(10)
+    assert outcome["slow"] == EmailState.SENT
+    assert len(smtp_server.received()) == 1
+    email.refresh_from_db()
+    assert (email.state, email.attempts) == (EmailState.SENT, 1)
