@@ -23,9 +23,10 @@ import logging
 import secrets
 import smtplib
 import string
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from email.utils import formataddr, parseaddr
+from zoneinfo import ZoneInfo
 
 from celery import current_app
 from django.conf import settings
@@ -295,7 +296,7 @@ def invoice_email_request(
         raise BillingError(refusal)
     when = now
     if send_on is not None and send_on > timezone.localdate(now):
-        when = max(now, _morning(send_on))
+        when = max(now, _morning(send_on, invoice.deal.rep.time_zone))
     row = _insert(
         _new_row(invoice, kind=EmailKind.INVOICE, next_attempt_at=when),
         f"Invoice {invoice} has already been emailed (or is about to be).",
@@ -305,11 +306,10 @@ def invoice_email_request(
     return row
 
 
-def _morning(day: date) -> datetime:
-    return timezone.make_aware(
-        datetime.combine(day, datetime.min.time())
-        + timedelta(hours=settings.REMINDERS_MORNING_HOUR)
-    )
+def _morning(day: date, time_zone: str) -> datetime:
+    """REMINDERS_MORNING_HOUR on ``day`` in the rep's time zone."""
+    zone = ZoneInfo(time_zone or settings.DEFAULT_USER_TIME_ZONE)
+    return datetime.combine(day, time(settings.REMINDERS_MORNING_HOUR), tzinfo=zone)
 
 
 @transaction.atomic
