@@ -8,14 +8,17 @@ invoices, checks waiting to clear, one bounced check, a charge-back, a payment
 plan, a manager's exceptions and a rep's own commission rate.
 """
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.utils import timezone
 
-from billing import services
+from billing import mail, services
 from billing.models import (
     CommissionRate,
+    CustomerEmail,
+    EmailKind,
+    EmailState,
     Invoice,
     MethodKind,
     Payment,
@@ -102,6 +105,28 @@ def _clear(payment: Payment, at) -> None:
         payment_id=payment.pk,
         actor=_manager_of(payment.deal),
         at=_not_after_now(at, hours=2),
+    )
+
+
+def _sent(invoice: Invoice, kind: str, rung: int | None, at) -> CustomerEmail:
+    """An email that went to the customer: a row of the demo's history."""
+    deal = invoice.deal
+    return CustomerEmail(
+        kind=kind,
+        customer=deal.customer,
+        deal=deal,
+        invoice=invoice,
+        rung=rung,
+        state=EmailState.SENT,
+        to_address=deal.customer.billing_address,
+        subject=f"Invoice {invoice.display_number}",
+        sender=deal.rep,
+        created_at=at,
+        next_attempt_at=at,
+        attempts=1,
+        message_id=mail.new_message_id(),
+        sent_at=at,
+        settled_at=at,
     )
 
 
@@ -247,6 +272,44 @@ def seed(stdout=None) -> None:
             reason="They paid every invoice on time at their last supplier; a deposit "
             "would lose the deal to the competitor.",
         )
+
+    # Emails to customers: the manager's own words for the +7 reminder, and the
+    # emails that went out (history rows: nothing is sent while seeding).
+    mail.chase_template_save(
+        manager=manager,
+        rung=7,
+        subject="Invoice {invoice_number}: a week past due",
+        body="Hello {customer},\n\nInvoice {invoice_number} for {amount_due} was due on "
+        "{due_date}. Could you check where it is in your payment run and let me know?\n\n"
+        "Thank you,\n{rep_name}",
+    )
+    history = []
+    for invoice in Invoice.objects.filter(deal__in=deals).select_related("deal__customer")[:8]:
+        if not invoice.deal.customer.billing_address:
+            continue
+        went = _not_after_now(invoice.issued_at + timedelta(hours=2), hours=1)
+        history.append(_sent(invoice, EmailKind.INVOICE, None, went))
+        if invoice.due_date < today and invoice.state_for(None) == "sent":
+            due = timezone.make_aware(datetime.combine(invoice.due_date, time(9)))
+            history.append(_sent(invoice, EmailKind.CHASE, 0, _not_after_now(due, hours=1)))
+    CustomerEmail.objects.bulk_create(history, ignore_conflicts=True)
+    # The first chase worked: half of what was open came in three days later.
+    chased = next((email for email in history if email.kind == EmailKind.CHASE), None)
+    if chased is not None and chased.sent_at + timedelta(days=4) < now:
+        deal = chased.invoice.deal
+        open_balance = min(deal.amount - services.live_money(deal.pk), chased.invoice.amount)
+        if open_balance > 0:
+            payment = services.payment_record(
+                deal_id=deal.pk,
+                recorded_by=deal.rep,
+                kind=PaymentKind.INSTALMENT,
+                method=PaymentMethodKind.BANK_TRANSFER,
+                amount=(open_balance / 2).quantize(Decimal("0.01")),
+                reference="Transfer after the reminder",
+                invoice=chased.invoice,
+                at=chased.sent_at + timedelta(days=3),
+            )
+            _clear(payment, chased.sent_at + timedelta(days=4))
     if stdout:
         stdout.write(
             f"  billing: {Invoice.objects.count()} invoices, {Payment.objects.count()} payments"

@@ -6,6 +6,7 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
+from billing import chase
 from billing.models import (
     Instalment,
     Invoice,
@@ -204,3 +205,67 @@ class DecisionForm(forms.Form):
 
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("decline", "Decline")])
     note = forms.CharField(max_length=300, required=False)
+
+
+class InvoiceSendForm(forms.Form):
+    """Email the invoice now, or on a day before the customer's accounting cut-off."""
+
+    send_on = forms.DateField(
+        label="Send on",
+        required=False,
+        widget=DateInput,
+        help_text="Empty: now. A later day: it goes that morning.",
+    )
+
+    def __init__(self, *args, cutoff=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cutoff = cutoff
+
+    def clean_send_on(self):
+        day = self.cleaned_data["send_on"]
+        if day is None:
+            return None
+        if day < timezone.localdate():
+            raise forms.ValidationError("That day has passed: leave it empty to send now.")
+        if self.cutoff is not None and day > self.cutoff:
+            raise forms.ValidationError(
+                f"That is after the customer's accounting cut-off ({self.cutoff:%-d %b}): "
+                "it would miss this month's payment run."
+            )
+        return day
+
+
+class ChaseTemplateForm(_RefusesCardNumbers, forms.Form):
+    """A manager's wording for one rung: subject and body with the invoice's placeholders."""
+
+    no_card_numbers = ("subject", "body")
+
+    subject = forms.CharField(max_length=200)
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 9}), max_length=5000)
+    auto_send = forms.BooleanField(
+        required=False,
+        label="Send by itself when due",
+        help_text="Otherwise the rep previews and sends it from the reminder.",
+    )
+
+    def __init__(self, *args, last_rung: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if last_rung:
+            # The last rung always waits for the manager's approval.
+            del self.fields["auto_send"]
+
+    def _placeholders(self, name: str) -> str:
+        text = self.cleaned_data[name]
+        unknown = chase.unknown_placeholders(text)
+        if unknown:
+            known = ", ".join(f"{{{key}}}" for key in chase.PLACEHOLDERS)
+            raise forms.ValidationError(
+                f"Unknown placeholder {{{unknown[0]}}}: use one of {known}."
+            )
+        return text
+
+    def clean_subject(self):
+        return self._placeholders("subject")
+
+    def clean_body(self):
+        return self._placeholders("body")

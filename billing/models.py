@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from pipeline.ledger import AppendOnlyModel
-from pipeline.masking import MaskedCharField, MaskedJSONField, MaskedTextField
+from pipeline.masking import MaskedCharField, MaskedEmailField, MaskedJSONField, MaskedTextField
 from pipeline.models import Customer, Deal
 from pipeline.terms import ZERO
 
@@ -635,3 +635,144 @@ class CommissionEntry(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount} for {self.rep}"
+
+
+# --- Emails to the customer: invoices and the polite chase -------------------------
+
+
+class ChaseTemplate(models.Model):
+    """A manager's wording for one rung of the overdue ladder, for their team's deals.
+
+    ``rung`` is days after the due date (0: due today; then
+    ``REMINDERS_PAYMENT_LADDER_DAYS``). Without a row a rung uses
+    ``billing.chase.DEFAULT_TEMPLATES``. ``auto_send``: the rung goes by
+    itself when it falls due (never the last rung: the manager approves it).
+    """
+
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chase_templates"
+    )
+    rung = models.PositiveSmallIntegerField()
+    subject = MaskedCharField(max_length=200)
+    body = MaskedTextField()
+    auto_send = models.BooleanField(default=False)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["manager", "rung"]
+        constraints = [
+            models.UniqueConstraint(fields=["manager", "rung"], name="one_chase_template_per_rung")
+        ]
+
+    def __str__(self) -> str:
+        return f"Chase +{self.rung} days for {self.manager}'s team"
+
+
+class EmailKind(models.TextChoices):
+    INVOICE = "invoice", "Invoice"
+    CHASE = "chase", "Payment reminder"
+    STATEMENT = "statement", "Statement"
+
+
+class EmailState(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting the manager's approval"
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    BOUNCED = "bounced", "Bounced"
+    CANCELLED = "cancelled", "Not sent"
+
+
+class CustomerEmail(models.Model):
+    """One email to a customer, recorded exactly once, sent at least once.
+
+    A row per (invoice, kind, rung) — per (customer, day) for a statement —
+    held by unique constraints, so a second click, a retried task or two
+    beats find the row instead of making another. The worker claims a row by
+    compare-and-set (``queued`` → ``sending`` with a lease in
+    ``claimed_until``); a worker killed mid-send leaves the lease to run out
+    and the next run sends it, with the same ``message_id``. A refusing mail
+    server puts it back in the queue with a back-off (``next_attempt_at``).
+    """
+
+    kind = models.CharField(max_length=12, choices=EmailKind.choices)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="emails")
+    deal = models.ForeignKey(Deal, null=True, on_delete=models.PROTECT, related_name="emails")
+    invoice = models.ForeignKey(
+        Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="emails"
+    )
+    rung = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Days past due of a payment reminder."
+    )
+    statement_date = models.DateField(null=True, blank=True)
+    state = models.CharField(max_length=20, choices=EmailState.choices, default=EmailState.QUEUED)
+    to_address = MaskedEmailField(blank=True)
+    subject = MaskedCharField(max_length=300, blank=True)
+    # In whose name it goes (From's display name, Reply-To): the rep who asked, else the deal's rep.
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    message_id = models.CharField(max_length=200, unique=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # When it reached its last state (sent, bounced, failed, not sent).
+    settled_at = models.DateTimeField(null=True, blank=True)
+    # The mail server's last refusal, or why it was not sent.
+    outcome = MaskedCharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One per (invoice, kind, rung): the invoice itself once, each chase rung once.
+            models.UniqueConstraint(
+                fields=["invoice"], condition=Q(kind="invoice"), name="one_invoice_email"
+            ),
+            models.UniqueConstraint(
+                fields=["invoice", "rung"], condition=Q(kind="chase"), name="one_chase_per_rung"
+            ),
+            models.UniqueConstraint(
+                fields=["customer", "statement_date"],
+                condition=Q(kind="statement"),
+                name="one_statement_email_per_customer_day",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="statement") | Q(invoice__isnull=False),
+                name="invoice_email_names_an_invoice",
+            ),
+        ]
+        indexes = [
+            # The sender's run: queued emails whose time has come.
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(state="queued"), name="email_queued_due"
+            ),
+            # The sender's run: claims whose worker died (lease over).
+            models.Index(
+                fields=["claimed_until"], condition=Q(state="sending"), name="email_lease_over"
+            ),
+            # The email bounced reminder (reminders/rules/m14a.py): recent bounces.
+            models.Index(
+                fields=["settled_at"], condition=Q(state="bounced"), name="email_bounced_recent"
+            ),
+            # The Chasing page: a team's recent emails; the chase-effect figure.
+            models.Index(fields=["kind", "-created_at"], name="email_kind_recent"),
+        ]
+
+    def __str__(self) -> str:
+        rung = f" +{self.rung}" if self.rung is not None else ""
+        return f"{self.get_kind_display()}{rung} to {self.to_address or '—'} ({self.state})"
+
+    @property
+    def rung_label(self) -> str:
+        if self.rung is None:
+            return ""
+        return "Due today" if self.rung == 0 else f"+{self.rung} days"

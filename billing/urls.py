@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import views, webhooks
+from billing import email_views, views, webhooks
 
 app_name = "billing"
 
@@ -10,6 +10,12 @@ urlpatterns = [
     path("invoices/", views.invoice_list, name="invoice_list"),
     path("invoices/<int:pk>/", views.invoice_detail, name="invoice_detail"),
     path("invoices/<int:pk>/void/", views.invoice_void, name="invoice_void"),
+    path("invoices/<int:pk>/pdf/", email_views.invoice_pdf, name="invoice_pdf"),
+    path("invoices/<int:pk>/send/", email_views.invoice_send, name="invoice_send"),
+    path("invoices/<int:pk>/chase/<int:rung>/", email_views.chase_page, name="chase"),
+    path("chasing/", email_views.chasing, name="chasing"),
+    path("chasing/<int:rung>/", email_views.chasing_save, name="chasing_save"),
+    path("chasing/<int:rung>/preview/", email_views.chasing_preview, name="chasing_preview"),
     path("commission/", views.commission, name="commission"),
     path("team/<int:pk>/rate/", views.commission_rate, name="commission_rate"),
     path("deals/<int:pk>/payments/new/", views.payment_new, name="payment_new"),

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from billing import selectors, services
+from billing.email_views import invoice_page
 from billing.forms import (
     AllowInvoicingForm,
     CommissionRateForm,
@@ -345,21 +346,12 @@ def invoice_void(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """The printable invoice (print CSS; the browser's "Save as PDF" makes the PDF)."""
+    """The printable invoice (print CSS; its PDF is made from the same template)."""
     require_seller(request.user)
     invoice = get_object_or_404(
         selectors.invoices_for(request.user).select_related("issued_by", "voided_by"), pk=pk
     )
-    invoice.state = invoice.state_for(invoice.cleared)
-    payments = invoice.payments.filter(status=PaymentStatus.CLEARED).order_by("cleared_at")
-    context = {
-        "invoice": invoice,
-        "deal": invoice.deal,
-        "customer": invoice.deal.customer,
-        "payments": payments,
-        "outstanding": invoice.amount - invoice.cleared,
-    }
-    return render(request, "billing/invoice_print.html", context)
+    return invoice_page(request, invoice)
 
 
 @require_GET

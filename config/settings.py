@@ -327,6 +327,22 @@ CELERY_BEAT_SCHEDULE["billing-refresh-standings"] = {
     "schedule": 6 * 3600.0,
     "options": {"expires": 3600.0},
 }
+# Emails to customers (billing/mail.py): a worker's claim on an email lapses
+# after CLEARED_EMAIL_LEASE_SECONDS (longer than a slow SMTP send: EMAIL_TIMEOUT
+# per step), a refusing server is retried with a doubling back-off up to
+# CLEARED_EMAIL_MAX_ATTEMPTS, and the run sends what is due every
+# CLEARED_EMAIL_RUN_SECONDS. Message-IDs are made on CLEARED_EMAIL_DOMAIN.
+CLEARED_EMAIL_LEASE_SECONDS = env_int("CLEARED_EMAIL_LEASE_SECONDS", 300)
+CLEARED_EMAIL_MAX_ATTEMPTS = env_int("CLEARED_EMAIL_MAX_ATTEMPTS", 8)
+CLEARED_EMAIL_RUN_SECONDS = env_int("CLEARED_EMAIL_RUN_SECONDS", 60)
+CLEARED_EMAIL_DOMAIN = env_str(
+    "CLEARED_EMAIL_DOMAIN", DEFAULT_FROM_EMAIL.rpartition("@")[2].rstrip(">") or "localhost"
+)
+CELERY_BEAT_SCHEDULE["billing-customer-emails"] = {
+    "task": "billing.customer_emails_run",
+    "schedule": float(CLEARED_EMAIL_RUN_SECONDS),
+    "options": {"expires": float(CLEARED_EMAIL_RUN_SECONDS)},
+}
 
 # --- Audits (audits/) --------------------------------------------------------
 # A no-answer is retried this many minutes later; an auditor's claim on an
@@ -408,6 +424,9 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         "django.request": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # WeasyPrint narrates each step of every PDF at INFO; its warnings still show.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
     },
 }
 

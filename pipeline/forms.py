@@ -93,6 +93,8 @@ class CustomerForm(forms.ModelForm):
             "phone",
             "email",
             "billing_contact",
+            "billing_email",
+            "chase_by_email",
             "accounting_cutoff_day",
             "plans_notes",
             "technology_notes",
@@ -102,13 +104,23 @@ class CustomerForm(forms.ModelForm):
             "technology_notes": forms.Textarea(attrs={"rows": 3}),
             "phone": forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
         }
-        labels = {"accounting_cutoff_day": "Accounting cut-off day"}
+        labels = {
+            "accounting_cutoff_day": "Accounting cut-off day",
+            "billing_email": "Billing email",
+            "chase_by_email": "Send payment reminders by email",
+        }
         error_messages = {
             "accounting_cutoff_day": {
                 "min_value": "A day of the month: 1 to 31.",
                 "max_value": "A day of the month: 1 to 31.",
             }
         }
+
+    def save(self, commit: bool = True) -> Customer:
+        # A new address is worth trying again: it no longer counts as bouncing.
+        if {"email", "billing_email"} & set(self.changed_data):
+            self.instance.billing_email_bounced_at = None
+        return super().save(commit)
 
     def clean_phone(self):
         phone = self.cleaned_data["phone"].strip()

@@ -154,6 +154,17 @@ class Customer(models.Model):
     billing_contact = MaskedCharField(
         max_length=200, blank=True, help_text="Who pays the invoices, and how to reach them."
     )
+    billing_email = MaskedEmailField(
+        blank=True,
+        help_text="Where invoices and payment reminders go (the email above when empty).",
+    )
+    # Set when the billing address bounced permanently (billing's sender):
+    # nothing more goes to it until someone enters an address again.
+    billing_email_bounced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    chase_by_email = models.BooleanField(
+        default=True,
+        help_text="Untick for a customer who must not be sent payment reminders by email.",
+    )
     accounting_cutoff_day = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
@@ -192,6 +203,15 @@ class Customer(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("customer_detail", args=[self.pk])
+
+    @property
+    def billing_address(self) -> str:
+        """Where invoices and payment reminders are emailed: the billing address, else the email."""
+        return self.billing_email or self.email
+
+    @property
+    def billing_address_bounces(self) -> bool:
+        return self.billing_email_bounced_at is not None
 
     def invoicing_exception_on(self, day) -> str:
         """The allow-invoicing exception in force on ``day``, in words ("" if none).

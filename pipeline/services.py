@@ -55,6 +55,8 @@ def customer_add(
     accounting_cutoff_day: int | None = None,
     plans_notes: str = "",
     technology_notes: str = "",
+    billing_email: str = "",
+    chase_by_email: bool = True,
 ) -> Customer:
     """A new customer of ``owner``'s, standing New until billing learns their history.
 
@@ -71,6 +73,8 @@ def customer_add(
         accounting_cutoff_day=accounting_cutoff_day,
         plans_notes=plans_notes,
         technology_notes=technology_notes,
+        billing_email=billing_email,
+        chase_by_email=chase_by_email,
     )
 
 

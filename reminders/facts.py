@@ -32,6 +32,7 @@ RELATED_FIELDS = {
     "manager_id": F("rep__manager_id"),
     "tz": F("rep__time_zone"),
     "cutoff_day": F("customer__accounting_cutoff_day"),
+    "billing_email_bounced_at": F("customer__billing_email_bounced_at"),
 }
 
 

@@ -1,5 +1,7 @@
 """The Reminder row and the per-recipient digest record."""
 
+import re
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -27,9 +29,15 @@ class ReminderKind(models.TextChoices):
     PAYMENT_BOUNCED = "payment_bounced", "Payment bounced"
     NEXT_STEP_DUE = "next_step_due", "Next step due"
     STALE_DEAL = "stale_deal", "Stale deal"
-    # "Ask my manager" (billing.ExceptionRequest): rules in reminders/rules/m13b.py.
+    # "Ask my manager" (billing.ExceptionRequest): rules in reminders/rules/billing.py.
     EXCEPTION_ASKED = "exception_asked", "Exception asked"
     EXCEPTION_DECIDED = "exception_decided", "Exception decided"
+
+    EMAIL_BOUNCED = "email_bounced", "Customer email bounced"
+
+
+# A payment reminder's occurrence on an invoice: "i12", "i12+7", "i12+30/manager".
+_INVOICE_RUNG = re.compile(r"^i(\d+)(?:\+(\d+))?(?:/manager)?$")
 
 
 class ReminderState(models.TextChoices):
@@ -171,6 +179,16 @@ class Reminder(models.Model):
         if self.asks_for_decision:
             return reverse("audits:dispute", args=[self.deal_id])
         return self.deal.get_absolute_url()
+
+    @property
+    def chase_url(self) -> str:
+        """A payment reminder on an invoice: the page that previews and sends its email ("")."""
+        if self.kind not in (ReminderKind.PAYMENT_DUE, ReminderKind.PAYMENT_OVERDUE):
+            return ""
+        match = _INVOICE_RUNG.match(self.occurrence)
+        if match is None:
+            return ""
+        return reverse("billing:chase", args=[int(match[1]), int(match[2] or 0)])
 
     @property
     def target_label(self) -> str:

@@ -4,8 +4,9 @@ ladder (invoices and instalments), invoice cut-off, and "Ask my manager"
 
 Facts: ``facts.bounces``, ``facts.invoices`` (not void, with the cleared money
 that pays each), ``facts.instalments`` (the same), ``facts.invoiced`` (the
-sum of the invoices) and ``facts.requests`` (exception requests), loaded by
-``load`` in four queries."""
+sum of the invoices), ``facts.requests`` (exception requests) and
+``facts.bounced_emails`` (customer emails refused for good), loaded by ``load``
+in five queries."""
 
 import calendar
 import re
@@ -18,6 +19,8 @@ from django.db.models import DecimalField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from billing.models import (
+    CustomerEmail,
+    EmailState,
     ExceptionKind,
     ExceptionRequest,
     Instalment,
@@ -106,6 +109,15 @@ class Request:
     decider_name: str
 
 
+@dataclass(frozen=True)
+class BouncedEmail:
+    id: int
+    settled_at: datetime
+    to_address: str
+    kind: str
+    invoice_number: int | None
+
+
 def _person(first: str | None, last: str | None, username: str | None, fallback: str) -> str:
     return f"{first or ''} {last or ''}".strip() or username or fallback
 
@@ -115,6 +127,7 @@ def load(facts: dict[int, Facts]) -> None:
     ids = list(facts)
     for f in facts.values():
         f.bounces, f.invoices, f.instalments, f.requests = [], [], [], []
+        f.bounced_emails = []
         f.invoiced = Decimal("0.00")
     bounces = PaymentEvent.objects.order_by().filter(
         payment__deal_id__in=ids, to_status__in=[PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK]
@@ -151,6 +164,13 @@ def load(facts: dict[int, Facts]) -> None:
             "decided_by__username",
         )
     )  # fmt: skip
+    emails = CustomerEmail.objects.order_by().filter(
+        deal_id__in=ids, state=EmailState.BOUNCED, settled_at__isnull=False
+    )
+    for deal_id, *fields in emails.values_list(
+        "deal_id", "id", "settled_at", "to_address", "kind", "invoice__number"
+    ):
+        facts[deal_id].bounced_emails.append(BouncedEmail(*fields))
     for deal_id, *fields, rf, rl, ru, df, dl, du in requests:
         rep_name = _person(rf, rl, ru, "Your rep")
         facts[deal_id].requests.append(
@@ -430,9 +450,51 @@ EXCEPTION_DECIDED = Rule(
 )
 
 
+# --- a customer email bounced ----------------------------------------------------------
+# The mail server refused the customer's address for good (``billing.mail``): the
+# rep corrects it. One reminder per bounced email (occurrence ``e<email id>``).
+
+
+def _email_bounced(f: Facts, window: Window):
+    for email in f.bounced_emails:
+        what = "the invoice" if email.kind == "invoice" else "a payment reminder"
+        number = (
+            f", invoice {invoice_display_number(email.invoice_number)}"
+            if email.invoice_number
+            else ""
+        )
+        yield Want(
+            f"e{email.id}",
+            email.settled_at,
+            f"An email to {email.to_address} ({what}{number}) bounced: the address is "
+            "refused for good. Correct the customer's billing email, then send it again.",
+        )
+
+
+EMAIL_BOUNCED = Rule(
+    kind=ReminderKind.EMAIL_BOUNCED,
+    owner=REP,
+    wants=_email_bounced,
+    clock=lambda window: (
+        CustomerEmail.objects.order_by()
+        .filter(state=EmailState.BOUNCED, deal__isnull=False, settled_at__gt=window.since)
+        .filter(settled_at__lte=window.horizon)
+        .values_list("deal_id", flat=True)
+    ),
+    gone=(
+        Gone(
+            lambda f, known: f.billing_email_bounced_at is None,
+            "A new billing address was entered.",
+        ),
+    ),
+    hovers=False,  # each bounce is news
+)
+
+
 def billing_rules() -> tuple[Rule, ...]:
     ladder = _ladder()
     rules = [
+        EMAIL_BOUNCED,
         EXCEPTION_ASKED,
         EXCEPTION_DECIDED,
         INVOICE_CUTOFF,

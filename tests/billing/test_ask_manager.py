@@ -161,7 +161,7 @@ def test_a_waiver_the_deal_outgrew_is_not_approved_and_stays_asked(rep, manager,
     assert ask.state == RequestState.ASKED  # rolled back with the refused waiver
 
 
-# --- the reminders (rules in reminders/rules/m13b.py) --------------------------------
+# --- the reminders (rules in reminders/rules/billing.py) --------------------------------
 
 
 def test_the_manager_is_reminded_with_the_reason_and_the_rep_is_told_the_decision(

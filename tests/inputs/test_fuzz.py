@@ -86,6 +86,12 @@ FUZZED = {
     "billing:invoice_list": ("rep", None),
     "billing:invoice_detail": ("rep", "invoice"),
     "billing:invoice_void": ("manager", "invoice"),
+    "billing:invoice_pdf": ("rep", "invoice"),
+    "billing:invoice_send": ("rep", "invoice"),
+    "billing:chase": (("rep", "manager"), "chase_link"),
+    "billing:chasing": ("manager", None),
+    "billing:chasing_save": ("manager", "chasing_save_link"),
+    "billing:chasing_preview": ("manager", "chasing_preview_link"),
     "billing:commission": ("manager", None),
     "billing:payment_new": ("rep", "deal"),
     "billing:method_new": ("rep", "deal"),
@@ -278,6 +284,10 @@ def world(rep, manager, auditor, customer, teammate):
     links = {
         "join_link": [_link("team_join", invited)],
         "reset_link": [reset_link, reset_link.replace(reset_link.split("/")[-2], "set-password")],
+        # A rung of the chase (days after the due date) is not a row: real rungs.
+        "chase_link": [reverse("billing:chase", args=[invoice.pk, rung]) for rung in (0, 7)],
+        "chasing_save_link": [reverse("billing:chasing_save", args=[rung]) for rung in (0, 30)],
+        "chasing_preview_link": [reverse("billing:chasing_preview", args=[7])],
     }
     return {
         "objects": objects,

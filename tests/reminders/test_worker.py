@@ -576,3 +576,40 @@ def test_database_connections_killed_mid_drain_lose_nothing_and_double_nothing(
     )
     _assert_each_reminder_once()
     assert half_way < 3000  # the kill did land mid-drain
+
+
+def test_a_worker_killed_mid_digest_sends_every_digest_once(workers, broker_url):
+    """SIGKILL while a digest is on its way to the mail server (held at RCPT): the
+    claim's short lease lets the next worker take over; every person gets exactly
+    one digest, none is lost, none doubled."""
+    from tests.factories import ReminderFactory, RepFactory
+    from tests.smtp import SmtpServer
+
+    smtp = SmtpServer()
+    smtp.hold_seconds = 0.5
+    smtp.start()
+    try:
+        reps = [RepFactory(email=f"digest{n}@example.com") for n in range(12)]
+        for rep in reps:
+            ReminderFactory(deal=DealFactory(rep=rep), state=ReminderState.DUE)
+        fast = {"REMINDERS_LEASE_SECONDS": "3", "REMINDERS_DIGEST_LEASE_SECONDS": "3"}
+        app = _client_app(broker_url)
+        first = workers.start(broker_url, "w1", **smtp.env(), **fast)
+        app.send_task("reminders.reminders_send_digests")
+        # Kill it while a digest is held at RCPT: sent, but not accepted yet.
+        _wait(lambda: smtp.rcpt_attempts >= 4, 30, "a few digests under way")
+        workers.kill(first)
+        got_then = len(smtp.received())
+        assert got_then < len(reps)
+        workers.start(broker_url, "w2", **smtp.env(), **fast)
+        _wait(
+            lambda: not Reminder.objects.filter(notified_at__isnull=True).exists(),
+            60,
+            f"every digest to go (had {got_then} at the kill)",
+            every=(2, lambda: app.send_task("reminders.reminders_scan")),  # beat queues them
+        )
+        _wait(lambda: len(smtp.received()) >= len(reps), 10, "the server to have them all")
+        per_person = sorted(len(smtp.received(rep.email)) for rep in reps)
+        assert per_person == [1] * len(reps)
+    finally:
+        smtp.stop()

@@ -1,4 +1,4 @@
-"""The "Ask my manager" reminder kinds, as reminders/rules/m13b.py describes them:
+"""The "Ask my manager" reminder kinds, as reminders/rules/billing.py decides them:
 these tests are the spec the integrator's port to the new engine must pass."""
 
 import pytest
