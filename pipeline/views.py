@@ -80,7 +80,6 @@ def deal_board(request: HttpRequest) -> HttpResponse:
     context = {
         "columns": selectors.pipeline_columns(deals, per_column=BOARD_CARDS_PER_STAGE),
         "move_stages": MOVE_TARGETS,
-        "card_forms": True,
     }
     return render(request, "pipeline/deal_board.html", context)
 
@@ -116,7 +115,6 @@ def deal_board_move(request: HttpRequest) -> HttpResponse:
         ),
         "move_stages": MOVE_TARGETS,
         "back": request.POST.get("back", ""),
-        "card_forms": not from_home,
     }
     return render(request, "pipeline/_pipeline_board.html", context)
 
