@@ -148,6 +148,11 @@ def test_every_page_fits_a_phone_with_big_enough_targets_and_no_axe_violations(
                 problems.append(f"{where}: {seen['width']} px wide ({seen['overflow']})")
             for target in too_small(seen["targets"]):
                 problems.append(f"{where}: {target} is under 24 x 24")
+            primaries = [t["label"] for t in seen["targets"] if t["primary"]]
+            if (role, path) == ("rep", "/") and not {"Log a deal", "Done", "Snooze 1 hour"} <= set(
+                primaries
+            ):
+                problems.append(f"{where}: the day's actions are not all marked primary")
             for target in too_small([t for t in seen["targets"] if t["primary"]], 44):
                 problems.append(f"{where}: primary {target} is under 44 x 44")
             if seen["targets"]:
