@@ -81,7 +81,6 @@ def deal_board(request: HttpRequest) -> HttpResponse:
     context = {
         "columns": selectors.pipeline_columns(deals, per_column=BOARD_CARDS_PER_STAGE),
         "move_stages": MOVE_TARGETS,
-        "card_forms": True,
     }
     return render(request, "pipeline/deal_board.html", context)
 
@@ -117,7 +116,6 @@ def deal_board_move(request: HttpRequest) -> HttpResponse:
         ),
         "move_stages": MOVE_TARGETS,
         "back": request.POST.get("back", ""),
-        "card_forms": not from_home,
     }
     return render(request, "pipeline/_pipeline_board.html", context)
 

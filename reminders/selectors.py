@@ -87,10 +87,18 @@ class Panel:
         return self.total == 0
 
 
-def reminder_panel(user: User, now: datetime | None = None) -> Panel:
-    """The home panel in ONE query: overdue, due now and coming today.
+# A due reminder is marked "new" on the home for this long after it fell due
+# (or woke from a snooze): when it reached the rep's list, not when the scan
+# wrote the row, which is usually ahead of its time.
+NEW_FOR = timedelta(hours=1)
 
-    Due ones first, newest due first; then the rest of today, soonest first.
+
+def reminder_panel(user: User, now: datetime | None = None) -> Panel:
+    """The home panel in ONE query: due now, overdue, coming today, snoozed.
+
+    Due ones first, newest due first, those due within ``NEW_FOR`` marked
+    ``is_new``; then the rest of today, soonest first; then those snoozed until
+    later today, soonest awake first.
     The totals come from window functions over the same query, so the count
     costs nothing more whatever the numbers. ``version`` (``panel_version``,
     one more query) changes whenever what the panel shows changes: a poll that
@@ -106,7 +114,7 @@ def reminder_panel(user: User, now: datetime | None = None) -> Panel:
         reminders_for(user)
         .filter(
             Q(state__in=[ReminderState.SCHEDULED, ReminderState.DUE], due_at__lt=end_of_today)
-            | Q(state=ReminderState.SNOOZED, snoozed_until__lte=now)
+            | Q(state=ReminderState.SNOOZED, snoozed_until__lt=end_of_today)
         )
         .annotate(
             shown=Coalesce("snoozed_until", "due_at"),
@@ -120,17 +128,21 @@ def reminder_panel(user: User, now: datetime | None = None) -> Panel:
     overdue = PanelSection("overdue", "Overdue")
     due = PanelSection("due", "Due now")
     coming = PanelSection("coming", "Coming today")
+    snoozed = PanelSection("snoozed", "Snoozed")
     for reminder in rows:
+        reminder.is_new = bool(reminder.due_now) and reminder.shown > now - NEW_FOR
         if not reminder.due_now:
-            coming.reminders.append(reminder)
+            asleep = reminder.state == ReminderState.SNOOZED
+            (snoozed if asleep else coming).reminders.append(reminder)
         elif reminder.shown < start_of_today:
             overdue.reminders.append(reminder)
         else:
             due.reminders.append(reminder)
     coming.reminders.reverse()
+    snoozed.reminders.reverse()
     total = rows[0].total if rows else 0
     due_count = (rows[0].due_total or 0) if rows else 0
-    sections = [s for s in (due, overdue, coming) if s.reminders]
+    sections = [s for s in (due, overdue, coming, snoozed) if s.reminders]
     version = panel_version(user, now)
     return Panel(sections=sections, total=total, due_count=due_count, version=version)
 

@@ -26,4 +26,28 @@
       window.print();
     }
   });
+
+  // A table wider than the screen scrolls inside its .table-wrap; a keyboard
+  // user must be able to scroll it too, so a wrap that overflows takes the
+  // focus (tabindex) and is named after the table's heading.
+  function focusableScrollers(root) {
+    (root || document).querySelectorAll(".table-wrap").forEach(function (wrap) {
+      if (wrap.scrollWidth > wrap.clientWidth + 1) {
+        if (!wrap.hasAttribute("tabindex")) {
+          wrap.setAttribute("tabindex", "0");
+          wrap.setAttribute("role", "region");
+          var box = wrap.closest("article, section");
+          var heading = box && box.querySelector("h1, h2, h3");
+          wrap.setAttribute("aria-label", (heading ? heading.textContent.trim() : "Table") + " (scrolls sideways)");
+        }
+      } else if (wrap.getAttribute("tabindex") === "0" && wrap.getAttribute("role") === "region") {
+        wrap.removeAttribute("tabindex");
+        wrap.removeAttribute("role");
+        wrap.removeAttribute("aria-label");
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { focusableScrollers(); });
+  document.addEventListener("htmx:afterSettle", function () { focusableScrollers(); });
+  window.addEventListener("resize", function () { focusableScrollers(); });
 })();
