@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import views, webhooks
+from billing import link_views, views, webhooks
 
 app_name = "billing"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("invoices/<int:pk>/", views.invoice_detail, name="invoice_detail"),
     path("invoices/<int:pk>/void/", views.invoice_void, name="invoice_void"),
     path("commission/", views.commission, name="commission"),
+    path("dso/", views.dso_report, name="dso_report"),
     path("team/<int:pk>/rate/", views.commission_rate, name="commission_rate"),
     path("deals/<int:pk>/payments/new/", views.payment_new, name="payment_new"),
     path("deals/<int:pk>/methods/new/", views.method_new, name="method_new"),
@@ -18,5 +19,10 @@ urlpatterns = [
     path("deals/<int:pk>/plan/new/", views.plan_new, name="plan_new"),
     path("deals/<int:pk>/waive-deposit/", views.deposit_waive, name="deposit_waive"),
     path("customers/<int:pk>/allow-invoicing/", views.invoicing_allow, name="invoicing_allow"),
+    path("customers/<int:pk>/statement/", views.customer_statement, name="customer_statement"),
+    path("customers/<int:pk>/links/new/", link_views.link_new, name="link_new"),
+    path("links/<int:pk>/revoke/", link_views.link_revoke, name="link_revoke"),
+    # The customer's own page: public, the signed token is the credential (billing/links.py).
+    path("pay/<str:token>/", link_views.customer_link, name="customer_link"),
     path("webhooks/payments/", webhooks.payment_webhook, name="payment_webhook"),
 ]

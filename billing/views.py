@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRedirect
 
 from billing import selectors, services
+from billing.charts import dso_chart, receivables_chart
 from billing.forms import (
     AllowInvoicingForm,
     CommissionRateForm,
@@ -455,3 +456,31 @@ def commission_rate(request: HttpRequest, pk: int) -> HttpResponse:
     }
     status = 422 if form.is_bound and form.errors else 200
     return render(request, "billing/commission_rate.html", context, status=status)
+
+
+@require_GET
+def customer_statement(request: HttpRequest, pk: int) -> HttpResponse:
+    """The customer's statement, printable: their open invoices, payments and what is due,
+    as far as the user's deals go (a rep's own; a manager's team's)."""
+    require_seller(request.user)
+    customer = get_customer_for(request.user, pk)
+    as_of = timezone.localdate()
+    context = selectors.statement_context(
+        customer, as_of, deals=Deal.objects.visible_to(request.user)
+    )
+    context["back_url"] = customer.get_absolute_url()
+    return render(request, "billing/statement.html", context)
+
+
+@require_GET
+def dso_report(request: HttpRequest) -> HttpResponse:
+    """Days sales outstanding per rep and per customer: managers, their team only."""
+    require_manager(request.user)
+    report = selectors.dso_report(request.user)
+    context = {
+        "report": report,
+        "rep_chart": dso_chart(report.reps),
+        "customer_chart": receivables_chart(report.customers[:10]),
+        "terms_days": settings.CLEARED_INVOICE_TERMS_DAYS,
+    }
+    return render(request, "billing/dso_report.html", context)

@@ -27,6 +27,9 @@ class ReminderKind(models.TextChoices):
     PAYMENT_BOUNCED = "payment_bounced", "Payment bounced"
     NEXT_STEP_DUE = "next_step_due", "Next step due"
     STALE_DEAL = "stale_deal", "Stale deal"
+    # The customer's answers through their link (reminders/rules/m14b.py).
+    CUSTOMER_SAYS_PAID = "customer_says_paid", "Customer says paid"
+    PROMISE_PASSED = "promise_passed", "Payment promise passed"
 
 
 class ReminderState(models.TextChoices):

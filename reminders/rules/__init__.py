@@ -44,6 +44,7 @@ from reminders.rules.base import (
 from reminders.rules.billing import (
     billing_rules,
 )
+from reminders.rules.m14b import m14b_rules  # the customer's answers (billing/links.py)
 from reminders.rules.pipeline import (
     CHECK_IN,
     DELIVERY_OVERDUE,
@@ -70,7 +71,7 @@ RULES: tuple[Rule, ...] = (
 
 
 def rules() -> Iterable[Rule]:
-    return RULES + billing_rules()
+    return RULES + billing_rules() + m14b_rules()
 
 
 def owner_of(rule: Rule, row: dict) -> tuple[int | None, str]:

@@ -39,6 +39,7 @@ from hypothesis import strategies as st
 
 from audits import services as audit_services
 from audits.models import SCRIPT_QUESTIONS, CallScript, DisputeDecision, Outcome
+from billing import links as customer_links
 from billing import services as billing
 from billing.models import PaymentStatus, WebhookEvent
 from billing.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
@@ -92,6 +93,11 @@ FUZZED = {
     "billing:plan_new": ("rep", "deal"),
     "billing:deposit_waive": ("manager", "deposit_deal"),
     "billing:invoicing_allow": ("manager", "customer"),
+    "billing:customer_statement": ("rep", "customer"),
+    "billing:dso_report": ("manager", None),
+    "billing:link_new": ("rep", "customer"),
+    "billing:link_revoke": ("rep", "customer_link"),
+    "billing:customer_link": ("anonymous", "pay_link"),
     "audits:queue": ("auditor", None),
     "audits:report": ("manager", None),
     "audits:wrap_up": ("rep", "deposit_deal"),
@@ -133,6 +139,7 @@ FRESH_CLIENT = {
     # The reset link puts its token in the session, then sends to .../set-password/.
     "password_reset_confirm": lambda world, path: _after_get(Client(), world["reset_link"]),
     "team_join": lambda world, path: Client(),
+    "billing:customer_link": lambda world, path: Client(),
 }
 NOT_FUZZED = {
     "admin": "Django's own admin (operators only)",
@@ -232,6 +239,9 @@ def world(rep, manager, auditor, customer, teammate):
     audit = audit_services.wrap_up_hand_over(deal_id=other.pk, rep=rep, **checklist())
     disputed = audit_services.wrap_up_hand_over(deal_id=disputed_deal.pk, rep=rep, **checklist())
     record(disputed, auditor, Outcome.DISPUTED, notes="Never heard of your service.")
+    customer_link = customer_links.customer_link_create(
+        customer=customer, invoice=invoice, created_by=rep
+    )
     invited = team.team_invite(manager=manager, email="invited@example.com", first_name="Ivy")
     TOTPDevice.objects.create(user=teammate, name="Rep's own authenticator", confirmed=True)
     objects = {
@@ -245,6 +255,7 @@ def world(rep, manager, auditor, customer, teammate):
         "audit": audit,
         "rep": rep,
         "teammate": teammate,
+        "customer_link": customer_link,
     }
     users = {
         "rep": rep,
@@ -268,6 +279,7 @@ def world(rep, manager, auditor, customer, teammate):
     links = {
         "join_link": [_link("team_join", invited)],
         "reset_link": [reset_link, reset_link.replace(reset_link.split("/")[-2], "set-password")],
+        "pay_link": [customer_links.customer_link_path(customer_link)],
     }
     return {
         "objects": objects,
