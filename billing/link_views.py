@@ -93,6 +93,7 @@ def _page(request, link: CustomerLink, paid_form, promise_form, status: int) -> 
         "contact": link.invoice.deal.rep if link.invoice_id else link.created_by,
         "pay_to": selectors.pay_to(),
         "today": today,
+        "last_answer": link.responses.order_by("-created_at", "-id").first(),
     }
     if link.invoice_id:
         invoice, payments = selectors.invoice_for_customer(link.invoice_id, today)
