@@ -11,6 +11,7 @@ shows nothing of the business.
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
@@ -51,7 +52,9 @@ def _gone(request: HttpRequest) -> HttpResponse:
 def customer_link(request: HttpRequest, token: str) -> HttpResponse:
     """The customer's page: the invoice or statement, how to pay, and their two answers."""
     if links.link_rate_limited(token, client_address(request)):
-        return render(request, "billing/link_limited.html", status=429)
+        response = render(request, "billing/link_limited.html", status=429)
+        response["Retry-After"] = str(settings.CLEARED_LINK_RATE_WINDOW_SECONDS)
+        return response
     link = links.link_for_token(token)
     if link is None:
         return _gone(request)
@@ -141,12 +144,11 @@ def link_new(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def link_revoke(request: HttpRequest, pk: int) -> HttpResponse:
-    """Revoke a link: it answers 404 from now on."""
+    """Revoke a link: it answers 404 from now on. A link the user may not see is a 404."""
     require_seller(request.user)
-    link = get_object_or_404(CustomerLink.objects.select_related("invoice", "invoice__deal"), pk=pk)
-    get_customer_for(request.user, link.customer_id)
-    if link.invoice_id is not None:
-        get_object_or_404(Invoice.objects.visible_to(request.user), pk=link.invoice_id)
+    link = get_object_or_404(
+        links.links_visible_to(request.user).select_related("invoice", "invoice__deal"), pk=pk
+    )
     links.customer_link_revoke(link_id=link.pk, actor=request.user)
     messages.success(request, f"Link to the {link.subject} revoked: it no longer opens.")
     return _back(request, link.customer_id, link.invoice)

@@ -32,8 +32,8 @@ from django.utils import timezone
 from billing.models import CustomerLink, CustomerResponse, Invoice, ResponseKind
 from billing.selectors import open_invoices
 from billing.services import BillingError
-from config.cache import OUTAGE_ERRORS
 from pipeline import services as pipeline_services
+from pipeline.access import can_manage, team_members
 from pipeline.models import Deal, TouchKind, User
 from pipeline.templatetags.cleared import money
 
@@ -115,15 +115,14 @@ def link_for_token(token: str, *, now=None) -> CustomerLink | None:
 
 
 def _hit(key: str, window: int) -> int:
-    """Count one request in a fixed window; how many so far. 0 when the cache is down."""
+    """Count one request in a fixed window; how many so far. 0 when the cache is down
+    (config/cache.py forgives Redis being down)."""
     cache.add(key, 0, timeout=window)
     try:
         return cache.incr(key)
     except ValueError:  # expired between add and incr: a new window
         cache.add(key, 1, timeout=window)
         return 1
-    except OUTAGE_ERRORS:
-        return 0
 
 
 def link_rate_limited(token: str, address: str | None) -> bool:
@@ -276,23 +275,34 @@ def _touch_for(invoices: list[Invoice], kind, reference, promised_for, today) ->
     )
 
 
-def responses_for(*, invoices=None, customer_id: int | None = None, limit: int = 10) -> list:
-    """The customer's latest answers (for the deal's and the customer's link panels)."""
-    rows = CustomerResponse.objects.select_related("invoice", "link")
+def links_visible_to(user: User):
+    """The links a person may see, copy and revoke (pipeline.access's rule, for links):
+    a link to an invoice they may see; a statement link they made, or (a manager)
+    one their team made — a statement link shows its maker's deals."""
+    makers = team_members(user) if can_manage(user) else User.objects.filter(pk=user.pk)
+    return CustomerLink.objects.filter(
+        Q(invoice__in=Invoice.objects.visible_to(user))
+        | Q(invoice__isnull=True, created_by__in=makers)
+    )
+
+
+def responses_for(*, user: User, customer_id: int, invoices=None, limit: int = 10) -> list:
+    """The customer's latest answers about invoices ``user`` may see (the link panels)."""
+    rows = CustomerResponse.objects.filter(
+        link__customer_id=customer_id, invoice__in=Invoice.objects.visible_to(user)
+    ).select_related("invoice", "link")
     if invoices is not None:
         rows = rows.filter(invoice__in=invoices)
-    if customer_id is not None:
-        rows = rows.filter(link__customer_id=customer_id)
     return list(rows.order_by("-created_at", "-id")[:limit])
 
 
-def links_for(*, customer_id: int, invoices=None, limit: int = 10) -> list[CustomerLink]:
-    """The customer's links, live ones first, newest first (with their URL path)."""
-    rows = CustomerLink.objects.filter(customer_id=customer_id).select_related(
-        "invoice", "created_by"
+def links_for(*, user: User, customer_id: int, limit: int = 10) -> list[CustomerLink]:
+    """The customer's links ``user`` may see, live ones first, newest first (with their URL)."""
+    rows = (
+        links_visible_to(user)
+        .filter(customer_id=customer_id)
+        .select_related("invoice", "created_by")
     )
-    if invoices is not None:
-        rows = rows.filter(Q(invoice__in=invoices))
     now = timezone.now()
     rows = list(rows.order_by(F("revoked_at").desc(nulls_first=True), "-created_at")[:limit])
     for link in rows:

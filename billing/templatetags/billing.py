@@ -71,13 +71,16 @@ def customer_links(customer, user, deal=None):
     if deal is not None:
         invoices = invoices.filter(deal=deal)
     choices = list(invoices.order_by("-number").only("id", "number", "deal_id"))
-    shown = links.links_for(customer_id=customer.pk)
+    shown = links.links_for(user=user, customer_id=customer.pk)
     if deal is not None:
         shown = [link for link in shown if link.invoice_id is None or link.invoice in choices]
     return {
         "links": shown,
         "responses": links.responses_for(
-            invoices=choices if deal is not None else None, customer_id=customer.pk, limit=5
+            user=user,
+            customer_id=customer.pk,
+            invoices=choices if deal is not None else None,
+            limit=5,
         ),
         "invoices": choices,
     }

@@ -319,6 +319,7 @@ def test_the_page_is_rate_limited_per_link_and_per_address(settings, link, invoi
         assert here.get(_path(link)).status_code == 200
     limited = here.get(_path(link))
     assert limited.status_code == 429
+    assert limited["Retry-After"] == "600"
     assert "Please wait a few minutes" in limited.content.decode()
     # This address is spent, whichever link it tries (guessing is limited too)...
     assert here.get(_path(other_link)).status_code == 429
@@ -443,3 +444,28 @@ def test_a_response_is_append_only(client, link):
         CustomerResponse.objects.update(reference="B")
     assert answer.kind == ResponseKind.PAID
     assert not Payment.objects.exists()  # an answer is not money: no payment was written
+
+
+def test_a_rep_never_sees_nor_revokes_a_colleagues_links_of_a_shared_customer(
+    rep_client, teammate, customer
+):
+    theirs = InvoiceFactory(deal=DealFactory(rep=teammate, customer=customer))
+    invoice_link = links.customer_link_create(
+        customer=customer, invoice=theirs, created_by=teammate
+    )
+    statement_link = links.customer_link_create(customer=customer, created_by=teammate)
+    page = rep_client.get(customer.get_absolute_url()).content.decode()
+    for link in (invoice_link, statement_link):
+        assert links.customer_link_path(link) not in page
+        assert rep_client.post(f"/billing/links/{link.pk}/revoke/").status_code == 404
+        link.refresh_from_db()
+        assert link.revoked_at is None
+
+
+def test_the_manager_sees_and_revokes_the_teams_statement_link(manager_client, rep, customer):
+    link = links.customer_link_create(customer=customer, created_by=rep)
+    page = manager_client.get(customer.get_absolute_url()).content.decode()
+    assert links.customer_link_url(link) in page
+    assert manager_client.post(f"/billing/links/{link.pk}/revoke/").status_code == 302
+    link.refresh_from_db()
+    assert link.revoked_at is not None
