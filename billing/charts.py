@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from pipeline.templatetags.cleared import money
 
-LABEL_WIDTH = 170
-BAR_SPACE = 330
+LABEL_WIDTH = 140
+BAR_SPACE = 200
 ROW_HEIGHT = 26
 BAR_HEIGHT = 16
 
@@ -39,7 +39,7 @@ class Chart:
     rows: list[Row]
     height: int
     label_width: int = LABEL_WIDTH
-    width: int = LABEL_WIDTH + BAR_SPACE + 90
+    width: int = LABEL_WIDTH + BAR_SPACE + 80
     legend: tuple[tuple[str, str], ...] = ()
 
 
