@@ -71,6 +71,27 @@ def customer_link_create(
     )
 
 
+def customer_link_for_email(
+    *, customer, invoice: Invoice | None = None, created_by: User, min_days_left: int = 7
+) -> CustomerLink:
+    """The link to put in an email: the newest live one for this customer, invoice and
+    maker that still has ``min_days_left`` days to run, or a new one. So a chase
+    email and its reminders reuse one link instead of scattering many."""
+    now = timezone.now()
+    live = (
+        CustomerLink.objects.filter(
+            customer=customer,
+            invoice=invoice,
+            created_by=created_by,
+            revoked_at__isnull=True,
+            expires_at__gt=now + timedelta(days=min_days_left),
+        )
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    return live or customer_link_create(customer=customer, invoice=invoice, created_by=created_by)
+
+
 def customer_link_token(link: CustomerLink) -> str:
     """The signed token in the link's URL: its key, signed under SALT."""
     return signing.dumps(link.key.hex, salt=SALT)
@@ -87,11 +108,15 @@ def customer_link_url(link: CustomerLink) -> str:
 
 def customer_link_revoke(*, link_id: int, actor: User) -> CustomerLink:
     """Revoke a link at once: its URL answers 404 from now on. Revoking twice is harmless."""
-    now = timezone.now()
-    CustomerLink.objects.filter(pk=link_id, revoked_at__isnull=True).update(
-        revoked_at=now, revoked_by=actor
-    )
-    return CustomerLink.objects.get(pk=link_id)
+    with transaction.atomic():
+        # The row lock waits for an answer being recorded on this link: the link is
+        # revoked after it, never under it (customer_respond takes the same lock).
+        link = CustomerLink.objects.select_for_update().get(pk=link_id)
+        if link.revoked_at is None:
+            link.revoked_at = timezone.now()
+            link.revoked_by = actor
+            link.save(update_fields=["revoked_at", "revoked_by"])
+    return link
 
 
 def link_for_token(token: str, *, now=None) -> CustomerLink | None:

@@ -469,3 +469,20 @@ def test_the_manager_sees_and_revokes_the_teams_statement_link(manager_client, r
     assert manager_client.post(f"/billing/links/{link.pk}/revoke/").status_code == 302
     link.refresh_from_db()
     assert link.revoked_at is not None
+
+
+def test_an_email_reuses_a_live_link_and_makes_a_new_one_when_it_runs_out(
+    link, invoice, rep, customer
+):
+    again = links.customer_link_for_email(customer=customer, invoice=invoice, created_by=rep)
+    assert again == link
+    statement = links.customer_link_for_email(customer=customer, created_by=rep)
+    assert statement != link and statement.invoice is None
+    CustomerLink.objects.filter(pk=link.pk).update(
+        expires_at=timezone.now() + datetime.timedelta(days=2)
+    )
+    fresh = links.customer_link_for_email(customer=customer, invoice=invoice, created_by=rep)
+    assert fresh not in (link, statement) and fresh.is_live()
+    links.customer_link_revoke(link_id=fresh.pk, actor=rep)
+    newest = links.customer_link_for_email(customer=customer, invoice=invoice, created_by=rep)
+    assert newest not in (link, fresh)
