@@ -11,9 +11,11 @@ plan, a manager's exceptions and a rep's own commission rate.
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
+from django.db.models import F, Q, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from billing import mail, services
+from billing import links, mail, services
 from billing.models import (
     CommissionRate,
     CustomerEmail,
@@ -26,6 +28,7 @@ from billing.models import (
     PaymentMethodKind,
     PaymentPlan,
     PaymentStatus,
+    ResponseKind,
 )
 from billing.policy import instalment_schedule
 from pipeline.models import Deal, User
@@ -236,6 +239,29 @@ def seed(stdout=None) -> None:
             note="Cash crunch after their busy season: three monthly payments.",
         )
         break
+
+    # The customer's own links: one overdue invoice's customer promised a date
+    # through theirs, another says they paid; one statement link not opened yet.
+    cleared = Sum("payments__amount", filter=Q(payments__status=PaymentStatus.CLEARED))
+    open_invoices = list(
+        Invoice.objects.filter(deal__in=deals, voided_at__isnull=True)
+        .annotate(paid=Coalesce(cleared, Value(Decimal("0.00"))))
+        .filter(paid__lt=F("amount"))
+        .select_related("deal", "deal__customer", "deal__rep")
+        .order_by("due_date", "number")[:3]
+    )
+    answers = [
+        {"kind": ResponseKind.PROMISE, "promised_for": today + timedelta(days=3)},
+        {"kind": ResponseKind.PAID, "reference": "BACS 20481"},
+    ]
+    for invoice, answer in zip(open_invoices, answers, strict=False):
+        link = links.customer_link_create(
+            customer=invoice.deal.customer, invoice=invoice, created_by=invoice.deal.rep
+        )
+        links.customer_respond(link_id=link.pk, today=today, **answer)
+    if len(open_invoices) > 2:
+        deal = open_invoices[2].deal
+        links.customer_link_create(customer=deal.customer, created_by=deal.rep)
 
     # A manager waives one deposit, with a reason.
     waivable = (

@@ -269,3 +269,45 @@ class ChaseTemplateForm(_RefusesCardNumbers, forms.Form):
 
     def clean_body(self):
         return self._placeholders("body")
+
+
+# --- The customer's link ---------------------------------------------------------
+
+
+class PaidForm(_RefusesCardNumbers, forms.Form):
+    """The customer's "I've paid": the reference that lets us find the money."""
+
+    reference = forms.CharField(
+        label="Your payment reference",
+        max_length=120,
+        help_text="The transfer reference or check number — never a card number.",
+    )
+    no_card_numbers = ("reference",)
+
+
+class PromiseForm(forms.Form):
+    """The customer's "I'll pay on …": a day from today on (the service checks how far)."""
+
+    promised_for = forms.DateField(label="I'll pay on", widget=DateInput())
+
+    def __init__(self, *args, today=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        today = today or timezone.localdate()
+        widget = self.fields["promised_for"].widget
+        widget.attrs["min"] = today.isoformat()
+        latest = today + timedelta(days=settings.CLEARED_PROMISE_MAX_DAYS)
+        widget.attrs["max"] = latest.isoformat()
+
+
+class LinkNewForm(forms.Form):
+    """Which link to make: to one of the customer's invoices, or (empty) their statement."""
+
+    invoice = forms.ModelChoiceField(
+        queryset=Invoice.objects.none(), required=False, empty_label="Their statement"
+    )
+
+    def __init__(self, *args, customer, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["invoice"].queryset = Invoice.objects.visible_to(user).filter(
+            deal__customer=customer, voided_at__isnull=True
+        )

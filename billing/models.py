@@ -8,7 +8,8 @@ newest ``PaymentEvent``, written only by compare-and-set in
 ``billing.services`` in the same transaction as that event.
 """
 
-from datetime import date, timedelta
+import uuid
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -776,3 +777,120 @@ class CustomerEmail(models.Model):
         if self.rung is None:
             return ""
         return "Due today" if self.rung == 0 else f"+{self.rung} days"
+
+
+# --- The customer's own link -------------------------------------------
+
+
+class CustomerLink(models.Model):
+    """A link the customer opens without logging in: one invoice, or their statement.
+
+    The URL carries ``key`` signed with the deployment's secret
+    (``billing.links``); the row decides whether it still works: a revoked
+    or expired link answers 404, like a forged one. ``key`` is random, so a
+    link's URL says nothing about how many others exist.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="links")
+    invoice = models.ForeignKey(
+        Invoice,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="links",
+        help_text="Empty: the link shows the customer's statement.",
+    )
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The links panel on a customer's page (and a deal's, by invoice).
+            models.Index(fields=["customer", "-created_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("created_at")), name="link_expires_after_made"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Link to {self.subject} for {self.customer}"
+
+    @property
+    def subject(self) -> str:
+        return f"invoice {self.invoice.display_number}" if self.invoice_id else "statement"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at <= (now or timezone.now())
+
+    def is_live(self, now: datetime | None = None) -> bool:
+        """Opens for the customer: neither revoked nor past its expiry."""
+        return not self.is_revoked and not self.is_expired(now)
+
+
+class ResponseKind(models.TextChoices):
+    PAID = "paid", "Says they have paid"
+    PROMISE = "promise", "Promises to pay"
+
+
+class CustomerResponse(AppendOnlyModel):
+    """What the customer said through their link, about one invoice: "I've paid"
+    (with their reference) or "I'll pay on …" (a date).
+
+    Neither is money: a claim of payment is checked against the ledger and a
+    promise is chased again when its date passes without cleared money
+    (reminders/rules/m14b.py reads these rows). A statement answered as a
+    whole gives one row per open invoice on it.
+    """
+
+    link = models.ForeignKey(CustomerLink, on_delete=models.PROTECT, related_name="responses")
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="customer_responses"
+    )
+    kind = models.CharField(max_length=10, choices=ResponseKind.choices)
+    # Typed by the customer: masked like every free text (a card number is never stored).
+    reference = MaskedCharField(max_length=120, blank=True)
+    promised_for = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The deal's and customer's responses panel, newest first.
+            models.Index(fields=["invoice", "-created_at"]),
+            # Reminder rule "customer says paid": claims made lately.
+            models.Index(
+                fields=["created_at"], condition=Q(kind="paid"), name="response_paid_recent"
+            ),
+            # Reminder rule "payment promise passed": promises by their date.
+            models.Index(
+                fields=["promised_for"], condition=Q(kind="promise"), name="response_promise_day"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="paid") & Q(promised_for__isnull=True))
+                | (Q(kind="promise") & Q(promised_for__isnull=False)),
+                name="response_promise_has_a_date",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == ResponseKind.PROMISE:
+            return f"Promise to pay {self.invoice} on {self.promised_for}"
+        return f"Says {self.invoice} is paid"

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from billing import selectors, services
+from billing.charts import dso_chart, receivables_chart
 from billing.email_views import invoice_page
 from billing.forms import (
     AllowInvoicingForm,
@@ -561,3 +562,31 @@ def exception_decide(request: HttpRequest, pk: int) -> HttpResponse:
             f"({ask.deal.customer.name}). {ask.rep} is told.",
         )
     return redirect(_back(request))
+
+
+@require_GET
+def customer_statement(request: HttpRequest, pk: int) -> HttpResponse:
+    """The customer's statement, printable: their open invoices, payments and what is due,
+    as far as the user's deals go (a rep's own; a manager's team's)."""
+    require_seller(request.user)
+    customer = get_customer_for(request.user, pk)
+    as_of = timezone.localdate()
+    context = selectors.statement_context(
+        customer, as_of, deals=Deal.objects.visible_to(request.user)
+    )
+    context["back_url"] = customer.get_absolute_url()
+    return render(request, "billing/statement.html", context)
+
+
+@require_GET
+def dso_report(request: HttpRequest) -> HttpResponse:
+    """Days sales outstanding per rep and per customer: managers, their team only."""
+    require_manager(request.user)
+    report = selectors.dso_report(request.user)
+    context = {
+        "report": report,
+        "rep_chart": dso_chart(report.reps),
+        "customer_chart": receivables_chart(report.customers[:10]),
+        "terms_days": settings.CLEARED_INVOICE_TERMS_DAYS,
+    }
+    return render(request, "billing/dso_report.html", context)

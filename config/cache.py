@@ -100,6 +100,11 @@ class ForgivingRedisCache(RedisCache):
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         self._forgiving(None, super().set, key, value, timeout, version)
 
+    def incr(self, key, delta=1, version=None):
+        # A counter (the customer link's rate limit): 0 while Redis is down, no
+        # count at all. A missing key still raises ValueError, as Django's does.
+        return self._forgiving(0, super().incr, key, delta, version)
+
     def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
         return self._forgiving(False, super().touch, key, timeout, version)
 

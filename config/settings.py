@@ -321,6 +321,19 @@ CLEARED_WEBHOOK_SECRET = env_str(
     "CLEARED_WEBHOOK_SECRET", "dev-only-webhook-secret" if DEBUG else ""
 )
 CLEARED_WEBHOOK_TOLERANCE_SECONDS = env_int("CLEARED_WEBHOOK_TOLERANCE_SECONDS", 300)
+# The customer's own link (billing/links.py): how long a new link works, how
+# often one link and one address may open it, and how far ahead "I'll pay on …" may be.
+CLEARED_LINK_DAYS = env_int("CLEARED_LINK_DAYS", 30)
+CLEARED_LINK_RATE_LIMIT = env_int("CLEARED_LINK_RATE_LIMIT", 20)
+CLEARED_LINK_RATE_WINDOW_SECONDS = env_int("CLEARED_LINK_RATE_WINDOW_SECONDS", 600)
+CLEARED_PROMISE_MAX_DAYS = env_int("CLEARED_PROMISE_MAX_DAYS", 60)
+# How to pay, shown to the customer on their link and statement: the business's
+# own bank account (never a customer's). Empty: the page says to ask the rep.
+CLEARED_PAY_TO_NAME = env_str("CLEARED_PAY_TO_NAME", "")
+CLEARED_PAY_TO_BANK = env_str("CLEARED_PAY_TO_BANK", "")
+CLEARED_PAY_TO_IBAN = env_str("CLEARED_PAY_TO_IBAN", "")
+CLEARED_PAY_TO_BIC = env_str("CLEARED_PAY_TO_BIC", "")
+CLEARED_PAY_TO_NOTE = env_str("CLEARED_PAY_TO_NOTE", "")
 # Standing copies on customers follow lateness and ageing bounces (billing.tasks).
 CELERY_BEAT_SCHEDULE["billing-refresh-standings"] = {
     "task": "billing.refresh_standings",

@@ -178,7 +178,7 @@ def seed(stdout=None) -> None:
         services.touch_record(
             deal=deal,
             author=rep,
-            kind=rng.choice(TouchKind.values),
+            kind=rng.choice([k for k in TouchKind.values if k != TouchKind.CUSTOMER_LINK]),
             discussed="Walked through the proposal and the delivery plan.",
             agreed_to="Go ahead with the order as quoted.",
             next_step=deal.next_step,

@@ -7,7 +7,7 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from pipeline.models import Customer, Deal, Touch
+from pipeline.models import Customer, Deal, Touch, TouchKind
 from pipeline.selectors import customer_terms
 from pipeline.stages import LostReason, Stage, next_moves
 from pipeline.terms import PaymentOption
@@ -349,6 +349,10 @@ class TouchForm(FocusFirstError, forms.ModelForm):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("auto_id", "touch-%s")
         super().__init__(*args, **kwargs)
+        # The customer's own answers come through their link, never typed by a rep.
+        self.fields["kind"].choices = [
+            choice for choice in self.fields["kind"].choices if choice[0] != TouchKind.CUSTOMER_LINK
+        ]
         if not self.is_bound:
             self.initial.setdefault("happened_at", timezone.localtime().replace(second=0))
 

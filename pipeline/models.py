@@ -520,6 +520,9 @@ class TouchKind(models.TextChoices):
     VISIT = "visit", "Visit"
     EMAIL = "email", "Email"
     MEETING = "meeting", "Meeting"
+    # Written by Cleared, not a rep: the customer answered through their signed
+    # link (billing.links): "I've paid" or "I'll pay on …". Not offered in the touch form.
+    CUSTOMER_LINK = "link", "Customer's own answer"
 
 
 class Touch(models.Model):

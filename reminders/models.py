@@ -32,8 +32,11 @@ class ReminderKind(models.TextChoices):
     # "Ask my manager" (billing.ExceptionRequest): rules in reminders/rules/billing.py.
     EXCEPTION_ASKED = "exception_asked", "Exception asked"
     EXCEPTION_DECIDED = "exception_decided", "Exception decided"
-
+    # A customer email refused for good (billing.CustomerEmail): reminders/rules/billing.py.
     EMAIL_BOUNCED = "email_bounced", "Customer email bounced"
+    # The customer's answers through their link (reminders/rules/billing.py).
+    CUSTOMER_SAYS_PAID = "customer_says_paid", "Customer says paid"
+    PROMISE_PASSED = "promise_passed", "Payment promise passed"
 
 
 # A payment reminder's occurrence on an invoice: "i12", "i12+7", "i12+30/manager".

@@ -18,9 +18,11 @@ import time
 import pytest
 import redis
 from django.core.cache import cache
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
+from billing import links
 from billing.models import Payment, PaymentStatus
 from config import backends
 from config.cache import ForgivingRedisCache
@@ -29,7 +31,7 @@ from pipeline.models import Deal, Touch
 from pipeline.stages import Stage
 from reminders.models import Job, Reminder, ReminderKind
 from reminders.tasks import reminders_scan
-from tests.factories import DealFactory
+from tests.factories import DealFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -238,3 +240,27 @@ def test_with_redis_killed_every_page_and_write_works_and_the_cache_comes_back(
         kind=ReminderKind.NEXT_STEP_DUE,
         occurrence=timezone.localdate().isoformat(),
     ).exists()
+
+
+def test_the_customers_link_opens_with_redis_down_and_is_limited_again_when_it_is_back(
+    on_private_redis, settings, rep, customer
+):
+    """The rate limit counts in the cache: with Redis down the page still answers
+    (not limited: it only reads, and answers are de-duplicated); back up, it counts again."""
+    settings.CLEARED_LINK_RATE_LIMIT = 2
+    deal = DealFactory(rep=rep, customer=customer, deposit_required=False)
+    with transaction.atomic():  # the invoice number's sequence row is locked
+        invoice = InvoiceFactory(deal=deal, due_date=timezone.localdate())
+    link = links.customer_link_create(customer=customer, invoice=invoice, created_by=rep)
+    path = links.customer_link_path(link)
+    client = Client()
+    assert [client.get(path).status_code for _ in range(3)] == [200, 200, 429]
+    on_private_redis.kill()
+    started = time.monotonic()
+    assert [client.get(path).status_code for _ in range(4)] == [200] * 4
+    assert time.monotonic() - started < 4 * WRITE_SECONDS
+    on_private_redis.start()
+    time.sleep(0.3)  # past RETRY_SECONDS: the next call tries Redis again
+    cache.clear()
+    codes = [client.get(path).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]

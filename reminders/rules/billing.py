@@ -5,13 +5,14 @@ ladder (invoices and instalments), invoice cut-off, and "Ask my manager"
 Facts: ``facts.bounces``, ``facts.invoices`` (not void, with the cleared money
 that pays each), ``facts.instalments`` (the same), ``facts.invoiced`` (the
 sum of the invoices), ``facts.requests`` (exception requests) and
-``facts.bounced_emails`` (customer emails refused for good), loaded by ``load``
-in five queries."""
+``facts.bounced_emails`` (customer emails refused for good) and
+``facts.answers`` (what the customer said through their link), loaded by
+``load`` in six queries."""
 
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from django.db.models.functions import Coalesce
 
 from billing.models import (
     CustomerEmail,
+    CustomerResponse,
     EmailState,
     ExceptionKind,
     ExceptionRequest,
@@ -29,6 +31,7 @@ from billing.models import (
     PaymentEvent,
     PaymentStatus,
     RequestState,
+    ResponseKind,
     invoice_display_number,
 )
 from billing.policy import next_cutoff
@@ -118,6 +121,19 @@ class BouncedEmail:
     invoice_number: int | None
 
 
+@dataclass(frozen=True)
+class Answer:
+    """The customer's own answer through their link: "I've paid" or "I'll pay on …"."""
+
+    id: int
+    kind: str
+    invoice_id: int
+    reference: str
+    promised_for: date | None
+    created_at: datetime
+    customer: str
+
+
 def _person(first: str | None, last: str | None, username: str | None, fallback: str) -> str:
     return f"{first or ''} {last or ''}".strip() or username or fallback
 
@@ -127,7 +143,7 @@ def load(facts: dict[int, Facts]) -> None:
     ids = list(facts)
     for f in facts.values():
         f.bounces, f.invoices, f.instalments, f.requests = [], [], [], []
-        f.bounced_emails = []
+        f.bounced_emails, f.answers = [], []
         f.invoiced = Decimal("0.00")
     bounces = PaymentEvent.objects.order_by().filter(
         payment__deal_id__in=ids, to_status__in=[PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK]
@@ -171,6 +187,12 @@ def load(facts: dict[int, Facts]) -> None:
         "deal_id", "id", "settled_at", "to_address", "kind", "invoice__number"
     ):
         facts[deal_id].bounced_emails.append(BouncedEmail(*fields))
+    answers = CustomerResponse.objects.order_by("created_at", "id").filter(invoice__deal_id__in=ids)
+    for deal_id, *fields in answers.values_list(
+        "invoice__deal_id", "id", "kind", "invoice_id", "reference", "promised_for",
+        "created_at", "invoice__deal__customer__name",
+    ):  # fmt: skip
+        facts[deal_id].answers.append(Answer(*fields))
     for deal_id, *fields, rf, rl, ru, df, dl, du in requests:
         rep_name = _person(rf, rl, ru, "Your rep")
         facts[deal_id].requests.append(
@@ -491,9 +513,112 @@ EMAIL_BOUNCED = Rule(
 )
 
 
+# --- the customer's answers through their link (billing/links.py) ---------------------
+# Neither is money ("it isn't a sale until you're paid"): the rep checks that the
+# money came, and a promised day that passes without cleared money is chased again.
+# Occurrence ``i<invoice id>@<day>``: the answer's day, or the promised day.
+
+
+def _unpaid_invoice(f: Facts, invoice_id: int) -> Debt | None:
+    """The invoice, if it is not void and cleared money does not cover it."""
+    return next((d for d in f.invoices if d.id == invoice_id and d.unpaid), None)
+
+
+def _invoice_covered(f: Facts, known: Known) -> bool:
+    invoice_id = int(known.occurrence[1:].partition("@")[0])
+    return _unpaid_invoice(f, invoice_id) is None
+
+
+def _says_paid(f: Facts, window: Window):
+    for answer in f.answers:
+        debt = _unpaid_invoice(f, answer.invoice_id)
+        if answer.kind != ResponseKind.PAID or debt is None:
+            continue
+        reference = (answer.reference or "")[:60]
+        quoted = f", reference “{reference}”" if reference else ", no reference given"
+        yield Want(
+            f"i{answer.invoice_id}@{answer.created_at.astimezone(UTC).date().isoformat()}",
+            answer.created_at,
+            f"{answer.customer} says invoice {debt.label} "
+            f"({_money(debt.amount - debt.cleared)}) is paid{quoted}: check that the money "
+            "came in — only cleared money counts.",
+        )
+
+
+CUSTOMER_SAYS_PAID = Rule(
+    kind=ReminderKind.CUSTOMER_SAYS_PAID,
+    owner=REP,
+    wants=_says_paid,
+    clock=lambda window: (
+        CustomerResponse.objects.order_by()
+        .filter(kind=ResponseKind.PAID, created_at__gt=window.since)
+        .filter(created_at__lte=window.horizon)
+        .values_list("invoice__deal_id", flat=True)
+    ),
+    gone=(Gone(_invoice_covered, "Paid: cleared money covers the invoice."),),
+    hovers=False,
+)
+
+
+def _standing_promises(f: Facts) -> list[Answer]:
+    """Promises not replaced by a later promise, for another day, on the same invoice."""
+    promises = [a for a in f.answers if a.kind == ResponseKind.PROMISE and a.promised_for]
+    return [
+        a
+        for a in promises
+        if not any(
+            b.invoice_id == a.invoice_id
+            and b.created_at > a.created_at
+            and b.promised_for != a.promised_for
+            for b in promises
+        )
+    ]
+
+
+def _promise_passed(f: Facts, window: Window):
+    for answer in _standing_promises(f):
+        debt = _unpaid_invoice(f, answer.invoice_id)
+        if debt is None:
+            continue
+        yield Want(
+            f"i{answer.invoice_id}@{answer.promised_for.isoformat()}",
+            # The morning after: on the promised day itself the money may still come.
+            morning_of(answer.promised_for + timedelta(days=1), f.tz),
+            f"{answer.customer} promised to pay invoice {debt.label} "
+            f"({_money(debt.amount - debt.cleared)}) on {day_text(answer.promised_for)}: "
+            "the money has not cleared — chase again. A promise is not a payment.",
+        )
+
+
+def _promise_replaced(f: Facts, known: Known) -> bool:
+    return all(
+        f"i{a.invoice_id}@{a.promised_for.isoformat()}" != known.occurrence
+        for a in _standing_promises(f)
+    )
+
+
+PROMISE_PASSED = Rule(
+    kind=ReminderKind.PROMISE_PASSED,
+    owner=REP,
+    wants=_promise_passed,
+    clock=lambda window: (
+        CustomerResponse.objects.order_by()
+        .filter(kind=ResponseKind.PROMISE)
+        .filter(window.mornings("promised_for", lag=timedelta(days=1), rep="invoice__deal__rep"))
+        .values_list("invoice__deal_id", flat=True)
+    ),
+    gone=(
+        Gone(_invoice_covered, "Paid: cleared money covers the invoice."),
+        Gone(_promise_replaced, "The customer promised a new date."),
+    ),
+)
+
+
 def billing_rules() -> tuple[Rule, ...]:
     ladder = _ladder()
     rules = [
+        CUSTOMER_SAYS_PAID,
+        PROMISE_PASSED,
         EMAIL_BOUNCED,
         EXCEPTION_ASKED,
         EXCEPTION_DECIDED,

@@ -51,3 +51,10 @@
   document.addEventListener("htmx:afterSettle", function () { focusableScrollers(); });
   window.addEventListener("resize", function () { focusableScrollers(); });
 })();
+
+// <input data-select-all>: a click selects the whole value (a link to copy).
+document.addEventListener("focusin", function (event) {
+  if (event.target.matches && event.target.matches("input[data-select-all]")) {
+    event.target.select();
+  }
+});

@@ -3,13 +3,21 @@
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
-from billing import services
-from billing.models import CommissionEntry, Invoice, InvoiceSequence, Payment, PaymentStatus
+from billing import links, services
+from billing.models import (
+    CommissionEntry,
+    CustomerResponse,
+    Invoice,
+    InvoiceSequence,
+    Payment,
+    PaymentStatus,
+)
+from pipeline.models import Touch, TouchKind
 from pipeline.stages import Stage
 from tests.billing.money import record
-from tests.factories import CustomerFactory, DealFactory
+from tests.factories import CustomerFactory, DealFactory, InvoiceFactory
 from tests.race import race
 
 pytestmark = [
@@ -87,3 +95,38 @@ def test_invoice_numbers_issued_at_once_have_no_gaps_and_no_repeats(rep):
     numbers = sorted(Invoice.objects.values_list("number", flat=True))
     assert numbers == list(range(start + 1, start + 9))
     assert InvoiceSequence.objects.get(pk=1).last_number == start + 8
+
+
+def test_two_clicks_of_ive_paid_at_once_record_one_answer(rep, customer):
+    deal = DealFactory(rep=rep, customer=customer, deposit_required=False, stage=Stage.DELIVERED)
+    with transaction.atomic():  # the invoice number's sequence row is locked
+        invoice = InvoiceFactory(deal=deal, amount=Decimal("500.00"))
+    link = links.customer_link_create(customer=customer, invoice=invoice, created_by=rep)
+
+    def answer():
+        return links.customer_respond(link_id=link.pk, kind="paid", reference="TR-42")
+
+    results = race(answer, answer)
+    assert all(isinstance(r, links.Answer) for r in results), results
+    assert sorted(r.repeated for r in results) == [False, True]
+    assert CustomerResponse.objects.count() == 1
+    assert Touch.objects.filter(deal=deal, kind=TouchKind.CUSTOMER_LINK).count() == 1
+
+
+def test_an_answer_racing_a_revoke_is_either_recorded_before_it_or_refused(rep, customer):
+    deal = DealFactory(rep=rep, customer=customer, deposit_required=False, stage=Stage.DELIVERED)
+    with transaction.atomic():
+        invoice = InvoiceFactory(deal=deal, amount=Decimal("500.00"))
+    link = links.customer_link_create(customer=customer, invoice=invoice, created_by=rep)
+    results = race(
+        lambda: links.customer_respond(link_id=link.pk, kind="paid", reference="TR-43"),
+        lambda: links.customer_link_revoke(link_id=link.pk, actor=rep),
+    )
+    link.refresh_from_db()
+    assert link.revoked_at is not None
+    answered = results[0]
+    if isinstance(answered, links.LinkGone):
+        assert not CustomerResponse.objects.exists()
+    else:
+        assert isinstance(answered, links.Answer), results
+        assert CustomerResponse.objects.get().created_at <= link.revoked_at

@@ -576,7 +576,7 @@ def test_the_reminder_panel_offers_to_email_the_customer(rep, rep_client, billed
     )
     home = rep_client.get("/").content.decode()
     chase_url = reverse("billing:chase", args=[invoice.pk, 7])
-    assert f'<a href="{chase_url}" class="open-deal">Email the customer</a>' in home
+    assert f'<a href="{chase_url}" class="open-deal chase-email">Email the customer</a>' in home
 
 
 @pytest.mark.django_db(transaction=True)

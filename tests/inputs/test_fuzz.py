@@ -39,6 +39,7 @@ from hypothesis import strategies as st
 
 from audits import services as audit_services
 from audits.models import SCRIPT_QUESTIONS, CallScript, DisputeDecision, Outcome
+from billing import links as customer_links
 from billing import services as billing
 from billing.models import PaymentStatus, WebhookEvent
 from billing.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
@@ -102,6 +103,11 @@ FUZZED = {
     "billing:deal_invoicing_ask": ("rep", None),
     "billing:deposit_waiver_ask": ("rep", "ask_deal"),
     "billing:exception_decide": ("manager", "exception_request"),
+    "billing:customer_statement": ("rep", "customer"),
+    "billing:dso_report": ("manager", None),
+    "billing:link_new": ("rep", "customer"),
+    "billing:link_revoke": ("rep", "customer_link"),
+    "billing:customer_link": ("anonymous", "pay_link"),
     "audits:queue": ("auditor", None),
     "audits:report": ("manager", None),
     "audits:wrap_up": ("rep", "deposit_deal"),
@@ -143,6 +149,7 @@ FRESH_CLIENT = {
     # The reset link puts its token in the session, then sends to .../set-password/.
     "password_reset_confirm": lambda world, path: _after_get(Client(), world["reset_link"]),
     "team_join": lambda world, path: Client(),
+    "billing:customer_link": lambda world, path: Client(),
 }
 NOT_FUZZED = {
     "admin": "Django's own admin (operators only)",
@@ -246,6 +253,9 @@ def world(rep, manager, auditor, customer, teammate):
     audit = audit_services.wrap_up_hand_over(deal_id=other.pk, rep=rep, **checklist())
     disputed = audit_services.wrap_up_hand_over(deal_id=disputed_deal.pk, rep=rep, **checklist())
     record(disputed, auditor, Outcome.DISPUTED, notes="Never heard of your service.")
+    customer_link = customer_links.customer_link_create(
+        customer=customer, invoice=invoice, created_by=rep
+    )
     invited = team.team_invite(manager=manager, email="invited@example.com", first_name="Ivy")
     TOTPDevice.objects.create(user=teammate, name="Rep's own authenticator", confirmed=True)
     objects = {
@@ -261,6 +271,7 @@ def world(rep, manager, auditor, customer, teammate):
         "audit": audit,
         "rep": rep,
         "teammate": teammate,
+        "customer_link": customer_link,
     }
     users = {
         "rep": rep,
@@ -288,6 +299,7 @@ def world(rep, manager, auditor, customer, teammate):
         "chase_link": [reverse("billing:chase", args=[invoice.pk, rung]) for rung in (0, 7)],
         "chasing_save_link": [reverse("billing:chasing_save", args=[rung]) for rung in (0, 30)],
         "chasing_preview_link": [reverse("billing:chasing_preview", args=[7])],
+        "pay_link": [customer_links.customer_link_path(customer_link)],
     }
     return {
         "objects": objects,
