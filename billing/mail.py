@@ -38,7 +38,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from billing import chase
+from billing import chase, links
 from billing.models import (
     ChaseTemplate,
     CustomerEmail,
@@ -504,8 +504,13 @@ def customer_email_send(*, email_id: int, now: datetime | None = None) -> str:
             _settle(email.pk, state=EmailState.CANCELLED, outcome=refusal)
             return EmailState.CANCELLED
         email.to_address = deal.customer.billing_address
+        # The customer's own page for this invoice (billing/links.py): signed,
+        # expiring, revocable; the newest live one is reused, not one per email.
+        link = links.customer_link_for_email(
+            customer=deal.customer, invoice=email.invoice, created_by=email.sender or deal.rep
+        )
         try:
-            message = build_message(email)
+            message = build_message(email, links.customer_link_url(link))
             message.send()
         except smtplib.SMTPRecipientsRefused as exc:
             permanent = _permanent_refusal(exc)

@@ -29,6 +29,11 @@ urlpatterns = [
     path("deals/<int:pk>/ask-waiver/", views.deposit_waiver_ask, name="deposit_waiver_ask"),
     path("exception-requests/<int:pk>/decide/", views.exception_decide, name="exception_decide"),
     path("customers/<int:pk>/statement/", views.customer_statement, name="customer_statement"),
+    path(
+        "customers/<int:pk>/statement/pdf/",
+        views.customer_statement_pdf,
+        name="customer_statement_pdf",
+    ),
     path("customers/<int:pk>/links/new/", link_views.link_new, name="link_new"),
     path("links/<int:pk>/revoke/", link_views.link_revoke, name="link_revoke"),
     # The customer's own page: public, the signed token is the credential (billing/links.py).

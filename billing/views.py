@@ -35,6 +35,7 @@ from billing.forms import (
     ReasonForm,
 )
 from billing.models import Invoice, Payment, PaymentKind, PaymentStatus
+from billing.pdf import PdfUnavailable, pdf_unavailable, render_pdf
 from billing.policy import instalment_schedule
 from pipeline.access import (
     can_manage,
@@ -575,7 +576,32 @@ def customer_statement(request: HttpRequest, pk: int) -> HttpResponse:
         customer, as_of, deals=Deal.objects.visible_to(request.user)
     )
     context["back_url"] = customer.get_absolute_url()
+    context["pdf_url"] = reverse("billing:customer_statement_pdf", args=[customer.pk])
     return render(request, "billing/statement.html", context)
+
+
+@require_GET
+def customer_statement_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    """The same statement as a PDF, from the same template (billing/pdf.py)."""
+    require_seller(request.user)
+    customer = get_customer_for(request.user, pk)
+    as_of = timezone.localdate()
+    context = selectors.statement_context(
+        customer, as_of, deals=Deal.objects.visible_to(request.user)
+    )
+    reason = pdf_unavailable()
+    if not reason:
+        try:
+            document = render_pdf("billing/statement.html", context)
+        except PdfUnavailable as exc:
+            reason = str(exc)
+    if reason:
+        back = {"reason": reason, "back": reverse("billing:customer_statement", args=[pk])}
+        return render(request, "billing/pdf_unavailable.html", back, status=503)
+    response = HttpResponse(document, content_type="application/pdf")
+    name = f"Statement {as_of.isoformat()}.pdf"
+    response["Content-Disposition"] = f'inline; filename="{name}"'
+    return response
 
 
 @require_GET

@@ -7,6 +7,7 @@ and the tests read what it received.
 import datetime
 import io
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 from django.db import connection, transaction
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from pypdf import PdfReader
@@ -133,7 +135,12 @@ def test_a_rep_emails_the_invoice_with_one_click(rep, rep_client, billed, smtp_s
     assert "<strong>" + invoice.display_number + "</strong>" in body["html"]
     attachment = body["attachments"][f"{invoice.display_number}.pdf"]
     assert invoice.display_number in _pdf_text(attachment)
-    assert "View and respond online" not in body["text"]  # no link until m14b's are wired
+    # The customer's own page for this invoice, no login (billing/links.py).
+    link = re.search(r"View and respond online: (\S+)", body["text"]).group(1)
+    assert link.startswith(f"{settings.CLEARED_SITE_URL}/billing/pay/")
+    assert f'href="{link}"' in body["html"]
+    page = Client().get(link.removeprefix(settings.CLEARED_SITE_URL))
+    assert page.status_code == 200 and invoice.display_number in page.content.decode()
 
     email.refresh_from_db()
     assert email.state == EmailState.SENT and email.sent_at is not None

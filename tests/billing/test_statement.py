@@ -147,3 +147,21 @@ def test_a_customer_named_script_is_text_on_the_statement(rep_client, rep):
 def test_the_customer_page_links_to_the_statement(rep_client, customer):
     body = rep_client.get(customer.get_absolute_url()).content.decode()
     assert _url(customer) in body
+
+
+def test_the_statement_is_also_a_pdf_from_the_same_template(rep_client, account, customer):
+    import io
+
+    from pypdf import PdfReader
+
+    response = rep_client.get(f"/billing/customers/{customer.pk}/statement/pdf/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(response.content)).pages)
+    assert "Statement" in text and "1,700.00" in text
+    assert account["late"].display_number in text
+
+
+def test_another_teams_rep_gets_404_for_the_pdf_too(other_rep_client, customer):
+    url = f"/billing/customers/{customer.pk}/statement/pdf/"
+    assert other_rep_client.get(url).status_code == 404

@@ -104,6 +104,7 @@ FUZZED = {
     "billing:deposit_waiver_ask": ("rep", "ask_deal"),
     "billing:exception_decide": ("manager", "exception_request"),
     "billing:customer_statement": ("rep", "customer"),
+    "billing:customer_statement_pdf": ("rep", "customer"),
     "billing:dso_report": ("manager", None),
     "billing:link_new": ("rep", "customer"),
     "billing:link_revoke": ("rep", "customer_link"),
