@@ -33,6 +33,8 @@ RELATED_FIELDS = {
     "tz": F("rep__time_zone"),
     "cutoff_day": F("customer__accounting_cutoff_day"),
     "billing_email_bounced_at": F("customer__billing_email_bounced_at"),
+    "billing_email": F("customer__billing_email"),
+    "customer_email": F("customer__email"),
 }
 
 

@@ -96,7 +96,7 @@ def _decide(
     f: Facts, window: Window, *, quick: bool, actor_id: int | None, decision: _Decision
 ) -> None:
     """What one deal's reminders need: new ones, resolved ones, due ones."""
-    now = window.now
+    now = f.now = window.now
     existing = {(k.kind, k.occurrence) for k in f.reminders}
     resolved: set[int] = set()
     all_rules = list(rules())
@@ -138,7 +138,10 @@ def _decide(
             for gone in gone_for(rule):
                 if gone.when(f, known):
                     by = gone.by(f) if gone.by is not None else actor_id
-                    decision.resolve[(gone.resolution, by)].append(known.id)
+                    words = gone.resolution
+                    if callable(words):
+                        words = words(f, known)
+                    decision.resolve[(words[:300], by)].append(known.id)
                     resolved.add(known.id)
                     break
             break

@@ -148,7 +148,8 @@ class Gone:
 
     # Given the deal's facts and the open reminder, is its cause gone?
     when: Callable[[Facts, Known], bool]
-    resolution: str
+    # The words recorded; or, computed from the facts, what exactly resolved it.
+    resolution: str | Callable[[Facts, Known], str]
     # Who made the cause go away (e.g. the author of the latest touch);
     # None: whoever triggered the scan.
     by: Callable[[Facts], int | None] | None = None

@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce
 from billing.models import (
     CustomerEmail,
     CustomerResponse,
+    EmailKind,
     EmailState,
     ExceptionKind,
     ExceptionRequest,
@@ -113,12 +114,18 @@ class Request:
 
 
 @dataclass(frozen=True)
-class BouncedEmail:
+class Email:
+    """An email to the customer (billing.CustomerEmail): an invoice's, or one that bounced."""
+
     id: int
-    settled_at: datetime
+    settled_at: datetime | None
     to_address: str
     kind: str
     invoice_number: int | None
+    invoice_id: int | None
+    state: str
+    next_attempt_at: datetime
+    sent_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,7 @@ def load(facts: dict[int, Facts]) -> None:
     ids = list(facts)
     for f in facts.values():
         f.bounces, f.invoices, f.instalments, f.requests = [], [], [], []
-        f.bounced_emails, f.answers = [], []
+        f.bounced_emails, f.invoice_emails, f.answers = [], [], []
         f.invoiced = Decimal("0.00")
     bounces = PaymentEvent.objects.order_by().filter(
         payment__deal_id__in=ids, to_status__in=[PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK]
@@ -181,12 +188,18 @@ def load(facts: dict[int, Facts]) -> None:
         )
     )  # fmt: skip
     emails = CustomerEmail.objects.order_by().filter(
-        deal_id__in=ids, state=EmailState.BOUNCED, settled_at__isnull=False
+        Q(kind=EmailKind.INVOICE) | Q(state=EmailState.BOUNCED, settled_at__isnull=False),
+        deal_id__in=ids,
     )
     for deal_id, *fields in emails.values_list(
-        "deal_id", "id", "settled_at", "to_address", "kind", "invoice__number"
-    ):
-        facts[deal_id].bounced_emails.append(BouncedEmail(*fields))
+        "deal_id", "id", "settled_at", "to_address", "kind", "invoice__number", "invoice_id",
+        "state", "next_attempt_at", "sent_at",
+    ):  # fmt: skip
+        email = Email(*fields)
+        if email.state == EmailState.BOUNCED:
+            facts[deal_id].bounced_emails.append(email)
+        if email.kind == EmailKind.INVOICE:
+            facts[deal_id].invoice_emails.append(email)
     answers = CustomerResponse.objects.order_by("created_at", "id").filter(invoice__deal_id__in=ids)
     for deal_id, *fields in answers.values_list(
         "invoice__deal_id", "id", "kind", "invoice_id", "reference", "promised_for",
@@ -320,30 +333,62 @@ def _cutoff_lead() -> timedelta:
     return setting_days("REMINDERS_INVOICE_CUTOFF_DAYS")
 
 
-def _to_invoice(f: Facts) -> bool:
-    return (
-        f.payment_option == PaymentOption.INVOICE
-        and f.stage in (Stage.AUDIT_CONFIRMED, Stage.DELIVERED)
-        and f.invoiced < f.amount
-    )
+# An invoice email on its way or gone: the cut-off is taken care of.
+_ON_ITS_WAY = (EmailState.QUEUED, EmailState.SENDING, EmailState.SENT)
+
+
+def _unsent_invoices(f: Facts) -> list[Debt]:
+    """Unpaid invoices not emailed nor scheduled to be, for a customer Cleared emails.
+
+    A customer without an address gets their invoice some other way (post, a
+    portal): issuing it is sending it."""
+    if not (f.billing_email or f.customer_email):
+        return []
+    emailed = {e.invoice_id for e in f.invoice_emails if e.state in _ON_ITS_WAY}
+    return [d for d in f.invoices if d.unpaid and d.id not in emailed]
 
 
 def _invoice_cutoff(f: Facts, window: Window):
-    """The customer's next cut-off, from today on: one reminder per deal and cut-off.
+    """The customer's next cut-off, from today on: one reminder per deal and cut-off,
+    while the deal is not fully invoiced or an invoice is not on its way.
 
     The cut-off is a day of the month (``Customer.accounting_cutoff_day``);
     ``billing.policy.next_cutoff`` works out its date. A cut-off already past
     is never named: the next one is.
     """
-    if f.cutoff_day is None or not _to_invoice(f):
+    if f.cutoff_day is None or f.stage not in (Stage.AUDIT_CONFIRMED, Stage.DELIVERED):
+        return
+    if f.payment_option != PaymentOption.INVOICE:
         return
     cutoff = next_cutoff(f.cutoff_day, local_day(window.now, f.tz))
+    if f.invoiced < f.amount:
+        what = f"send the invoice ({_money(f.amount - f.invoiced)} not invoiced)"
+    elif unsent := _unsent_invoices(f):
+        what = f"email invoice {', '.join(d.label for d in unsent)} (or schedule it)"
+    else:
+        return
     yield Want(
         cutoff.isoformat(),
         morning_of(cutoff - _cutoff_lead(), f.tz),
-        f"The customer's accounting cut-off is {day_text(cutoff)}: send the invoice "
-        f"({_money(f.amount - f.invoiced)} not invoiced) so it makes their payment run.",
+        f"The customer's accounting cut-off is {day_text(cutoff)}: {what} "
+        "so it makes their payment run.",
     )
+
+
+def _invoice_on_its_way(f: Facts, known: Known) -> bool:
+    return f.invoiced >= f.amount and not _unsent_invoices(f)
+
+
+def _how_it_went(f: Facts, known: Known) -> str:
+    """Sent, or scheduled to go before the cut-off, or issued (no address to email)."""
+    emails = [e for e in f.invoice_emails if e.state in _ON_ITS_WAY]
+    if not emails:
+        return "The invoice was issued."
+    later = [e for e in emails if e.state == EmailState.QUEUED and e.next_attempt_at > f.now]
+    if later:
+        day = max(e.next_attempt_at for e in later)
+        return f"Scheduled: the invoice is emailed on {day_text(day)}, before the cut-off."
+    return "Sent: the invoice was emailed to the customer."
 
 
 def _cutoff_clock(window: Window):
@@ -373,7 +418,7 @@ INVOICE_CUTOFF = Rule(
     owner=REP,
     wants=_invoice_cutoff,
     clock=_cutoff_clock,
-    gone=(Gone(lambda f, known: f.invoiced >= f.amount, "The invoice was sent."),),
+    gone=(Gone(_invoice_on_its_way, _how_it_went),),
     not_due_before_created=True,
 )
 

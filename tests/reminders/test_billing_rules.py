@@ -125,15 +125,53 @@ def test_a_cut_off_reminder_created_today_is_never_due_before_it_existed(rep, cu
     assert reminder.state == ReminderState.DUE
 
 
-def test_sending_the_invoice_resolves_the_cut_off_reminder(rep, customer, settings):
+def test_an_invoice_issued_but_not_emailed_still_needs_sending(rep, customer, settings):
     settings.REMINDERS_INVOICE_CUTOFF_DAYS = 3
+    deal, _ = _cutoff_deal(rep, customer, days_to_cutoff=2)
+    reminders_scan()
+    invoice = _invoice(deal, timezone.localdate() + datetime.timedelta(days=30))
+    reminders_scan()
+    reminder = Reminder.objects.get(kind=ReminderKind.INVOICE_CUTOFF)
+    assert reminder.state == ReminderState.DUE  # issued is not sent: the customer has an address
+    assert customer.billing_address
+    # Scheduled for tomorrow, before the cut-off: taken care of, and it says so.
+    from billing import mail
+
+    mail.invoice_email_request(
+        invoice_id=invoice.pk, send_on=timezone.localdate() + datetime.timedelta(days=1)
+    )
+    reminders_scan()
+    reminder.refresh_from_db()
+    assert reminder.state == ReminderState.RESOLVED
+    assert reminder.resolution.startswith("Scheduled: the invoice is emailed on ")
+    assert reminder.resolution.endswith(", before the cut-off.")
+
+
+def test_emailing_the_invoice_resolves_the_cut_off_reminder_as_sent(rep, customer, settings):
+    settings.REMINDERS_INVOICE_CUTOFF_DAYS = 3
+    deal, _ = _cutoff_deal(rep, customer, days_to_cutoff=2)
+    reminders_scan()
+    invoice = _invoice(deal, timezone.localdate() + datetime.timedelta(days=30))
+    from billing import mail
+
+    mail.invoice_email_request(invoice_id=invoice.pk)
+    reminders_scan()
+    reminder = Reminder.objects.get(kind=ReminderKind.INVOICE_CUTOFF)
+    assert reminder.state == ReminderState.RESOLVED
+    assert reminder.resolution == "Sent: the invoice was emailed to the customer."
+
+
+def test_for_a_customer_without_an_address_issuing_is_sending(rep, customer, settings):
+    settings.REMINDERS_INVOICE_CUTOFF_DAYS = 3
+    customer.email = customer.billing_email = ""
+    customer.save()
     deal, _ = _cutoff_deal(rep, customer, days_to_cutoff=2)
     reminders_scan()
     _invoice(deal, timezone.localdate() + datetime.timedelta(days=30))
     reminders_scan()
     reminder = Reminder.objects.get(kind=ReminderKind.INVOICE_CUTOFF)
     assert reminder.state == ReminderState.RESOLVED
-    assert reminder.resolution == "The invoice was sent."
+    assert reminder.resolution == "The invoice was issued."
 
 
 def _plan(deal, *dues: tuple[datetime.date, str]):
