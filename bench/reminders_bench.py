@@ -159,7 +159,8 @@ def measure_quiet_scan() -> dict:
         started = time.perf_counter()
         result = reminders_scan(sweep=False)
         times.append((time.perf_counter() - started) * 1000)
-        assert result.created == 0 and result.due == 0, result
+        # Nothing new; a few reminders may fall due meanwhile, as in life.
+        assert result.created == 0, result
     sweeps = []
     for _ in range(3):
         started = time.perf_counter()
