@@ -352,3 +352,27 @@ def test_a_scan_killed_half_way_leaves_the_gap_so_the_next_one_sweeps(monkeypatc
     tasks.reminders_scan()
     assert sweeps == [True, True]  # the next one still sweeps
     assert services.reminders_last_scan() is not None  # and, done, leaves its mark
+
+
+@pytest.mark.django_db
+def test_the_scan_logs_everything_it_marked_due(rep, deal, caplog):
+    """The issue: the log line under-reported what the scan marked due."""
+    import logging
+
+    from reminders import tasks
+    from tests.factories import ReminderFactory
+
+    for n in range(3):
+        ReminderFactory(
+            deal=deal,
+            kind=ReminderKind.STALE_DEAL,  # nothing in the deal's facts resolves it
+            occurrence=f"log-{n}",
+            state=ReminderState.SCHEDULED,
+            due_at=timezone.now() - datetime.timedelta(minutes=n + 1),
+        )
+    with caplog.at_level(logging.INFO, logger="reminders.tasks"):
+        result = tasks.reminders_scan()
+    due = result["due first"] + result["changed deals"]["due"] + result["by time"]["due"]
+    assert due == 3 == Reminder.objects.filter(state=ReminderState.DUE).count()
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Reminder ")]
+    assert "3 due at once" in line
