@@ -154,13 +154,13 @@ def measure_quiet_scan() -> dict:
     from reminders.models import OPEN_STATES, Reminder
     from reminders.services import reminders_scan
 
-    times = []
+    times, created = [], 0
     for _ in range(7):
         started = time.perf_counter()
         result = reminders_scan(sweep=False)
         times.append((time.perf_counter() - started) * 1000)
-        # Nothing new; a few reminders may fall due meanwhile, as in life.
-        assert result.created == 0, result
+        # Time moves on: now and then a reminder comes within the horizon, as in life.
+        created += result.created
     sweeps = []
     for _ in range(3):
         started = time.perf_counter()
@@ -176,6 +176,7 @@ def measure_quiet_scan() -> dict:
         "quiet_scan_ms_median": round(statistics.median(times), 1),
         "quiet_scan_ms_max": round(max(times), 1),
         "quiet_scan_queries": len(queries.captured_queries),
+        "quiet_scans_created": created,
         "hourly_sweep_ms_median": round(statistics.median(sweeps), 1),
     }
     log(
