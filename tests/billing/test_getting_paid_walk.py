@@ -127,6 +127,8 @@ def test_an_invoice_is_emailed_chased_promised_chased_again_and_paid(
 ):
     started = time.monotonic()
     settings.CLEARED_SITE_URL = live_server.url  # the links in the emails open here
+    settings.CLEARED_PAY_TO_NAME = "Bright Smiles Supply Ltd"
+    settings.CLEARED_PAY_TO_BANK = "Barclays Bank"
     customer.billing_email = BILLING_EMAIL
     customer.save()
     deal = DealFactory(
@@ -191,6 +193,9 @@ def test_an_invoice_is_emailed_chased_promised_chased_again_and_paid(
     url = _link_in(first_chase)
     page.reload()
     assert "Sent" in page.locator("#chase-state").inner_text()
+    page.goto(f"{live_server.url}/")  # asked: the rep marks the reminder done
+    due_today.get_by_role("button", name="Done").click()
+    due_today.wait_for(state="detached")
 
     # 3. The customer opens the link from the email on their phone (no login) and
     # promises a date.
@@ -200,6 +205,7 @@ def test_an_invoice_is_emailed_chased_promised_chased_again_and_paid(
         them.goto(url)
         summary = them.locator(".summary").inner_text()
         assert "$8,450.00" in summary and f"Due {_day(today)}" in summary
+        assert "Barclays Bank" in them.locator(".pay-to").inner_text()
         assert them.evaluate(WIDER_THAN_THE_SCREEN) == []
         _shot(them, "3-customer-link", widths=(375,))
         promised = today + datetime.timedelta(days=3)
