@@ -17,7 +17,6 @@ Screenshots go to CLEARED_SHOTS_DIR when it is set.
 import datetime
 import os
 import re
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -125,7 +124,6 @@ def _day(date: datetime.date) -> str:
 def test_an_invoice_is_emailed_chased_promised_chased_again_and_paid(
     page, browser, live_server, rep, manager, customer, smtp_server, settings
 ):
-    started = time.monotonic()
     settings.CLEARED_SITE_URL = live_server.url  # the links in the emails open here
     settings.CLEARED_PAY_TO_NAME = "Bright Smiles Supply Ltd"
     settings.CLEARED_PAY_TO_BANK = "Barclays Bank"
@@ -330,4 +328,3 @@ def test_an_invoice_is_emailed_chased_promised_chased_again_and_paid(
     assert "Paid" in page.locator(".summary").inner_text()
     assert page.get_by_role("button", name="Promise this date").count() == 0
     _shot(page, "6-customer-link-paid", widths=(375,))
-    assert time.monotonic() - started < 60
