@@ -40,6 +40,7 @@ from django.utils.formats import date_format
 
 from billing import chase, links
 from billing.models import (
+    NEVER_REACHED,
     ChaseTemplate,
     CustomerEmail,
     EmailKind,
@@ -271,13 +272,41 @@ def _enqueue(email: CustomerEmail) -> None:
     transaction.on_commit(send)
 
 
-def _insert(row: CustomerEmail, already: str) -> CustomerEmail:
+def _insert(row: CustomerEmail, already: str, same: dict) -> CustomerEmail:
+    """Insert the row; if the same email (``same``: the unique constraint's fields) has
+    a row already, take that one back only if it never reached the customer."""
     try:
         with transaction.atomic():
             row.save()
     except IntegrityError:
-        raise BillingError(already) from None
+        again = _ask_again(row, same)
+        if again is None:
+            raise BillingError(already) from None
+        return again
     return row
+
+
+def _ask_again(row: CustomerEmail, same: dict) -> CustomerEmail | None:
+    """An email that bounced, failed or was stopped is asked for again: its row goes
+    back to the queue (compare-and-set on its final state, so two clicks revive it
+    once), as a new message. This is how "correct the address, then send it again"
+    and a chase stopped by a payment that later bounced work under the one-row rule."""
+    revived = CustomerEmail.objects.filter(kind=row.kind, state__in=NEVER_REACHED, **same).update(
+        state=row.state,
+        sender=row.sender,
+        approved_by=row.approved_by,
+        to_address=row.to_address,
+        next_attempt_at=row.next_attempt_at,
+        message_id=new_message_id(),
+        attempts=0,
+        claimed_until=None,
+        settled_at=None,
+        sent_at=None,
+        outcome="",
+    )
+    if not revived:
+        return None
+    return CustomerEmail.objects.get(kind=row.kind, **same)
 
 
 @transaction.atomic
@@ -300,6 +329,7 @@ def invoice_email_request(
     row = _insert(
         _new_row(invoice, kind=EmailKind.INVOICE, next_attempt_at=when),
         f"Invoice {invoice} has already been emailed (or is about to be).",
+        {"invoice": invoice},
     )
     if when <= now:
         _enqueue(row)
@@ -335,6 +365,7 @@ def chase_request(*, invoice_id: int, rung: int, sender: User) -> CustomerEmail:
         ),
         f"The {chase.rung_label(rung).lower()} reminder for invoice {invoice} was already sent "
         "or asked for.",
+        {"invoice": invoice, "rung": rung},
     )
     if not waits:
         _enqueue(row)

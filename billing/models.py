@@ -778,6 +778,15 @@ class CustomerEmail(models.Model):
             return ""
         return "Due today" if self.rung == 0 else f"+{self.rung} days"
 
+    @property
+    def never_reached(self) -> bool:
+        """It ended without reaching the customer (bounced, failed, not sent): it may
+        be asked for again (``billing.mail``), e.g. once the address is corrected."""
+        return self.state in NEVER_REACHED
+
+
+NEVER_REACHED = (EmailState.BOUNCED, EmailState.FAILED, EmailState.CANCELLED)
+
 
 # --- The customer's own link -------------------------------------------
 

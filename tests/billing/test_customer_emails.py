@@ -23,6 +23,7 @@ from django.utils import timezone
 from pypdf import PdfReader
 
 from billing import chase, mail, pdf
+from billing import services as billing_services
 from billing.models import ChaseTemplate, CustomerEmail, EmailKind, EmailState
 from billing.services import BillingError
 from pipeline.models import Customer, Touch, TouchKind
@@ -415,6 +416,57 @@ def test_a_permanent_bounce_marks_the_address_and_tells_the_rep(
     reminder_services.reminders_scan()
     reminder.refresh_from_db()
     assert not reminder.is_open
+
+
+def test_after_a_bounce_and_a_corrected_address_the_invoice_goes_again(
+    rep, rep_client, billed, smtp_server
+):
+    """The bounced-email reminder says "correct the address, then send it again": the
+    one row of the invoice's email goes back to the queue, as a new message."""
+    smtp_server.bouncing.add("accounts@whitfield.example")
+    invoice = _invoice(billed)
+    bounced = mail.invoice_email_request(invoice_id=invoice.pk)
+    assert mail.customer_email_send(email_id=bounced.pk) == EmailState.BOUNCED
+    page = rep_client.get(invoice.get_absolute_url()).content.decode()
+    assert "Invoice email: <strong>Bounced</strong>" in page
+    assert "Email the invoice</button>" not in page  # the address still bounces
+    Customer.objects.filter(pk=billed.customer_id).update(
+        billing_email="ap@whitfield.example", billing_email_bounced_at=None
+    )
+    page = rep_client.get(invoice.get_absolute_url()).content.decode()
+    assert "Email the invoice</button>" in page
+    rep_client.post(reverse("billing:invoice_send", args=[invoice.pk]), {"send_on": ""})
+    assert _send_all() == [EmailState.SENT]
+    (message,) = smtp_server.received()
+    assert message["To"] == "ap@whitfield.example"
+    email = CustomerEmail.objects.get()
+    assert (email.pk, email.state, email.attempts) == (bounced.pk, EmailState.SENT, 1)
+    assert message["Message-ID"] == email.message_id != bounced.message_id
+    with pytest.raises(BillingError, match="already been emailed"):
+        mail.invoice_email_request(invoice_id=invoice.pk)  # sent: never twice
+
+
+def test_a_chase_stopped_by_a_payment_that_bounced_can_be_sent_again(
+    rep, manager, rep_client, billed, smtp_server
+):
+    invoice = _invoice(billed, overdue_days=8)
+    email = mail.chase_request(invoice_id=invoice.pk, rung=7, sender=rep)
+    payment = PaymentFactory(deal=billed, invoice=invoice, amount=Decimal("300.00"))
+    assert mail.customer_email_send(email_id=email.pk) == EmailState.CANCELLED
+    url = reverse("billing:chase", args=[invoice.pk, 7])
+    page = rep_client.get(url).content.decode()
+    assert "A payment is pending" in page and "Send this email" not in page
+    billing_services.payment_bounce(payment_id=payment.pk, actor=manager, reason="Returned")
+    page = rep_client.get(url).content.decode()
+    assert "<strong>Not sent</strong>" in page and "Send this email" in page
+    assert "clears or bounces.\n" in page  # one full stop after the reason
+    rep_client.post(url)
+    rep_client.post(url)  # a double click: the row is queued once
+    assert _send_all() == [EmailState.SENT]
+    (message,) = smtp_server.received()
+    assert message["Subject"] == f"Invoice {invoice.display_number} is 8 days overdue"
+    assert CustomerEmail.objects.get().state == EmailState.SENT
+    assert "Send this email" not in rep_client.get(url).content.decode()
 
 
 # --- never a card number; always escaped ------------------------------------------------------
