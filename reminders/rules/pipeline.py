@@ -58,7 +58,9 @@ def _check_in(f: Facts, window: Window):
 
 def _check_in_clock(window: Window):
     delay = setting_hours("REMINDERS_CHECK_IN_HOURS")
-    return deals(promised_at__gt=window.since - delay, promised_at__lte=window.horizon - delay)
+    return deals(
+        promised_at__gt=window.since - delay, promised_at__lte=window.horizon - delay
+    ).exclude(stage__in=sorted(CLOSED_STAGES))
 
 
 CHECK_IN = Rule(
@@ -131,7 +133,9 @@ def _delivery_overdue(f: Facts, window: Window):
 
 def _delivery_clock(window: Window):
     grace = setting_days("REMINDERS_DELIVERY_GRACE_DAYS")
-    return deals(window.mornings("expected_delivery_date", lag=grace), delivered_at__isnull=True)
+    return deals(
+        window.mornings("expected_delivery_date", lag=grace), delivered_at__isnull=True
+    ).exclude(stage__in=sorted(CLOSED_STAGES))
 
 
 def _date_moved(field_name: str):
@@ -204,7 +208,9 @@ NEXT_STEP_DUE = Rule(
     kind=ReminderKind.NEXT_STEP_DUE,
     owner=REP,
     wants=_next_step,
-    clock=lambda window: deals(window.mornings("next_step_date")),
+    clock=lambda window: deals(window.mornings("next_step_date")).exclude(
+        stage__in=sorted(CLOSED_STAGES)
+    ),
     gone=(
         Gone(
             _date_moved("next_step_date"),
