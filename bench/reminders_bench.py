@@ -286,7 +286,7 @@ def measure_falling_due() -> dict:
 
 
 def measure_panel() -> dict:
-    from django.db import connection
+    from django.db import connection, reset_queries
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
@@ -314,6 +314,7 @@ def measure_panel() -> dict:
         started = time.perf_counter()
         response = client.get(url, **headers)
         times.append((time.perf_counter() - started) * 1000)
+    reset_queries()
     with CaptureQueriesContext(connection) as queries:
         client.get(url, **headers)
     version = response.content.decode().split("?v=", 1)[1].split('"', 1)[0]
