@@ -25,8 +25,9 @@ from pipeline.forms import HandoverForm, InviteForm, parse_id
 def _team_page(request: HttpRequest, invite_form: InviteForm, status: int = 200) -> HttpResponse:
     members = list(team.team_page_members(request.user))
     columns = [(column, column.values(members)) for column in team.team_columns]
+    # Each cell carries its column's heading: on a phone the row is a card that names it.
     rows = [
-        (member, [(column.template, values.get(member.pk)) for column, values in columns])
+        (member, [(column.heading, column.template, got.get(member.pk)) for column, got in columns])
         for member in members
     ]
     context = {

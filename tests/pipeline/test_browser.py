@@ -40,7 +40,8 @@ def test_a_rep_creates_a_customer_and_a_deal_adds_a_touch_and_moves_it(page, liv
     new_customer.get_by_label("Name").fill("Grace Kim")
     new_customer.get_by_label("Company").fill("Kim Family Pharmacy")
     new_customer.get_by_label("Phone").fill("+1 555 0142")
-    new_customer.get_by_text("Billing contact, accounting cut-off, notes").click()
+    new_customer.get_by_text("Billing contact and email, accounting cut-off, notes").click()
+    new_customer.get_by_label("Billing email").fill("accounts@kim.example")
     new_customer.get_by_label("Accounting cut-off day").fill("15")
     new_customer.get_by_role("button", name="Add the customer").click()
     expect(new_customer).to_contain_text("Customer Grace Kim added and chosen for this deal.")
@@ -58,6 +59,8 @@ def test_a_rep_creates_a_customer_and_a_deal_adds_a_touch_and_moves_it(page, liv
 
     deal = Deal.objects.get()
     page.wait_for_url(f"{live_server.url}/deals/{deal.pk}/")
+    # Billing's fields came along: the invoice and its reminders have somewhere to go.
+    assert deal.customer.billing_email == "accounts@kim.example" and deal.customer.chase_by_email
     assert "$3,250.50" in page.content()
 
     # Actions happen in place: a marker on the window survives them.

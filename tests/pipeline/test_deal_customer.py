@@ -162,3 +162,18 @@ def test_an_auditor_cannot_add_customers_from_a_deal_form(auditor_client):
     assert auditor_client.get("/deals/new/customer/").status_code == 404
     assert auditor_client.post("/deals/new/customer/", data).status_code == 404
     assert not Customer.objects.exists()
+
+
+def test_a_customer_added_in_the_deal_form_gets_a_billing_email_and_is_chased_by_default(
+    rep_client,
+):
+    # The partial offers every field of the customers page that billing needs:
+    # the payment reminders go by email unless the rep unticks it.
+    form = rep_client.get("/deals/new/customer/", headers=HTMX).text
+    assert 'name="new_customer-billing_email"' in form
+    assert re.search(r'<input type="checkbox" name="new_customer-chase_by_email"[^>]*checked', form)
+    fields = _new_customer(billing_email="accounts@lind.example", chase_by_email="on")
+    rep_client.post("/deals/new/customer/", {**DRAFT, **fields, "new_customer_step": "add"})
+    customer = Customer.objects.get(name="Ada Lind")
+    assert customer.billing_email == "accounts@lind.example"
+    assert customer.chase_by_email is True
