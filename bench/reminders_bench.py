@@ -200,6 +200,7 @@ def measure_falling_due() -> dict:
     """10,000 reminders fall due at once; one worker marks them due and mails the digests."""
     from celery import Celery
     from django.db import connection
+    from django.db.models import Count
     from django.utils import timezone
 
     from pipeline.models import Deal
@@ -266,6 +267,9 @@ def measure_falling_due() -> dict:
             time.sleep(0.2)
         notified_at = time.monotonic() - started
         digests = ReminderDigest.objects.exclude(last_sent_at=None).count()
+        if marked_at is None:  # say why, rather than a bare failure
+            states = dict(bench.values_list("state").annotate(n=Count("id")).order_by())
+            log(f"  the bench's reminders by state at the end: {states}")
         figures = {
             "falling_due": FALLING_DUE,
             "marked_due_s": round(marked_at or float("nan"), 2),
@@ -357,7 +361,9 @@ def _start(kind: str, **extra: str) -> subprocess.Popen:
                 "--without-mingle", "--without-gossip", "--loglevel=WARNING"]  # fmt: skip
     else:
         schedule = ROOT / "var" / "bench" / "beat-schedule"
-        schedule.unlink(missing_ok=True)
+        schedule.parent.mkdir(parents=True, exist_ok=True)  # beat fails on a missing folder
+        for old in schedule.parent.glob("beat-schedule*"):
+            old.unlink()
         args = ["beat", "--loglevel=WARNING", f"--schedule={schedule}"]
     return subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "celery", "-A", "config", *args],
