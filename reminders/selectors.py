@@ -93,7 +93,7 @@ class Panel:
 NEW_FOR = timedelta(hours=1)
 
 
-def reminder_panel(user: User, now: datetime | None = None) -> Panel:
+def reminder_panel(user: User, now: datetime | None = None, version: str | None = None) -> Panel:
     """The home panel in ONE query: due now, overdue, coming today, snoozed.
 
     Due ones first, newest due first, those due within ``NEW_FOR`` marked
@@ -143,7 +143,8 @@ def reminder_panel(user: User, now: datetime | None = None) -> Panel:
     total = rows[0].total if rows else 0
     due_count = (rows[0].due_total or 0) if rows else 0
     sections = [s for s in (due, overdue, coming, snoozed) if s.reminders]
-    version = panel_version(user, now)
+    # The poll's view has just read it (``version``): not read twice.
+    version = version or panel_version(user, now)
     return Panel(sections=sections, total=total, due_count=due_count, version=version)
 
 

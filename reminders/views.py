@@ -46,7 +46,7 @@ def reminder_panel(request: HttpRequest) -> HttpResponse:
         return _no_store(HttpResponse(status=204))
     if etag in request.headers.get("If-None-Match", ""):
         return _no_store(HttpResponseNotModified())
-    panel = selectors.reminder_panel(user, now)
+    panel = selectors.reminder_panel(user, now, version=version)
     response = _render_panel(request, panel)
     response["ETag"] = f'"{panel.version}"'
     return _no_store(response)
