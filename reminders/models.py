@@ -41,6 +41,8 @@ class ReminderKind(models.TextChoices):
 
 # A payment reminder's occurrence on an invoice: "i12", "i12+7", "i12+30/manager".
 _INVOICE_RUNG = re.compile(r"^i(\d+)(?:\+(\d+))?(?:/manager)?$")
+# A promise the customer made on an invoice: "i12@2026-11-30".
+_INVOICE_PROMISE = re.compile(r"^i(\d+)@")
 
 
 class ReminderState(models.TextChoices):
@@ -185,7 +187,13 @@ class Reminder(models.Model):
 
     @property
     def chase_url(self) -> str:
-        """A payment reminder on an invoice: the page that previews and sends its email ("")."""
+        """A payment reminder on an invoice: the page that previews and sends its email ("").
+
+        A passed promise ("chase again") opens the invoice, whose chase rungs
+        are offered there, the one due now among them."""
+        if self.kind == ReminderKind.PROMISE_PASSED:
+            match = _INVOICE_PROMISE.match(self.occurrence)
+            return reverse("billing:invoice_detail", args=[int(match[1])]) if match else ""
         if self.kind not in (ReminderKind.PAYMENT_DUE, ReminderKind.PAYMENT_OVERDUE):
             return ""
         match = _INVOICE_RUNG.match(self.occurrence)

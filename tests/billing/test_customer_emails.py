@@ -587,6 +587,26 @@ def test_a_payment_reminder_links_to_its_chase_page(rep, billed):
     assert settings.REMINDERS_PAYMENT_LADDER_DAYS
 
 
+def test_a_passed_promise_offers_to_email_the_customer_again(rep, rep_client, billed):
+    """ "Chase again": the reminder opens the invoice, whose chase rungs are there."""
+    invoice = _invoice(billed, overdue_days=8)
+    promised = timezone.localdate() - datetime.timedelta(days=2)
+    Reminder.objects.create(
+        deal=billed,
+        kind=ReminderKind.PROMISE_PASSED,
+        occurrence=f"i{invoice.pk}@{promised.isoformat()}",
+        owner=rep,
+        state="due",
+        why="They promised to pay: chase again.",
+        due_at=timezone.now() - datetime.timedelta(hours=1),
+    )
+    home = rep_client.get("/").content.decode()
+    invoice_url = reverse("billing:invoice_detail", args=[invoice.pk])
+    assert f'<a href="{invoice_url}" class="open-deal chase-email"' in home
+    page = rep_client.get(invoice_url).content.decode()
+    assert reverse("billing:chase", args=[invoice.pk, 7]) in page  # the rung due now
+
+
 def test_the_app_starts_and_says_so_on_a_machine_without_pango(tmp_path):
     """WeasyPrint fails to import without Pango (OSError): Cleared starts anyway."""
     fake = tmp_path / "weasyprint"
