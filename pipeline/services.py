@@ -13,6 +13,7 @@ from pipeline.models import Customer, Deal, StageEvent, Touch, User
 from pipeline.selectors import customer_terms
 from pipeline.stages import (
     BEFORE_AUDIT_STAGES,
+    CLOSED_STAGES,
     REP,
     SYSTEM,
     AuditFlag,
@@ -76,6 +77,21 @@ def customer_add(
         billing_email=billing_email,
         chase_by_email=chase_by_email,
     )
+
+
+@transaction.atomic
+def customer_save(*, customer: Customer, actor: User) -> Customer:
+    """Save an edited customer, and announce ``deal_changed`` for each of their open
+    deals: their cut-off day, billing address or "do not chase" are facts the
+    apps above read for those deals (a reminder waiting on a corrected address
+    is resolved now, not at the next sweep)."""
+    customer.save()
+    open_deals = customer.deals.exclude(stage__in=sorted(CLOSED_STAGES)).values_list(
+        "pk", flat=True
+    )
+    for deal_id in open_deals:
+        deal_changed_on_commit(deal_id=deal_id, actor_id=actor.pk)
+    return customer
 
 
 @transaction.atomic

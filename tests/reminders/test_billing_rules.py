@@ -227,3 +227,46 @@ def test_the_ladder_stays_open_scan_after_scan_while_the_invoice_is_unpaid(bille
     overdue = Reminder.objects.filter(kind=ReminderKind.PAYMENT_OVERDUE)
     assert overdue.count() == 2
     assert not overdue.filter(state=ReminderState.RESOLVED).exists()
+
+
+def test_a_corrected_billing_address_resolves_the_bounce_reminder_at_once(
+    rep, rep_client, customer, django_capture_on_commit_callbacks
+):
+    """A customer edit announces deal_changed for their open deals: the reminder
+    waiting on the address is resolved by the drain, not at the next sweep."""
+    from unittest import mock
+
+    from reminders import tasks
+    from reminders.services import reminders_evaluate
+
+    deal = DealFactory(rep=rep, customer=customer, deposit_required=False)
+    customer.billing_email_bounced_at = timezone.now()
+    customer.save()
+    reminder = Reminder.objects.create(
+        deal=deal,
+        kind=ReminderKind.EMAIL_BOUNCED,
+        occurrence="e1",
+        owner=rep,
+        state=ReminderState.DUE,
+        why="An email bounced.",
+        due_at=timezone.now(),
+    )
+    reminders_evaluate([deal.pk])
+    reminder.refresh_from_db()
+    assert reminder.state == ReminderState.DUE  # still bouncing
+    drain_now = mock.patch.object(
+        tasks.reminders_drain, "apply_async", side_effect=lambda **kw: tasks.reminders_drain.run()
+    )
+    fields = {
+        "name": customer.name,
+        "phone": customer.phone,
+        "email": customer.email,
+        "billing_email": "accounts-new@example.com",
+        "chase_by_email": "on",
+    }
+    with drain_now, django_capture_on_commit_callbacks(execute=True):
+        response = rep_client.post(f"/customers/{customer.pk}/edit/", fields)
+    assert response.status_code == 302
+    reminder.refresh_from_db()
+    assert reminder.state == ReminderState.RESOLVED
+    assert reminder.resolution == "A new billing address was entered."
