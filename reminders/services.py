@@ -93,13 +93,18 @@ def _ripe(known: Known, now: datetime) -> bool:
 
 
 def _decide(
-    f: Facts, window: Window, *, quick: bool, actor_id: int | None, decision: _Decision
+    f: Facts,
+    window: Window,
+    *,
+    all_rules: list[Rule],
+    quick: bool,
+    actor_id: int | None,
+    decision: _Decision,
 ) -> None:
     """What one deal's reminders need: new ones, resolved ones, due ones."""
     now = f.now = window.now
     existing = {(k.kind, k.occurrence) for k in f.reminders}
     resolved: set[int] = set()
-    all_rules = list(rules())
     new: list[tuple[Rule, Reminder]] = []
     for rule in all_rules:
         if quick and rule.sweep_only:
@@ -198,6 +203,7 @@ def reminders_evaluate(
     window = window or Window(now)
     ids = sorted(set(deal_ids))
     size = batch or settings.REMINDERS_BATCH
+    all_rules = list(rules())  # read once: the ladder's rungs come from settings
     result = ScanResult()
     for start in range(0, len(ids), size):
         part = ids[start : start + size]
@@ -206,7 +212,14 @@ def reminders_evaluate(
             decision = _Decision()
             for f in facts.values():
                 actor = (actors or {}).get(f.pk, actor_id)
-                _decide(f, window, quick=quick, actor_id=actor, decision=decision)
+                _decide(
+                    f,
+                    window,
+                    all_rules=all_rules,
+                    quick=quick,
+                    actor_id=actor,
+                    decision=decision,
+                )
             result.add(_apply(decision, now))
             result.deals += len(facts)
         if on_batch is not None:
