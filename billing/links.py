@@ -150,6 +150,11 @@ def _hit(key: str, window: int) -> int:
         return 1
 
 
+def _window_slot(window: int) -> int:
+    """Which fixed window of ``window`` seconds it is now."""
+    return int(timezone.now().timestamp()) // window
+
+
 def link_rate_limited(token: str, address: str | None) -> bool:
     """True when this token, or this client address, has opened link pages more than
     ``CLEARED_LINK_RATE_LIMIT`` times in the current window of
@@ -157,7 +162,7 @@ def link_rate_limited(token: str, address: str | None) -> bool:
     so guessing tokens is limited too. Fails open while the cache is down: the
     page itself only reads, and its answers are deduplicated."""
     window = settings.CLEARED_LINK_RATE_WINDOW_SECONDS
-    slot = int(timezone.now().timestamp()) // window
+    slot = _window_slot(window)
     digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:32]
     by_token = _hit(f"link-rate:t:{digest}:{slot}", window)
     by_address = _hit(f"link-rate:a:{address or '-'}:{slot}", window)
