@@ -767,6 +767,21 @@ def payment_plan_create(
 # --- Terms exceptions -------------------------------------------
 
 
+def _check_deposit_waivable(deal: Deal) -> None:
+    """A deposit can be waived (or asked to be) only while one is required, the deal
+    is still Promised and it is not paid upfront; BillingError says why not."""
+    if not deal.deposit_required:
+        raise BillingError("This deal needs no deposit: there is nothing to waive.")
+    if deal.stage != Stage.PROMISED:
+        raise BillingError(
+            f"The deal is in {deal.get_stage_display()}: the deposit question is settled."
+        )
+    if deal.payment_option == PaymentOption.UPFRONT:
+        raise BillingError(
+            "An upfront deal is paid in full at the close: there is no deposit to waive."
+        )
+
+
 @transaction.atomic
 def deposit_waive(
     *, deal_id: int, manager: User, reason: str, at: datetime | None = None
@@ -781,16 +796,7 @@ def deposit_waive(
     if not reason.strip():
         raise BillingError("Say why the deposit is waived.", field="reason")
     deal = _lock_deal(deal_id)
-    if not deal.deposit_required:
-        raise BillingError("This deal needs no deposit: there is nothing to waive.")
-    if deal.stage != Stage.PROMISED:
-        raise BillingError(
-            f"The deal is in {deal.get_stage_display()}: the deposit question is settled."
-        )
-    if deal.payment_option == PaymentOption.UPFRONT:
-        raise BillingError(
-            "An upfront deal is paid in full at the close: there is no deposit to waive."
-        )
+    _check_deposit_waivable(deal)
     Deal.objects.filter(pk=deal.pk).update(
         deposit_required=False, version=F("version") + 1, updated_at=timezone.now()
     )
@@ -897,16 +903,7 @@ def deposit_waiver_ask(*, deal_id: int, rep: User, reason: str) -> ExceptionRequ
     """
     reason = _check_can_ask(rep, reason)
     deal = _lock_deal(deal_id)
-    if not deal.deposit_required:
-        raise BillingError("This deal needs no deposit: there is nothing to waive.")
-    if deal.stage != Stage.PROMISED:
-        raise BillingError(
-            f"The deal is in {deal.get_stage_display()}: the deposit question is settled."
-        )
-    if deal.payment_option == PaymentOption.UPFRONT:
-        raise BillingError(
-            "An upfront deal is paid in full at the close: there is no deposit to waive."
-        )
+    _check_deposit_waivable(deal)
     if ExceptionRequest.objects.filter(
         deal=deal, kind=ExceptionKind.WAIVE_DEPOSIT, state=RequestState.ASKED
     ).exists():

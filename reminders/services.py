@@ -18,6 +18,7 @@ falls due by time alone.
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -377,6 +378,32 @@ def job_finish(name: str, result: dict) -> None:
     Job.objects.filter(name=name).update(
         running_until=None, last_finished_at=timezone.now(), last_result=result
     )
+
+
+@dataclass
+class JobRun:
+    """A job this worker holds: ``renew`` between batches, ``result`` recorded at the end."""
+
+    name: str
+    result: dict = field(default_factory=dict)
+
+    def renew(self) -> None:
+        job_renew(self.name)
+
+
+@contextmanager
+def job_run(name: str):
+    """Hold the job while the block runs, or yield None if another worker holds it.
+
+    The lease is let go of, and ``result`` recorded, however the block ends."""
+    if not job_start(name):
+        yield None
+        return
+    run = JobRun(name)
+    try:
+        yield run
+    finally:
+        job_finish(name, run.result)
 
 
 def job_mark_queued(name: str, *, now: datetime | None = None) -> bool:

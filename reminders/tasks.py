@@ -48,24 +48,22 @@ def _is_sweep(now: datetime, previous: datetime | None) -> bool:
 @shared_task(name="reminders.reminders_scan")
 def reminders_scan() -> dict:
     """Beat's heartbeat: the outbox, what time calls for, what is due; then the digests."""
-    if not services.job_start(SCAN):
-        logger.info("Reminder scan: another scan is running, this one returns.")
-        return {"skipped": "another scan is running"}
-    result = {}
-    try:
+    with services.job_run(SCAN) as run:
+        if run is None:
+            logger.info("Reminder scan: another scan is running, this one returns.")
+            return {"skipped": "another scan is running"}
         now = timezone.now()
         sweep = _is_sweep(now, services.reminders_last_scan())
-        renew = lambda: services.job_renew(SCAN)  # noqa: E731
         # What is due goes out first: an hourly sweep (a minute at 100,000 deals)
         # must not hold up what time has already made due.
         due_first = services.reminders_mark_due(now=now)
         if due_first:
             queue_digests()
-        drained = services.reminders_drain(now=now, on_batch=renew)
-        scanned = services.reminders_scan(now=now, sweep=sweep, on_batch=renew)
+        drained = services.reminders_drain(now=now, on_batch=run.renew)
+        scanned = services.reminders_scan(now=now, sweep=sweep, on_batch=run.renew)
         queued = queue_digests()
         services.reminders_scan_mark(now=now)
-        result = {
+        run.result = {
             "sweep": sweep,
             "due first": due_first,
             "changed deals": drained.as_dict(),
@@ -80,9 +78,7 @@ def reminders_scan() -> dict:
             scanned.deals, scanned.created, scanned.resolved, scanned.due,
             "queued" if queued else "not needed",
         )  # fmt: skip
-        return result
-    finally:
-        services.job_finish(SCAN, result)
+        return run.result
 
 
 @shared_task(name="reminders.reminders_drain")
@@ -90,32 +86,27 @@ def reminders_drain() -> dict:
     """The changed deals' reminders, now: queued at most once at a time."""
     # Taken off the queue: an event from now on may queue the next drain.
     services.job_unmark_queued(DRAIN)
-    if not services.job_start(DRAIN):
-        return {"skipped": "another drain is running"}
-    result = {}
-    try:
-        drained = services.reminders_drain(on_batch=lambda: services.job_renew(DRAIN))
-        result = drained.as_dict()
+    with services.job_run(DRAIN) as run:
+        if run is None:
+            return {"skipped": "another drain is running"}
+        drained = services.reminders_drain(on_batch=run.renew)
+        run.result = drained.as_dict()
         if drained.due:
             queue_digests()
         if drained.deals:
-            logger.info("Reminders of %d changed deals: %s", drained.deals, result)
-        return result
-    finally:
-        services.job_finish(DRAIN, result)
+            logger.info("Reminders of %d changed deals: %s", drained.deals, run.result)
+        return run.result
 
 
 @shared_task(name="reminders.reminders_send_digests")
 def reminders_send_digests() -> int:
     services.job_unmark_queued(DIGESTS)
-    if not services.job_start(DIGESTS):
-        return 0
-    sent = 0
-    try:
-        sent = services.reminders_send_digests(on_each=lambda: services.job_renew(DIGESTS))
+    with services.job_run(DIGESTS) as run:
+        if run is None:
+            return 0
+        sent = services.reminders_send_digests(on_each=run.renew)
+        run.result = {"sent": sent}
         return sent
-    finally:
-        services.job_finish(DIGESTS, {"sent": sent})
 
 
 def queue_once(name: str, task) -> bool:
