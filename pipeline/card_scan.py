@@ -37,7 +37,7 @@ UNMASKED = {
     "events one and drop the second as a replay",
     "billing.WebhookEvent.type": "checked against the known event types before it is saved",
     "billing.CustomerEmail.message_id": "made by Cleared of letters only "
-    "(billing.mail.new_message_id); the same on every retry, so it must not change",
+    "(receivables.mail.new_message_id); the same on every retry, so it must not change",
 }
 _NOT_SCANNED = {"pipeline.User.password"}
 _PREVIEW_CHARS = 60

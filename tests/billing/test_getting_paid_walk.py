@@ -24,16 +24,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from billing import links, mail
-from billing.models import (
-    CustomerEmail,
-    CustomerLink,
-    CustomerResponse,
-    EmailState,
-    Invoice,
-    Payment,
-)
+from billing.models import Invoice, Payment
 from pipeline.stages import Stage
+from receivables import links, mail
+from receivables.models import CustomerEmail, CustomerLink, CustomerResponse, EmailState
 from reminders.models import Reminder, ReminderKind, ReminderState
 from reminders.services import reminders_scan
 from tests.browser import log_in
