@@ -11,6 +11,7 @@ from django.utils import timezone
 from billing.forms import RefusesCardNumbers
 from billing.models import Invoice
 from pipeline.forms import DateInput
+from pipeline.text import single_line
 from receivables import chase
 
 
@@ -72,7 +73,8 @@ class ChaseTemplateForm(RefusesCardNumbers, forms.Form):
         return text
 
     def clean_subject(self):
-        return self._placeholders("subject")
+        # A header is one line: a line break typed or pasted in becomes a space.
+        return single_line(self._placeholders("subject"))
 
     def clean_body(self):
         return self._placeholders("body")

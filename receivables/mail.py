@@ -7,7 +7,7 @@ unique constraints), then sent by the Celery worker (at least once):
    ``chase_queue_auto`` (the beat, for rungs a manager set to go by
    themselves) insert the row; the last rung of the chase waits for a
    manager (``chase_approve``).
-2. ``customer_email_send`` claims the row by compare-and-set (``queued`` →
+2. ``receivables.sending.customer_email_send`` claims the row by compare-and-set (``queued`` →
    ``sending`` with a lease), locks the deal, checks again that it may go
    (``email_refusal``: a payment recorded meanwhile stops the chase), sends,
    and records it on the deal's timeline as a touch.
@@ -21,10 +21,8 @@ number leaves in an email, even one that got past the masked fields.
 
 import logging
 import secrets
-import smtplib
 import string
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from email.utils import formataddr, parseaddr
 from zoneinfo import ZoneInfo
 
@@ -32,8 +30,6 @@ from celery import current_app
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
-from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -41,14 +37,12 @@ from django.utils.formats import date_format
 from billing.models import Invoice, PaymentStatus
 from billing.services import BillingError, NotAllowed
 from pipeline.access import can_manage, manages_rep
-from pipeline.events import deal_changed_on_commit
 from pipeline.masking import mask_card_numbers
-from pipeline.models import Customer, Deal, TouchKind, User
-from pipeline.services import touch_record
+from pipeline.models import Deal, User
 from pipeline.stages import Stage
 from pipeline.templatetags.cleared import money
-from pipeline.terms import ZERO
-from receivables import chase, links
+from pipeline.text import single_line
+from receivables import chase
 from receivables.models import NEVER_REACHED, ChaseTemplate, CustomerEmail, EmailKind, EmailState
 from receivables.pdf import PdfUnavailable, render_pdf
 
@@ -56,12 +50,6 @@ logger = logging.getLogger(__name__)
 
 
 # --- may it go? -------------------------------------------------------------------
-
-
-def invoice_cleared(invoice: Invoice) -> Decimal:
-    return invoice.payments.filter(status=PaymentStatus.CLEARED).aggregate(
-        total=Coalesce(Sum("amount"), ZERO)
-    )["total"]
 
 
 def email_refusal(
@@ -83,7 +71,7 @@ def email_refusal(
         return "The customer disputed this sale at audit: nothing goes until the manager decides."
     if deal.stage in (Stage.LOST, Stage.WRITTEN_OFF):
         return f"The deal is {deal.get_stage_display().lower()}."
-    if deal.stage == Stage.PAYMENT_CLEARED or invoice_cleared(invoice) >= invoice.amount:
+    if deal.stage == Stage.PAYMENT_CLEARED or invoice.cleared_money() >= invoice.amount:
         return "The invoice is paid."
     if not customer.billing_address:
         return "The customer has no email address: add their billing email on their page."
@@ -128,7 +116,7 @@ def invoice_values(invoice: Invoice, today: date | None = None) -> dict[str, str
     return {
         "customer": deal.customer.company or deal.customer.name,
         "invoice_number": invoice.display_number,
-        "amount_due": money(invoice.amount - invoice_cleared(invoice)),
+        "amount_due": money(invoice.amount - invoice.cleared_money()),
         "due_date": date_format(invoice.due_date, "j F Y"),
         "days_overdue": str(max((today - invoice.due_date).days, 0)),
         "rep_name": str(deal.rep),
@@ -139,7 +127,7 @@ def chase_preview(
     wording: chase.Wording, values: dict[str, str], link_url: str | None = None
 ) -> dict:
     """Subject, plain text and HTML of a chase email (what the preview and the send show)."""
-    subject = chase.fill(wording.subject, values).replace("\n", " ").strip()
+    subject = single_line(chase.fill(wording.subject, values))
     body = chase.fill(wording.body, values)
     context = {"subject": subject, "body": body, "link_url": link_url}
     return {
@@ -160,7 +148,7 @@ def invoice_document(invoice: Invoice) -> dict:
         .select_related(None)
         .order_by("cleared_at")
     )
-    invoice.cleared = sum((payment.amount for payment in payments), ZERO)
+    invoice.cleared = invoice.cleared_money()
     invoice.state = invoice.state_for(invoice.cleared)
     return {
         "invoice": invoice,
@@ -196,7 +184,7 @@ def invoice_email_content(invoice: Invoice, link_url: str | None = None) -> dict
 def _from_in_the_name_of(rep: User) -> str:
     """From: the rep's name on the deployment's own address (so SPF/DKIM hold)."""
     _, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
-    return formataddr((str(rep), address))
+    return formataddr((single_line(str(rep)), address))
 
 
 def build_message(email: CustomerEmail, link_url: str | None = None) -> EmailMultiAlternatives:
@@ -208,11 +196,13 @@ def build_message(email: CustomerEmail, link_url: str | None = None) -> EmailMul
         content = chase_preview(wording, invoice_values(invoice), link_url)
     else:
         content = invoice_email_content(invoice, link_url)
+    # Every header value on one line (pipeline.text.single_line): a company, a
+    # name or a subject with a line break in it never stops the email.
     message = EmailMultiAlternatives(
-        subject=content["subject"],
+        subject=single_line(content["subject"]),
         body=content["text"],
         from_email=_from_in_the_name_of(rep),
-        to=[email.to_address],
+        to=[single_line(email.to_address)],
         reply_to=[rep.email] if rep.email else [],
         headers={"Message-ID": email.message_id},
     )
@@ -433,181 +423,6 @@ def chase_queue_auto(*, today: date | None = None) -> int:
         rows.append(_new_row(invoice, kind=EmailKind.CHASE, rung=rung))
     created = CustomerEmail.objects.bulk_create(rows, ignore_conflicts=True)
     return len(created)
-
-
-# --- sending (the worker) ----------------------------------------------------------------
-
-
-def emails_due(*, now: datetime | None = None, limit: int = 500) -> list[int]:
-    """Queued emails whose time has come, and claims whose worker died."""
-    now = now or timezone.now()
-    return list(
-        CustomerEmail.objects.filter(
-            Q(state=EmailState.QUEUED, next_attempt_at__lte=now)
-            | Q(state=EmailState.SENDING, claimed_until__lt=now)
-        )
-        .order_by("next_attempt_at", "id")
-        .values_list("pk", flat=True)[:limit]
-    )
-
-
-def _claim(email_id: int, now: datetime) -> datetime | None:
-    """Compare-and-set: only one worker moves a row to ``sending`` (or takes over a
-    dead worker's lapsed lease). Returns the lease's end, the claim's token; None if
-    another worker has the row (or it is not due)."""
-    until = now + timedelta(seconds=settings.CLEARED_EMAIL_LEASE_SECONDS)
-    claimed = (
-        CustomerEmail.objects.filter(pk=email_id)
-        .filter(
-            Q(state=EmailState.QUEUED, next_attempt_at__lte=now)
-            | Q(state=EmailState.SENDING, claimed_until__lt=now)
-        )
-        .update(state=EmailState.SENDING, claimed_until=until, attempts=F("attempts") + 1)
-    )
-    return until if claimed else None
-
-
-def _still_ours(email_id: int, until: datetime) -> bool:
-    """Lock the claimed row for the send: a lease that lapses while this worker is
-    alive and sending cannot be taken over (the taker's claim waits for this
-    transaction, then finds the row sent)."""
-    return bool(
-        list(
-            CustomerEmail.objects.select_for_update()
-            .filter(pk=email_id, state=EmailState.SENDING, claimed_until=until)
-            .values_list("pk", flat=True)
-        )
-    )
-
-
-def _settle(email_id: int, **fields) -> None:
-    if fields.get("state") != EmailState.QUEUED:
-        fields["settled_at"] = timezone.now()
-    CustomerEmail.objects.filter(pk=email_id, state=EmailState.SENDING).update(
-        claimed_until=None, **fields
-    )
-
-
-def _text(reply) -> str:
-    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
-
-
-def _permanent_refusal(exc: smtplib.SMTPRecipientsRefused) -> str | None:
-    codes = [code for code, _ in exc.recipients.values()]
-    if codes and all(500 <= code < 600 for code in codes):
-        return "; ".join(
-            f"{address}: {code} {_text(reply)}" for address, (code, reply) in exc.recipients.items()
-        )[:300]
-    return None
-
-
-def customer_email_send(*, email_id: int, now: datetime | None = None) -> str:
-    """Send one claimed email; return the row's state afterwards ("" if not claimed).
-
-    The deal is locked (the lock ``billing.services.payment_record`` takes
-    first) while the email is checked again and sent: a payment recorded
-    meanwhile either waits for this send or stops it.
-    """
-    now = now or timezone.now()
-    until = _claim(email_id, now)
-    if until is None:
-        return ""
-    email = CustomerEmail.objects.select_related(
-        "invoice__deal__customer", "invoice__deal__rep", "sender"
-    ).get(pk=email_id)
-    with transaction.atomic():
-        # Locks in a fixed order: the deal (as payment_record does), then the email.
-        deal = (
-            Deal.objects.select_for_update(of=("self",))
-            .select_related("customer", "rep")
-            .get(pk=email.invoice.deal_id)
-        )
-        if not _still_ours(email.pk, until):
-            return ""
-        email.invoice.deal = deal
-        refusal = email_refusal(email.invoice, email.kind, deal=deal, today=timezone.localdate(now))
-        if refusal:
-            _settle(email.pk, state=EmailState.CANCELLED, outcome=refusal)
-            return EmailState.CANCELLED
-        email.to_address = deal.customer.billing_address
-        # The customer's own page for this invoice (billing/links.py): signed,
-        # expiring, revocable; the newest live one is reused, not one per email.
-        link = links.customer_link_for_email(
-            customer=deal.customer, invoice=email.invoice, created_by=email.sender or deal.rep
-        )
-        try:
-            message = build_message(email, links.customer_link_url(link))
-            message.send()
-        except smtplib.SMTPRecipientsRefused as exc:
-            permanent = _permanent_refusal(exc)
-            if permanent:
-                return _bounced(email, permanent, now)
-            return _retry(email, exc, now)
-        except (smtplib.SMTPException, OSError) as exc:
-            return _retry(email, exc, now)
-        _settle(
-            email.pk,
-            state=EmailState.SENT,
-            sent_at=timezone.now(),
-            subject=message.subject[:300],
-            to_address=email.to_address,
-            outcome="",
-        )
-        _record_touch(email, deal)
-    return EmailState.SENT
-
-
-def _retry(email: CustomerEmail, exc: Exception, now: datetime) -> str:
-    attempts = email.attempts
-    error = f"{exc.__class__.__name__}: {exc}"[:300]
-    if attempts >= settings.CLEARED_EMAIL_MAX_ATTEMPTS:
-        _settle(email.pk, state=EmailState.FAILED, outcome=error)
-        logger.error("Customer email %s failed %s times: %s", email.pk, attempts, error)
-        return EmailState.FAILED
-    backoff = timedelta(seconds=min(60 * 2 ** (attempts - 1), 3600))
-    _settle(email.pk, state=EmailState.QUEUED, next_attempt_at=now + backoff, outcome=error)
-    logger.warning("Customer email %s refused (%s); retry in %s", email.pk, error, backoff)
-    return EmailState.QUEUED
-
-
-def _bounced(email: CustomerEmail, reply: str, now: datetime) -> str:
-    """The address is refused for good: marked on the customer; the rep's reminder reads the row."""
-    _settle(email.pk, state=EmailState.BOUNCED, outcome=reply)
-    Customer.objects.filter(pk=email.customer_id).update(billing_email_bounced_at=now)
-    deal_changed_on_commit(deal_id=email.invoice.deal_id, actor_id=None)
-    return EmailState.BOUNCED
-
-
-def _record_touch(email: CustomerEmail, deal: Deal) -> None:
-    """Each sending is a touch on the deal's timeline (DOMAIN.md, Touches).
-
-    The deal's own next step is kept: an email asks, it agrees nothing yet.
-    """
-    invoice = email.invoice
-    if email.kind == EmailKind.CHASE:
-        what = f"Payment reminder ({chase.rung_label(email.rung).lower()}) for invoice {invoice}"
-    else:
-        what = f"Invoice {invoice} with its PDF"
-    touch_record(
-        deal=deal,
-        author=email.sender or deal.rep,
-        kind=TouchKind.EMAIL,
-        discussed=f"{what} emailed to {email.to_address} by Cleared.",
-        agreed_to="Nothing yet: an email, awaiting their reply or payment.",
-        next_step=deal.next_step,
-        next_step_date=deal.next_step_date,
-    )
-
-
-def customer_emails_run(*, now: datetime | None = None) -> int:
-    """The beat's run: queue automatic rungs, then send every email whose time has come."""
-    chase_queue_auto(today=timezone.localdate(now))
-    sent = 0
-    # Read after queueing: the rows just queued are due at once.
-    for email_id in emails_due(now=now or timezone.now()):
-        if customer_email_send(email_id=email_id) == EmailState.SENT:
-            sent += 1
-    return sent
 
 
 def chase_template_save(

@@ -161,6 +161,7 @@ class Facts:
     paid_without_invoice: Decimal = ZERO
     requests: list[Request] = field(default_factory=list)
     bounced_emails: list[Email] = field(default_factory=list)
+    failed_emails: list[Email] = field(default_factory=list)
     invoice_emails: list[Email] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)
 

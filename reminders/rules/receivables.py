@@ -1,10 +1,11 @@
-"""The rules read from receivables: a customer email bounced, and the customer's
-answers through their link ("I've paid", "I'll pay on …").
+"""The rules read from receivables: a customer email bounced or could not be sent,
+and the customer's answers through their link ("I've paid", "I'll pay on …").
 
 Facts (``reminders.rules.base.Facts``): ``bounced_emails`` (customer emails
-refused for good), ``invoice_emails`` (every invoice's email, which the invoice
-cut-off rule reads too) and ``answers``, loaded by ``load`` in two queries; the
-answers are checked against billing's ``invoices``.
+refused for good), ``failed_emails`` (emails that could not be sent),
+``invoice_emails`` (every invoice's email, which the invoice cut-off rule reads
+too) and ``answers``, loaded by ``load`` in two queries; the answers are
+checked against billing's ``invoices``.
 """
 
 from datetime import UTC, timedelta
@@ -30,19 +31,22 @@ from reminders.rules.records import Answer, Debt, Email
 
 
 def load(facts: dict[int, Facts]) -> None:
-    """The batch's invoice emails and bounced emails, and the customer's answers."""
+    """The batch's invoice emails, emails bounced or failed, and the customer's answers."""
     ids = list(facts)
     emails = CustomerEmail.objects.order_by().filter(
-        Q(kind=EmailKind.INVOICE) | Q(state=EmailState.BOUNCED, settled_at__isnull=False),
+        Q(kind=EmailKind.INVOICE)
+        | Q(state__in=(EmailState.BOUNCED, EmailState.FAILED), settled_at__isnull=False),
         deal_id__in=ids,
     )
     for deal_id, *fields in emails.values_list(
         "deal_id", "id", "settled_at", "to_address", "kind", "invoice__number", "invoice_id",
-        "state", "next_attempt_at", "sent_at",
+        "state", "next_attempt_at", "sent_at", "outcome",
     ):  # fmt: skip
         email = Email(*fields)
         if email.state == EmailState.BOUNCED:
             facts[deal_id].bounced_emails.append(email)
+        if email.state == EmailState.FAILED:
+            facts[deal_id].failed_emails.append(email)
         if email.kind == EmailKind.INVOICE:
             facts[deal_id].invoice_emails.append(email)
     answers = CustomerResponse.objects.order_by("created_at", "id").filter(invoice__deal_id__in=ids)
@@ -53,42 +57,67 @@ def load(facts: dict[int, Facts]) -> None:
         facts[deal_id].answers.append(Answer(*fields))
 
 
-# --- a customer email bounced ----------------------------------------------------------
-# The mail server refused the customer's address for good (``receivables.mail``): the
-# rep corrects it. One reminder per bounced email (occurrence ``e<email id>``).
+# --- a customer email bounced, or could not be sent -------------------------------------
+# The mail server refused the customer's address for good (``receivables.sending``):
+# the rep corrects it (occurrence ``e<email id>``). An email that could not be sent
+# at all (``failed``: a value no email can carry, or every retry refused) tells the
+# rep too (occurrence ``f<email id>``): it failed alone, the others went.
+
+
+def _email_words(email: Email) -> str:
+    what = "the invoice" if email.kind == "invoice" else "a payment reminder"
+    number = (
+        f", invoice {invoice_display_number(email.invoice_number)}" if email.invoice_number else ""
+    )
+    return f"An email to {email.to_address} ({what}{number})"
 
 
 def _email_bounced(f: Facts, window: Window):
     for email in f.bounced_emails:
-        what = "the invoice" if email.kind == "invoice" else "a payment reminder"
-        number = (
-            f", invoice {invoice_display_number(email.invoice_number)}"
-            if email.invoice_number
-            else ""
-        )
         yield Want(
             f"e{email.id}",
             email.settled_at,
-            f"An email to {email.to_address} ({what}{number}) bounced: the address is "
-            "refused for good. Correct the customer's billing email, then send it again.",
+            f"{_email_words(email)} bounced: the address is refused for good. "
+            "Correct the customer's billing email, then send it again.",
         )
+    for email in f.failed_emails:
+        yield Want(
+            f"f{email.id}",
+            email.settled_at,
+            f"{_email_words(email)} could not be sent ({email.outcome[:120]}). Check the "
+            "customer's details and the wording, then send it again.",
+        )
+
+
+def _new_address(f: Facts, known: Known) -> bool:
+    return known.occurrence.startswith("e") and f.billing_email_bounced_at is None
+
+
+def _asked_again(f: Facts, known: Known) -> bool:
+    failed = {f"f{email.id}" for email in f.failed_emails}
+    return known.occurrence.startswith("f") and known.occurrence not in failed
+
+
+def _undelivered(state: str):
+    # One query per state, each on its partial index's terms where there is one.
+    return lambda window: (
+        CustomerEmail.objects.order_by()
+        .filter(state=state, deal__isnull=False, settled_at__gt=window.since)
+        .filter(settled_at__lte=window.horizon)
+        .values_list("deal_id", flat=True)
+    )
 
 
 EMAIL_BOUNCED = Rule(
     kind=ReminderKind.EMAIL_BOUNCED,
     owner=REP,
     wants=_email_bounced,
-    clock=lambda window: (
-        CustomerEmail.objects.order_by()
-        .filter(state=EmailState.BOUNCED, deal__isnull=False, settled_at__gt=window.since)
-        .filter(settled_at__lte=window.horizon)
-        .values_list("deal_id", flat=True)
+    clock=lambda window: _undelivered(EmailState.BOUNCED)(window).union(
+        _undelivered(EmailState.FAILED)(window)
     ),
     gone=(
-        Gone(
-            lambda f, known: f.billing_email_bounced_at is None,
-            "A new billing address was entered.",
-        ),
+        Gone(_new_address, "A new billing address was entered."),
+        Gone(_asked_again, "The email was asked for again."),
     ),
     hovers=False,  # each bounce is news
 )

@@ -69,6 +69,7 @@ class Email:
     state: str
     next_attempt_at: datetime
     sent_at: datetime | None
+    outcome: str = ""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from pipeline.stages import Stage
-from receivables import mail
+from receivables import sending
 from receivables.models import ChaseTemplate, CustomerEmail, EmailState
 from tests.browser import log_in
 from tests.factories import DealFactory, InvoiceFactory
@@ -48,11 +48,11 @@ def test_a_rep_emails_an_invoice_and_the_customer_gets_it(
     page.goto(f"{live_server.url}{invoice.get_absolute_url()}")
     page.get_by_role("button", name="Email the invoice").click()
     page.wait_for_selector(".flash-success")
-    assert mail.customer_emails_run() == 1  # the worker's run
+    assert sending.customer_emails_run() == 1  # the worker's run
     page.get_by_role("link", name="+7 days").click()
     page.get_by_role("button", name="Send this email").click()
     page.wait_for_selector("#chase-state")
-    assert mail.customer_emails_run() == 1
+    assert sending.customer_emails_run() == 1
     page.reload()
     assert "Sent" in page.locator("#chase-state").inner_text()
     subjects = [message["Subject"] for message in smtp_server.received()]

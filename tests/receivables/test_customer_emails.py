@@ -26,7 +26,7 @@ from billing import services as billing_services
 from billing.services import BillingError
 from pipeline.models import Customer, Touch, TouchKind
 from pipeline.stages import AuditFlag, Stage
-from receivables import chase, mail, pdf
+from receivables import chase, mail, pdf, sending
 from receivables.models import ChaseTemplate, CustomerEmail, EmailKind, EmailState
 from reminders import services as reminder_services
 from reminders.models import Reminder, ReminderKind
@@ -63,7 +63,7 @@ def _pdf_text(data: bytes) -> str:
 
 
 def _send_all() -> list[str]:
-    return [mail.customer_email_send(email_id=pk) for pk in mail.emails_due()]
+    return [sending.customer_email_send(email_id=pk) for pk in sending.emails_due()]
 
 
 # --- the PDF ---------------------------------------------------------------------------
@@ -181,9 +181,9 @@ def test_the_invoice_can_be_scheduled_to_arrive_before_the_cutoff(rep, rep_clien
     rep_client.post(reverse("billing:invoice_send", args=[invoice.pk]), {"send_on": day})
     email = CustomerEmail.objects.get()
     assert timezone.localdate(email.next_attempt_at) == day
-    assert mail.emails_due() == []  # not before that morning
+    assert sending.emails_due() == []  # not before that morning
     later = email.next_attempt_at + datetime.timedelta(minutes=1)
-    assert mail.emails_due(now=later) == [email.pk]
+    assert sending.emails_due(now=later) == [email.pk]
     assert cutoff == 25
 
 
@@ -297,7 +297,7 @@ def test_money_recorded_after_the_click_stops_the_chase_at_send_time(rep, billed
     invoice = _invoice(billed, overdue_days=8)
     email = mail.chase_request(invoice_id=invoice.pk, rung=7, sender=rep)
     PaymentFactory(deal=billed, invoice=invoice, amount=Decimal("300.00"))  # a check arrives
-    assert mail.customer_email_send(email_id=email.pk) == EmailState.CANCELLED
+    assert sending.customer_email_send(email_id=email.pk) == EmailState.CANCELLED
     email.refresh_from_db()
     assert "pending" in email.outcome
     assert smtp_server.received() == []
@@ -338,8 +338,8 @@ def test_a_rung_set_to_go_by_itself_goes_once(rep, manager, billed, smtp_server)
         manager=manager, rung=7, subject="S {invoice_number}", body="B", auto_send=True
     )
     late = _invoice(DealFactory(rep=rep, customer=billed.customer, stage=Stage.DELIVERED), 20)
-    assert mail.customer_emails_run() == 1
-    assert mail.customer_emails_run() == 0  # the next beat: nothing twice
+    assert sending.customer_emails_run() == 1
+    assert sending.customer_emails_run() == 0  # the next beat: nothing twice
     (message,) = smtp_server.received()
     assert message["Subject"] == f"S {invoice.display_number}"
     assert not CustomerEmail.objects.filter(invoice=late).exists()  # on +14: manual
@@ -359,14 +359,14 @@ def test_a_busy_mail_server_is_retried_with_back_off(rep, billed, smtp_server):
     invoice = _invoice(billed)
     email = mail.invoice_email_request(invoice_id=invoice.pk)
     smtp_server.busy = True
-    assert mail.customer_email_send(email_id=email.pk) == EmailState.QUEUED
+    assert sending.customer_email_send(email_id=email.pk) == EmailState.QUEUED
     email.refresh_from_db()
     assert email.attempts == 1 and "451" in email.outcome
     assert email.next_attempt_at > timezone.now()
-    assert mail.emails_due() == []
+    assert sending.emails_due() == []
     smtp_server.busy = False
     later = email.next_attempt_at + datetime.timedelta(seconds=1)
-    assert mail.customer_email_send(email_id=email.pk, now=later) == EmailState.SENT
+    assert sending.customer_email_send(email_id=email.pk, now=later) == EmailState.SENT
     assert len(smtp_server.received()) == 1
 
 
@@ -375,11 +375,11 @@ def test_a_refused_connection_is_retried_then_given_up(rep, billed, settings):
     settings.CLEARED_EMAIL_MAX_ATTEMPTS = 2
     invoice = _invoice(billed)
     email = mail.invoice_email_request(invoice_id=invoice.pk)
-    assert mail.customer_email_send(email_id=email.pk) == EmailState.QUEUED
+    assert sending.customer_email_send(email_id=email.pk) == EmailState.QUEUED
     email.refresh_from_db()
     assert "ConnectionRefusedError" in email.outcome
     later = email.next_attempt_at + datetime.timedelta(seconds=1)
-    assert mail.customer_email_send(email_id=email.pk, now=later) == EmailState.FAILED
+    assert sending.customer_email_send(email_id=email.pk, now=later) == EmailState.FAILED
 
 
 def test_a_permanent_bounce_marks_the_address_and_tells_the_rep(
@@ -388,7 +388,7 @@ def test_a_permanent_bounce_marks_the_address_and_tells_the_rep(
     smtp_server.bouncing.add("accounts@whitfield.example")
     invoice = _invoice(billed)
     email = mail.invoice_email_request(invoice_id=invoice.pk)
-    assert mail.customer_email_send(email_id=email.pk) == EmailState.BOUNCED
+    assert sending.customer_email_send(email_id=email.pk) == EmailState.BOUNCED
     customer = Customer.objects.get(pk=billed.customer_id)
     assert customer.billing_email_bounced_at is not None
     with pytest.raises(BillingError, match="bounced"):
@@ -426,7 +426,7 @@ def test_after_a_bounce_and_a_corrected_address_the_invoice_goes_again(
     smtp_server.bouncing.add("accounts@whitfield.example")
     invoice = _invoice(billed)
     bounced = mail.invoice_email_request(invoice_id=invoice.pk)
-    assert mail.customer_email_send(email_id=bounced.pk) == EmailState.BOUNCED
+    assert sending.customer_email_send(email_id=bounced.pk) == EmailState.BOUNCED
     page = rep_client.get(invoice.get_absolute_url()).content.decode()
     assert "Invoice email: <strong>Bounced</strong>" in page
     assert "Email the invoice</button>" not in page  # the address still bounces
@@ -452,7 +452,7 @@ def test_a_chase_stopped_by_a_payment_that_bounced_can_be_sent_again(
     invoice = _invoice(billed, overdue_days=8)
     email = mail.chase_request(invoice_id=invoice.pk, rung=7, sender=rep)
     payment = PaymentFactory(deal=billed, invoice=invoice, amount=Decimal("300.00"))
-    assert mail.customer_email_send(email_id=email.pk) == EmailState.CANCELLED
+    assert sending.customer_email_send(email_id=email.pk) == EmailState.CANCELLED
     url = reverse("billing:chase", args=[invoice.pk, 7])
     page = rep_client.get(url).content.decode()
     assert "A payment is pending" in page and "Send this email" not in page
@@ -671,7 +671,7 @@ def test_a_slow_sender_whose_lease_ran_out_is_not_doubled(rep, billed, smtp_serv
 
     def slow_worker():
         try:
-            outcome["slow"] = mail.customer_email_send(email_id=email.pk)
+            outcome["slow"] = sending.customer_email_send(email_id=email.pk)
         finally:
             connection.close()
 
@@ -682,7 +682,7 @@ def test_a_slow_sender_whose_lease_ran_out_is_not_doubled(rep, billed, smtp_serv
         time.sleep(0.05)
     time.sleep(1.2)  # the slow worker's lease has run out
     smtp_server.hold_seconds = 0
-    assert mail.customer_email_send(email_id=email.pk) == ""  # waited, then found it sent
+    assert sending.customer_email_send(email_id=email.pk) == ""  # waited, then found it sent
     worker.join(10)
     assert outcome["slow"] == EmailState.SENT
     assert len(smtp_server.received()) == 1
