@@ -1,5 +1,5 @@
 """The customer's link: the public page it opens, and the staff's buttons that make
-and revoke links (billing/links.py has the rules).
+and revoke links (receivables/links.py has the rules).
 
 The public page is deliberately outside the login: the signed token in its
 URL is the credential. It sets no cookie (no session, no CSRF cookie: a

@@ -5,7 +5,7 @@ statement (``customer_link_create``) and sends its URL (``customer_link_url``)
 in an email. The customer opens it, sees what they owe and how to pay, and
 answers "I've paid" (with their reference) or "I'll pay on …" (a date):
 ``customer_respond`` records each answer on the deal as a touch and the
-reminder rules (reminders/rules/m14b.py) make the rep check the money or chase
+reminder rules (reminders/rules/receivables.py) make the rep check the money or chase
 again — a promise is not a payment.
 
 The URL carries the link's random ``key`` signed with ``SECRET_KEY`` under its

@@ -143,7 +143,7 @@ class CustomerEmail(models.Model):
             models.Index(
                 fields=["claimed_until"], condition=Q(state="sending"), name="email_lease_over"
             ),
-            # The email bounced reminder (reminders/rules/m14a.py): recent bounces.
+            # The email bounced reminder (reminders/rules/receivables.py): recent bounces.
             models.Index(
                 fields=["settled_at"], condition=Q(state="bounced"), name="email_bounced_recent"
             ),
@@ -247,7 +247,7 @@ class CustomerResponse(AppendOnlyModel):
 
     Neither is money: a claim of payment is checked against the ledger and a
     promise is chased again when its date passes without cleared money
-    (reminders/rules/m14b.py reads these rows). A statement answered as a
+    (reminders/rules/receivables.py reads these rows). A statement answered as a
     whole gives one row per open invoice on it.
     """
 

@@ -46,7 +46,7 @@ def customer_statement(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def customer_statement_pdf(request: HttpRequest, pk: int) -> HttpResponse:
-    """The same statement as a PDF, from the same template (billing/pdf.py)."""
+    """The same statement as a PDF, from the same template (receivables/pdf.py)."""
     require_seller(request.user)
     customer = get_customer_for(request.user, pk)
     as_of = timezone.localdate()

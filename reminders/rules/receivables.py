@@ -112,9 +112,10 @@ EMAIL_BOUNCED = Rule(
     kind=ReminderKind.EMAIL_BOUNCED,
     owner=REP,
     wants=_email_bounced,
-    clock=lambda window: _undelivered(EmailState.BOUNCED)(window).union(
-        _undelivered(EmailState.FAILED)(window)
-    ),
+    clock=lambda window: [
+        *_undelivered(EmailState.BOUNCED)(window),
+        *_undelivered(EmailState.FAILED)(window),
+    ],
     gone=(
         Gone(_new_address, "A new billing address was entered."),
         Gone(_asked_again, "The email was asked for again."),

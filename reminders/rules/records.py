@@ -58,7 +58,7 @@ class Request:
 
 @dataclass(frozen=True)
 class Email:
-    """An email to the customer (billing.CustomerEmail): an invoice's, or one that bounced."""
+    """An email to the customer (receivables.CustomerEmail): an invoice's, or one that bounced."""
 
     id: int
     settled_at: datetime | None

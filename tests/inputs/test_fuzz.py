@@ -322,7 +322,8 @@ def _after_get(client: Client, path: str) -> Client:
 
 def _tables() -> list[str]:
     tables = []
-    for label in ("pipeline", "billing", "audits", "reminders", "auth", "otp_totp", "otp_static"):
+    labels = ("pipeline", "billing", "receivables", "audits", "reminders")
+    for label in (*labels, "auth", "otp_totp", "otp_static"):
         try:
             config = apps.get_app_config(label)
         except LookupError:

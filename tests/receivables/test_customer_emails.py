@@ -136,7 +136,7 @@ def test_a_rep_emails_the_invoice_with_one_click(rep, rep_client, billed, smtp_s
     assert "<strong>" + invoice.display_number + "</strong>" in body["html"]
     attachment = body["attachments"][f"{invoice.display_number}.pdf"]
     assert invoice.display_number in _pdf_text(attachment)
-    # The customer's own page for this invoice, no login (billing/links.py).
+    # The customer's own page for this invoice, no login (receivables/links.py).
     link = re.search(r"View and respond online: (\S+)", body["text"]).group(1)
     assert link.startswith(f"{settings.CLEARED_SITE_URL}/billing/pay/")
     assert f'href="{link}"' in body["html"]

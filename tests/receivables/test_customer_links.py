@@ -1,4 +1,4 @@
-"""The customer's own link (billing/links.py): signed, expiring, revocable, public,
+"""The customer's own link (receivables/links.py): signed, expiring, revocable, public,
 rate-limited, and the customer's two answers recorded on the deal."""
 
 import datetime
