@@ -16,8 +16,10 @@ COPY pyproject.toml README.md ./
 COPY config ./config
 COPY pipeline ./pipeline
 COPY billing ./billing
+COPY receivables ./receivables
 COPY audits ./audits
 COPY reminders ./reminders
+COPY dashboards ./dashboards
 RUN pip install --upgrade pip && pip install .
 COPY . .
 # Static files are collected at build time and served by whitenoise.

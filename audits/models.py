@@ -132,10 +132,6 @@ class AuditQuerySet(_AppendOnlyQuerySet):
     def closed(self) -> "AuditQuerySet":
         return self.filter(state__in=CLOSED_STATES)
 
-    def awaiting_decision(self) -> "AuditQuerySet":
-        """Disputed, and the manager has not decided yet."""
-        return self.filter(state=AuditState.DISPUTED, decision=DisputeDecision.NONE)
-
 
 class Audit(models.Model):
     """One hand-over of a deal to audit, from the wrap-up to its closing outcome.

@@ -2,6 +2,8 @@ from django.apps import AppConfig
 
 
 class BillingConfig(AppConfig):
+    """The money ledger (see ``billing/__init__.py``); stands on the pipeline."""
+
     name = "billing"
     verbose_name = "Billing"
 

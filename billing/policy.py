@@ -5,8 +5,12 @@ options, standings, deposits, rounding) is the pipeline's: ``pipeline.terms``.
 """
 
 import calendar
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
 
 from pipeline.terms import ZERO, PaymentOption, money_round
 
@@ -40,21 +44,77 @@ def instalment_schedule(
     ]
 
 
-def next_cutoff(cutoff_day: int | None, today: date) -> date | None:
-    """The customer's next accounting cut-off from ``today`` on (seed 001, tip 1).
+def cutoff_in(year: int, month: int, cutoff_day: int) -> date:
+    """The cut-off's date in that month: a day past a short month's end falls on its last."""
+    return date(year, month, min(cutoff_day, calendar.monthrange(year, month)[1]))
 
-    A cut-off day past the end of a short month falls on its last day.
-    """
+
+def next_cutoff(cutoff_day: int | None, today: date) -> date | None:
+    """The customer's next accounting cut-off from ``today`` on (seed 001, tip 1)."""
     if cutoff_day is None:
         return None
-    year, month = today.year, today.month
-    for _ in range(2):
-        last = calendar.monthrange(year, month)[1]
-        candidate = date(year, month, min(cutoff_day, last))
-        if candidate >= today:
-            return candidate
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    raise AssertionError("unreachable: next month always has the day")  # pragma: no cover
+    this_month = cutoff_in(today.year, today.month, cutoff_day)
+    if this_month >= today:
+        return this_month
+    year, month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
+    return cutoff_in(year, month, cutoff_day)
+
+
+def cutoff_missed(issue_date: date, cutoff_day: int | None) -> bool:
+    """True when ``issue_date`` is past the customer's cut-off of its month."""
+    if cutoff_day is None:
+        return False
+    return issue_date > cutoff_in(issue_date.year, issue_date.month, cutoff_day)
+
+
+@dataclass(frozen=True)
+class InvoiceDeadline:
+    """When the invoice must go: ``send_by``, ``lead_days`` before the customer's next
+    cut-off (``cutoff``), so it is in their accounts before their payment run.
+
+    ``send_by`` may fall in the month before the cut-off (a cut-off on the 2nd,
+    three days' lead: the 30th or 29th). The invoice cut-off reminder falls due
+    the morning of ``send_by``; the deal's money note and the invoice page name
+    the same day. Once ``send_by`` has passed and the cut-off has not, the
+    invoice is late but can still make it: send it today.
+    """
+
+    cutoff: date
+    send_by: date
+
+    def is_late(self, today: date) -> bool:
+        return self.send_by < today
+
+    def advice(self, today: date) -> str:
+        """ "send it by 29 Nov", or "send it today" once that day has passed."""
+        if self.send_by <= today:
+            return "send it today"
+        return f"send it by {self.send_by:%-d %b}"
+
+
+def invoice_deadline(
+    cutoff_day: int | None, today: date, lead_days: int | None = None
+) -> InvoiceDeadline | None:
+    """When the invoice must go for a customer with a cut-off on ``cutoff_day`` of the
+    month, seen from ``today``: the next cut-off not yet past, and the day
+    ``lead_days`` (``REMINDERS_INVOICE_CUTOFF_DAYS``) before it. The one definition
+    of the deadline: the money note, the invoice page and the reminder use it."""
+    cutoff = next_cutoff(cutoff_day, today)
+    if cutoff is None:
+        return None
+    lead = settings.REMINDERS_INVOICE_CUTOFF_DAYS if lead_days is None else lead_days
+    return InvoiceDeadline(cutoff=cutoff, send_by=cutoff - timedelta(days=lead))
+
+
+def left_to_invoice(amount: Decimal, invoiced: Decimal, paid_without_invoice: Decimal) -> Decimal:
+    """What is left to invoice on a deal: its amount less the invoices not void and
+    the money in (pending or cleared) paid without an invoice, such as a deposit.
+
+    A $1,500 deal with a $300 deposit in has $1,200 left to invoice. The one
+    definition: ``billing.services.invoiceable_money``, the deal's money panel
+    (``DealMoney.uninvoiced``) and the invoice cut-off reminder use it.
+    """
+    return amount - invoiced - paid_without_invoice
 
 
 def billing_refusal(deal, *, payment: bool = False) -> str | None:
@@ -84,23 +144,19 @@ def billing_refusal(deal, *, payment: bool = False) -> str | None:
     )
 
 
-def _ordinal(day: int) -> str:
-    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
-    return f"{day}{suffix}"
-
-
-def cutoff_advice(deal, lead_days: int) -> str | None:
-    """The customer's accounting cut-off in words, for a deal that will be invoiced.
-
-    "The customer's accounting needs invoices by day 15: after the audit, send
-    it by the 12th." The invoice cut-off reminder falls ``lead_days`` before.
-    """
+def cutoff_advice(deal, today: date | None = None) -> str | None:
+    """The customer's accounting cut-off in words, for a deal that will be invoiced:
+    "The customer's accounting needs invoices by day 15 of the month: after the
+    audit, send it by 12 Dec (for the 15 Dec cut-off; a reminder comes that
+    morning)." The day is ``invoice_deadline``'s, never one already past."""
     cutoff_day = deal.customer.accounting_cutoff_day
     if deal.payment_option != PaymentOption.INVOICE or cutoff_day is None:
         return None
-    send_by = max(cutoff_day - lead_days, 1)
-    when = "after the audit, send it" if not deal.audit_passed else "send it"
+    today = today or timezone.localdate()
+    deadline = invoice_deadline(cutoff_day, today)
+    after = "after the audit, " if not deal.audit_passed else ""
+    reminder = "" if deadline.send_by <= today else "; a reminder comes that morning"
     return (
         f"The customer's accounting needs invoices by day {cutoff_day} of the month: "
-        f"{when} by the {_ordinal(send_by)} (a reminder comes {lead_days} days before the cut-off)."
+        f"{after}{deadline.advice(today)} (for the {deadline.cutoff:%-d %b} cut-off{reminder})."
     )

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from billing import mail, services
+from billing import services
 from billing.models import ExceptionKind, TermsException
 from pipeline.models import Customer
 
@@ -28,15 +28,3 @@ def refresh_standings() -> int:
     for customer_id in with_exceptions:
         services.customer_copy_invoicing_exception(customer_id=customer_id)
     return len(customer_ids)
-
-
-@shared_task(name="billing.customer_email_send")
-def customer_email_send_task(email_id: int) -> str:
-    """Send one customer email (an invoice, a payment reminder) a rep asked for."""
-    return mail.customer_email_send(email_id=email_id)
-
-
-@shared_task(name="billing.customer_emails_run")
-def customer_emails_run() -> int:
-    """Every minute: queue the automatic chase rungs, send what is due, retry what failed."""
-    return mail.customer_emails_run()

@@ -20,9 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from billing import selectors, services
-from billing.charts import dso_chart, receivables_chart
-from billing.email_views import invoice_page
+from billing import reports, selectors, services
 from billing.forms import (
     AllowInvoicingForm,
     CommissionRateForm,
@@ -35,8 +33,6 @@ from billing.forms import (
     ReasonForm,
 )
 from billing.models import Invoice, Payment, PaymentKind, PaymentStatus
-from billing.pdf import PdfUnavailable, pdf_unavailable, render_pdf
-from billing.policy import instalment_schedule
 from pipeline.access import (
     can_manage,
     get_customer_for,
@@ -195,19 +191,8 @@ def plan_new(request: HttpRequest, pk: int) -> HttpResponse:
     form = PaymentPlanForm(request.POST or None, initial={"count": 3, "every_days": 30})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        instalments = instalment_schedule(
-            figures.open_balance,
-            data["count"],
-            first_due=data["first_due"],
-            every_days=data["every_days"],
-        )
-        try:
-            services.payment_plan_create(
-                deal_id=deal.pk,
-                created_by=request.user,
-                instalments=instalments,
-                note=data["note"],
-            )
+        try:  # the balance is split under the deal's lock, in the service
+            services.payment_plan_create(deal_id=deal.pk, created_by=request.user, **data)
         except services.BillingError as exc:
             _refused(form, exc)
         else:
@@ -347,16 +332,6 @@ def invoice_void(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """The printable invoice (print CSS; its PDF is made from the same template)."""
-    require_seller(request.user)
-    invoice = get_object_or_404(
-        selectors.invoices_for(request.user).select_related("issued_by", "voided_by"), pk=pk
-    )
-    return invoice_page(request, invoice)
-
-
-@require_GET
 def payment_list(request: HttpRequest) -> HttpResponse:
     """Payments on the user's deals; for managers, the queue of checks and cards to clear."""
     require_seller(request.user)
@@ -411,7 +386,7 @@ def commission(request: HttpRequest) -> HttpResponse:
         )
     else:
         reps = [user]
-    figures = selectors.team_month_figures([rep.pk for rep in reps], month)
+    figures = reports.team_month_figures([rep.pk for rep in reps], month)
     rows = [{"rep": rep, "figures": figures[rep.pk]} for rep in reps]
     previous = (month.replace(day=1) - timedelta(days=1)).replace(day=1)
     following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
@@ -420,7 +395,7 @@ def commission(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "previous": previous,
         "following": following if following <= timezone.localdate() else None,
-        "ledger": selectors.commission_ledger([rep.pk for rep in reps], month)[:50],
+        "ledger": reports.commission_ledger([rep.pk for rep in reps], month)[:50],
         "is_manager": can_manage(user),
     }
     return render(request, "billing/commission.html", context)
@@ -563,56 +538,3 @@ def exception_decide(request: HttpRequest, pk: int) -> HttpResponse:
             f"({ask.deal.customer.name}). {ask.rep} is told.",
         )
     return redirect(_back(request))
-
-
-@require_GET
-def customer_statement(request: HttpRequest, pk: int) -> HttpResponse:
-    """The customer's statement, printable: their open invoices, payments and what is due,
-    as far as the user's deals go (a rep's own; a manager's team's)."""
-    require_seller(request.user)
-    customer = get_customer_for(request.user, pk)
-    as_of = timezone.localdate()
-    context = selectors.statement_context(
-        customer, as_of, deals=Deal.objects.visible_to(request.user)
-    )
-    context["back_url"] = customer.get_absolute_url()
-    context["pdf_url"] = reverse("billing:customer_statement_pdf", args=[customer.pk])
-    return render(request, "billing/statement.html", context)
-
-
-@require_GET
-def customer_statement_pdf(request: HttpRequest, pk: int) -> HttpResponse:
-    """The same statement as a PDF, from the same template (billing/pdf.py)."""
-    require_seller(request.user)
-    customer = get_customer_for(request.user, pk)
-    as_of = timezone.localdate()
-    context = selectors.statement_context(
-        customer, as_of, deals=Deal.objects.visible_to(request.user)
-    )
-    reason = pdf_unavailable()
-    if not reason:
-        try:
-            document = render_pdf("billing/statement.html", context)
-        except PdfUnavailable as exc:
-            reason = str(exc)
-    if reason:
-        back = {"reason": reason, "back": reverse("billing:customer_statement", args=[pk])}
-        return render(request, "billing/pdf_unavailable.html", back, status=503)
-    response = HttpResponse(document, content_type="application/pdf")
-    name = f"Statement {as_of.isoformat()}.pdf"
-    response["Content-Disposition"] = f'inline; filename="{name}"'
-    return response
-
-
-@require_GET
-def dso_report(request: HttpRequest) -> HttpResponse:
-    """Days sales outstanding per rep and per customer: managers, their team only."""
-    require_manager(request.user)
-    report = selectors.dso_report(request.user)
-    context = {
-        "report": report,
-        "rep_chart": dso_chart(report.reps),
-        "customer_chart": receivables_chart(report.customers[:10]),
-        "terms_days": settings.CLEARED_INVOICE_TERMS_DAYS,
-    }
-    return render(request, "billing/dso_report.html", context)

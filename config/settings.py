@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "pipeline",
     "billing",
+    "receivables",
     "audits",
     "reminders",
     "dashboards",  # last: reads every app above, nobody reads it
@@ -321,7 +322,7 @@ CLEARED_WEBHOOK_SECRET = env_str(
     "CLEARED_WEBHOOK_SECRET", "dev-only-webhook-secret" if DEBUG else ""
 )
 CLEARED_WEBHOOK_TOLERANCE_SECONDS = env_int("CLEARED_WEBHOOK_TOLERANCE_SECONDS", 300)
-# The customer's own link (billing/links.py): how long a new link works, how
+# The customer's own link (receivables/links.py): how long a new link works, how
 # often one link and one address may open it, and how far ahead "I'll pay on …" may be.
 CLEARED_LINK_DAYS = env_int("CLEARED_LINK_DAYS", 30)
 CLEARED_LINK_RATE_LIMIT = env_int("CLEARED_LINK_RATE_LIMIT", 20)
@@ -340,7 +341,7 @@ CELERY_BEAT_SCHEDULE["billing-refresh-standings"] = {
     "schedule": 6 * 3600.0,
     "options": {"expires": 3600.0},
 }
-# Emails to customers (billing/mail.py): a worker's claim on an email lapses
+# Emails to customers (receivables/mail.py): a worker's claim on an email lapses
 # after CLEARED_EMAIL_LEASE_SECONDS (longer than a slow SMTP send: EMAIL_TIMEOUT
 # per step), a refusing server is retried with a doubling back-off up to
 # CLEARED_EMAIL_MAX_ATTEMPTS, and the run sends what is due every

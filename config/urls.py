@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from billing import urls as billing_urls
 from config.views import healthz
+from receivables import urls as receivables_urls
 
 urlpatterns = [
     path("accounts/", include("pipeline.account_urls")),
@@ -9,7 +11,11 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("audits/", include("audits.urls")),
     path("reminders/", include("reminders.urls")),
-    path("billing/", include("billing.urls")),
+    # Receivables' pages keep billing's paths and "billing:" names (receivables/urls.py).
+    path(
+        "billing/",
+        include((billing_urls.urlpatterns + receivables_urls.urlpatterns, "billing")),
+    ),
     path("", include("dashboards.urls")),
     path("", include("pipeline.urls")),
 ]

@@ -20,7 +20,6 @@ from django.db.models import (
     CharField,
     Count,
     DateTimeField,
-    DecimalField,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -39,12 +38,10 @@ from django.utils.dateparse import parse_datetime
 from pipeline.forms import parse_id, search_text
 from pipeline.models import Deal, User
 from pipeline.stages import NOT_PAID_STAGES, AuditFlag, Stage
-from pipeline.terms import PaymentOption, Standing
+from pipeline.terms import MONEY, ZERO, PaymentOption, Standing
 from reminders.models import Reminder
 
 PAGE_SIZE = 50
-ZERO = Decimal("0.00")
-MONEY = DecimalField(max_digits=14, decimal_places=2)
 # Deals without an open reminder sort after every real due time.
 NO_REMINDER = datetime(9999, 12, 31, tzinfo=UTC)
 

@@ -1,6 +1,5 @@
 """The Not paid yet board, its CSV export and charts (managers)."""
 
-import csv
 from datetime import timedelta
 
 from django.contrib import messages
@@ -11,11 +10,10 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from billing.selectors import team_month_figures
-from dashboards import board, charts, importing
-from dashboards.spreadsheets import safe_cell
+from billing.reports import team_month_figures
+from dashboards import board, charts, export, importing
 from pipeline import access
-from pipeline.stages import NOT_PAID_STAGES, Stage
+from pipeline.stages import NOT_PAID_STAGES
 from pipeline.terms import PaymentOption, Standing
 
 OVERDUE_AFTER = timedelta(days=1)
@@ -78,105 +76,13 @@ def board_charts(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
-CSV_HEADER = [
-    "deal_id",
-    "title",
-    "customer",
-    "company",
-    "rep",
-    "rep_name",
-    "stage",
-    "payment_option",
-    "amount",
-    "cleared",
-    "outstanding",
-    "promised_on",
-    "age_days",
-    "aging_bucket",
-    "standing",
-    "next_reminder",
-]
-
-
 @require_GET
 def board_export(request: HttpRequest) -> StreamingHttpResponse:
     """Exactly the filtered board as CSV, streamed row by row (flat memory at 100,000 rows)."""
     access.require_manager(request.user, "The Not paid yet board is for managers.")
     filters = board.BoardFilters.from_query(request.GET)
-    deals = board.board_deals(request.user, filters)
-    today = timezone.localdate()
-    zone = timezone.get_current_timezone()
-    sellers = access.team_sellers(request.user)
-    reps = {rep.pk: (rep.username, str(rep)) for rep in sellers}
-    reps.setdefault(request.user.pk, (request.user.username, str(request.user)))
-    # The labels the board shows, not the codes stored: "On file", not "on_file".
-    stages = {stage.value: stage.label for stage in Stage}
-    standings = dict(Standing.choices)
-    options = {value: label.split(" — ")[0] for value, label in PaymentOption.choices}
-    # Plain tuples, not model instances, and about 500 rows a chunk on the wire.
-    columns = (
-        "pk",
-        "title",
-        "customer__name",
-        "customer__company",
-        "rep_id",
-        "stage",
-        "payment_option",
-        "amount",
-        "cleared_amount",
-        "outstanding_amount",
-        "promised_at",
-        "customer__standing",
-        "next_reminder_at",
-    )
-    writer = csv.writer(_Echo())
-
-    def line(row) -> str:
-        pk, title, name, company, rep_id, stage, option = row[:7]
-        amount, cleared, owed, promised, standing, due = row[7:]
-        promised_on = promised.astimezone(zone).date()
-        age = (today - promised_on).days
-        username, rep_name = reps.get(rep_id, (str(rep_id), str(rep_id)))
-        reminder = (
-            "" if due == board.NO_REMINDER else due.astimezone(zone).isoformat("T", "minutes")
-        )
-        # Every text cell through safe_cell (a customer named "=HYPERLINK(...)"
-        # stays text); numbers stay numbers.
-        text = [title, name, company, username, rep_name]
-        return writer.writerow(
-            [
-                pk,
-                *(safe_cell(value) for value in text),
-                stages.get(stage, stage),
-                options.get(option, option),
-                f"{amount:.2f}",
-                f"{cleared:.2f}",
-                f"{owed:.2f}",
-                promised_on.isoformat(),
-                age,
-                board.bucket_for_age(age).key,
-                standings.get(standing, standing),
-                reminder,
-            ]
-        )
-
-    def rows():
-        yield writer.writerow(CSV_HEADER)
-        chunk = []
-        for row in deals.values_list(*columns).iterator(chunk_size=2000):
-            chunk.append(line(row))
-            if len(chunk) == 500:
-                yield "".join(chunk)
-                chunk = []
-        if chunk:
-            yield "".join(chunk)
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    chunks = export.board_csv(request.user, filters)
+    response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y-%m-%d")
     response["Content-Disposition"] = f'attachment; filename="not-paid-yet-{stamp}.csv"'
     return response

@@ -16,9 +16,7 @@ from billing.models import Payment, PaymentStatus
 from dashboards.board import BoardTotals
 from pipeline.models import Deal, User, disputed_at_audit
 from pipeline.stages import Stage
-
-ZERO = Decimal("0.00")
-
+from pipeline.terms import ZERO
 
 WIDTH, PLOT_HEIGHT, TOP, BOTTOM = 420, 170, 20, 28
 

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from billing.selectors import team_month_figures
+from billing.reports import team_month_figures
 from dashboards import board
 from pipeline import access, selectors
 from pipeline.models import Deal

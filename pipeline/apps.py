@@ -2,6 +2,8 @@ from django.apps import AppConfig
 
 
 class PipelineConfig(AppConfig):
+    """Customers, deals, stages, touches, terms, access: the bottom app."""
+
     name = "pipeline"
     verbose_name = "Pipeline"
 

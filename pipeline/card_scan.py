@@ -21,7 +21,7 @@ from django.db import connections, models
 
 from pipeline.masking import MIN_DIGITS, contains_card_number, json_strings, mask_card_numbers
 
-APP_LABELS = ("pipeline", "billing", "audits")
+APP_LABELS = ("pipeline", "billing", "receivables", "audits")
 
 # Text columns left unmasked on purpose ("app.Model.field": why). Fields with
 # ``choices`` are codes validated against a fixed list and need no entry.
@@ -36,8 +36,8 @@ UNMASKED = {
     "billing.WebhookEvent.event_id": "the processor's event id: masking it could make two "
     "events one and drop the second as a replay",
     "billing.WebhookEvent.type": "checked against the known event types before it is saved",
-    "billing.CustomerEmail.message_id": "made by Cleared of letters only "
-    "(billing.mail.new_message_id); the same on every retry, so it must not change",
+    "receivables.CustomerEmail.message_id": "made by Cleared of letters only "
+    "(receivables.mail.new_message_id); the same on every retry, so it must not change",
 }
 _NOT_SCANNED = {"pipeline.User.password"}
 _PREVIEW_CHARS = 60

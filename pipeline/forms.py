@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from pipeline.models import Customer, Deal, Touch, TouchKind
 from pipeline.selectors import customer_terms
+from pipeline.services import TermsRefused, promise_terms
 from pipeline.stages import LostReason, Stage, next_moves
 from pipeline.terms import PaymentOption
 
@@ -116,12 +117,6 @@ class CustomerForm(forms.ModelForm):
             }
         }
 
-    def save(self, commit: bool = True) -> Customer:
-        # A new address is worth trying again: it no longer counts as bouncing.
-        if {"email", "billing_email"} & set(self.changed_data):
-            self.instance.billing_email_bounced_at = None
-        return super().save(commit)
-
     def clean_phone(self):
         phone = self.cleaned_data["phone"].strip()
         if sum(ch.isdigit() for ch in phone) < 6:
@@ -202,12 +197,14 @@ class DealForm(FocusFirstError, forms.ModelForm):
         cleaned = super().clean()
         customer, option = cleaned.get("customer"), cleaned.get("payment_option")
         if customer and option:
-            terms = customer_terms(customer)
-            asked = self.invoicing_asked and terms.needs_exception_for(option)
-            if not terms.allows(option) and not asked:
+            try:  # deal_promise's own check, asked before the deal is logged
+                promise_terms(
+                    customer=customer, payment_option=option, invoicing_asked=self.invoicing_asked
+                )
+            except TermsRefused as exc:
                 # A refusal the rep's manager can lift offers "Ask my manager".
-                self.needs_manager = terms.needs_exception_for(option)
-                self.add_error("payment_option", terms.summary)
+                self.needs_manager = exc.needs_manager
+                self.add_error("payment_option", str(exc))
         return cleaned
 
 
@@ -273,9 +270,11 @@ class DealEditForm(FocusFirstError, forms.ModelForm):
 
     def clean_payment_option(self):
         option = self.cleaned_data.get("payment_option") or self.instance.payment_option
-        terms = customer_terms(self.instance.customer)
-        if option != self.instance.payment_option and not terms.allows(option):
-            raise forms.ValidationError(terms.summary)
+        if option != self.instance.payment_option:
+            try:  # deal_update's own check
+                promise_terms(customer=self.instance.customer, payment_option=option)
+            except TermsRefused as exc:
+                raise forms.ValidationError(str(exc)) from exc
         return option
 
     def clean_next_step_date(self):

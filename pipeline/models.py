@@ -315,7 +315,7 @@ class Deal(models.Model):
                 name="deal_rep_stage_next_step",
                 include=["amount"],
             ),
-            # A rep's month: deals promised this month (billing.selectors.team_month_figures).
+            # A rep's month: deals promised this month (billing.reports.team_month_figures).
             models.Index(fields=["rep", "promised_at"], name="deal_rep_promised"),
             # The Not paid yet board's totals (dashboards.board.board_totals): every
             # column they read is in the index, so the team's open deals are
@@ -403,9 +403,23 @@ class Deal(models.Model):
         """Disputed at audit and awaiting the manager's decision."""
         return self.audit_flag == AuditFlag.DISPUTED
 
-    @property
-    def is_flaked(self) -> bool:
-        return self.audit_flag == AuditFlag.FLAKED
+    def cleared_money_move(self) -> tuple[str, str] | None:
+        """Where cleared money moves this deal, and why, or None: the stage follows
+        the money (DOMAIN.md, "It isn't a sale until you're paid").
+
+        Delivered and covered by cleared money (``cleared_amount``, the copy
+        billing keeps of its ledger) → Payment cleared; Payment cleared and no
+        longer covered (a bounce) → Delivered. The one definition:
+        ``pipeline.services.deal_move`` (marked Delivered when the money is
+        already in) and ``billing.services.deal_sync_stage`` (after every money
+        write) both follow it.
+        """
+        covered = self.cleared_amount >= self.amount
+        if self.stage == Stage.DELIVERED and covered:
+            return Stage.PAYMENT_CLEARED, "Cleared payments cover the amount."
+        if self.stage == Stage.PAYMENT_CLEARED and not covered:
+            return Stage.DELIVERED, "A payment bounced: the balance is open again."
+        return None
 
     @property
     def audit_passed(self) -> bool:
@@ -521,7 +535,7 @@ class TouchKind(models.TextChoices):
     EMAIL = "email", "Email"
     MEETING = "meeting", "Meeting"
     # Written by Cleared, not a rep: the customer answered through their signed
-    # link (billing.links): "I've paid" or "I'll pay on …". Not offered in the touch form.
+    # link (receivables.links): "I've paid" or "I'll pay on …". Not offered in the touch form.
     CUSTOMER_LINK = "link", "Customer's own answer"
 
 

@@ -1,5 +1,6 @@
 """Business rules of the pipeline that write: promising, touching, moving deals."""
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -80,11 +81,15 @@ def customer_add(
 
 
 @transaction.atomic
-def customer_save(*, customer: Customer, actor: User) -> Customer:
-    """Save an edited customer, and announce ``deal_changed`` for each of their open
-    deals: their cut-off day, billing address or "do not chase" are facts the
-    apps above read for those deals (a reminder waiting on a corrected address
-    is resolved now, not at the next sweep)."""
+def customer_save(*, customer: Customer, actor: User, changed: Iterable[str] = ()) -> Customer:
+    """Save an edited customer (``changed``: the fields edited), and announce
+    ``deal_changed`` for each of their open deals: their cut-off day, billing
+    address or "do not chase" are facts the apps above read for those deals (a
+    reminder waiting on a corrected address is resolved now, not at the next
+    sweep). A new address is worth trying again: it no longer counts as bouncing.
+    """
+    if {"email", "billing_email"} & set(changed):
+        customer.billing_email_bounced_at = None
     customer.save()
     open_deals = customer.deals.exclude(stage__in=sorted(CLOSED_STAGES)).values_list(
         "pk", flat=True
@@ -92,6 +97,32 @@ def customer_save(*, customer: Customer, actor: User) -> Customer:
     for deal_id in open_deals:
         deal_changed_on_commit(deal_id=deal_id, actor_id=actor.pk)
     return customer
+
+
+class TermsRefused(IllegalMove):
+    """The customer's standing does not allow this payment option (``terms.summary``
+    says why); ``needs_manager``: an exception from the rep's manager could lift it."""
+
+    def __init__(self, message: str, *, needs_manager: bool):
+        super().__init__(message)
+        self.needs_manager = needs_manager
+
+
+def promise_terms(*, customer: Customer, payment_option: str, invoicing_asked: bool = False):
+    """The terms a deal is promised (or its option agreed again) on, or ``TermsRefused``.
+
+    The payment option must be one the customer's standing allows (DOMAIN.md,
+    terms policy). ``invoicing_asked``: the rep asked their manager to allow
+    invoicing; the deal is logged on the terms such an exception gives. The one
+    check: ``deal_promise``, ``deal_update`` and the deal forms ask it.
+    """
+    terms = customer_terms(customer)
+    needs_manager = terms.needs_exception_for(payment_option)
+    if invoicing_asked and needs_manager:
+        terms = terms_for(terms.standing, terms.reason, invoicing_exception="asked")
+    if not terms.allows(payment_option):
+        raise TermsRefused(terms.summary, needs_manager=needs_manager)
+    return terms
 
 
 @transaction.atomic
@@ -120,11 +151,9 @@ def deal_promise(
     deal is logged on the terms such an exception gives (an invoice, with a
     deposit required); billing does not invoice it unless the manager approves.
     """
-    terms = customer_terms(customer)
-    if invoicing_asked and terms.needs_exception_for(payment_option):
-        terms = terms_for(terms.standing, terms.reason, invoicing_exception="asked")
-    if not terms.allows(payment_option):
-        raise IllegalMove(terms.summary)
+    terms = promise_terms(
+        customer=customer, payment_option=payment_option, invoicing_asked=invoicing_asked
+    )
     deal = Deal.objects.create(
         rep=rep,
         customer=customer,
@@ -177,8 +206,8 @@ def deal_move(
     with that person named on the stage event.
 
     A deal marked Delivered whose cleared money already covers its amount
-    (``Deal.cleared_amount``, the copy billing keeps) moves straight on to
-    Payment cleared, as the system, in the same transaction.
+    moves straight on to Payment cleared, as the system, in the same
+    transaction (``Deal.cleared_money_move``).
     """
     deal = Deal.objects.select_for_update().get(pk=deal_id)
     if expected_version is not None and deal.version != expected_version:
@@ -193,15 +222,11 @@ def deal_move(
         raise IllegalMove("Say why the money is written off, in the note.")
     now = at or timezone.now()
     _record_move(deal, to_stage, actor=actor, at=now, reason=reason, lost_reason=lost_reason)
-    if to_stage == Stage.DELIVERED and deal.cleared_amount >= deal.amount:
-        check_move(deal, Stage.PAYMENT_CLEARED, SYSTEM)
-        _record_move(
-            deal,
-            Stage.PAYMENT_CLEARED,
-            actor=actor,
-            at=now,
-            reason="Cleared payments cover the amount.",
-        )
+    follow = deal.cleared_money_move() if to_stage == Stage.DELIVERED else None
+    if follow is not None:
+        follow_stage, follow_reason = follow
+        check_move(deal, follow_stage, SYSTEM)
+        _record_move(deal, follow_stage, actor=actor, at=now, reason=follow_reason)
     deal_changed_on_commit(deal_id=deal.pk, actor_id=actor.pk if actor else None)
     deal.refresh_from_db()
     return deal
@@ -254,9 +279,7 @@ def deal_update(*, deal_id: int, actor: User, expected_version: int, **fields) -
             raise IllegalMove(
                 f"The deal is in {deal.get_stage_display()}: its payment option is settled."
             )
-        terms = customer_terms(deal.customer)
-        if not terms.allows(option):
-            raise IllegalMove(terms.summary)
+        terms = promise_terms(customer=deal.customer, payment_option=option)
         fields["deposit_required"] = terms.deposit_required(option)
     if "amount" in fields:
         # The money received, pending or cleared: billing's copy of its ledger.

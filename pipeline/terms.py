@@ -15,9 +15,20 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+from django.db.models.functions import Coalesce
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
+# The type of a sum of amounts computed in SQL (wider than one amount's column).
+MONEY = models.DecimalField(max_digits=14, decimal_places=2)
+
+
+def money_sum(expression: str, **filter_kwargs) -> Coalesce:
+    """``Sum(expression)`` over the rows matching ``filter_kwargs``, 0.00 when none."""
+    condition = models.Q(**filter_kwargs) if filter_kwargs else None
+    return Coalesce(
+        models.Sum(expression, filter=condition), models.Value(ZERO), output_field=MONEY
+    )
 
 
 def money_round(value: Decimal) -> Decimal:

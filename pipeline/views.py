@@ -387,7 +387,9 @@ def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
     customer = access.get_customer_for(request.user, pk)
     form = CustomerForm(request.POST or None, instance=customer)
     if request.method == "POST" and form.is_valid():
-        services.customer_save(customer=form.save(commit=False), actor=request.user)
+        services.customer_save(
+            customer=form.save(commit=False), actor=request.user, changed=form.changed_data
+        )
         messages.success(request, "Customer saved.")
         return redirect(customer)
     return render(request, "pipeline/customer_form.html", {"form": form, "customer": customer})

@@ -4,8 +4,8 @@ from django.apps import AppConfig
 class RemindersConfig(AppConfig):
     """Follow-up reminders: the engine (rows, scan, digests, panel) and each kind's rule.
 
-    Stands on pipeline, billing and audits and reads them directly; none of them
-    imports reminders. They wake reminders through ``pipeline.events.deal_changed``.
+    Stands on pipeline, billing, receivables and audits and reads them directly;
+    none of them imports reminders. They wake reminders through ``pipeline.events.deal_changed``.
     """
 
     name = "reminders"

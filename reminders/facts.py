@@ -57,7 +57,7 @@ def load_facts(deal_ids: list[int]) -> dict[int, Facts]:
         )
         .values(*DEAL_FIELDS, "last_touch_at", "last_touch_author_id", **RELATED_FIELDS)
     )
-    facts = {row["pk"]: Facts(row) for row in rows}
+    facts = {row["pk"]: Facts(**row) for row in rows}
     if not facts:
         return facts
     known = Reminder.objects.order_by().filter(deal_id__in=list(facts)).values_list(

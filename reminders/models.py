@@ -32,9 +32,10 @@ class ReminderKind(models.TextChoices):
     # "Ask my manager" (billing.ExceptionRequest): rules in reminders/rules/billing.py.
     EXCEPTION_ASKED = "exception_asked", "Exception asked"
     EXCEPTION_DECIDED = "exception_decided", "Exception decided"
-    # A customer email refused for good (billing.CustomerEmail): reminders/rules/billing.py.
+    # A customer email refused for good, or failed (receivables.CustomerEmail):
+    # reminders/rules/receivables.py.
     EMAIL_BOUNCED = "email_bounced", "Customer email bounced"
-    # The customer's answers through their link (reminders/rules/billing.py).
+    # The customer's answers through their link (reminders/rules/receivables.py).
     CUSTOMER_SAYS_PAID = "customer_says_paid", "Customer says paid"
     PROMISE_PASSED = "promise_passed", "Payment promise passed"
 

@@ -82,10 +82,6 @@ class Panel:
     def more(self) -> int:
         return self.total - self.shown
 
-    @property
-    def is_empty(self) -> bool:
-        return self.total == 0
-
 
 # A due reminder is marked "new" on the home for this long after it fell due
 # (or woke from a snooze): when it reached the rep's list, not when the scan

@@ -133,14 +133,3 @@ def queue_digests() -> bool:
 
 def queue_drain() -> bool:
     return queue_once(DRAIN, reminders_drain)
-
-
-# Kept for messages queued before an upgrade: they do what their names say.
-@shared_task(name="reminders.reminders_refresh_deal")
-def reminders_refresh_deal(deal_id: int, actor_id: int | None = None) -> dict:
-    return services.reminders_scan(deal_ids=[deal_id], actor_id=actor_id).as_dict()
-
-
-@shared_task(name="reminders.reminders_send_digest")
-def reminders_send_digest(recipient: str) -> int:
-    return services.reminders_send_digest(recipient=recipient)

@@ -22,13 +22,13 @@ from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
-from billing import links
 from billing.models import Payment, PaymentStatus
 from config import backends
 from config.cache import ForgivingRedisCache
 from config.celery import app as celery_app
 from pipeline.models import Deal, Touch
 from pipeline.stages import Stage
+from receivables import links
 from reminders.models import Job, Reminder, ReminderKind
 from reminders.tasks import reminders_scan
 from tests.factories import DealFactory, InvoiceFactory

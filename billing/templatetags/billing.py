@@ -8,8 +8,7 @@ the pipeline's code never imports billing.
 from django import template
 from django.conf import settings
 
-from billing import links, selectors
-from billing.models import Invoice
+from billing import reports, selectors
 from pipeline.access import can_manage
 
 register = template.Library()
@@ -46,7 +45,7 @@ def with_terms_exceptions(timeline, deal):
 @register.simple_tag
 def rep_month_figures(rep):
     """``{% rep_month_figures user as figures %}``: a rep's promised, pending, cleared, earned."""
-    return selectors.rep_month_figures(rep)
+    return reports.rep_month_figures(rep)
 
 
 @register.filter
@@ -58,29 +57,3 @@ def percent(rate) -> str:
 @register.filter
 def can_clear(user) -> bool:
     return can_manage(user)
-
-
-@register.simple_tag
-def customer_links(customer, user, deal=None):
-    """``{% customer_links customer user deal as panel %}``: the customer's links (for a
-    deal: the links to its invoices and the customer's statement), their latest
-    answers, and the invoices a new link may point to. Four queries."""
-    invoices = Invoice.objects.visible_to(user).filter(
-        deal__customer=customer, voided_at__isnull=True
-    )
-    if deal is not None:
-        invoices = invoices.filter(deal=deal)
-    choices = list(invoices.order_by("-number").only("id", "number", "deal_id"))
-    shown = links.links_for(user=user, customer_id=customer.pk)
-    if deal is not None:
-        shown = [link for link in shown if link.invoice_id is None or link.invoice in choices]
-    return {
-        "links": shown,
-        "responses": links.responses_for(
-            user=user,
-            customer_id=customer.pk,
-            invoices=choices if deal is not None else None,
-            limit=5,
-        ),
-        "invoices": choices,
-    }

@@ -13,9 +13,9 @@ Each rule says, in one place:
 
 The engine (``reminders.services``) applies every rule to a batch of deals
 whose facts ``reminders.facts`` loaded in a few queries; nothing else decides
-when a reminder exists. The rules read the apps below (pipeline, billing,
+when a reminder exists. The rules read the apps below (pipeline, billing, receivables,
 audits) directly; none of them knows reminders exist. They are split by the
-app whose facts they read: ``pipeline.py``, ``audits.py``, ``billing.py``
+app whose facts they read: ``pipeline.py``, ``audits.py``, ``billing.py``, ``receivables.py``
 (``base.py``: what a rule is made of). A new kind is a ``ReminderKind`` and a
 ``Rule`` in the file of the app it reads, listed in ``RULES`` below (or
 ``billing_rules()``), and, if it reads new facts, a ``load`` in ``LOADERS``.
@@ -27,6 +27,7 @@ from pipeline.stages import CLOSED_STAGES, Stage
 from reminders.models import ReminderQueue
 from reminders.rules import audits as audit_facts
 from reminders.rules import billing as billing_facts
+from reminders.rules import receivables as receivables_facts
 from reminders.rules.audits import (
     AUDIT_DISPUTED_MANAGER,
     AUDIT_DISPUTED_REP,
@@ -45,6 +46,7 @@ from reminders.rules.pipeline import (
     SATISFACTION_CHECK,
     STALE_DEAL,
 )
+from reminders.rules.receivables import RECEIVABLES_RULES
 
 RULES: tuple[Rule, ...] = (
     AUDIT_DUE,
@@ -66,11 +68,12 @@ RULES: tuple[Rule, ...] = (
 LOADERS: tuple[Callable[[dict[int, Facts]], None], ...] = (
     audit_facts.load,
     billing_facts.load,
+    receivables_facts.load,
 )
 
 
 def rules() -> Iterable[Rule]:
-    return RULES + billing_rules()
+    return RULES + RECEIVABLES_RULES + billing_rules()
 
 
 def owner_of(rule: Rule, f: Facts) -> tuple[int | None, str]:

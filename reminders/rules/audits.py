@@ -5,7 +5,6 @@ Facts: ``facts.audits`` (every audit of the deal) and ``facts.last_auditor_id``
 (who made the deal's latest call), loaded by ``load``."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -29,23 +28,11 @@ from reminders.rules.base import (
     deals,
     iso_moment,
 )
-
-
-@dataclass(frozen=True)
-class AuditFact:
-    id: int
-    state: str
-    next_call_at: datetime | None
-    call_window_start: datetime
-    call_window_end: datetime
-    no_answer_count: int
+from reminders.rules.records import AuditFact
 
 
 def load(facts: dict[int, Facts]) -> None:
     """Every audit of the batch's deals, and each deal's latest auditor: two queries."""
-    for f in facts.values():
-        f.audits = []
-        f.last_auditor_id = None
     rows = Audit.objects.order_by().filter(deal_id__in=list(facts)).values_list(
         "deal_id", "id", "state", "next_call_at", "call_window_start", "call_window_end",
         "no_answer_count",

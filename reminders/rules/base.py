@@ -11,6 +11,7 @@ the deals whose time for it falls within a scan's window.
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,9 @@ from django.db.models import Q, QuerySet
 from django.utils.formats import date_format
 
 from pipeline.models import Deal, User
+from pipeline.terms import ZERO
 from reminders.models import ReminderKind
+from reminders.rules.records import Answer, AuditFact, Bounce, Debt, Email, Request
 
 REP, MANAGER, AUDIT_QUEUE = "rep", "manager", "audit_queue"
 ONCE = "once"
@@ -97,23 +100,6 @@ class Window:
         return first, last
 
 
-class Facts:
-    """What one deal's reminders are decided from.
-
-    The deal's own columns are attributes (``facts.stage``, ``facts.rep_id``…);
-    each app's loader (``reminders.facts``) adds its part (``facts.invoices``,
-    ``facts.audits``…); ``facts.reminders`` are the deal's existing reminders,
-    every state, as ``Known`` rows.
-    """
-
-    def __init__(self, row: dict):
-        self.__dict__.update(row)
-        self.reminders: list[Known] = []
-
-    def touched_after(self, moment: datetime) -> bool:
-        return self.last_touch_at is not None and self.last_touch_at > moment
-
-
 @dataclass
 class Known:
     """An existing reminder, as the engine reads it."""
@@ -126,6 +112,61 @@ class Known:
     state: str
     due_at: datetime
     snoozed_until: datetime | None
+
+
+@dataclass(eq=False, slots=True)
+class Facts:
+    """What one deal's reminders are decided from, named and typed.
+
+    The deal's own columns and a few of its customer's and rep's
+    (``reminders.facts.DEAL_FIELDS`` and ``RELATED_FIELDS``) come first; then
+    ``reminders`` (the deal's existing reminders, every state, as ``Known``
+    rows), the scan's ``now``, and what each app's loader
+    (``reminders.rules.LOADERS``) adds. ``slots``: a fact not declared here
+    cannot be set by mistake.
+    """
+
+    pk: int
+    stage: str
+    amount: Decimal
+    payment_option: str
+    deposit_required: bool
+    promised_at: datetime | None
+    expected_delivery_date: date | None
+    delivered_at: datetime | None
+    next_step: str
+    next_step_date: date | None
+    audit_flag: str
+    audit_flag_at: datetime | None
+    rep_id: int
+    manager_id: int | None
+    tz: str
+    cutoff_day: int | None
+    billing_email_bounced_at: datetime | None
+    billing_email: str
+    customer_email: str
+    last_touch_at: datetime | None
+    last_touch_author_id: int | None
+    reminders: list[Known] = field(default_factory=list)
+    # The scan's moment (reminders.services.reminders_evaluate sets it).
+    now: datetime | None = None
+    # reminders.rules.audits.load: every audit of the deal, and its latest auditor.
+    audits: list[AuditFact] = field(default_factory=list)
+    last_auditor_id: int | None = None
+    # reminders.rules.billing.load: the ledger and the customer's emails and answers.
+    bounces: list[Bounce] = field(default_factory=list)
+    invoices: list[Debt] = field(default_factory=list)
+    instalments: list[Debt] = field(default_factory=list)
+    invoiced: Decimal = ZERO
+    paid_without_invoice: Decimal = ZERO
+    requests: list[Request] = field(default_factory=list)
+    bounced_emails: list[Email] = field(default_factory=list)
+    failed_emails: list[Email] = field(default_factory=list)
+    invoice_emails: list[Email] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
+
+    def touched_after(self, moment: datetime) -> bool:
+        return self.last_touch_at is not None and self.last_touch_at > moment
 
 
 @dataclass(frozen=True)
@@ -218,6 +259,11 @@ def deals(*conditions: Q, **filters) -> QuerySet:
 
 def setting_hours(name: str) -> timedelta:
     return timedelta(hours=getattr(settings, name))
+
+
+def money_text(amount) -> str:
+    """An amount as the reminders' sentences write it: "$1,200.00"."""
+    return f"{settings.CURRENCY_SYMBOL}{amount:,.2f}"
 
 
 def setting_days(name: str, default: int | None = None) -> timedelta:

@@ -2,28 +2,24 @@
 ladder (invoices and instalments), invoice cut-off, and "Ask my manager"
 (an exception asked, then decided).
 
-Facts: ``facts.bounces``, ``facts.invoices`` (not void, with the cleared money
-that pays each), ``facts.instalments`` (the same), ``facts.invoiced`` (the
-sum of the invoices), ``facts.requests`` (exception requests) and
-``facts.bounced_emails`` (customer emails refused for good) and
-``facts.answers`` (what the customer said through their link), loaded by
-``load`` in six queries."""
+Facts (``reminders.rules.base.Facts``): ``bounces``, ``invoices`` (not void,
+with the cleared money that pays each), ``instalments`` (the same),
+``invoiced`` (the sum of the invoices), ``paid_without_invoice`` (money in with
+no invoice, such as a deposit), ``requests`` (exception requests),
+``bounced_emails`` (customer emails refused for good), ``invoice_emails`` and
+``answers`` (what the customer said through their link), loaded by ``load`` in
+seven queries."""
 
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import DecimalField, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q, Sum
 
 from billing.models import (
-    CustomerEmail,
-    CustomerResponse,
-    EmailKind,
-    EmailState,
+    LIVE_STATUSES,
     ExceptionKind,
     ExceptionRequest,
     Instalment,
@@ -32,12 +28,13 @@ from billing.models import (
     PaymentEvent,
     PaymentStatus,
     RequestState,
-    ResponseKind,
     invoice_display_number,
+    paid_against,
 )
-from billing.policy import next_cutoff
+from billing.policy import invoice_deadline, left_to_invoice
 from pipeline.stages import Stage
 from pipeline.terms import PaymentOption
+from receivables.models import EmailState
 from reminders.models import ReminderKind
 from reminders.rules.base import (
     MANAGER,
@@ -51,94 +48,11 @@ from reminders.rules.base import (
     day_text,
     deals,
     local_day,
+    money_text,
     morning_of,
     setting_days,
 )
-
-
-def _money(amount) -> str:
-    return f"{settings.CURRENCY_SYMBOL}{amount:,.2f}"
-
-
-@dataclass(frozen=True)
-class Bounce:
-    payment_id: int
-    at: datetime
-    to_status: str
-    amount: Decimal
-
-
-@dataclass(frozen=True)
-class Debt:
-    """An invoice or an instalment: what is billed, when it is due, what cleared."""
-
-    id: int
-    label: str
-    amount: Decimal
-    due_date: date
-    cleared: Decimal
-
-    @property
-    def unpaid(self) -> bool:
-        return self.cleared < self.amount
-
-
-def _cleared(payment_field: str):
-    return Coalesce(
-        Subquery(
-            Payment.objects.filter(**{payment_field: OuterRef("pk")}, status=PaymentStatus.CLEARED)
-            .order_by()
-            .values(payment_field)
-            .annotate(total=Sum("amount"))
-            .values("total")
-        ),
-        Value(Decimal("0.00")),
-        output_field=DecimalField(max_digits=14, decimal_places=2),
-    )
-
-
-@dataclass(frozen=True)
-class Request:
-    """A rep asking their manager to lift a refusal of the terms policy."""
-
-    id: int
-    kind: str
-    state: str
-    reason: str
-    asked_at: datetime
-    decided_at: datetime | None
-    decided_by_id: int | None
-    decision_note: str
-    rep_name: str
-    decider_name: str
-
-
-@dataclass(frozen=True)
-class Email:
-    """An email to the customer (billing.CustomerEmail): an invoice's, or one that bounced."""
-
-    id: int
-    settled_at: datetime | None
-    to_address: str
-    kind: str
-    invoice_number: int | None
-    invoice_id: int | None
-    state: str
-    next_attempt_at: datetime
-    sent_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The customer's own answer through their link: "I've paid" or "I'll pay on …"."""
-
-    id: int
-    kind: str
-    invoice_id: int
-    reference: str
-    promised_for: date | None
-    created_at: datetime
-    customer: str
+from reminders.rules.records import Bounce, Debt, Request
 
 
 def _person(first: str | None, last: str | None, username: str | None, fallback: str) -> str:
@@ -148,10 +62,6 @@ def _person(first: str | None, last: str | None, username: str | None, fallback:
 def load(facts: dict[int, Facts]) -> None:
     """Bounces, invoices, instalments and exception requests of the batch's deals."""
     ids = list(facts)
-    for f in facts.values():
-        f.bounces, f.invoices, f.instalments, f.requests = [], [], [], []
-        f.bounced_emails, f.invoice_emails, f.answers = [], [], []
-        f.invoiced = Decimal("0.00")
     bounces = PaymentEvent.objects.order_by().filter(
         payment__deal_id__in=ids, to_status__in=[PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK]
     )
@@ -162,17 +72,26 @@ def load(facts: dict[int, Facts]) -> None:
     invoices = (
         Invoice.objects.order_by()
         .filter(deal_id__in=ids, voided_at__isnull=True)
-        .annotate(paid=_cleared("invoice"))
+        .annotate(paid=paid_against("invoice"))
         .values_list("deal_id", "id", "number", "amount", "due_date", "paid")
     )
     for deal_id, pk, number, amount, due_date, paid in invoices:
         label = invoice_display_number(number)  # "INV-00009", as everywhere
         facts[deal_id].invoices.append(Debt(pk, label, amount, due_date, paid))
         facts[deal_id].invoiced += amount
+    unbilled = (
+        Payment.objects.order_by()
+        .filter(deal_id__in=ids, invoice__isnull=True, status__in=LIVE_STATUSES)
+        .values("deal_id")
+        .annotate(total=Sum("amount"))
+        .values_list("deal_id", "total")
+    )
+    for deal_id, total in unbilled:
+        facts[deal_id].paid_without_invoice = total
     instalments = (
         Instalment.objects.order_by()
         .filter(plan__deal_id__in=ids)
-        .annotate(paid=_cleared("instalment"))
+        .annotate(paid=paid_against("instalment"))
         .values_list("plan__deal_id", "id", "sequence", "amount", "due_date", "paid")
     )
     for deal_id, *fields in instalments:
@@ -187,25 +106,6 @@ def load(facts: dict[int, Facts]) -> None:
             "decided_by__username",
         )
     )  # fmt: skip
-    emails = CustomerEmail.objects.order_by().filter(
-        Q(kind=EmailKind.INVOICE) | Q(state=EmailState.BOUNCED, settled_at__isnull=False),
-        deal_id__in=ids,
-    )
-    for deal_id, *fields in emails.values_list(
-        "deal_id", "id", "settled_at", "to_address", "kind", "invoice__number", "invoice_id",
-        "state", "next_attempt_at", "sent_at",
-    ):  # fmt: skip
-        email = Email(*fields)
-        if email.state == EmailState.BOUNCED:
-            facts[deal_id].bounced_emails.append(email)
-        if email.kind == EmailKind.INVOICE:
-            facts[deal_id].invoice_emails.append(email)
-    answers = CustomerResponse.objects.order_by("created_at", "id").filter(invoice__deal_id__in=ids)
-    for deal_id, *fields in answers.values_list(
-        "invoice__deal_id", "id", "kind", "invoice_id", "reference", "promised_for",
-        "created_at", "invoice__deal__customer__name",
-    ):  # fmt: skip
-        facts[deal_id].answers.append(Answer(*fields))
     for deal_id, *fields, rf, rl, ru, df, dl, du in requests:
         rep_name = _person(rf, rl, ru, "Your rep")
         facts[deal_id].requests.append(
@@ -225,7 +125,7 @@ def _bounced_rule(owner: str) -> Rule:
             yield Want(
                 f"p{bounce.payment_id}/{suffix}",
                 bounce.at,
-                f"A payment of {_money(bounce.amount)} {verb} on {day_text(bounce.at)}: "
+                f"A payment of {money_text(bounce.amount)} {verb} on {day_text(bounce.at)}: "
                 "the deal is not paid — ask for the money again.",
             )
 
@@ -287,7 +187,7 @@ def _payment_rule(kind: str, days: int, owner: str, owed: Owed = INVOICE) -> Rul
         for debt in getattr(f, owed.facts):
             if not debt.unpaid:
                 continue
-            left = _money(debt.amount - debt.cleared)
+            left = money_text(debt.amount - debt.cleared)
             if days == 0:
                 due = day_text(debt.due_date)
                 why = f"{owed.name(debt)} ({left}) is due {due}: ask for the money."
@@ -348,35 +248,41 @@ def _unsent_invoices(f: Facts) -> list[Debt]:
     return [d for d in f.invoices if d.unpaid and d.id not in emailed]
 
 
+def _left_to_invoice(f: Facts):
+    return left_to_invoice(f.amount, f.invoiced, f.paid_without_invoice)
+
+
 def _invoice_cutoff(f: Facts, window: Window):
     """The customer's next cut-off, from today on: one reminder per deal and cut-off,
-    while the deal is not fully invoiced or an invoice is not on its way.
+    while something is left to invoice or an invoice is not on its way.
 
-    The cut-off is a day of the month (``Customer.accounting_cutoff_day``);
-    ``billing.policy.next_cutoff`` works out its date. A cut-off already past
-    is never named: the next one is.
+    The day is ``billing.policy.invoice_deadline``'s (the money note and the
+    invoice page name the same one): the morning ``REMINDERS_INVOICE_CUTOFF_DAYS``
+    before the cut-off, in the month before for a cut-off early in the month.
+    A cut-off already past is never named: the next one is.
     """
     if f.cutoff_day is None or f.stage not in (Stage.AUDIT_CONFIRMED, Stage.DELIVERED):
         return
     if f.payment_option != PaymentOption.INVOICE:
         return
-    cutoff = next_cutoff(f.cutoff_day, local_day(window.now, f.tz))
-    if f.invoiced < f.amount:
-        what = f"send the invoice ({_money(f.amount - f.invoiced)} not invoiced)"
+    deadline = invoice_deadline(f.cutoff_day, local_day(window.now, f.tz), _cutoff_lead().days)
+    left = _left_to_invoice(f)
+    if left > 0:
+        what = f"send the invoice ({money_text(left)} not invoiced)"
     elif unsent := _unsent_invoices(f):
         what = f"email invoice {', '.join(d.label for d in unsent)} (or schedule it)"
     else:
         return
     yield Want(
-        cutoff.isoformat(),
-        morning_of(cutoff - _cutoff_lead(), f.tz),
-        f"The customer's accounting cut-off is {day_text(cutoff)}: {what} "
+        deadline.cutoff.isoformat(),
+        morning_of(deadline.send_by, f.tz),
+        f"The customer's accounting cut-off is {day_text(deadline.cutoff)}: {what} "
         "so it makes their payment run.",
     )
 
 
 def _invoice_on_its_way(f: Facts, known: Known) -> bool:
-    return f.invoiced >= f.amount and not _unsent_invoices(f)
+    return _left_to_invoice(f) <= 0 and not _unsent_invoices(f)
 
 
 def _how_it_went(f: Facts, known: Known) -> str:
@@ -517,154 +423,9 @@ EXCEPTION_DECIDED = Rule(
 )
 
 
-# --- a customer email bounced ----------------------------------------------------------
-# The mail server refused the customer's address for good (``billing.mail``): the
-# rep corrects it. One reminder per bounced email (occurrence ``e<email id>``).
-
-
-def _email_bounced(f: Facts, window: Window):
-    for email in f.bounced_emails:
-        what = "the invoice" if email.kind == "invoice" else "a payment reminder"
-        number = (
-            f", invoice {invoice_display_number(email.invoice_number)}"
-            if email.invoice_number
-            else ""
-        )
-        yield Want(
-            f"e{email.id}",
-            email.settled_at,
-            f"An email to {email.to_address} ({what}{number}) bounced: the address is "
-            "refused for good. Correct the customer's billing email, then send it again.",
-        )
-
-
-EMAIL_BOUNCED = Rule(
-    kind=ReminderKind.EMAIL_BOUNCED,
-    owner=REP,
-    wants=_email_bounced,
-    clock=lambda window: (
-        CustomerEmail.objects.order_by()
-        .filter(state=EmailState.BOUNCED, deal__isnull=False, settled_at__gt=window.since)
-        .filter(settled_at__lte=window.horizon)
-        .values_list("deal_id", flat=True)
-    ),
-    gone=(
-        Gone(
-            lambda f, known: f.billing_email_bounced_at is None,
-            "A new billing address was entered.",
-        ),
-    ),
-    hovers=False,  # each bounce is news
-)
-
-
-# --- the customer's answers through their link (billing/links.py) ---------------------
-# Neither is money ("it isn't a sale until you're paid"): the rep checks that the
-# money came, and a promised day that passes without cleared money is chased again.
-# Occurrence ``i<invoice id>@<day>``: the answer's day, or the promised day.
-
-
-def _unpaid_invoice(f: Facts, invoice_id: int) -> Debt | None:
-    """The invoice, if it is not void and cleared money does not cover it."""
-    return next((d for d in f.invoices if d.id == invoice_id and d.unpaid), None)
-
-
-def _invoice_covered(f: Facts, known: Known) -> bool:
-    invoice_id = int(known.occurrence[1:].partition("@")[0])
-    return _unpaid_invoice(f, invoice_id) is None
-
-
-def _says_paid(f: Facts, window: Window):
-    for answer in f.answers:
-        debt = _unpaid_invoice(f, answer.invoice_id)
-        if answer.kind != ResponseKind.PAID or debt is None:
-            continue
-        reference = (answer.reference or "")[:60]
-        quoted = f", reference “{reference}”" if reference else ", no reference given"
-        yield Want(
-            f"i{answer.invoice_id}@{answer.created_at.astimezone(UTC).date().isoformat()}",
-            answer.created_at,
-            f"{answer.customer} says invoice {debt.label} "
-            f"({_money(debt.amount - debt.cleared)}) is paid{quoted}: check that the money "
-            "came in — only cleared money counts.",
-        )
-
-
-CUSTOMER_SAYS_PAID = Rule(
-    kind=ReminderKind.CUSTOMER_SAYS_PAID,
-    owner=REP,
-    wants=_says_paid,
-    clock=lambda window: (
-        CustomerResponse.objects.order_by()
-        .filter(kind=ResponseKind.PAID, created_at__gt=window.since)
-        .filter(created_at__lte=window.horizon)
-        .values_list("invoice__deal_id", flat=True)
-    ),
-    gone=(Gone(_invoice_covered, "Paid: cleared money covers the invoice."),),
-    hovers=False,
-)
-
-
-def _standing_promises(f: Facts) -> list[Answer]:
-    """Promises not replaced by a later promise, for another day, on the same invoice."""
-    promises = [a for a in f.answers if a.kind == ResponseKind.PROMISE and a.promised_for]
-    return [
-        a
-        for a in promises
-        if not any(
-            b.invoice_id == a.invoice_id
-            and b.created_at > a.created_at
-            and b.promised_for != a.promised_for
-            for b in promises
-        )
-    ]
-
-
-def _promise_passed(f: Facts, window: Window):
-    for answer in _standing_promises(f):
-        debt = _unpaid_invoice(f, answer.invoice_id)
-        if debt is None:
-            continue
-        yield Want(
-            f"i{answer.invoice_id}@{answer.promised_for.isoformat()}",
-            # The morning after: on the promised day itself the money may still come.
-            morning_of(answer.promised_for + timedelta(days=1), f.tz),
-            f"{answer.customer} promised to pay invoice {debt.label} "
-            f"({_money(debt.amount - debt.cleared)}) on {day_text(answer.promised_for)}: "
-            "the money has not cleared — chase again. A promise is not a payment.",
-        )
-
-
-def _promise_replaced(f: Facts, known: Known) -> bool:
-    return all(
-        f"i{a.invoice_id}@{a.promised_for.isoformat()}" != known.occurrence
-        for a in _standing_promises(f)
-    )
-
-
-PROMISE_PASSED = Rule(
-    kind=ReminderKind.PROMISE_PASSED,
-    owner=REP,
-    wants=_promise_passed,
-    clock=lambda window: (
-        CustomerResponse.objects.order_by()
-        .filter(kind=ResponseKind.PROMISE)
-        .filter(window.mornings("promised_for", lag=timedelta(days=1), rep="invoice__deal__rep"))
-        .values_list("invoice__deal_id", flat=True)
-    ),
-    gone=(
-        Gone(_invoice_covered, "Paid: cleared money covers the invoice."),
-        Gone(_promise_replaced, "The customer promised a new date."),
-    ),
-)
-
-
 def billing_rules() -> tuple[Rule, ...]:
     ladder = _ladder()
     rules = [
-        CUSTOMER_SAYS_PAID,
-        PROMISE_PASSED,
-        EMAIL_BOUNCED,
         EXCEPTION_ASKED,
         EXCEPTION_DECIDED,
         INVOICE_CUTOFF,

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from audits import services
 from audits.models import Audit, CallAttempt, DisputeDecision, Outcome
+from billing.policy import invoice_deadline
 from pipeline.models import Deal, Role
 from pipeline.stages import Stage
 from tests.audits.conftest import checklist, record
@@ -150,7 +151,12 @@ def test_the_cut_off_is_explained_on_a_deal_that_will_be_invoiced(audit, rep_cli
     deal.customer.accounting_cutoff_day = 15
     deal.customer.save()
     html = rep_client.get(f"/deals/{deal.pk}/").content.decode()
-    assert "needs invoices by day 15" in html and "after the audit, send it by the 12th" in html
+    today = timezone.localdate()
+    deadline = invoice_deadline(
+        15, today
+    )  # the day is pinned in tests/billing/test_invoice_deadline.py
+    assert "needs invoices by day 15" in html
+    assert f"after the audit, {deadline.advice(today)}" in html
 
 
 # --- Retry spacing, call-back, what Confirmed needs -------------------------------------

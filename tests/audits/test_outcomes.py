@@ -8,7 +8,7 @@ from audits import services
 from audits.models import Audit, AuditState, CallAttempt, Outcome
 from audits.services import OUTCOME_EFFECTS
 from pipeline import services as pipeline_services
-from pipeline.models import Deal, StageEvent
+from pipeline.models import AuditFlag, Deal, StageEvent
 from pipeline.stages import IllegalMove, LostReason, Stage
 from tests.audits.conftest import YES, record
 
@@ -80,7 +80,7 @@ def test_the_third_no_answer_flakes_the_audit_and_the_deal_goes_back_to_the_rep(
     assert audit.no_answer_count == 3
     assert audit.closed_at and audit.escalated_at and audit.next_call_at is None
     deal = Deal.objects.get(pk=audit.deal_id)
-    assert deal.stage == Stage.DEPOSIT and deal.is_flaked
+    assert deal.stage == Stage.DEPOSIT and deal.audit_flag == AuditFlag.FLAKED
     assert services.wrap_up_refusal(deal) is None  # the rep can re-close it
 
 

@@ -5,17 +5,12 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 
-from billing import links, services
-from billing.models import (
-    CommissionEntry,
-    CustomerResponse,
-    Invoice,
-    InvoiceSequence,
-    Payment,
-    PaymentStatus,
-)
+from billing import services
+from billing.models import CommissionEntry, Invoice, InvoiceSequence, Payment, PaymentStatus
 from pipeline.models import Touch, TouchKind
 from pipeline.stages import Stage
+from receivables import links
+from receivables.models import CustomerResponse
 from tests.billing.money import record
 from tests.factories import CustomerFactory, DealFactory, InvoiceFactory
 from tests.race import race

@@ -38,10 +38,11 @@ def test_one_bounce_is_one_pass_through_the_stage_machine_one_standing_refresh_o
 ):
     payment = clear(record(delivered_deal, rep, "1000.00", kind=PaymentKind.FINAL), manager)
     assert Deal.objects.get(pk=delivered_deal.pk).stage == Stage.PAYMENT_CLEARED
-    sync = mock.patch("billing.services.deal_sync_stage", wraps=services.deal_sync_stage)
-    move = mock.patch("billing.services.deal_move", wraps=services.deal_move)
+    sync = mock.patch("billing.services.payments.deal_sync_stage", wraps=services.deal_sync_stage)
+    move = mock.patch("billing.services.standing.deal_move", wraps=services.standing.deal_move)
     standing = mock.patch(
-        "billing.services.customer_refresh_standing", wraps=services.customer_refresh_standing
+        "billing.services.standing.customer_refresh_standing",
+        wraps=services.customer_refresh_standing,
     )
     with (
         sync as synced,

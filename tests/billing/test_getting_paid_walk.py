@@ -10,7 +10,7 @@ The live server and the browser run on the real clock, so time passes the way
 the other tests make it pass: ``_days_pass`` moves this deal's dates back with
 the database (invoice, emails, links, the customer's answers, reminders), and
 the beat's jobs are called as beat calls them (``reminders_scan``,
-``mail.customer_emails_run``, ``mail.emails_due`` + ``mail.customer_email_send``).
+``sending.customer_emails_run``, ``sending.emails_due`` + ``sending.customer_email_send``).
 Screenshots go to CLEARED_SHOTS_DIR when it is set.
 """
 
@@ -24,16 +24,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from billing import links, mail
-from billing.models import (
-    CustomerEmail,
-    CustomerLink,
-    CustomerResponse,
-    EmailState,
-    Invoice,
-    Payment,
-)
+from billing.models import Invoice, Payment
 from pipeline.stages import Stage
+from receivables import links, mail, sending
+from receivables.models import CustomerEmail, CustomerLink, CustomerResponse, EmailState
 from reminders.models import Reminder, ReminderKind, ReminderState
 from reminders.services import reminders_scan
 from tests.browser import log_in
@@ -64,7 +58,7 @@ def _shot(page, name: str, widths=(1280,)) -> None:
 
 def _send() -> list[str]:
     """The worker's part: send every email whose time has come."""
-    return [mail.customer_email_send(email_id=pk) for pk in mail.emails_due()]
+    return [sending.customer_email_send(email_id=pk) for pk in sending.emails_due()]
 
 
 def _days_pass(deal, days: int) -> None:
@@ -283,7 +277,7 @@ def test_an_invoice_is_emailed_chased_promised_chased_again_and_paid(
             in page.locator(".flash-success").inner_text()
         )
         # ...the beat's run finds the chase stopped by the pending money...
-        assert mail.customer_emails_run() == 0
+        assert sending.customer_emails_run() == 0
         queued.refresh_from_db()
         assert queued.state == EmailState.CANCELLED
         assert "A payment is pending" in queued.outcome
@@ -297,12 +291,12 @@ def test_an_invoice_is_emailed_chased_promised_chased_again_and_paid(
 
     # Nothing more goes out: not the sender, not the auto-send, not the scan.
     assert Payment.objects.get(deal=deal).status == "cleared"
-    assert mail.customer_emails_run() == 0
+    assert sending.customer_emails_run() == 0
     assert _send() == []
     assert mail.chase_queue_auto() == 0
     reminders_scan(deal_ids=[deal.pk], now=timezone.now())
     reminders_scan(now=timezone.now())
-    assert mail.customer_emails_run() == 0
+    assert sending.customer_emails_run() == 0
     assert len(smtp_server.received()) == 3
     assert smtp_server.rcpt_attempts == 3
     states = dict(CustomerEmail.objects.values_list("rung", "state"))

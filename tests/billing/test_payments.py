@@ -19,7 +19,8 @@ from billing.models import (
     PaymentStatus,
     TermsException,
 )
-from billing.selectors import deal_money, rep_month_figures
+from billing.reports import rep_month_figures
+from billing.selectors import deal_money
 from pipeline import services as pipeline_services
 from pipeline.models import Customer, Deal, StageEvent
 from pipeline.selectors import customer_terms

@@ -6,8 +6,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from billing.models import cutoff_missed
-from billing.policy import commission_for, next_cutoff, split_into_instalments
+from billing.policy import commission_for, cutoff_missed, next_cutoff, split_into_instalments
 from pipeline.terms import (
     PaymentOption,
     Standing,

@@ -21,12 +21,13 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from audits.models import Audit
-from billing import chase, links
-from billing.models import CustomerLink, EmailKind, ExceptionRequest, Invoice
+from billing.models import ExceptionRequest, Invoice
 from dashboards.management.commands.seed_demo import DEMO_STEPS
 from pipeline.models import Customer, Deal, Role, User
 from pipeline.stages import AuditFlag, Stage
 from pipeline.terms import Standing
+from receivables import chase, links
+from receivables.models import CustomerLink, EmailKind
 from reminders.models import ReminderKind, ReminderState
 from tests.browser import log_in
 from tests.factories import CustomerFactory, DealFactory, ReminderFactory

@@ -39,7 +39,6 @@ from hypothesis import strategies as st
 
 from audits import services as audit_services
 from audits.models import SCRIPT_QUESTIONS, CallScript, DisputeDecision, Outcome
-from billing import links as customer_links
 from billing import services as billing
 from billing.models import PaymentStatus, WebhookEvent
 from billing.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
@@ -48,6 +47,7 @@ from pipeline import team
 from pipeline.models import Role
 from pipeline.stages import Stage
 from pipeline.terms import PaymentOption
+from receivables import links as customer_links
 from reminders.models import Reminder, ReminderKind, ReminderState
 from tests.audits.conftest import checklist, record
 from tests.conftest import _client_for
@@ -322,7 +322,8 @@ def _after_get(client: Client, path: str) -> Client:
 
 def _tables() -> list[str]:
     tables = []
-    for label in ("pipeline", "billing", "audits", "reminders", "auth", "otp_totp", "otp_static"):
+    labels = ("pipeline", "billing", "receivables", "audits", "reminders")
+    for label in (*labels, "auth", "otp_totp", "otp_static"):
         try:
             config = apps.get_app_config(label)
         except LookupError:

@@ -43,7 +43,7 @@ from tests.factories import CustomerFactory, DealFactory, TouchFactory
 
 VISA = "4111 1111 1111 1111"
 FULL = "4111111111111111"
-OUR_APPS = ("pipeline", "billing", "audits")
+OUR_APPS = ("pipeline", "billing", "receivables", "audits")
 
 # (what, as typed, last 4): each is masked to "•••• <last 4>".
 FORMATS = [
@@ -357,10 +357,8 @@ def test_the_data_migration_masks_what_is_already_stored(planted):
     assert event.payload == {"data": {"reason": "•••• 1111"}}
     out = io.StringIO()
     call_command("find_card_numbers", stdout=out)
-    assert (
-        out.getvalue().strip()
-        == "0 stored value(s) with a card number in pipeline, billing, audits (default)."
-    )
+    scanned = "pipeline, billing, receivables, audits"
+    assert out.getvalue().strip() == f"0 stored value(s) with a card number in {scanned} (default)."
 
 
 # --- Logs ----------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def test_an_invoice_issued_but_not_emailed_still_needs_sending(rep, customer, se
     assert reminder.state == ReminderState.DUE  # issued is not sent: the customer has an address
     assert customer.billing_address
     # Scheduled for tomorrow, before the cut-off: taken care of, and it says so.
-    from billing import mail
+    from receivables import mail
 
     mail.invoice_email_request(
         invoice_id=invoice.pk, send_on=timezone.localdate() + datetime.timedelta(days=1)
@@ -152,7 +152,7 @@ def test_emailing_the_invoice_resolves_the_cut_off_reminder_as_sent(rep, custome
     deal, _ = _cutoff_deal(rep, customer, days_to_cutoff=2)
     reminders_scan()
     invoice = _invoice(deal, timezone.localdate() + datetime.timedelta(days=30))
-    from billing import mail
+    from receivables import mail
 
     mail.invoice_email_request(invoice_id=invoice.pk)
     reminders_scan()

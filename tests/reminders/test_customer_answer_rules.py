@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from billing import links
-from billing.models import CustomerResponse
 from pipeline.models import Deal
 from pipeline.stages import Stage
+from receivables import links
+from receivables.models import CustomerResponse
 from reminders.models import Reminder, ReminderKind, ReminderState
 from reminders.services import reminders_scan
 from tests.factories import DealFactory, InvoiceFactory, PaymentFactory

@@ -180,7 +180,7 @@ def test_a_refusing_mail_server_is_backed_off_and_nothing_is_marked_sent(rep):
     now = timezone.now()
     _deals_with_next_steps(rep, 1, days_ago=1)
     reminders_scan(now=now)
-    with mock.patch("reminders.services.EmailMessage.send", side_effect=OSError("refused")):
+    with mock.patch("reminders.digest.EmailMessage.send", side_effect=OSError("refused")):
         assert services.reminders_send_digest(recipient=f"user:{rep.pk}", now=now) == 0
     digest = ReminderDigest.objects.get()
     assert digest.failures == 1

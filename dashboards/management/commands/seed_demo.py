@@ -6,12 +6,19 @@ from billing import demo as billing_demo
 from dashboards import demo as pipeline_demo
 from dashboards import demo_audits
 from dashboards.demo import DEMO_TOTP_SECRET
+from receivables import demo as receivables_demo
 from reminders import demo as reminders_demo
 
 # The pipeline's people, customers and deals first; then each app adds its own
 # records (each step is idempotent on its own). Reminders come last: the scan
 # reads the facts every other step wrote.
-DEMO_STEPS = [pipeline_demo.seed, billing_demo.seed, demo_audits.seed, reminders_demo.seed]
+DEMO_STEPS = [
+    pipeline_demo.seed,
+    billing_demo.seed,
+    receivables_demo.seed,
+    demo_audits.seed,
+    reminders_demo.seed,
+]
 
 
 class Command(BaseCommand):

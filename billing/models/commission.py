@@ -1,0 +1,118 @@
+"""Commission: the rates a manager sets for a rep (append-only, from a day on) and the
+entries earned on cleared money or clawed back."""
+
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+# --- Terms exceptions -------------------------------------------
+from billing.models.ledger import Payment
+from pipeline.ledger import AppendOnlyModel
+from pipeline.models import Deal
+
+# --- Commission -------------------------------------------
+
+
+class CommissionRate(AppendOnlyModel):
+    """A rep's own commission rate from a day on, instead of ``CLEARED_COMMISSION_RATE``.
+
+    A history, never edited: a new rate is a new row effective from today or a
+    later day, and the rate in force on a day is the row with the latest
+    ``effective_from`` on or before it (the last one set, if two share a day).
+    Commission entries copy the rate they were earned at, so a new rate never
+    changes money already earned.
+    """
+
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="commission_rates"
+    )
+    rate = models.DecimalField(
+        max_digits=5, decimal_places=4, help_text="0.1200 is 12% of cleared money."
+    )
+    effective_from = models.DateField(help_text="The first day (the rep's own) it is in force.")
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    set_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["rep", "-effective_from", "-id"]
+        indexes = [
+            models.Index(fields=["rep", "-effective_from", "-id"], name="commission_rate_in_force")
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rate__gte=0) & Q(rate__lte=1), name="commission_rate_0_to_1"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rep}: {self.percent} from {self.effective_from}"
+
+    @property
+    def percent(self) -> str:
+        """As people read it: "12.00 %"."""
+        return rate_percent(self.rate)
+
+    @classmethod
+    def in_force(cls, rep_id: int, day: date) -> Decimal:
+        """The rep's rate on ``day``: their own, else ``CLEARED_COMMISSION_RATE``."""
+        own = (
+            cls.objects.filter(rep_id=rep_id, effective_from__lte=day)
+            .order_by("-effective_from", "-id")
+            .values_list("rate", flat=True)
+            .first()
+        )
+        return own if own is not None else settings.CLEARED_COMMISSION_RATE
+
+
+def rate_percent(rate: Decimal) -> str:
+    """A commission rate (a fraction) as a percent with two decimals: "5.00 %"."""
+    return f"{rate * 100:.2f} %"
+
+
+class CommissionKind(models.TextChoices):
+    EARNED = "earned", "Earned"
+    CLAWBACK = "clawback", "Clawback"
+
+
+class CommissionEntry(AppendOnlyModel):
+    """Commission earned when a payment clears, or clawed back when it bounces later.
+
+    ``base`` is the cleared money the entry is for (negative on a clawback)
+    and ``amount`` the commission, rounded half up to the cent. At most one of
+    each kind per payment, held by the database.
+    """
+
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="commission_entries"
+    )
+    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="commission_entries")
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, related_name="commission_entries"
+    )
+    kind = models.CharField(max_length=10, choices=CommissionKind.choices)
+    base = models.DecimalField(max_digits=12, decimal_places=2)
+    rate = models.DecimalField(max_digits=5, decimal_places=4)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "commission entries"
+        indexes = [models.Index(fields=["rep", "at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payment", "kind"], name="one_commission_entry_per_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} for {self.rep}"

@@ -1,0 +1,429 @@
+"""The money ledger: payment methods on file, invoices, payment plans, payments and
+their append-only clearing events, and the payment processor's webhook events. Money
+cleared on an invoice is defined once here (``paid_against``)."""
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
+from django.urls import reverse
+from django.utils import timezone
+
+from billing.policy import cutoff_missed
+from pipeline.ledger import AppendOnlyModel
+from pipeline.masking import MaskedCharField, MaskedJSONField, MaskedTextField
+from pipeline.models import Customer, Deal
+from pipeline.terms import MONEY, ZERO
+
+# --- Terms exceptions -------------------------------------------
+
+
+# --- Payment methods on file -------------------------------------------
+
+
+class MethodKind(models.TextChoices):
+    CARD = "card", "Card"
+    BANK_ACCOUNT = "bank_account", "Bank account"
+
+
+class PaymentMethod(AppendOnlyModel):
+    """A card or bank account secured on file (seed 000, option 2).
+
+    Only what the payment processor gives back is kept: its token, the brand
+    or bank, and the last 4 digits — never the full number (PCI DSS).
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payment_methods")
+    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="payment_methods")
+    kind = models.CharField(max_length=20, choices=MethodKind.choices)
+    processor_token = MaskedCharField(max_length=120)
+    brand = MaskedCharField("brand or bank", max_length=60)
+    last4 = models.CharField("last 4 digits", max_length=4)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(last4__regex=r"^[0-9]{4}$"), name="last4_is_4_digits"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.brand} •••• {self.last4}"
+
+
+# --- Invoices -------------------------------------------
+
+
+class InvoiceSequence(models.Model):
+    """The deployment's one invoice counter: numbers are gap-free.
+
+    ``billing.services.invoice_issue`` locks this row (select_for_update) in
+    the same transaction as the invoice insert, so a rolled-back invoice
+    gives its number back and two clerks never get the same one.
+    """
+
+    last_number = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Last invoice number: {self.last_number}"
+
+
+class InvoiceState(models.TextChoices):
+    SENT = "sent", "Sent"
+    PARTLY_PAID = "partly_paid", "Partly paid"
+    PAID = "paid", "Paid (cleared)"
+    VOID = "void", "Void"
+
+
+class InvoiceQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "InvoiceQuerySet":
+        """Invoices of the deals the user may see (pipeline.access's rule)."""
+        return self.filter(deal__in=Deal.objects.visible_to(user))
+
+    def with_cleared(self, before: datetime | None = None) -> "InvoiceQuerySet":
+        """Each invoice with ``cleared``: the money cleared on it (``paid_against``)."""
+        return self.annotate(cleared=paid_against("invoice", before=before))
+
+    def with_paid_on(self) -> "InvoiceQuerySet":
+        """Each invoice with ``paid_on``: the day its last cleared payment cleared."""
+        last = (
+            Payment.objects.filter(invoice=OuterRef("pk"), status=PaymentStatus.CLEARED)
+            .order_by()
+            .values("invoice")
+            .annotate(last=Max(TruncDate("cleared_at")))
+            .values("last")
+        )
+        return self.annotate(paid_on=Subquery(last))
+
+
+def invoice_display_number(number: int) -> str:
+    """An invoice's number as every page, email and reminder names it: "INV-00009".
+
+    One name for one thing: the reminders' why texts use it too (not "Invoice #9").
+    """
+    return f"{settings.CLEARED_INVOICE_PREFIX}{number:05d}"
+
+
+class Invoice(models.Model):
+    """A bill for (part of) a deal, on terms of net N days.
+
+    Only ``voided_*`` ever change after issue. Whether it is paid is derived
+    from cleared payments (``state_for``), never stored.
+    """
+
+    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="invoices")
+    number = models.PositiveIntegerField(unique=True, editable=False)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    issue_date = models.DateField()
+    terms_days = models.PositiveSmallIntegerField("net days")
+    due_date = models.DateField()
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    issued_at = models.DateTimeField(default=timezone.now)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    void_reason = MaskedCharField(max_length=300, blank=True)
+
+    objects = InvoiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-number"]
+        indexes = [
+            # The payment due reminders (reminders/rules/billing.py): open invoices by due date.
+            models.Index(
+                fields=["due_date"], condition=Q(voided_at__isnull=True), name="open_invoice_due"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="invoice_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(due_date__gte=models.F("issue_date")), name="invoice_due_after_issue"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_number
+
+    def get_absolute_url(self) -> str:
+        return reverse("billing:invoice_detail", args=[self.pk])
+
+    @property
+    def display_number(self) -> str:
+        return invoice_display_number(self.number)
+
+    @property
+    def is_void(self) -> bool:
+        return self.voided_at is not None
+
+    def cleared_money(self) -> Decimal:
+        """The money cleared on this invoice (one query; ``paid_against``)."""
+        return Invoice.objects.with_cleared().values_list("cleared", flat=True).get(pk=self.pk)
+
+    def state_for(self, cleared: Decimal | None) -> InvoiceState:
+        """Sent, partly paid or paid, from the cleared money against it; or void."""
+        if self.is_void:
+            return InvoiceState.VOID
+        cleared = cleared or ZERO
+        if cleared >= self.amount:
+            return InvoiceState.PAID
+        if cleared > 0:
+            return InvoiceState.PARTLY_PAID
+        return InvoiceState.SENT
+
+    @property
+    def cutoff_day(self) -> int | None:
+        return self.deal.customer.accounting_cutoff_day
+
+    @property
+    def misses_cutoff(self) -> bool:
+        """Issued after this month's accounting cut-off: it waits for next month's run."""
+        return cutoff_missed(self.issue_date, self.cutoff_day)
+
+    def is_overdue(self, today: date, cleared: Decimal | None) -> bool:
+        return self.due_date < today and self.state_for(cleared) in (
+            InvoiceState.SENT,
+            InvoiceState.PARTLY_PAID,
+        )
+
+
+def invoice_due_date(issue_date: date, terms_days: int) -> date:
+    return issue_date + timedelta(days=terms_days)
+
+
+# --- Payment plans -------------------------------------------
+
+
+class PaymentPlan(models.Model):
+    """A balance split into dated instalments (seed 001, tip 3: a cash crunch)."""
+
+    deal = models.OneToOneField(Deal, on_delete=models.PROTECT, related_name="payment_plan")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    note = MaskedCharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"Payment plan for deal #{self.deal_id}"
+
+
+class Instalment(models.Model):
+    """One dated part of a payment plan, due and chased on its own (reminders)."""
+
+    plan = models.ForeignKey(PaymentPlan, on_delete=models.CASCADE, related_name="instalments")
+    sequence = models.PositiveSmallIntegerField()
+    due_date = models.DateField()
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        ordering = ["plan", "sequence"]
+        indexes = [models.Index(fields=["due_date"])]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "sequence"], name="one_instalment_per_place"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="instalment_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Instalment {self.sequence} of deal #{self.plan.deal_id}, due {self.due_date}"
+
+
+# --- Payments and their clearing ledger -------------------------------------------
+
+
+class PaymentKind(models.TextChoices):
+    DEPOSIT = "deposit", "Deposit"
+    INSTALMENT = "instalment", "Instalment"
+    FINAL = "final", "Final payment"
+
+
+class PaymentMethodKind(models.TextChoices):
+    CARD = "card", "Card"
+    BANK_TRANSFER = "bank_transfer", "Bank transfer"
+    CHECK = "check", "Check"
+    CASH = "cash", "Cash"
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CLEARED = "cleared", "Cleared"
+    BOUNCED = "bounced", "Bounced"
+    CHARGED_BACK = "charged_back", "Charged back"
+
+
+# The clearing lifecycle: which status a payment may move to from which.
+# A check that cleared can still bounce days later; a card that settled can be
+# charged back. Bounced and charged back are final.
+STATUS_MOVES: dict[str, frozenset[str]] = {
+    PaymentStatus.CLEARED: frozenset({PaymentStatus.PENDING}),
+    PaymentStatus.BOUNCED: frozenset({PaymentStatus.PENDING, PaymentStatus.CLEARED}),
+    PaymentStatus.CHARGED_BACK: frozenset({PaymentStatus.CLEARED}),
+}
+# Money that is in or on its way: what an overpayment is checked against.
+LIVE_STATUSES = (PaymentStatus.PENDING, PaymentStatus.CLEARED)
+
+
+class PaymentQuerySet(models.QuerySet):
+    _STATUS_COLUMNS = frozenset({"status", "status_changed_at", "cleared_at"})
+
+    def update(self, **kwargs):
+        # Only the clearing compare-and-set in billing.services writes here.
+        if not set(kwargs) <= self._STATUS_COLUMNS:
+            raise TypeError("Payments are append-only: only their status moves, with an event.")
+        return super().update(**kwargs)
+
+    def delete(self):
+        raise TypeError("Payments are never deleted.")
+
+    def visible_to(self, user) -> "PaymentQuerySet":
+        """Payments on the deals the user may see (pipeline.access's rule)."""
+        return self.filter(deal__in=Deal.objects.visible_to(user))
+
+
+class Payment(models.Model):
+    """Money received against a deal (and an invoice or instalment when there is one).
+
+    Recorded pending; cleared, bounced or charged back only through
+    ``billing.services.payment_clear`` and its siblings, which writes a ``PaymentEvent``.
+    """
+
+    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="payments")
+    invoice = models.ForeignKey(
+        Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
+    )
+    instalment = models.ForeignKey(
+        Instalment, null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
+    )
+    kind = models.CharField(max_length=12, choices=PaymentKind.choices)
+    method = models.CharField(max_length=16, choices=PaymentMethodKind.choices)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    reference = MaskedCharField(
+        max_length=120, blank=True, help_text="Check number, transfer reference, receipt…"
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(
+        max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
+    )
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    # When the payment last cleared (kept after a later bounce, for history).
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PaymentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [
+            models.Index(fields=["deal", "status"]),
+            # The managers' clearing queue: pending payments, oldest first.
+            models.Index(
+                fields=["recorded_at"], condition=Q(status="pending"), name="pending_payment_queue"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} on deal #{self.deal_id} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Payments are append-only: only their status moves, with an event.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Payments are never deleted.")
+
+
+def paid_against(
+    link: str,
+    *,
+    status: str = PaymentStatus.CLEARED,
+    before: datetime | None = None,
+    moment: str = "cleared_at",
+) -> Coalesce:
+    """Money cleared on an invoice (``link="invoice"``) or an instalment: the sum of
+    its payments in ``status`` (cleared unless told), 0.00 when none, as a
+    subquery on the invoice's (instalment's) row. ``before``: only payments whose
+    ``moment`` came earlier (a statement as of a day).
+
+    The one definition of "money cleared on an invoice": ``Invoice.cleared_money``,
+    ``InvoiceQuerySet.with_cleared``, the statements, DSO and the reminders read it.
+    """
+    payments = Payment.objects.filter(**{link: OuterRef("pk")}, status=status)
+    if before is not None:
+        payments = payments.filter(**{f"{moment}__lt": before})
+    total = payments.order_by().values(link).annotate(total=Sum("amount")).values("total")
+    return Coalesce(Subquery(total), Value(ZERO), output_field=MONEY)
+
+
+class EventSource(models.TextChoices):
+    STAFF = "staff", "Staff"
+    WEBHOOK = "webhook", "Payment processor"
+
+
+class PaymentEvent(AppendOnlyModel):
+    """One change in a payment's clearing: from, to, why, who (or the processor), when.
+
+    Bounces are rows with ``to_status="bounced"``: the reminders work reads
+    them (the payment bounced rule, reminders/rules/billing.py) to notify rep and manager.
+    """
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="events")
+    from_status = models.CharField(max_length=16, choices=PaymentStatus.choices, blank=True)
+    to_status = models.CharField(max_length=16, choices=PaymentStatus.choices)
+    reason = MaskedTextField(blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Empty when the payment processor reported it.",
+    )
+    source = models.CharField(max_length=10, choices=EventSource.choices, default=EventSource.STAFF)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["payment", "-at"]),
+            # Reminders and standing: recent bounces and charge-backs.
+            models.Index(fields=["to_status", "-at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Payment {self.payment_id}: {self.from_status or '—'} → {self.to_status}"
+
+
+class WebhookEvent(AppendOnlyModel):
+    """A payment processor event applied once: the event id is unique."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=40)
+    payment = models.ForeignKey(
+        Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="webhook_events"
+    )
+    # The event as received, every string in it masked: a "reason" may quote a card.
+    payload = MaskedJSONField()
+    outcome = MaskedCharField(max_length=200)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} ({self.type})"

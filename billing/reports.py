@@ -1,0 +1,116 @@
+"""Reports on the ledger: a month's promised, pending and cleared money and the
+commission earned, per rep and for a team. Sums are done in SQL."""
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from billing.models import (
+    CommissionEntry,
+    Payment,
+    PaymentStatus,
+)
+from pipeline.models import Deal, disputed_at_audit
+from pipeline.terms import (
+    ZERO,
+    money_sum,
+)
+
+# --- Commission -------------------------------------------
+
+
+@dataclass(frozen=True)
+class MonthFigures:
+    """A rep's month (DOMAIN.md, Commission: it is not a sale until it is paid).
+
+    promised: deals promised in the month; pending: payments recorded in the
+    month and still not cleared; cleared: money cleared in the month, less
+    what bounced or was charged back after clearing (the commission ledger's
+    base); earned: commission earned in the month, less clawbacks.
+    """
+
+    promised: Decimal = ZERO
+    pending: Decimal = ZERO
+    cleared: Decimal = ZERO
+    earned: Decimal = ZERO
+
+
+def month_bounds(month: date) -> tuple[datetime, datetime]:
+    """The first moment of ``month``'s month and of the next, in the current time zone."""
+    first = month.replace(day=1)
+    days = calendar.monthrange(first.year, first.month)[1]
+    start = timezone.make_aware(datetime(first.year, first.month, 1))
+    end = timezone.make_aware(datetime.combine(first + timedelta(days=days), datetime.min.time()))
+    return start, end
+
+
+def team_month_figures(
+    rep_ids, month: date, *, with_pending: bool = True
+) -> dict[int, MonthFigures]:
+    """``MonthFigures`` for each rep id: three grouped queries, whatever the team's size.
+
+    ``with_pending=False`` skips the pending sum (two queries) where a page
+    shows only promised vs cleared, like the Not paid yet board.
+    """
+    start, end = month_bounds(month)
+    rep_ids = list(rep_ids)
+    promised = dict(
+        Deal.objects.filter(rep_id__in=rep_ids, promised_at__gte=start, promised_at__lt=end)
+        .exclude(disputed_at_audit())
+        .order_by()
+        .values_list("rep_id")
+        .annotate(total=money_sum("amount"))
+    )
+    pending = (
+        {}
+        if not with_pending
+        else dict(
+            Payment.objects.filter(
+                deal__rep_id__in=rep_ids,
+                status=PaymentStatus.PENDING,
+                recorded_at__gte=start,
+                recorded_at__lt=end,
+            )
+            .exclude(disputed_at_audit("deal__"))
+            .order_by()
+            .values_list("deal__rep_id")
+            .annotate(total=money_sum("amount"))
+        )
+    )
+    ledger = {
+        row["rep_id"]: row
+        for row in CommissionEntry.objects.filter(rep_id__in=rep_ids, at__gte=start, at__lt=end)
+        .exclude(disputed_at_audit("deal__"))
+        .order_by()
+        .values("rep_id")
+        .annotate(cleared=money_sum("base"), earned=money_sum("amount"))
+    }
+    return {
+        rep_id: MonthFigures(
+            promised=promised.get(rep_id, ZERO),
+            pending=pending.get(rep_id, ZERO),
+            cleared=ledger.get(rep_id, {}).get("cleared", ZERO),
+            earned=ledger.get(rep_id, {}).get("earned", ZERO),
+        )
+        for rep_id in rep_ids
+    }
+
+
+def rep_month_figures(rep, month: date | None = None) -> MonthFigures:
+    """Promised / pending / cleared / earned for one rep, in ``month``'s month (default: now)."""
+    month = month or timezone.localdate()
+    return team_month_figures([rep.pk], month)[rep.pk]
+
+
+def commission_ledger(rep_ids, month: date):
+    """The commission entries behind the month's figures, newest first."""
+    start, end = month_bounds(month)
+    return (
+        CommissionEntry.objects.filter(rep_id__in=list(rep_ids), at__gte=start, at__lt=end)
+        .exclude(disputed_at_audit("deal__"))
+        .select_related("rep", "deal", "deal__customer", "payment")
+        .order_by("-at", "-id")
+    )

@@ -1,0 +1,107 @@
+"""Commission: the rate in force for a rep, a manager's new rate, and the entries
+earned on cleared money and clawed back when it is taken back."""
+
+import zoneinfo
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.utils import timezone
+
+from billing.models import (
+    CommissionEntry,
+    CommissionKind,
+    CommissionRate,
+    Payment,
+)
+from billing.policy import commission_for
+from billing.services.errors import BillingError, NotAllowed
+from pipeline.access import manages_rep
+from pipeline.models import Deal, User
+
+
+def _rep_day(rep: User, at: datetime) -> date:
+    """The day ``at`` falls on for the rep: rates start on the rep's own midnight."""
+    return at.astimezone(zoneinfo.ZoneInfo(rep.time_zone)).date()
+
+
+def commission_rate_for(rep: User, at: datetime | None = None) -> Decimal:
+    """The rate in force for the rep at ``at`` (now by default): the last one a
+    manager set effective on or before that day, else ``CLEARED_COMMISSION_RATE``."""
+    return CommissionRate.in_force(rep.pk, _rep_day(rep, at or timezone.now()))
+
+
+def commission_rate_set(
+    *, manager: User, rep: User, percent: Decimal, effective_from: date
+) -> CommissionRate:
+    """Set a rep's commission rate from a day on (DOMAIN.md, Commission).
+
+    A manager sets the rate of a rep on their own team, as a percent from 0 to
+    100, effective today or later (the rep's today). Commission already earned
+    keeps the rate it was earned at; commission earned from ``effective_from``
+    on uses this one. Raises NotAllowed for someone else's rep, BillingError
+    (with the field) for a rate or a day out of bounds.
+    """
+    if not manages_rep(manager, rep):
+        raise NotAllowed("Only the rep's own manager can set their commission rate.")
+    if percent.is_nan() or not Decimal("0") <= percent <= Decimal("100"):
+        raise BillingError("A rate from 0 to 100 %.", field="percent")
+    if percent != percent.quantize(Decimal("0.01")):
+        raise BillingError("At most two decimals, e.g. 12.50.", field="percent")
+    if effective_from < _rep_day(rep, timezone.now()):
+        raise BillingError(
+            "From today or a later day: commission already earned does not change.",
+            field="effective_from",
+        )
+    return CommissionRate.objects.create(
+        rep=rep,
+        rate=percent / 100,
+        effective_from=effective_from,
+        set_by=manager,
+        set_at=timezone.now(),
+    )
+
+
+# --- Commission -------------------------------------------
+
+
+def commission_earn(
+    *, payment: Payment, deal: Deal, actor: User | None, at: datetime
+) -> CommissionEntry:
+    """Cleared money earns the deal's rep commission at the rate in force when it cleared."""
+    rate = commission_rate_for(deal.rep, at)
+    return CommissionEntry.objects.create(
+        rep=deal.rep,
+        deal=deal,
+        payment=payment,
+        kind=CommissionKind.EARNED,
+        base=payment.amount,
+        rate=rate,
+        amount=commission_for(payment.amount, rate),
+        at=at,
+        actor=actor,
+    )
+
+
+def commission_claw_back(
+    *, payment: Payment, deal: Deal, actor: User | None, at: datetime
+) -> CommissionEntry | None:
+    """Take back the commission a bounced or charged-back payment had earned.
+
+    "It is not a sale until it is paid" (DOMAIN.md, Commission): a clawback of
+    the same base and amount, negative, for the rep who earned it. None if
+    the payment never cleared, so earned nothing.
+    """
+    earned = CommissionEntry.objects.filter(payment=payment, kind=CommissionKind.EARNED).first()
+    if earned is None:
+        return None
+    return CommissionEntry.objects.create(
+        rep=earned.rep,
+        deal=deal,
+        payment=payment,
+        kind=CommissionKind.CLAWBACK,
+        base=-earned.base,
+        rate=earned.rate,
+        amount=-earned.amount,
+        at=at,
+        actor=actor,
+    )

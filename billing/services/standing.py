@@ -1,0 +1,151 @@
+"""The stage follows the money: the ledger's copies on the deal and the customer (money
+received and cleared, the standing, the allow-invoicing exception) and the one place
+a money write moves the deal."""
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from billing.models import (
+    LIVE_STATUSES,
+    Payment,
+    PaymentStatus,
+    TermsException,
+)
+from billing.selectors import (
+    active_invoicing_exception,
+    customer_payment_history,
+)
+from pipeline.events import deal_changed_on_commit
+from pipeline.models import Customer, Deal, User
+from pipeline.services import deal_move
+from pipeline.stages import SYSTEM, Stage
+from pipeline.terms import ZERO, PaymentOption, deposit_amount, standing_from_history
+
+
+def _sum(payments, *statuses: str) -> Decimal:
+    total = payments.filter(status__in=statuses).aggregate(total=Coalesce(Sum("amount"), ZERO))[
+        "total"
+    ]
+    return total
+
+
+def live_money(deal_id: int) -> Decimal:
+    """Money received and not bounced (pending or cleared), summed in SQL."""
+    return _sum(Payment.objects.filter(deal_id=deal_id), *LIVE_STATUSES)
+
+
+def deposit_is_in(deal: Deal) -> bool:
+    """The customer's stake is in (DOMAIN.md, Deposit).
+
+    On file: a card or account is secured. Otherwise money received — pending
+    or cleared, not bounced — covers the deposit (the whole amount, upfront).
+    A deposit that bounces later does not move the deal back: the money panel
+    shows it missing and the reminders chase it.
+    """
+    if deal.payment_option == PaymentOption.ON_FILE:
+        return deal.payment_methods.exists()
+    return live_money(deal.pk) >= deposit_amount(deal.amount, deal.payment_option)
+
+
+def deal_copy_money(deal: Deal) -> None:
+    """Copy the ledger's sums onto the deal: money received (pending or cleared) and cleared.
+
+    In the caller's transaction, under the deal's lock, so the copies never
+    disagree with the ledger that committed with them (the database checks
+    cleared <= received <= amount). ``updated_at`` moves too: the reminders'
+    minute scan re-checks the deals changed lately. ``deal`` is updated in
+    place.
+    """
+    sums = Payment.objects.filter(deal_id=deal.pk).aggregate(
+        received=Coalesce(Sum("amount", filter=Q(status__in=LIVE_STATUSES)), ZERO),
+        cleared=Coalesce(Sum("amount", filter=Q(status=PaymentStatus.CLEARED)), ZERO),
+    )
+    now = timezone.now()
+    Deal.objects.filter(pk=deal.pk).update(
+        received_amount=sums["received"], cleared_amount=sums["cleared"], updated_at=now
+    )
+    deal.received_amount, deal.cleared_amount, deal.updated_at = (
+        sums["received"],
+        sums["cleared"],
+        now,
+    )
+
+
+def deal_sync_stage(*, deal: Deal, actor: User | None, at: datetime | None = None) -> Deal:
+    """Copy the ledger onto the deal and move it to where its money says it is.
+
+    The one place stages follow money, after every money write, with ``deal``
+    locked by that write:
+
+    - Promised → Deposit when a required deposit is in (``deposit_is_in``).
+    - Delivered → Payment cleared when cleared money covers the amount, and
+      Payment cleared → Delivered when it no longer does (a bounce):
+      ``Deal.cleared_money_move``, the rule ``deal_move`` follows too.
+
+    Moves are made through ``pipeline.services.deal_move`` as the system,
+    naming ``actor``; the pipeline decides its own follow-on moves from the
+    copies written here (money that cleared before delivery), so nothing
+    calls back into billing. Then the customer's standing copy is refreshed
+    and ``deal_changed`` announced, once.
+    """
+    deal_copy_money(deal)
+    # A deal disputed at audit does not move until its manager decides (money
+    # already on its way, e.g. a clearing deposit, is still recorded).
+    frozen = deal.is_disputed
+    deposit_now = deal.stage == Stage.PROMISED and deal.deposit_required
+    if not frozen and deposit_now and deposit_is_in(deal):
+        deal = deal_move(
+            deal_id=deal.pk,
+            to_stage=Stage.DEPOSIT,
+            actor=actor,
+            as_role=SYSTEM,
+            at=at,
+            reason="The deposit is in."
+            if deal.payment_option != PaymentOption.ON_FILE
+            else "A card or account is secured on file.",
+        )
+    follow = None if frozen else deal.cleared_money_move()
+    if follow is not None:
+        to_stage, reason = follow
+        deal = deal_move(
+            deal_id=deal.pk, to_stage=to_stage, actor=actor, as_role=SYSTEM, at=at, reason=reason
+        )
+    customer_refresh_standing(customer_id=deal.customer_id)
+    # Money in, cleared or bounced: "deposit missing", "payment due" and
+    # "payment bounced" follow at once, not at the next sweep.
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=actor.pk if actor else None)
+    return deal
+
+
+def customer_refresh_standing(*, customer_id: int) -> None:
+    """Copy the standing learned from the customer's history onto the customer row.
+
+    ``pipeline.selectors.customer_terms``, lists and the Not paid yet board
+    read ``Customer.standing``; it is refreshed after every money write
+    (``deal_sync_stage``, ``invoice_issue``, ``invoice_void``), when a deal
+    reaches Payment cleared on delivery (``billing.receivers``) and daily by
+    ``billing.tasks.refresh_standings``, as lateness grows and bounces age.
+    """
+    history = customer_payment_history(Customer(pk=customer_id))
+    standing, reason = standing_from_history(history)
+    Customer.objects.filter(pk=customer_id).update(standing=standing, standing_reason=reason[:200])
+
+
+def _invoicing_note(exception: TermsException) -> str:
+    until = f" until {exception.valid_until:%-d %b %Y}" if exception.valid_until else ""
+    return f"Invoicing allowed by {exception.granted_by}{until}: {exception.reason}"
+
+
+def customer_copy_invoicing_exception(*, customer_id: int, today: date | None = None) -> None:
+    """Copy the allow-invoicing exception in force onto the customer row, for
+    ``pipeline.selectors.customer_terms``: the newest one still valid, with its
+    last day (the pipeline reads it as holding while today <= that day)."""
+    exception = active_invoicing_exception(customer_id, today)
+    Customer.objects.filter(pk=customer_id).update(
+        invoicing_exception=_invoicing_note(exception)[:400] if exception else "",
+        invoicing_exception_until=exception.valid_until if exception else None,
+    )

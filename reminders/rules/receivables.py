@@ -1,0 +1,228 @@
+"""The rules read from receivables: a customer email bounced or could not be sent,
+and the customer's answers through their link ("I've paid", "I'll pay on …").
+
+Facts (``reminders.rules.base.Facts``): ``bounced_emails`` (customer emails
+refused for good), ``failed_emails`` (emails that could not be sent),
+``invoice_emails`` (every invoice's email, which the invoice cut-off rule reads
+too) and ``answers``, loaded by ``load`` in two queries; the answers are
+checked against billing's ``invoices``.
+"""
+
+from datetime import UTC, timedelta
+
+from django.db.models import Q
+
+from billing.models import invoice_display_number
+from receivables.models import CustomerEmail, CustomerResponse, EmailKind, EmailState, ResponseKind
+from reminders.models import ReminderKind
+from reminders.rules.base import (
+    REP,
+    Facts,
+    Gone,
+    Known,
+    Rule,
+    Want,
+    Window,
+    day_text,
+    money_text,
+    morning_of,
+)
+from reminders.rules.records import Answer, Debt, Email
+
+
+def load(facts: dict[int, Facts]) -> None:
+    """The batch's invoice emails, emails bounced or failed, and the customer's answers."""
+    ids = list(facts)
+    emails = CustomerEmail.objects.order_by().filter(
+        Q(kind=EmailKind.INVOICE)
+        | Q(state__in=(EmailState.BOUNCED, EmailState.FAILED), settled_at__isnull=False),
+        deal_id__in=ids,
+    )
+    for deal_id, *fields in emails.values_list(
+        "deal_id", "id", "settled_at", "to_address", "kind", "invoice__number", "invoice_id",
+        "state", "next_attempt_at", "sent_at", "outcome",
+    ):  # fmt: skip
+        email = Email(*fields)
+        if email.state == EmailState.BOUNCED:
+            facts[deal_id].bounced_emails.append(email)
+        if email.state == EmailState.FAILED:
+            facts[deal_id].failed_emails.append(email)
+        if email.kind == EmailKind.INVOICE:
+            facts[deal_id].invoice_emails.append(email)
+    answers = CustomerResponse.objects.order_by("created_at", "id").filter(invoice__deal_id__in=ids)
+    for deal_id, *fields in answers.values_list(
+        "invoice__deal_id", "id", "kind", "invoice_id", "reference", "promised_for",
+        "created_at", "invoice__deal__customer__name",
+    ):  # fmt: skip
+        facts[deal_id].answers.append(Answer(*fields))
+
+
+# --- a customer email bounced, or could not be sent -------------------------------------
+# The mail server refused the customer's address for good (``receivables.sending``):
+# the rep corrects it (occurrence ``e<email id>``). An email that could not be sent
+# at all (``failed``: a value no email can carry, or every retry refused) tells the
+# rep too (occurrence ``f<email id>``): it failed alone, the others went.
+
+
+def _email_words(email: Email) -> str:
+    what = "the invoice" if email.kind == "invoice" else "a payment reminder"
+    number = (
+        f", invoice {invoice_display_number(email.invoice_number)}" if email.invoice_number else ""
+    )
+    return f"An email to {email.to_address} ({what}{number})"
+
+
+def _email_bounced(f: Facts, window: Window):
+    for email in f.bounced_emails:
+        yield Want(
+            f"e{email.id}",
+            email.settled_at,
+            f"{_email_words(email)} bounced: the address is refused for good. "
+            "Correct the customer's billing email, then send it again.",
+        )
+    for email in f.failed_emails:
+        yield Want(
+            f"f{email.id}",
+            email.settled_at,
+            f"{_email_words(email)} could not be sent ({email.outcome[:120]}). Check the "
+            "customer's details and the wording, then send it again.",
+        )
+
+
+def _new_address(f: Facts, known: Known) -> bool:
+    return known.occurrence.startswith("e") and f.billing_email_bounced_at is None
+
+
+def _asked_again(f: Facts, known: Known) -> bool:
+    failed = {f"f{email.id}" for email in f.failed_emails}
+    return known.occurrence.startswith("f") and known.occurrence not in failed
+
+
+def _undelivered(state: str):
+    # One query per state, each on its partial index's terms where there is one.
+    return lambda window: (
+        CustomerEmail.objects.order_by()
+        .filter(state=state, deal__isnull=False, settled_at__gt=window.since)
+        .filter(settled_at__lte=window.horizon)
+        .values_list("deal_id", flat=True)
+    )
+
+
+EMAIL_BOUNCED = Rule(
+    kind=ReminderKind.EMAIL_BOUNCED,
+    owner=REP,
+    wants=_email_bounced,
+    clock=lambda window: [
+        *_undelivered(EmailState.BOUNCED)(window),
+        *_undelivered(EmailState.FAILED)(window),
+    ],
+    gone=(
+        Gone(_new_address, "A new billing address was entered."),
+        Gone(_asked_again, "The email was asked for again."),
+    ),
+    hovers=False,  # each bounce is news
+)
+
+
+# --- the customer's answers through their link (receivables/links.py) ---------------------
+# Neither is money ("it isn't a sale until you're paid"): the rep checks that the
+# money came, and a promised day that passes without cleared money is chased again.
+# Occurrence ``i<invoice id>@<day>``: the answer's day, or the promised day.
+
+
+def _unpaid_invoice(f: Facts, invoice_id: int) -> Debt | None:
+    """The invoice, if it is not void and cleared money does not cover it."""
+    return next((d for d in f.invoices if d.id == invoice_id and d.unpaid), None)
+
+
+def _invoice_covered(f: Facts, known: Known) -> bool:
+    invoice_id = int(known.occurrence[1:].partition("@")[0])
+    return _unpaid_invoice(f, invoice_id) is None
+
+
+def _says_paid(f: Facts, window: Window):
+    for answer in f.answers:
+        debt = _unpaid_invoice(f, answer.invoice_id)
+        if answer.kind != ResponseKind.PAID or debt is None:
+            continue
+        reference = (answer.reference or "")[:60]
+        quoted = f", reference “{reference}”" if reference else ", no reference given"
+        yield Want(
+            f"i{answer.invoice_id}@{answer.created_at.astimezone(UTC).date().isoformat()}",
+            answer.created_at,
+            f"{answer.customer} says invoice {debt.label} "
+            f"({money_text(debt.amount - debt.cleared)}) is paid{quoted}: check that the money "
+            "came in — only cleared money counts.",
+        )
+
+
+CUSTOMER_SAYS_PAID = Rule(
+    kind=ReminderKind.CUSTOMER_SAYS_PAID,
+    owner=REP,
+    wants=_says_paid,
+    clock=lambda window: (
+        CustomerResponse.objects.order_by()
+        .filter(kind=ResponseKind.PAID, created_at__gt=window.since)
+        .filter(created_at__lte=window.horizon)
+        .values_list("invoice__deal_id", flat=True)
+    ),
+    gone=(Gone(_invoice_covered, "Paid: cleared money covers the invoice."),),
+    hovers=False,
+)
+
+
+def _standing_promises(f: Facts) -> list[Answer]:
+    """Promises not replaced by a later promise, for another day, on the same invoice."""
+    promises = [a for a in f.answers if a.kind == ResponseKind.PROMISE and a.promised_for]
+    return [
+        a
+        for a in promises
+        if not any(
+            b.invoice_id == a.invoice_id
+            and b.created_at > a.created_at
+            and b.promised_for != a.promised_for
+            for b in promises
+        )
+    ]
+
+
+def _promise_passed(f: Facts, window: Window):
+    for answer in _standing_promises(f):
+        debt = _unpaid_invoice(f, answer.invoice_id)
+        if debt is None:
+            continue
+        yield Want(
+            f"i{answer.invoice_id}@{answer.promised_for.isoformat()}",
+            # The morning after: on the promised day itself the money may still come.
+            morning_of(answer.promised_for + timedelta(days=1), f.tz),
+            f"{answer.customer} promised to pay invoice {debt.label} "
+            f"({money_text(debt.amount - debt.cleared)}) on {day_text(answer.promised_for)}: "
+            "the money has not cleared — chase again. A promise is not a payment.",
+        )
+
+
+def _promise_replaced(f: Facts, known: Known) -> bool:
+    return all(
+        f"i{a.invoice_id}@{a.promised_for.isoformat()}" != known.occurrence
+        for a in _standing_promises(f)
+    )
+
+
+PROMISE_PASSED = Rule(
+    kind=ReminderKind.PROMISE_PASSED,
+    owner=REP,
+    wants=_promise_passed,
+    clock=lambda window: (
+        CustomerResponse.objects.order_by()
+        .filter(kind=ResponseKind.PROMISE)
+        .filter(window.mornings("promised_for", lag=timedelta(days=1), rep="invoice__deal__rep"))
+        .values_list("invoice__deal_id", flat=True)
+    ),
+    gone=(
+        Gone(_invoice_covered, "Paid: cleared money covers the invoice."),
+        Gone(_promise_replaced, "The customer promised a new date."),
+    ),
+)
+
+
+RECEIVABLES_RULES: tuple[Rule, ...] = (CUSTOMER_SAYS_PAID, PROMISE_PASSED, EMAIL_BOUNCED)
