@@ -36,6 +36,18 @@ def _empty_cache(settings):
     cache.clear()
 
 
+def pytest_report_header(config):
+    """What this run is on, first thing in `make test`'s output."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    on = f"database: {database}"
+    if needs.NEEDS["needs_postgres"][1]():
+        on += " (tests marked needs_postgres skip: set DATABASE_URL to run them)"
+    redis = "redis-server found" if not needs.NEEDS["needs_redis"][1]() else "no redis-server"
+    return [on, f"broker: {settings.CELERY_BROKER_URL.split('://')[0]}; {redis}"]
+
+
 def pytest_collection_modifyitems(config, items):
     """A test marked ``needs_postgres`` or ``needs_redis`` skips, naming the service,
     where that service is missing (tests/needs.py)."""
