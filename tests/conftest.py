@@ -10,6 +10,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from pipeline.accounts import SESSION_HAS_DEVICE
 from pipeline.card_scan import find_card_numbers, tables_written_in_this_transaction
 from pipeline.models import Role
+from tests import needs
 from tests.factories import CustomerFactory, DealFactory, UserFactory
 from tests.two_factor import device_for
 
@@ -33,6 +34,55 @@ def _empty_cache(settings):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     settings.CLEARED_BOARD_TOTALS_SECONDS = 0
     cache.clear()
+
+
+def pytest_report_header(config):
+    """What this run is on, first thing in `make test`'s output."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    on = f"database: {database}"
+    if needs.NEEDS["needs_postgres"][1]():
+        on += " (tests marked needs_postgres skip: set DATABASE_URL to run them)"
+    redis = "redis-server found" if not needs.NEEDS["needs_redis"][1]() else "no redis-server"
+    return [on, f"broker: {settings.CELERY_BROKER_URL.split('://')[0]}; {redis}"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test marked ``needs_postgres`` or ``needs_redis`` skips, naming the service,
+    where that service is missing (tests/needs.py)."""
+    for item in items:
+        reason = needs.skip_reason(item)
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+_SKIPPED: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _SKIPPED.append((report.nodeid, reason.removeprefix("Skipped: ")))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """In CI no test skips silently: only a missing PostgreSQL may skip a test
+    (the bare run, nothing set); on PostgreSQL nothing skips at all."""
+    if not needs.in_ci() or exitstatus != pytest.ExitCode.OK:
+        return
+    bare = needs.NEEDS["needs_postgres"][1]()
+    unexpected = [
+        f"{nodeid}: {reason}"
+        for nodeid, reason in _SKIPPED
+        if not (bare and reason.startswith("needs PostgreSQL: "))
+    ]
+    if unexpected:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.write_sep("=", "skipped in CI, where every test must run", red=True)
+        for line in unexpected:
+            reporter.write_line(line)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 _SCAN_COST: list[float] = []

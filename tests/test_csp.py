@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.test import Client
+from playwright.sync_api import expect
 
 from billing.services import invoice_issue
 from pipeline.stages import Stage
@@ -135,6 +136,8 @@ def test_a_rep_uses_the_main_pages_polls_and_drags_without_a_csp_violation(
     with page.expect_request("**/reminders/badge/**", timeout=5000):
         pass
     # ...the panel pauses while a "pick a time" form is open, the badge does not.
+    # The polls kept the panel (a poll sent to the login page once replaced it).
+    expect(page.locator("#reminders-panel"), page.url).to_have_count(1)
     page.evaluate(
         "document.querySelector('#reminders-panel').append(document.createElement('details'));"
         "document.querySelector('#reminders-panel details').open = true;"

@@ -9,8 +9,6 @@ second, and the cache is used again once Redis returns.
 """
 
 import logging
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -31,9 +29,13 @@ from pipeline.stages import Stage
 from receivables import links
 from reminders.models import Job, Reminder, ReminderKind
 from reminders.tasks import reminders_scan
+from tests import needs
 from tests.factories import DealFactory, InvoiceFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.needs_redis("a private redis-server is killed and started again"),
+]
 
 # A correctness bound, not a benchmark: before the fix a write waited about
 # 6 s on a down broker.
@@ -64,11 +66,7 @@ class PrivateRedis:
     """A redis-server started, killed and restarted by the test, on its own port."""
 
     def __init__(self) -> None:
-        self.binary = shutil.which("redis-server")
-        if self.binary is None:
-            if os.environ.get("CI"):
-                pytest.fail("redis-server is not installed: the outage test must run in CI.")
-            pytest.skip("redis-server is not installed.")
+        self.binary = needs.redis_server()
         self.port = _free_port()
         self.process: subprocess.Popen | None = None
 

@@ -20,6 +20,22 @@
     }
   });
 
+  // A poll or form whose session has ended is redirected to the login page:
+  // the whole page goes there, instead of htmx swapping the login page into
+  // the panel it was refreshing (which also removed the panel: every later
+  // poll and script looking for it found nothing).
+  var LOGIN_PATH = "/accounts/login/";
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (!xhr || !xhr.responseURL) return;
+    var landed = new URL(xhr.responseURL, window.location.href);
+    if (landed.pathname === LOGIN_PATH && window.location.pathname !== LOGIN_PATH) {
+      event.detail.shouldSwap = false;
+      landed.searchParams.set("next", window.location.pathname + window.location.search);
+      window.location.assign(landed.href);
+    }
+  });
+
   // <button data-print>: the browser's print dialog (invoices).
   document.addEventListener("click", function (event) {
     if (event.target.closest && event.target.closest("[data-print]")) {

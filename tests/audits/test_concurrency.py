@@ -1,7 +1,6 @@
 """Two auditors at once on one audit: exactly one wins (PostgreSQL row locks, real threads)."""
 
 import pytest
-from django.db import connection
 
 from audits import services
 from audits.models import Audit, AuditState, CallAttempt, CallScript, Outcome
@@ -13,7 +12,7 @@ from tests.race import race
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="row-lock races need PostgreSQL"),
+    pytest.mark.needs_postgres("row-lock races: SQLite has no row locks"),
 ]
 
 

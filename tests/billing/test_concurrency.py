@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from billing import services
 from billing.models import CommissionEntry, Invoice, InvoiceSequence, Payment, PaymentStatus
@@ -17,7 +17,7 @@ from tests.race import race
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="row-lock races need PostgreSQL"),
+    pytest.mark.needs_postgres("row-lock races: SQLite has no row locks"),
 ]
 
 

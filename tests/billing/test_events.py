@@ -33,11 +33,10 @@ def _locks_of_deal(queries, deal) -> int:
     )
 
 
-def test_one_bounce_is_one_pass_through_the_stage_machine_one_standing_refresh_one_event(
-    delivered_deal, rep, manager
-):
-    payment = clear(record(delivered_deal, rep, "1000.00", kind=PaymentKind.FINAL), manager)
-    assert Deal.objects.get(pk=delivered_deal.pk).stage == Stage.PAYMENT_CLEARED
+def _bounce_watched(deal, rep, manager):
+    """Clear a payment of ``deal``, then bounce it, counting what the bounce called."""
+    payment = clear(record(deal, rep, "1000.00", kind=PaymentKind.FINAL), manager)
+    assert Deal.objects.get(pk=deal.pk).stage == Stage.PAYMENT_CLEARED
     sync = mock.patch("billing.services.payments.deal_sync_stage", wraps=services.deal_sync_stage)
     move = mock.patch("billing.services.standing.deal_move", wraps=services.standing.deal_move)
     standing = mock.patch(
@@ -52,15 +51,27 @@ def test_one_bounce_is_one_pass_through_the_stage_machine_one_standing_refresh_o
         CaptureQueriesContext(connection) as queries,
     ):
         bounce(payment, manager)
+    return synced, moved, refreshed, sent, queries.captured_queries
+
+
+def test_one_bounce_is_one_pass_through_the_stage_machine_one_standing_refresh_one_event(
+    delivered_deal, rep, manager
+):
+    synced, moved, refreshed, sent, _ = _bounce_watched(delivered_deal, rep, manager)
     assert synced.call_count == 1  # deal_move no longer calls back into billing
     assert moved.call_count == 1  # Payment cleared -> Delivered, once
     assert refreshed.call_count == 1
     assert sent == [(delivered_deal.pk, manager.pk)]
-    # The bounce's lock, then deal_move re-reading the row it already holds (4 before).
-    assert _locks_of_deal(queries.captured_queries, delivered_deal) == 2
     deal = Deal.objects.get(pk=delivered_deal.pk)
     assert deal.stage == Stage.DELIVERED
     assert deal.stage_events.filter(to_stage=Stage.DELIVERED, actor=manager).count() == 1
+
+
+@pytest.mark.needs_postgres("counts SELECT ... FOR UPDATE: SQLite has no row locks")
+def test_one_bounce_locks_the_deal_twice(delivered_deal, rep, manager):
+    *_, queries = _bounce_watched(delivered_deal, rep, manager)
+    # The bounce's lock, then deal_move re-reading the row it already holds (4 before).
+    assert _locks_of_deal(queries, delivered_deal) == 2
 
 
 def test_the_deal_keeps_copies_of_money_received_and_cleared(delivered_deal, rep, manager):

@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing.models import Invoice, Payment
@@ -63,33 +63,31 @@ def _send() -> list[str]:
 
 def _days_pass(deal, days: int) -> None:
     """``days`` go by for this deal: its invoice's, emails', links', answers' and
-    reminders' dates move back that much (the answers are append-only rows: plain SQL)."""
-    # Table and column names are the models' own, the values are parameters.
-    invoices = f"SELECT id FROM {Invoice._meta.db_table} WHERE deal_id = %(deal)s"  # noqa: S608
+    reminders' dates move back that much. The answers are append-only rows, so a
+    plain QuerySet writes them (their manager refuses updates); the arithmetic is
+    Python's, so this runs on SQLite and PostgreSQL alike."""
+    back = datetime.timedelta(days=days)
     moves = [
-        (Invoice, "deal_id = %(deal)s", ["issue_date", "due_date"], ["issued_at"]),
+        (Invoice, {"deal_id": deal.pk}, ["issue_date", "due_date", "issued_at"]),
         (
             CustomerEmail,
-            "deal_id = %(deal)s",
-            [],
+            {"deal_id": deal.pk},
             ["created_at", "next_attempt_at", "sent_at", "settled_at"],
         ),
         (
             CustomerLink,
-            "customer_id = %(customer)s",
-            [],
+            {"customer_id": deal.customer_id},
             ["created_at", "expires_at", "last_used_at"],
         ),
-        (CustomerResponse, f"invoice_id IN ({invoices})", ["promised_for"], ["created_at"]),
-        (Reminder, "deal_id = %(deal)s", [], ["due_at", "created_at"]),
+        (CustomerResponse, {"invoice__deal_id": deal.pk}, ["promised_for", "created_at"]),
+        (Reminder, {"deal_id": deal.pk}, ["due_at", "created_at"]),
     ]
-    with connection.cursor() as cursor:
-        for model, where, dates, moments in moves:
-            sets = [f"{c} = {c} - %(days)s" for c in dates] + [
-                f"{c} = {c} - make_interval(days => %(days)s)" for c in moments
-            ]
-            sql = f"UPDATE {model._meta.db_table} SET {', '.join(sets)} WHERE {where}"  # noqa: S608
-            cursor.execute(sql, {"days": days, "deal": deal.pk, "customer": deal.customer_id})
+    for model, where, fields in moves:
+        rows = QuerySet(model).filter(**where)
+        for pk, *values in rows.values_list("pk", *fields):
+            moved = {f: v - back for f, v in zip(fields, values, strict=True) if v is not None}
+            if moved:
+                QuerySet(model).filter(pk=pk).update(**moved)
 
 
 def _link_in(message) -> str:

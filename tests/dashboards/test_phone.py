@@ -30,6 +30,7 @@ from receivables import chase, links
 from receivables.models import CustomerLink, EmailKind
 from reminders.models import ReminderKind, ReminderState
 from tests.browser import log_in
+from tests.clock import zone_at_midday
 from tests.factories import CustomerFactory, DealFactory, ReminderFactory
 from tests.phone import DESKTOP, PHONE, measure, too_small
 
@@ -416,6 +417,9 @@ def test_the_home_reminders_are_grouped_newest_due_first_marked_new_with_the_res
     browser, live_server, rep, deal
 ):
     now = timezone.now()
+    # "Two hours old" and "later today" are today only where it is midday now.
+    rep.time_zone = zone_at_midday(now)
+    rep.save(update_fields=["time_zone"])
     fresh = ReminderFactory(
         deal=deal, why="Fresh one", due_at=now - datetime.timedelta(minutes=10), state="due"
     )

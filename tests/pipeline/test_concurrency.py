@@ -1,7 +1,6 @@
 """Two people moving the same deal at once: exactly one wins (PostgreSQL row locks)."""
 
 import pytest
-from django.db import connection
 
 from pipeline import services
 from pipeline.models import Deal, StageEvent
@@ -11,7 +10,7 @@ from tests.race import race
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="row-lock races need PostgreSQL"),
+    pytest.mark.needs_postgres("row-lock races: SQLite has no row locks"),
 ]
 
 

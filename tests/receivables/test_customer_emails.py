@@ -658,6 +658,10 @@ def test_the_reminder_panel_offers_to_email_the_customer(rep, rep_client, billed
     assert f'<a href="{chase_url}" class="open-deal chase-email">Email the customer</a>' in home
 
 
+@pytest.mark.needs_postgres(
+    "a second writer waits on the row lock; the bare run's in-memory SQLite "
+    "refuses it at once (database table is locked)"
+)
 @pytest.mark.django_db(transaction=True)
 def test_a_slow_sender_whose_lease_ran_out_is_not_doubled(rep, billed, smtp_server, settings):
     """A worker still sending when its lease ends keeps the row locked: the run that

@@ -22,10 +22,10 @@ from pipeline.stages import Stage
 from receivables import mail
 from receivables.models import CustomerEmail, EmailState
 from tests.factories import DealFactory, InvoiceFactory
-from tests.reminders.test_worker import BASE_DIR, Workers, _client_app, _wait
+from tests.reminders.test_worker import BASE_DIR, NEEDS, Workers, _client_app, _wait
 from tests.smtp import SmtpServer
 
-pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True), *NEEDS]
 
 LEASE_SECONDS = 3
 

@@ -1,8 +1,10 @@
 """A reminder falls due while the dashboard is open: it appears without a reload."""
 
 import datetime
+import re
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -66,3 +68,20 @@ def test_snooze_for_an_hour_takes_the_reminder_off_the_panel(page, live_server, 
     expect(item).to_be_hidden()
     reminder.refresh_from_db()
     assert reminder.state == ReminderState.SNOOZED
+
+
+def test_an_open_home_whose_session_ended_goes_to_the_login_page_at_the_next_poll(
+    page, live_server, rep
+):
+    """The panel's poll is redirected to the login page: the page goes there (and
+    comes back home after it), instead of the login form swapped into the panel."""
+    log_in(page, live_server, "rep")
+    expect(page.locator("#reminders-panel")).to_be_visible()
+    Session.objects.all().delete()  # expired, or logged out in another tab
+    page.wait_for_url(re.compile(r"/accounts/login/\?next=%2F$"), timeout=10_000)
+    expect(page.get_by_label("Username")).to_be_visible()
+    page.get_by_label("Username").fill("rep")
+    page.get_by_label("Password").fill("pw")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/")
+    expect(page.locator("#reminders-panel")).to_have_count(1)

@@ -233,10 +233,9 @@ def _in_threads(target, count: int) -> list[BaseException]:
     return errors
 
 
+@pytest.mark.needs_postgres("racing scans: SQLite serialises writers, it has no row locks")
 @pytest.mark.django_db(transaction=True)
 def test_scans_racing_on_postgresql_create_each_reminder_once(rep):
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite serialises writers: the race needs PostgreSQL.")
     _deals_with_next_steps(rep, 40, days_ago=1)
     errors = _in_threads(reminders_scan, 6)
     assert errors == []
@@ -244,10 +243,9 @@ def test_scans_racing_on_postgresql_create_each_reminder_once(rep):
     assert Reminder.objects.filter(state=ReminderState.DUE).count() == 40
 
 
+@pytest.mark.needs_postgres("racing digests: SQLite serialises writers, it has no row locks")
 @pytest.mark.django_db(transaction=True)
 def test_digests_racing_on_postgresql_send_one_email(rep):
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite serialises writers: the race needs PostgreSQL.")
     _deals_with_next_steps(rep, 5, days_ago=1)
     reminders_scan()
     errors = _in_threads(lambda: services.reminders_send_digest(recipient=f"user:{rep.pk}"), 5)

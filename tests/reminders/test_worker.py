@@ -1,8 +1,10 @@
 """Reliability with a REAL Celery worker on Redis: killed mid-scan, doubled, broker down.
 
 The worker is a subprocess pointed at this test's database (``transactional_db``,
-so it sees committed rows) and at a Redis: the one in CELERY_BROKER_URL when
-that is Redis (CI), else a private ``redis-server`` started for the test. The
+so it sees committed rows; PostgreSQL, since another process cannot open the
+bare run's in-memory SQLite: skipped there, ``NEEDS``) and at a Redis: the one
+in CELERY_BROKER_URL when that is Redis (CI), else a private ``redis-server``
+started for the test. The
 test that stops Redis always starts its own, on a private port: the shared
 one is never stopped.
 """
@@ -10,7 +12,6 @@ one is never stopped.
 import contextlib
 import datetime
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,9 +31,18 @@ from django.utils import timezone
 from pipeline.models import Customer, Deal
 from reminders import services
 from reminders.models import Reminder, ReminderKind, ReminderState
+from tests import needs
 from tests.factories import DealFactory
 
-pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+# Shared with tests/billing/test_email_worker.py, whose workers are the same kind.
+NEEDS = [
+    pytest.mark.needs_postgres(
+        "a real Celery worker is another process, which cannot open SQLite's "
+        "in-memory test database"
+    ),
+    pytest.mark.needs_redis("the workers' broker is a Redis"),
+]
+pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True), *NEEDS]
 
 BASE_DIR = Path(settings.BASE_DIR)
 PRIVATE_PORT = 6390
@@ -56,13 +66,12 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/5"
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            if os.environ.get("CI"):
-                pytest.fail("redis-server is not installed: worker tests must run in CI.")
-            pytest.skip("redis-server is not installed.")
+        binary = needs.redis_server()
         if not _free(self.port):
-            pytest.skip(f"port {self.port} is taken: cannot start a private Redis.")
+            message = f"needs Redis: port {self.port} is taken, a private Redis cannot start"
+            if needs.in_ci():
+                pytest.fail(message)
+            pytest.skip(message)
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
@@ -95,14 +104,7 @@ def _wait(condition, timeout: float, what: str, every=None) -> None:
 
 @pytest.fixture
 def database_url() -> str:
-    """The URL of the test database, for the worker subprocess."""
-    if connection.vendor == "sqlite":
-        if connection.is_in_memory_db():
-            pytest.skip(
-                "The test database is SQLite in memory, which a worker process cannot "
-                "open: these tests run on PostgreSQL (DATABASE_URL), as in CI."
-            )
-        return f"sqlite:///{connection.settings_dict['NAME']}"
+    """The URL of the test database (PostgreSQL: ``NEEDS``), for the worker subprocess."""
     db = connection.settings_dict
     return (
         f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
@@ -535,8 +537,6 @@ def test_database_connections_killed_mid_drain_lose_nothing_and_double_nothing(
     """PostgreSQL drops the worker's connections while it drains 1,500 changed deals:
     the task fails, its claimed rows wait out their lease, and the next beats finish
     the job; every reminder exists once."""
-    if connection.vendor != "postgresql":
-        pytest.skip("pg_terminate_backend is PostgreSQL's")
     from pipeline.events import deal_changes_pending
     from pipeline.models import DealChange
 
