@@ -147,7 +147,11 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# Axes' database handler, with what it stores masked: a card number typed as a
+# username (or sent in any header or field of a log-in) is never kept in full;
+# the masked username is also the lockout's key (pipeline.accounts).
+AXES_HANDLER = "pipeline.accounts.ThrottleHandler"
+AXES_USERNAME_CALLABLE = "pipeline.accounts.throttle_username"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_FAILURE_LIMIT = env_int("CLEARED_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("CLEARED_LOGIN_COOLOFF_MINUTES", 15))

@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
+from pipeline.account_forms import PersonFields
 from pipeline.models import Customer, Deal, Reassignment, StageEvent, Touch, User
 
 
@@ -17,8 +19,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class UserAddForm(PersonFields, AdminUserCreationForm):
+    pass
+
+
+class UserEditForm(PersonFields, UserChangeForm):
+    pass
+
+
 @admin.register(User)
 class ClearedUserAdmin(UserAdmin):
+    form = UserEditForm
+    add_form = UserAddForm
     fieldsets = UserAdmin.fieldsets + (
         ("Cleared", {"fields": ("manager", "time_zone", "direct_phone")}),
     )

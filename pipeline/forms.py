@@ -7,10 +7,12 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
+from pipeline.account_forms import PersonFields
 from pipeline.models import Customer, Deal, Touch, TouchKind
 from pipeline.selectors import customer_terms
 from pipeline.stages import LostReason, Stage, next_moves
 from pipeline.terms import PaymentOption
+from pipeline.text import single_line
 
 
 class DateInput(forms.DateInput):
@@ -121,6 +123,13 @@ class CustomerForm(forms.ModelForm):
         if {"email", "billing_email"} & set(self.changed_data):
             self.instance.billing_email_bounced_at = None
         return super().save(commit)
+
+    # A customer's name and company end up in email headers (To, Subject): one line.
+    def clean_name(self):
+        return single_line(self.cleaned_data.get("name"))
+
+    def clean_company(self):
+        return single_line(self.cleaned_data.get("company"))
 
     def clean_phone(self):
         phone = self.cleaned_data["phone"].strip()
@@ -366,7 +375,7 @@ class TouchForm(FocusFirstError, forms.ModelForm):
         return _not_in_past(self.cleaned_data.get("next_step_date"), "next step date")
 
 
-class InviteForm(forms.Form):
+class InviteForm(PersonFields, forms.Form):
     """A manager invites a rep to their team: the rep sets their own password."""
 
     email = forms.EmailField(max_length=254, help_text="The invitation link goes here.")

@@ -358,8 +358,7 @@ def test_the_data_migration_masks_what_is_already_stored(planted):
     out = io.StringIO()
     call_command("find_card_numbers", stdout=out)
     assert (
-        out.getvalue().strip()
-        == "0 stored value(s) with a card number in pipeline, billing, audits (default)."
+        out.getvalue().strip() == "0 stored value(s) with a card number in every table (default)."
     )
 
 
