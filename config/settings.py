@@ -56,6 +56,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every page behind the login: Cache-Control: private, no-store (and the
+    # redirects and errors LoginRequiredMiddleware and the views below answer).
+    "pipeline.middleware.PrivatePagesNotCachedMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     # After LoginRequiredMiddleware: a signed-in manager passes the code step here.
