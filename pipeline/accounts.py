@@ -3,10 +3,13 @@
 The rules, in one place:
 - Managers and superusers must use two-factor (time-based codes, django-otp);
   reps and auditors may. The admin needs a verified session whoever asks.
-- After the password step, a user with a device is asked for a code; a user
-  who must have one and has none sets it up first. ``TwoFactorMiddleware``
-  sends them there; ``EXEMPT_VIEW_NAMES`` is the one list of pages reachable
-  before the code (static files are served before any view by WhiteNoise).
+- After the password step, a user with a device is asked for a code. A user
+  who must have one and has none is held on a page that tells them to ask an
+  operator: they set it up from the enrollment link (the invitation, or the
+  operator's reset: pipeline.enrollment), never with the password alone.
+  Reps and auditors may set it up themselves. ``TwoFactorMiddleware`` sends
+  them there; ``EXEMPT_VIEW_NAMES`` is the one list of pages reachable before
+  the code (static files are served before any view by WhiteNoise).
 - Recovery codes are django-otp static tokens: shown once, each usable once.
 - Guessing passwords is throttled by django-axes in the database (settings:
   ``AXES_*``); ``lockout_response`` tells the person when to try again. What
@@ -59,6 +62,7 @@ EXEMPT_VIEW_NAMES = frozenset(
         "password_reset_complete",
         "two_factor_verify",
         "two_factor_setup",
+        "two_factor_enroll",
         "healthz",
     }
 )
@@ -275,13 +279,43 @@ def two_factor_setup_device(*, user: User) -> TOTPDevice:
     return device
 
 
-def two_factor_confirm(*, request: HttpRequest, code: str) -> list[str]:
-    """Turn two-factor on with a first code from the app; returns new recovery codes.
+class SelfEnrollmentRefused(PermissionError):
+    """Someone who must use two-factor sets it up only from an enrollment link."""
 
+
+def two_factor_confirm(*, request: HttpRequest, code: str) -> list[str]:
+    """Turn optional two-factor on with a first code from the app; returns new recovery codes.
+
+    Only for those who may go without (reps, auditors): a manager or superuser
+    sets it up from the enrollment link (pipeline.enrollment), never with the
+    password alone, or whoever knew the password could enroll their own phone.
     Other sessions of the user end (they were opened without the code), this
     one is verified.
     """
     user = request.user
+    if two_factor_required(user):
+        raise SelfEnrollmentRefused(SELF_ENROLLMENT_REFUSED)
+    device, codes = two_factor_enroll_device(user=user, code=code)
+    update_session_auth_hash(request, user)
+    otp_login(request, device)
+    request.session[SESSION_HAS_DEVICE] = True
+    return codes
+
+
+SELF_ENROLLMENT_REFUSED = (
+    "Managers and operators set up two-factor from a link an operator sends: "
+    "ask an operator for one."
+)
+
+
+def two_factor_enroll_device(*, user: User, code: str) -> tuple[TOTPDevice, list[str]]:
+    """Confirm the device being set up with a first code from the app.
+
+    Returns the device and 10 new recovery codes. Every session of the user
+    ends (they were opened without the code); the caller opens the verified
+    one. Raises CodeRefused for a wrong code (its count is kept: the next try
+    waits) or when a device is confirmed already.
+    """
     if user_has_device(user):
         raise CodeRefused("Two-factor is on already: turn it off first to use another phone.")
     with transaction.atomic():  # a wrong code's count is kept: no exception inside
@@ -299,10 +333,7 @@ def two_factor_confirm(*, request: HttpRequest, code: str) -> list[str]:
         device.save(update_fields=["confirmed"])
         codes = recovery_codes_regenerate(user=user)
         user_log_out_everywhere(user=user)
-    update_session_auth_hash(request, user)
-    otp_login(request, device)
-    request.session[SESSION_HAS_DEVICE] = True
-    return codes
+    return device, codes
 
 
 def recovery_codes_regenerate(*, user: User) -> list[str]:
@@ -314,6 +345,18 @@ def recovery_codes_regenerate(*, user: User) -> list[str]:
     codes = [StaticToken.random_token() for _ in range(RECOVERY_CODE_COUNT)]
     StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
     return codes
+
+
+def two_factor_reset(*, user: User) -> None:
+    """Take every authenticator and recovery code of the user away and end their sessions.
+
+    The operators' reset (pipeline.enrollment): the person sets it up again
+    from a new enrollment link.
+    """
+    with transaction.atomic():
+        for device in devices_for_user(user, confirmed=None):
+            device.delete()
+        user_log_out_everywhere(user=user)
 
 
 def two_factor_remove(*, request: HttpRequest) -> None:

@@ -25,6 +25,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from pipeline.access import managed_reps
 from pipeline.accounts import validate_no_card_number
+from pipeline.enrollment import link_lifetime
 from pipeline.models import Customer, Deal, Reassignment, Role, User
 from pipeline.stages import CLOSED_STAGES
 from pipeline.text import single_line
@@ -127,8 +128,7 @@ def team_invite(
     message = EmailMessage(
         "You're invited to Cleared",
         f"{manager} added you to their team on Cleared.\n\n"
-        f"Set your password here (the link works once, for "
-        f"{settings.PASSWORD_RESET_TIMEOUT // 86400} days):\n{link}\n\n"
+        f"Set your password here (the link works once, for {link_lifetime()}):\n{link}\n\n"
         f"Your username: {rep.username}\n",
         to=[email],
     )
