@@ -562,8 +562,8 @@ def main() -> None:
     cold, cold_small = big["board, first page, uncached"], little["board, first page, uncached"]
     log(
         f"  With the board's totals never kept: board first page {cold['median_ms']} ms "
-        f"({cold['median_ms'] / cold_small['median_ms']:.1f}× its {cold_small['median_ms']} ms "
-        f"at the small size), rep home "
+        f"(large / small = {ratio(cold['median_ms'], cold_small['median_ms'])}, "
+        f"{cold_small['median_ms']} ms at the small size), rep home "
         f"{big['rep home load, uncached']['requests_per_s']} requests/s"
     )
     log(
