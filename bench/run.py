@@ -7,9 +7,14 @@ It builds two PostgreSQL databases with ``seed_scale`` (reused with --reuse when
 they already hold the data), starts gunicorn on loopback (2 workers) against
 each, and prints for every page the median and p95 round-trip time on
 loopback, and the SQL query count (measured in-process with Django's test
-client on the same database). It also times the Django admin's change list of
-deals on the same data, the CSV export with the server's memory, and the rep's
-home under load (wrk when it is installed, else a threaded Python client).
+client on the same database). Each page is compared with its own SQL run
+alone, the floor no code can go under: the queries the page ran, captured and
+replayed directly over a database connection (same session settings), timed
+the same way ("board page / its own SQL = 1.9×"). It also times the Django
+admin's change list of deals on the same data ("board / admin = 1.84×": the
+board's median over the admin's, so above 1 the board is the slower), the CSV
+export with the server's memory, and the rep's home under load (wrk when it is
+installed, else a threaded Python client).
 Then a realistic day on the large database (``bench/day.py``): many people
 signed in at once, polling, reading and writing. Targets are printed beside
 the figures; nothing here is asserted in the tests.
@@ -280,30 +285,66 @@ def board_after_writes(base: str, db_url: str, cookie: str, manager: str, runs: 
         return timings(base + "/board/", cookie, runs, before_each=a_rep_writes)
 
 
-def query_counts(db_url: str, paths: dict[str, tuple[str, str]]) -> dict[str, list[int]]:
-    """SQL queries per page, [cache miss, cache hit], counted in-process with the
-    test client on the same data (after one warm-up request)."""
+def page_sql(db_url: str, paths: dict[str, tuple[str, str]], runs: int) -> dict[str, dict]:
+    """Per page: SQL queries on a cache miss and a hit, and its SQL run alone.
+
+    Counted in-process with the test client on the same data (after one
+    warm-up request). The hit's queries (the state the timed requests are in:
+    the board's totals kept) are then replayed on a connection of their own,
+    opened with Django's connection parameters (so the same work_mem and
+    parallel-worker settings), each run in a transaction rolled back (a
+    session write is undone), every row fetched: ``sql_ms`` is the median of
+    ``runs`` replays, the page's floor.
+    """
     code = SIGN_IN + (
-        "import json; from django.test import Client; from django.core.cache import cache; "
-        "from django.test.utils import CaptureQueriesContext; from django.db import connection; "
-        "from django.contrib.auth import get_user_model; U = get_user_model(); out = {}; "
-        f"paths = {json.dumps(paths)}; "
-        "clients = {}\n"
+        "import json, statistics, time, psycopg\n"
+        "from django.test import Client\n"
+        "from django.core.cache import cache\n"
+        "from django.test.utils import CaptureQueriesContext\n"
+        "from django.db import connection\n"
+        "from django.contrib.auth import get_user_model\n"
+        "U = get_user_model(); out = {}; clients = {}\n"
+        f"paths = {json.dumps(paths)}; runs = {runs}\n"
         "for name, (user, path) in paths.items():\n"
-        "    c = clients.get(user) or Client(); clients[user] = c; c.force_login(U.objects.get(username=user))\n"
+        "    c = clients.get(user) or Client(); clients[user] = c\n"
+        "    c.force_login(U.objects.get(username=user))\n"
         "    s = c.session; sign_in(U.objects.get(username=user), s); s.save()\n"
         "    c.get(path)\n"
         "    cache.clear()\n"
-        "    out[name] = []\n"
+        "    counts, captured = [], []\n"
         "    for _ in range(2):\n"
         "        with CaptureQueriesContext(connection) as ctx:\n"
         "            r = c.get(path)\n"
         "        assert r.status_code == 200, (path, r.status_code)\n"
-        "        out[name].append(len(ctx.captured_queries))\n"
+        "        counts.append(len(ctx.captured_queries))\n"
+        "        captured = [q['sql'] for q in ctx.captured_queries]\n"
+        "    out[name] = {'queries': counts[0], 'queries_cached': counts[1], 'sql': captured}\n"
+        "params = connection.get_connection_params()\n"
+        "with psycopg.connect(**params) as raw:\n"
+        "    for name, page in out.items():\n"
+        "        samples = []\n"
+        "        for attempt in range(runs + 1):\n"
+        "            started = time.perf_counter()\n"
+        "            with raw.cursor() as cur:\n"
+        "                for sql in page['sql']:\n"
+        "                    cur.execute(sql)\n"
+        "                    if cur.description is not None:\n"
+        "                        cur.fetchall()\n"
+        "            elapsed = (time.perf_counter() - started) * 1000\n"
+        "            raw.rollback()\n"
+        "            if attempt:\n"
+        "                samples.append(elapsed)\n"  # the first replay warms the caches
+        "        page['sql_ms'] = round(statistics.median(samples), 1)\n"
+        "        del page['sql']\n"
         "print(json.dumps(out))"
     )
     result = manage(db_url, "shell", "-c", code)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def ratio(numerator: float, denominator: float) -> str:
+    """``numerator / denominator`` as "1.84×"."""
+    return f"{numerator / denominator:.2f}×" if denominator else "n/a"
 
 
 def deep_cursor(db_url: str, username: str) -> str:
@@ -388,21 +429,19 @@ def bench_size(label: str, db_url: str, runs: int) -> dict:
         "U.objects.filter(username='scale_admin').exists() or "
         "U.objects.create_superuser('scale_admin', 'a@example.com', 'x')",
     )
-    counts = query_counts(db_url, pages)
+    measured = page_sql(db_url, pages, runs)
     sessions = {user: session_for(db_url, user) for user in {u for u, _ in pages.values()}}
     results = {}
     with gunicorn(db_url) as (base, process):
         cookies = {user: browser_cookies(base, key) for user, key in sessions.items()}
         for name, (user, path) in pages.items():
-            miss, hit = counts[name]
-            results[name] = {
-                **timings(base + path, cookies[user], runs),
-                "queries": miss,
-                "queries_cached": hit,
-            }
+            results[name] = {**timings(base + path, cookies[user], runs), **measured[name]}
+            page, sql = results[name]["median_ms"], results[name]["sql_ms"]
             log(
-                f"  [{label}] {name:32} median {results[name]['median_ms']:7.1f} ms   "
-                f"p95 {results[name]['p95_ms']:7.1f} ms   {miss:3d} queries ({hit} from cache)"
+                f"  [{label}] {name:32} median {page:7.1f} ms   "
+                f"p95 {results[name]['p95_ms']:7.1f} ms   "
+                f"{results[name]['queries']:3d} queries ({results[name]['queries_cached']} "
+                f"from cache); its SQL alone {sql:.1f} ms: page / its own SQL = {ratio(page, sql)}"
             )
         results["board after a write"] = board_after_writes(
             base, db_url, cookies[manager], manager, runs
@@ -453,6 +492,10 @@ def bench_size(label: str, db_url: str, runs: int) -> dict:
     return results
 
 
+def _size(deals: int) -> str:
+    return f"{deals // 1000}k" if deals >= 1000 and deals % 1000 == 0 else f"{deals:,}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--deals", type=int, default=100_000)
@@ -461,13 +504,16 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep databases already seeded")
     parser.add_argument("--users", type=int, default=300, help="people signed in for a day")
     parser.add_argument("--day-seconds", type=float, default=60, help="how long the day lasts")
+    parser.add_argument(
+        "--db-prefix", default="cleared_bench", help="the two databases' names start with this"
+    )
     args = parser.parse_args()
     log(f"Cleared benchmark on PostgreSQL: {args.small:,} and {args.deals:,} deals")
-    small = prepare_database("cleared_bench_small", args.small, args.reuse)
-    large = prepare_database("cleared_bench_large", args.deals, args.reuse)
+    small = prepare_database(f"{args.db_prefix}_small", args.small, args.reuse)
+    large = prepare_database(f"{args.db_prefix}_large", args.deals, args.reuse)
     figures = {
-        "small": bench_size(f"{args.small // 1000}k", small, args.runs),
-        "large": bench_size(f"{args.deals // 1000}k", large, args.runs),
+        "small": bench_size(_size(args.small), small, args.runs),
+        "large": bench_size(_size(args.deals), large, args.runs),
     }
     # A realistic day (bench/day.py) on the large database: it imports this module.
     from day import bench_day
@@ -516,11 +562,20 @@ def main() -> None:
     cold, cold_small = big["board, first page, uncached"], little["board, first page, uncached"]
     log(
         f"  With the board's totals never kept: board first page {cold['median_ms']} ms "
-        f"({cold['median_ms'] / cold_small['median_ms']:.1f}× its {cold_small['median_ms']} ms "
-        f"at the small size), rep home "
+        f"(large / small = {ratio(cold['median_ms'], cold_small['median_ms'])}, "
+        f"{cold_small['median_ms']} ms at the small size), rep home "
         f"{big['rep home load, uncached']['requests_per_s']} requests/s"
     )
-    log(f"  admin change list median {admin} ms: the board is {admin / first:.1f}× faster")
+    log(
+        f"  board / admin = {ratio(first, admin)} (board first page median {first} ms, "
+        f"admin deal change list {admin} ms; above 1× the board is the slower)"
+    )
+    for name in ("board, first page", "board, deep page (middle)", "admin deal change list"):
+        page, sql = big[name]["median_ms"], big[name]["sql_ms"]
+        log(
+            f"  {name} / its own SQL = {ratio(page, sql)} "
+            f"({page} ms over HTTP, {sql} ms of its {big[name]['queries_cached']} queries alone)"
+        )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(figures, indent=2))

@@ -57,6 +57,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every page behind the login: Cache-Control: private, no-store (and the
+    # redirects and errors LoginRequiredMiddleware and the views below answer).
+    "pipeline.middleware.PrivatePagesNotCachedMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     # After LoginRequiredMiddleware: a signed-in manager passes the code step here.
@@ -148,7 +151,11 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# Axes' database handler, with what it stores masked: a card number typed as a
+# username (or sent in any header or field of a log-in) is never kept in full;
+# the masked username is also the lockout's key (pipeline.accounts).
+AXES_HANDLER = "pipeline.accounts.ThrottleHandler"
+AXES_USERNAME_CALLABLE = "pipeline.accounts.throttle_username"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_FAILURE_LIMIT = env_int("CLEARED_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("CLEARED_LOGIN_COOLOFF_MINUTES", 15))

@@ -21,6 +21,7 @@ from pipeline.forms import AmountField
 from pipeline.models import Customer, Deal, User
 from pipeline.selectors import customer_terms
 from pipeline.terms import PaymentOption
+from pipeline.text import single_line
 
 REQUIRED_COLUMNS = (
     "customer",
@@ -67,6 +68,13 @@ class DealRowForm(forms.Form):
     def __init__(self, *args, user: User, reps: dict[str, User], **kwargs):
         super().__init__(*args, **kwargs)
         self.user, self.reps = user, reps
+
+    def clean_customer(self):
+        # A quoted cell may hold a line break; the name ends up in email headers.
+        return single_line(self.cleaned_data.get("customer"))
+
+    def clean_company(self):
+        return single_line(self.cleaned_data.get("company"))
 
     def clean_promised_on(self):
         value = self.cleaned_data.get("promised_on")

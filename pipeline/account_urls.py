@@ -47,6 +47,11 @@ urlpatterns = [
     path("two-factor/", account_views.two_factor_verify, name="two_factor_verify"),
     path("two-factor/setup/", account_views.two_factor_setup, name="two_factor_setup"),
     path(
+        "two-factor/enroll/<str:uidb64>/<str:token>/",
+        account_views.two_factor_enroll,
+        name="two_factor_enroll",
+    ),
+    path(
         "two-factor/recovery-codes/",
         account_views.two_factor_recovery_codes,
         name="two_factor_recovery_codes",

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -17,8 +18,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_otp.plugins.otp_static.models import StaticToken
 
-from pipeline import accounts
-from pipeline.account_forms import CodeForm, SetPasswordForm
+from pipeline import accounts, enrollment
+from pipeline.account_forms import CodeForm, CurrentPasswordForm, SetPasswordForm
 
 # The recovery codes just made, kept in the session until shown (once).
 RECOVERY_CODES_SESSION_KEY = "cleared_recovery_codes"
@@ -75,6 +76,10 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
         if not request.user.is_verified():
             return redirect(_with_next("two_factor_verify", next_url))
         return redirect("account_security")
+    if accounts.two_factor_required(request.user):
+        # Never with the password alone: the enrollment link an operator sends.
+        context = {"message": accounts.SELF_ENROLLMENT_REFUSED}
+        return render(request, "registration/two_factor_ask_operator.html", context, status=403)
     device = accounts.two_factor_setup_device(user=request.user)
     form = CodeForm(request.POST or None)
     if form.is_valid():
@@ -93,6 +98,52 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
         "required": accounts.two_factor_required(request.user),
     }
     return render(request, "registration/two_factor_setup.html", context)
+
+
+@login_not_required
+@never_cache
+def two_factor_enroll(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+    """Set up two-factor from an enrollment link (pipeline.enrollment).
+
+    A new account chooses its password here too; an existing one types it.
+    With a right first code the person is logged in, verified, and shown
+    their recovery codes. An expired, used or forged link gets a page that
+    says so, never the form.
+    """
+    user = enrollment.enrollment_user(uidb64, token)
+    if user is None:
+        return render(request, "registration/two_factor_enroll.html", {"invalid": True}, status=400)
+    data = request.POST if request.method == "POST" else None
+    new_account = not user.has_usable_password()
+    password_form = SetPasswordForm(user, data) if new_account else CurrentPasswordForm(user, data)
+    code_form = CodeForm(data)
+    # The password comes first: the cursor starts there.
+    code_form.fields["code"].widget.attrs.pop("autofocus", None)
+    next(iter(password_form.fields.values())).widget.attrs["autofocus"] = True
+    if data is not None and password_form.is_valid() and code_form.is_valid():
+        try:
+            codes = enrollment.account_enroll(
+                request=request,
+                user=user,
+                code=code_form.cleaned_data["code"],
+                new_password=password_form.cleaned_data["new_password1"] if new_account else None,
+            )
+        except accounts.CodeRefused as refused:
+            code_form.add_error("code", str(refused))
+        else:
+            request.session[RECOVERY_CODES_SESSION_KEY] = codes
+            return redirect("two_factor_recovery_codes")
+    device = accounts.two_factor_setup_device(user=user)
+    context = {
+        "person": user,
+        "new_account": new_account,
+        "password_form": password_form,
+        "code_form": code_form,
+        "qr_code": accounts.qr_code_svg(device),
+        "secret": accounts.secret_for_display(device),
+    }
+    status = 422 if data is not None else 200
+    return render(request, "registration/two_factor_enroll.html", context, status=status)
 
 
 @never_cache

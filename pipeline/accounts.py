@@ -3,13 +3,18 @@
 The rules, in one place:
 - Managers and superusers must use two-factor (time-based codes, django-otp);
   reps and auditors may. The admin needs a verified session whoever asks.
-- After the password step, a user with a device is asked for a code; a user
-  who must have one and has none sets it up first. ``TwoFactorMiddleware``
-  sends them there; ``EXEMPT_VIEW_NAMES`` is the one list of pages reachable
-  before the code (static files are served before any view by WhiteNoise).
+- After the password step, a user with a device is asked for a code. A user
+  who must have one and has none is held on a page that tells them to ask an
+  operator: they set it up from the enrollment link (the invitation, or the
+  operator's reset: pipeline.enrollment), never with the password alone.
+  Reps and auditors may set it up themselves. ``TwoFactorMiddleware`` sends
+  them there; ``EXEMPT_VIEW_NAMES`` is the one list of pages reachable before
+  the code (static files are served before any view by WhiteNoise).
 - Recovery codes are django-otp static tokens: shown once, each usable once.
 - Guessing passwords is throttled by django-axes in the database (settings:
-  ``AXES_*``); ``lockout_response`` tells the person when to try again.
+  ``AXES_*``); ``lockout_response`` tells the person when to try again. What
+  the throttle stores is masked (``throttle_username``, ``ThrottleHandler``):
+  a card number typed as a username is never kept in full.
 """
 
 import math
@@ -19,11 +24,13 @@ from io import BytesIO
 
 import qrcode
 import qrcode.image.svg
+from axes.handlers.database import AxesDatabaseHandler
 from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_logged_in
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -37,6 +44,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from pipeline.access import can_manage
+from pipeline.masking import contains_card_number, mask_card_numbers
 from pipeline.models import User
 
 RECOVERY_CODE_COUNT = 10
@@ -54,6 +62,7 @@ EXEMPT_VIEW_NAMES = frozenset(
         "password_reset_complete",
         "two_factor_verify",
         "two_factor_setup",
+        "two_factor_enroll",
         "healthz",
     }
 )
@@ -61,6 +70,20 @@ EXEMPT_VIEW_NAMES = frozenset(
 
 class CodeRefused(Exception):
     """A one-time code that does not open the session; the message says why."""
+
+
+def validate_no_card_number(value: str) -> None:
+    """A username or email address never holds a card number.
+
+    Neither can be masked like other text (one is the login id, the other is
+    where mail goes), so a card number in them would be stored and emailed in
+    full: it is refused, with a message next to the field.
+    """
+    if contains_card_number(value):
+        raise ValidationError(
+            "This looks like a card number: a username or email address can't contain one.",
+            code="card_number",
+        )
 
 
 def two_factor_required(user) -> bool:
@@ -94,7 +117,71 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
 
 def login_lockouts_clear(*, user: User) -> None:
     """A password reset by email proves the person: their lockouts end with it."""
-    axes_reset(username=user.get_username())
+    axes_reset(username=_throttle_key(user.get_username()))
+
+
+def throttle_username(request: HttpRequest, credentials: dict | None = None) -> str | None:
+    """The username the login throttle counts failures of and stores (``AXES_USERNAME_CALLABLE``).
+
+    The one typed, with any card number in it masked (pipeline.masking): a card
+    number typed into the username box is not kept in full, and the same
+    username always gives the same key, so lockouts still count per username.
+    """
+    if credentials:
+        username = credentials.get(settings.AXES_USERNAME_FORM_FIELD)
+    else:
+        username = getattr(request, "POST", {}).get(settings.AXES_USERNAME_FORM_FIELD)
+    return _throttle_key(username)
+
+
+def _throttle_key(username: str | None) -> str | None:
+    return mask_card_numbers(username) if isinstance(username, str) else username
+
+
+class ThrottleHandler(AxesDatabaseHandler):
+    """django-axes' database handler, storing the client's details masked.
+
+    Besides the username (``throttle_username``), an attempt row keeps the
+    user agent, path, Accept header and the query and form data (passwords
+    already starred out by axes): anything a client sends, so each is masked
+    before axes writes it.
+    """
+
+    def user_login_failed(self, sender, credentials: dict, request=None, **kwargs):
+        if request is None:
+            return super().user_login_failed(sender, credentials, request, **kwargs)
+        _mask_client_details(request)
+        query, form = request.GET, request.POST
+        request.GET, request.POST = _masked_query(query), _masked_query(form)
+        try:
+            return super().user_login_failed(sender, credentials, request, **kwargs)
+        finally:
+            request.GET, request.POST = query, form
+
+    def user_logged_in(self, sender, request, user, **kwargs):
+        _mask_client_details(request)
+        return super().user_logged_in(sender, request, user, **kwargs)
+
+    def user_logged_out(self, sender, request, user, **kwargs):
+        _mask_client_details(request)
+        return super().user_logged_out(sender, request, user, **kwargs)
+
+
+_CLIENT_DETAILS = ("axes_user_agent", "axes_path_info", "axes_http_accept")
+
+
+def _mask_client_details(request) -> None:
+    for name in _CLIENT_DETAILS:
+        value = getattr(request, name, None)
+        if isinstance(value, str):
+            setattr(request, name, mask_card_numbers(value))
+
+
+def _masked_query(query: QueryDict) -> QueryDict:
+    masked = QueryDict(mutable=True)
+    for key, values in query.lists():
+        masked.setlist(mask_card_numbers(key), [mask_card_numbers(value) for value in values])
+    return masked
 
 
 # --- The code step -------------------------------------------------------------
@@ -192,13 +279,43 @@ def two_factor_setup_device(*, user: User) -> TOTPDevice:
     return device
 
 
-def two_factor_confirm(*, request: HttpRequest, code: str) -> list[str]:
-    """Turn two-factor on with a first code from the app; returns new recovery codes.
+class SelfEnrollmentRefused(PermissionError):
+    """Someone who must use two-factor sets it up only from an enrollment link."""
 
+
+def two_factor_confirm(*, request: HttpRequest, code: str) -> list[str]:
+    """Turn optional two-factor on with a first code from the app; returns new recovery codes.
+
+    Only for those who may go without (reps, auditors): a manager or superuser
+    sets it up from the enrollment link (pipeline.enrollment), never with the
+    password alone, or whoever knew the password could enroll their own phone.
     Other sessions of the user end (they were opened without the code), this
     one is verified.
     """
     user = request.user
+    if two_factor_required(user):
+        raise SelfEnrollmentRefused(SELF_ENROLLMENT_REFUSED)
+    device, codes = two_factor_enroll_device(user=user, code=code)
+    update_session_auth_hash(request, user)
+    otp_login(request, device)
+    request.session[SESSION_HAS_DEVICE] = True
+    return codes
+
+
+SELF_ENROLLMENT_REFUSED = (
+    "Managers and operators set up two-factor from a link an operator sends: "
+    "ask an operator for one."
+)
+
+
+def two_factor_enroll_device(*, user: User, code: str) -> tuple[TOTPDevice, list[str]]:
+    """Confirm the device being set up with a first code from the app.
+
+    Returns the device and 10 new recovery codes. Every session of the user
+    ends (they were opened without the code); the caller opens the verified
+    one. Raises CodeRefused for a wrong code (its count is kept: the next try
+    waits) or when a device is confirmed already.
+    """
     if user_has_device(user):
         raise CodeRefused("Two-factor is on already: turn it off first to use another phone.")
     with transaction.atomic():  # a wrong code's count is kept: no exception inside
@@ -216,10 +333,7 @@ def two_factor_confirm(*, request: HttpRequest, code: str) -> list[str]:
         device.save(update_fields=["confirmed"])
         codes = recovery_codes_regenerate(user=user)
         user_log_out_everywhere(user=user)
-    update_session_auth_hash(request, user)
-    otp_login(request, device)
-    request.session[SESSION_HAS_DEVICE] = True
-    return codes
+    return device, codes
 
 
 def recovery_codes_regenerate(*, user: User) -> list[str]:
@@ -231,6 +345,18 @@ def recovery_codes_regenerate(*, user: User) -> list[str]:
     codes = [StaticToken.random_token() for _ in range(RECOVERY_CODE_COUNT)]
     StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
     return codes
+
+
+def two_factor_reset(*, user: User) -> None:
+    """Take every authenticator and recovery code of the user away and end their sessions.
+
+    The operators' reset (pipeline.enrollment): the person sets it up again
+    from a new enrollment link.
+    """
+    with transaction.atomic():
+        for device in devices_for_user(user, confirmed=None):
+            device.delete()
+        user_log_out_everywhere(user=user)
 
 
 def two_factor_remove(*, request: HttpRequest) -> None:

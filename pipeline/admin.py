@@ -1,6 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
+from pipeline import enrollment
+from pipeline.account_forms import PersonFields
 from pipeline.models import Customer, Deal, Reassignment, StageEvent, Touch, User
 
 
@@ -17,13 +20,41 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class UserAddForm(PersonFields, AdminUserCreationForm):
+    pass
+
+
+class UserEditForm(PersonFields, UserChangeForm):
+    pass
+
+
 @admin.register(User)
 class ClearedUserAdmin(UserAdmin):
+    form = UserEditForm
+    add_form = UserAddForm
     fieldsets = UserAdmin.fieldsets + (
         ("Cleared", {"fields": ("manager", "time_zone", "direct_phone")}),
     )
     list_display = ("username", "first_name", "last_name", "email", "manager", "is_staff")
     list_filter = ("groups", "is_staff", "is_active")
+    actions = ["reset_two_factor"]
+
+    @admin.action(description="Reset two-factor and send a link to set it up")
+    def reset_two_factor(self, request, queryset):
+        """A new manager's first link, or a lost phone: pipeline.enrollment."""
+        for user in queryset.order_by("username"):
+            try:
+                link = enrollment.two_factor_reset_by_operator(user=user, operator=request.user)
+            except enrollment.EnrollmentRefused as refused:
+                self.message_user(request, f"{user.get_username()}: {refused}", messages.ERROR)
+                continue
+            sent = f"emailed to {user.email}" if user.email else "no email address: hand it over"
+            self.message_user(
+                request,
+                f"{user.get_username()}: two-factor reset, every session ended. Their link "
+                f"({sent}; it works once, for {enrollment.link_lifetime()}): {link}",
+                messages.SUCCESS,
+            )
 
 
 @admin.register(Customer)

@@ -1,15 +1,19 @@
 """Look for full card numbers already stored: the safety net behind the masked fields.
 
-``find_card_numbers`` reads every text column (``CharField`` and its kin,
-``TextField``, ``JSONField``: every string inside a JSON document) of every
-table of Cleared's apps and returns what the masker would mask. The fields
-mask on the way in, so on a healthy database it finds nothing; it is run by
-operators (``manage.py find_card_numbers``), by CI on the demo database, and
-after every test of the suite (``tests/conftest.py``).
+``find_card_numbers`` reads every text column (char, text and JSON: every
+string inside a JSON document) of every table in the database: Cleared's
+apps, and the libraries' too (the login throttle's access log, users and
+groups, the admin's log, sessions, two-factor devices), and any table no
+model describes. It returns what the masker would mask. The fields mask on
+the way in (and the login throttle stores masked usernames:
+``pipeline.accounts.throttle_username``), so on a healthy database it finds
+nothing; it is run by operators (``manage.py find_card_numbers``), by CI on
+the demo database, and after every test of the suite (``tests/conftest.py``).
 
 The columns that are deliberately not masked are listed in ``UNMASKED``
 with the reason; the scanner reads them too, since nothing should hold a
-card number, whatever its purpose.
+card number, whatever its purpose. ``NOT_SCANNED`` are the few it skips:
+hashes and secrets in hex, whose digits mean nothing.
 """
 
 import functools
@@ -20,8 +24,6 @@ from django.apps import apps as django_apps
 from django.db import connections, models
 
 from pipeline.masking import MIN_DIGITS, contains_card_number, json_strings, mask_card_numbers
-
-APP_LABELS = ("pipeline", "billing", "receivables", "audits")
 
 # Text columns left unmasked on purpose ("app.Model.field": why). Fields with
 # ``choices`` are codes validated against a fixed list and need no entry.
@@ -39,7 +41,17 @@ UNMASKED = {
     "receivables.CustomerEmail.message_id": "made by Cleared of letters only "
     "(receivables.mail.new_message_id); the same on every retry, so it must not change",
 }
-_NOT_SCANNED = {"pipeline.User.password"}
+# Columns not read at all ("app.Model.field", or "table.column" for a table no
+# model describes: why). A hex string is a run of digits here and there, and
+# one in a few dozen holds a Luhn-valid window; so does a migration's date.
+NOT_SCANNED = {
+    "pipeline.User.password": "a salted hash",
+    "otp_totp.TOTPDevice.key": "the authenticator's secret, in hex",
+    "axes.AccessLog.session_hash": "a SHA-256 of the session key, in hex",
+    "django_migrations.name": 'migration file names, dated ("0002_auto_20170228_2044")',
+}
+# Column types (as Django's introspection names them) that hold text.
+_TEXT_TYPES = {"CharField", "TextField", "JSONField"}
 _PREVIEW_CHARS = 60
 
 
@@ -60,7 +72,7 @@ def text_fields(model) -> list[models.Field]:
         field
         for field in model._meta.concrete_fields
         if isinstance(field, models.CharField | models.TextField | models.JSONField)
-        and f"{model._meta.label}.{field.name}" not in _NOT_SCANNED
+        and f"{model._meta.label}.{field.name}" not in NOT_SCANNED
     ]
 
 
@@ -82,21 +94,67 @@ def _card_string(value) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Column:
+    table: str
+    column: str
+    pk: str | None  # the primary key column; None for a table without a single one
+    is_json: bool
+
+
+def _model_columns() -> dict[str, tuple[models.Model, dict[str, models.Field]]]:
+    """Table name -> (model, its concrete fields by column), for every installed model."""
+    found = {}
+    for model in django_apps.get_models(include_auto_created=True):
+        if model._meta.proxy or not model._meta.managed:
+            continue
+        fields = {field.column: field for field in model._meta.concrete_fields}
+        found.setdefault(model._meta.db_table, (model, fields))
+    return found
+
+
+def _is_text(
+    table: str, column: str, model, field: models.Field | None, introspected: str
+) -> tuple[bool, bool]:
+    """(scanned, is JSON) for one column: the model's field decides where there is one."""
+    if f"{table}.{column}" in NOT_SCANNED:
+        return False, False
+    if field is not None:
+        if f"{model._meta.label}.{field.name}" in NOT_SCANNED:
+            return False, False
+        is_text = isinstance(field, models.CharField | models.TextField | models.JSONField)
+        return is_text, isinstance(field, models.JSONField)
+    return introspected in _TEXT_TYPES, introspected == "JSONField"
+
+
+def _columns(using: str) -> list[_Column]:
+    """Every text column of every table of the database (cached per database)."""
+    connection = connections[using]
+    return _columns_of(using, connection.vendor, str(connection.settings_dict["NAME"]))
+
+
 @functools.cache
-def _columns(app_labels: tuple[str, ...]) -> list[tuple[str, str, str, bool]]:
-    """(table, column, primary key column, is JSON) for every scanned column."""
-    return [
-        (
-            model._meta.db_table,
-            field.column,
-            model._meta.pk.column,
-            isinstance(field, models.JSONField),
-        )
-        for label in app_labels
-        for model in django_apps.get_app_config(label).get_models()
-        if not model._meta.proxy
-        for field in text_fields(model)
-    ]
+def _columns_of(using: str, vendor: str, name: str) -> list[_Column]:
+    connection = connections[using]
+    introspection = connection.introspection
+    known = _model_columns()
+    columns = []
+    with connection.cursor() as cursor:
+        for table in sorted(introspection.table_names(cursor)):
+            model, fields = known.get(table, (None, {}))
+            primary = introspection.get_primary_key_columns(cursor, table) or []
+            for described in introspection.get_table_description(cursor, table):
+                try:
+                    introspected = introspection.get_field_type(described.type_code, described)
+                except KeyError:  # a type Django has no field for: not text
+                    continue
+                scanned, is_json = _is_text(
+                    table, described.name, model, fields.get(described.name), introspected
+                )
+                if scanned:
+                    pk = primary[0] if len(primary) == 1 else None
+                    columns.append(_Column(table, described.name, pk, is_json))
+    return columns
 
 
 def tables_written_in_this_transaction(*, using: str = "default") -> set[str] | None:
@@ -104,9 +162,9 @@ def tables_written_in_this_transaction(*, using: str = "default") -> set[str] | 
     connection = connections[using]
     if connection.vendor != "postgresql" or not connection.in_atomic_block:
         return None
-    tables = sorted({table for table, *_ in _columns(APP_LABELS)})
+    tables = sorted({column.table for column in _columns(using)})
     with connection.cursor() as cursor:
-        # pg_stat_xact_user_tables, but for our tables only: far cheaper.
+        # pg_stat_xact_user_tables, but for the scanned tables only: far cheaper.
         cursor.execute(
             "SELECT relname FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r' "
             "AND pg_stat_get_xact_tuples_inserted(oid) + pg_stat_get_xact_tuples_updated(oid) > 0",
@@ -115,10 +173,8 @@ def tables_written_in_this_transaction(*, using: str = "default") -> set[str] | 
         return {name for (name,) in cursor.fetchall()}
 
 
-def find_card_numbers(
-    *, using: str = "default", app_labels=APP_LABELS, tables: set[str] | None = None
-) -> list[Finding]:
-    """Every stored value of ``app_labels``' text columns that holds a card number.
+def find_card_numbers(*, using: str = "default", tables: set[str] | None = None) -> list[Finding]:
+    """Every stored value of the database's text columns that holds a card number.
 
     One query for the whole database (a ``UNION ALL`` of every column, values
     shorter than a card number left out), so that running it after every test
@@ -126,13 +182,15 @@ def find_card_numbers(
     """
     connection = connections[using]
     quote = connection.ops.quote_name
-    columns = _columns(tuple(app_labels))
-    # Table and column names come from the models, quoted; nothing from a user.
+    columns = _columns(using)
+    # Table and column names come from the database's own catalogue, quoted;
+    # nothing from a user.
     selects = [
-        f"SELECT {index}, CAST({quote(pk)} AS TEXT), CAST({quote(column)} AS TEXT) "  # noqa: S608
-        f"FROM {quote(table)} WHERE LENGTH(CAST({quote(column)} AS TEXT)) >= {MIN_DIGITS}"
-        for index, (table, column, pk, _) in enumerate(columns)
-        if tables is None or table in tables
+        f"SELECT {index}, {_pk_sql(quote, column.pk)}, "  # noqa: S608
+        f"CAST({quote(column.column)} AS TEXT) FROM {quote(column.table)} "
+        f"WHERE LENGTH(CAST({quote(column.column)} AS TEXT)) >= {MIN_DIGITS}"
+        for index, column in enumerate(columns)
+        if tables is None or column.table in tables
     ]
     if not selects:
         return []
@@ -141,12 +199,25 @@ def find_card_numbers(
         cursor.execute(" UNION ALL ".join(selects))
         while rows := cursor.fetchmany(2000):
             for index, pk, value in rows:
-                table, column, _, is_json = columns[index]
-                text = _card_string(json.loads(value) if is_json else value)
+                column = columns[index]
+                text = _card_string(_decoded(value) if column.is_json else value)
                 if text is not None:
-                    findings.append(Finding(table, column, _pk(pk), _preview(text)))
-    return sorted(findings, key=lambda finding: (finding.table, finding.column, finding.pk))
+                    findings.append(Finding(column.table, column.column, _pk(pk), _preview(text)))
+    return sorted(findings, key=lambda finding: (finding.table, finding.column, str(finding.pk)))
 
 
-def _pk(value: str):
+def _pk_sql(quote, pk: str | None) -> str:
+    return f"CAST({quote(pk)} AS TEXT)" if pk else "CAST(NULL AS TEXT)"
+
+
+def _decoded(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:  # not JSON after all (a column no model describes): read it as text
+        return value
+
+
+def _pk(value: str | None):
+    if value is None:
+        return None
     return int(value) if value.isdigit() else value

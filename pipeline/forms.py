@@ -7,11 +7,13 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
+from pipeline.account_forms import PersonFields
 from pipeline.models import Customer, Deal, Touch, TouchKind
 from pipeline.selectors import customer_terms
 from pipeline.services import TermsRefused, promise_terms
 from pipeline.stages import LostReason, Stage, next_moves
 from pipeline.terms import PaymentOption
+from pipeline.text import single_line
 
 
 class DateInput(forms.DateInput):
@@ -116,6 +118,13 @@ class CustomerForm(forms.ModelForm):
                 "max_value": "A day of the month: 1 to 31.",
             }
         }
+
+    # A customer's name and company end up in email headers (To, Subject): one line.
+    def clean_name(self):
+        return single_line(self.cleaned_data.get("name"))
+
+    def clean_company(self):
+        return single_line(self.cleaned_data.get("company"))
 
     def clean_phone(self):
         phone = self.cleaned_data["phone"].strip()
@@ -365,7 +374,7 @@ class TouchForm(FocusFirstError, forms.ModelForm):
         return _not_in_past(self.cleaned_data.get("next_step_date"), "next step date")
 
 
-class InviteForm(forms.Form):
+class InviteForm(PersonFields, forms.Form):
     """A manager invites a rep to their team: the rep sets their own password."""
 
     email = forms.EmailField(max_length=254, help_text="The invitation link goes here.")

@@ -24,8 +24,11 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from pipeline.access import managed_reps
+from pipeline.accounts import validate_no_card_number
+from pipeline.enrollment import link_lifetime
 from pipeline.models import Customer, Deal, Reassignment, Role, User
 from pipeline.stages import CLOSED_STAGES
+from pipeline.text import single_line
 
 
 class TeamError(Exception):
@@ -89,17 +92,23 @@ def team_invite(
 
     The account has no usable password until they follow the link. The
     username is the one typed, else the email address. Raises TeamError for a
-    username or email already in use, or an invitation by someone who manages
-    no team.
+    username or email already in use or holding a card number (never stored,
+    never emailed), or an invitation by someone who manages no team. Names
+    are made one line: they end up in email headers.
     """
     if not manager.is_manager:
         raise TeamError("Only a manager can invite a rep to their team.")
     email = User.objects.normalize_email(email.strip()).lower()
     username = (username or email).strip()
-    try:
-        User.username_validator(username)
-    except ValidationError as exc:
-        raise TeamError(exc.messages[0], field="username") from exc
+    for field, value, validators in (
+        ("email", email, [validate_no_card_number]),
+        ("username", username, [validate_no_card_number, User.username_validator]),
+    ):
+        try:
+            for validate in validators:
+                validate(value)
+        except ValidationError as exc:
+            raise TeamError(exc.messages[0], field=field) from exc
     if User.objects.filter(email__iexact=email).exists():
         raise TeamError("Someone already has an account with this email.", field="email")
     if User.objects.filter(username__iexact=username).exists():
@@ -107,8 +116,8 @@ def team_invite(
     rep = User(
         username=username,
         email=email,
-        first_name=first_name.strip(),
-        last_name=last_name.strip(),
+        first_name=single_line(first_name),
+        last_name=single_line(last_name),
         manager=manager,
         time_zone=manager.time_zone,
     )
@@ -119,8 +128,7 @@ def team_invite(
     message = EmailMessage(
         "You're invited to Cleared",
         f"{manager} added you to their team on Cleared.\n\n"
-        f"Set your password here (the link works once, for "
-        f"{settings.PASSWORD_RESET_TIMEOUT // 86400} days):\n{link}\n\n"
+        f"Set your password here (the link works once, for {link_lifetime()}):\n{link}\n\n"
         f"Your username: {rep.username}\n",
         to=[email],
     )

@@ -18,7 +18,7 @@ from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.http import require_POST
 
-from pipeline import access, team
+from pipeline import access, accounts, enrollment, team
 from pipeline.forms import HandoverForm, InviteForm, parse_id
 
 
@@ -114,6 +114,8 @@ def team_join(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
         user = None
     if user is None or not default_token_generator.check_token(user, token):
         return render(request, "pipeline/team_join.html", {"invalid": True}, status=400)
+    if accounts.two_factor_required(user):
+        return redirect(enrollment.enrollment_path(user))
     form = SetPasswordForm(user, request.POST if request.method == "POST" else None)
     if form.is_valid():
         form.save()

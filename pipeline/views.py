@@ -233,6 +233,7 @@ def _terms_context(form: DealForm) -> dict:
 @require_GET
 def deal_terms(request: HttpRequest) -> HttpResponse:
     """The standing and terms panel of the deal form, for the chosen customer."""
+    access.require_seller(request.user)
     form = DealForm(user=request.user, initial={"customer": request.GET.get("customer")})
     return render(request, "pipeline/deal_form.html#terms", _terms_context(form))
 

@@ -93,9 +93,12 @@ _DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequen
 def _no_card_number_stored(request):
     """After every test that used the database: no full card number was stored.
 
-    Runs the scanner of ``manage.py find_card_numbers`` on the test database
-    before the test's data is rolled back or flushed, so a test that makes
-    Cleared store a full number fails, whatever it asserts. Tests that plant
+    Runs the scanner of ``manage.py find_card_numbers`` on every table of the
+    test database (the libraries' too: the login throttle's, the admin log,
+    sessions...) before the test's data is rolled back or flushed, so a test
+    that makes Cleared, or a library under it, store a full number fails,
+    whatever it asserts. On PostgreSQL only the tables the test's transaction
+    wrote are read. Tests that plant
     raw numbers on purpose opt out with ``@pytest.mark.stores_card_numbers``.
     """
     names = set(request.fixturenames)

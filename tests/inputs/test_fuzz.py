@@ -43,7 +43,7 @@ from billing import services as billing
 from billing.models import PaymentStatus, WebhookEvent
 from billing.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from dashboards import board
-from pipeline import team
+from pipeline import enrollment, team
 from pipeline.models import Role
 from pipeline.stages import Stage
 from pipeline.terms import PaymentOption
@@ -121,6 +121,7 @@ FUZZED = {
     "team_invite": ("manager", None),
     "team_deactivate": ("manager", "teammate"),
     "team_join": ("anonymous", "join_link"),
+    "two_factor_enroll": ("anonymous", "enroll_link"),
     "billing:commission_rate": ("manager", "rep"),
     "password_reset": ("anonymous", None),
     "password_reset_done": ("anonymous", None),
@@ -150,6 +151,8 @@ FRESH_CLIENT = {
     # The reset link puts its token in the session, then sends to .../set-password/.
     "password_reset_confirm": lambda world, path: _after_get(Client(), world["reset_link"]),
     "team_join": lambda world, path: Client(),
+    # As on the setup page: the link is opened (its unconfirmed device made) before a post.
+    "two_factor_enroll": lambda world, path: _after_get(Client(), path),
     "billing:customer_link": lambda world, path: Client(),
 }
 NOT_FUZZED = {
@@ -293,8 +296,13 @@ def world(rep, manager, auditor, customer, teammate):
     # A rep who forgot their password, never logged in here: a log-in would spend the token.
     forgetful = UserFactory(username="forgetful", role=Role.REP, manager=manager)
     reset_link = _link("password_reset_confirm", forgetful)
+    # A new manager an operator sent the link that sets password and two-factor up.
+    newcomer = UserFactory(username="newcomer", role=Role.MANAGER)
+    newcomer.set_unusable_password()
+    newcomer.save(update_fields=["password"])
     links = {
         "join_link": [_link("team_join", invited)],
+        "enroll_link": [enrollment.enrollment_path(newcomer)],
         "reset_link": [reset_link, reset_link.replace(reset_link.split("/")[-2], "set-password")],
         # A rung of the chase (days after the due date) is not a row: real rungs.
         "chase_link": [reverse("billing:chase", args=[invoice.pk, rung]) for rung in (0, 7)],

@@ -102,6 +102,13 @@ def test_auditor_sees_no_deal_pages(auditor_client, deal):
     assert auditor_client.get(f"/customers/{deal.customer_id}/").status_code == 404
 
 
+def test_auditor_gets_no_terms_panel_for_a_customer(auditor_client, deal):
+    response = auditor_client.get(
+        f"/deals/terms/?customer={deal.customer_id}", headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 404
+
+
 def test_deal_list_shows_only_the_reps_own_deals(rep_client, rep, other_rep):
     mine = DealFactory(rep=rep, title="Mine")
     theirs = DealFactory(rep=other_rep, title="Theirs")

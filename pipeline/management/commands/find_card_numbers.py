@@ -6,12 +6,14 @@ masked: the table, the column, the row's primary key and a masked preview.
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pipeline.card_scan import APP_LABELS, find_card_numbers
+from pipeline.card_scan import find_card_numbers
 
 
 class Command(BaseCommand):
     help = (
-        "Scan every text column of Cleared's tables for full card or account numbers "
+        "Scan every text column of every table in the database (Cleared's and the "
+        "libraries': login throttle, users, admin log, sessions, two-factor) for full card "
+        "or account numbers "
         "(Luhn-valid, any separator, inside JSON too). Prints table, column, pk and a "
         "masked preview; exits 1 if any is found."
     )
@@ -24,8 +26,7 @@ class Command(BaseCommand):
         for finding in findings:
             self.stdout.write(str(finding))
         self.stdout.write(
-            f"{len(findings)} stored value(s) with a card number in "
-            f"{', '.join(APP_LABELS)} ({database})."
+            f"{len(findings)} stored value(s) with a card number in every table ({database})."
         )
         if findings:
             raise CommandError(
