@@ -29,6 +29,7 @@ run: install
 	$(PY) manage.py seed_demo
 	@trap 'trap - INT TERM EXIT; kill 0 2>/dev/null' INT TERM EXIT; \
 	$(VENV)/bin/celery -A config worker --queues=celery,heartbeat --loglevel=INFO --concurrency=2 --hostname=worker@%h & \
+	$(VENV)/bin/celery -A config worker --queues=webhooks --loglevel=INFO --concurrency=2 --hostname=webhooks@%h & \
 	$(VENV)/bin/celery -A config beat --loglevel=INFO & \
 	echo ""; \
 	echo "  Cleared is running at http://127.0.0.1:$(PORT)/"; \

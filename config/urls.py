@@ -10,6 +10,7 @@ urlpatterns = [
     path("audits/", include("audits.urls")),
     path("reminders/", include("reminders.urls")),
     path("billing/", include("billing.urls")),
+    path("", include("hooks.urls")),
     path("", include("dashboards.urls")),
     path("", include("pipeline.urls")),
 ]

@@ -2,8 +2,9 @@
 
 pipeline is the bottom and imports no other app of ours; billing and audits
 stand on pipeline only; reminders reads those three; dashboards reads everyone
-and nobody reads it. No import hides inside a function to reach another app,
-and no models module knows a cache exists.
+and nobody reads it; hooks (webhooks, chat, the calendar feed) sits beside it,
+on the same four. No import hides inside a function to reach another app, and
+no models module knows a cache exists.
 """
 
 import ast
@@ -18,6 +19,7 @@ ALLOWED = {
     "audits": {"pipeline"},
     "reminders": {"pipeline", "billing", "audits"},
     "dashboards": {"pipeline", "billing", "audits", "reminders"},
+    "hooks": {"pipeline", "billing", "audits", "reminders"},
 }
 
 
