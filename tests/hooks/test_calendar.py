@@ -69,7 +69,8 @@ def test_a_reps_feed_has_their_next_steps_due_dates_promises_and_reminders(
     events = _events(_address(rep_client))
     deal_url = f"/deals/{deal.pk}/"
     summaries = list(events)
-    assert f"Next step: Send the quote — {customer.name}" in events
+    deal.refresh_from_db()  # the customer's answer set its next step
+    assert f"Next step: {deal.next_step} — {customer.name}" in events
     assert not [s for s in summaries if "Theirs" in s]  # another rep's deal
     due = events[f"Payment due: {invoice.display_number} — {customer.name}"]
     assert due["DTSTART"].dt == invoice.due_date

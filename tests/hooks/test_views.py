@@ -14,6 +14,12 @@ from tests.hooks.conftest import deliver_all
 pytestmark = pytest.mark.django_db
 
 LIST = reverse("hooks:subscription_list")
+
+
+def _mine(manager, receiver) -> Subscription:
+    return Subscription.objects.create(owner=manager, url=receiver.url, events=["deal.lost"])
+
+
 NEW = reverse("hooks:subscription_new")
 
 
@@ -60,7 +66,7 @@ def test_another_managers_subscription_is_a_404(manager_client, other_rep, recei
 
 def test_an_operator_sees_and_manages_every_subscription(manager, receiver):
     operator = UserFactory(username="operator", is_superuser=True, role=Role.MANAGER)
-    theirs = Subscription.objects.create(owner=manager, url=receiver.url, events=["deal.lost"])
+    theirs = _mine(manager, receiver)
     client = _client_for(operator)
     assert receiver.url in client.get(LIST).text
     assert client.get(theirs.get_absolute_url()).status_code == 200
@@ -135,7 +141,7 @@ def test_resend_from_the_log(manager_client, manager, receiver):
 def test_a_delivery_of_another_subscription_cannot_be_resent_through_mine(
     manager_client, manager, other_rep, receiver
 ):
-    mine = Subscription.objects.create(owner=manager, url=receiver.url, events=["deal.lost"])
+    mine = _mine(manager, receiver)
     theirs = Subscription.objects.create(
         owner=other_rep.manager, url=receiver.url, events=["deal.lost"]
     )
