@@ -82,6 +82,18 @@ def in_scope(subscriptions: list[Subscription], deal_id: int) -> list[Subscripti
     ]
 
 
+def scoped_deal_ids(subscriptions: list[Subscription], deal_ids: set[int]) -> set[int]:
+    """Which of these deals at least one of the subscriptions' owners may see."""
+    if any(s.owner.is_superuser and s.owner.is_active for s in subscriptions):
+        return set(deal_ids)
+    found: set[int] = set()
+    for s in subscriptions:
+        if s.owner.is_active:
+            visible = Deal.objects.visible_to(s.owner).filter(pk__in=deal_ids - found)
+            found.update(visible.values_list("pk", flat=True))
+    return found
+
+
 def event_record(
     *,
     event_type: str,

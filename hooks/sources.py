@@ -37,7 +37,7 @@ from billing.models import (
     ResponseKind,
 )
 from hooks import outbox
-from hooks.models import EventType
+from hooks.models import Event, EventType
 from pipeline.models import Deal, StageEvent, Touch, TouchKind
 from pipeline.stages import Stage
 from reminders.models import Reminder, ReminderState
@@ -49,9 +49,14 @@ def _deal(deal_id: int) -> Deal:
     return Deal.objects.select_related("customer", "rep").get(pk=deal_id)
 
 
-def _emit(event_type: str, key: str, deal_id: int, build, at: datetime | None = None) -> None:
-    """Record ``event_type`` if anyone wants it; ``build(deal)`` gives (object data, chat what)."""
-    wanted = outbox.wanting(event_type)
+def _emit(
+    event_type: str, key: str, deal_id: int, build, at: datetime | None = None, wanted=None
+) -> None:
+    """Record ``event_type`` if anyone wants it; ``build(deal)`` gives (object data, chat what).
+
+    ``wanted``: the live subscriptions wanting it, when the caller (a scan) has them.
+    """
+    wanted = outbox.wanting(event_type) if wanted is None else wanted
     if not wanted:
         return
     targets = outbox.in_scope(wanted, deal_id)
@@ -158,6 +163,9 @@ def on_payment_event(sender, instance: PaymentEvent, created: bool, raw=False, *
     if instance.to_status == PaymentStatus.PENDING and instance.from_status:
         return
     event_type, said = _PAYMENT_EVENTS[instance.to_status]
+    wanted = outbox.wanting(event_type)
+    if not wanted:
+        return
     payment = Payment.objects.get(pk=instance.payment_id)
 
     def build(deal: Deal):
@@ -205,6 +213,9 @@ def on_invoice(sender, instance: Invoice, created: bool, raw=False, **kwargs) ->
 def on_call_attempt(sender, instance: CallAttempt, created: bool, raw=False, **kwargs) -> None:
     if raw or not created:
         return
+    wanted = outbox.wanting(EventType.AUDIT_OUTCOME_RECORDED)
+    if not wanted:
+        return
     deal_id = Audit.objects.values_list("deal_id", flat=True).get(pk=instance.audit_id)
     fields = {
         "audit_id": instance.audit_id,
@@ -221,10 +232,15 @@ def on_call_attempt(sender, instance: CallAttempt, created: bool, raw=False, **k
         deal_id,
         lambda deal: ("audit", fields["url"], fields, what),
         instance.at,
+        wanted=wanted,
     )
 
 
 # --- the customer's answers ------------------------------------------------------------
+
+
+def _answer_key(response: CustomerResponse) -> str:
+    return f"customer.answered:customerresponse:{response.pk}"
 
 
 def customer_answered(response: CustomerResponse) -> None:
@@ -244,7 +260,7 @@ def customer_answered(response: CustomerResponse) -> None:
     }
     _emit(
         EventType.CUSTOMER_ANSWERED,
-        f"customer.answered:customerresponse:{response.pk}",
+        _answer_key(response),
         invoice.deal_id,
         lambda deal: ("answer", fields["invoice"]["url"], fields, what),
         response.created_at,
@@ -273,8 +289,22 @@ def on_touch(sender, instance: Touch, created: bool, raw=False, **kwargs) -> Non
 # --- by time: the scan ---------------------------------------------------------------------
 
 
+def _unseen(keyed: list[tuple[str, object]], wanted, deal_of) -> list[tuple[str, object]]:
+    """The (key, row) pairs some subscription may see (one query a subscription) whose
+    event is not written yet (one query a thousand): the scan's repeat visits stay cheap."""
+    deal_ids = {deal_of(row) for _, row in keyed}
+    reachable = outbox.scoped_deal_ids(wanted, deal_ids) if deal_ids else set()
+    keyed = [(key, row) for key, row in keyed if deal_of(row) in reachable]
+    seen: set[str] = set()
+    for start in range(0, len(keyed), 1000):
+        keys = [key for key, _ in keyed[start : start + 1000]]
+        seen.update(Event.objects.filter(key__in=keys).values_list("key", flat=True))
+    return [(key, row) for key, row in keyed if key not in seen]
+
+
 def _scan_overdue_invoices(today) -> int:
-    if not outbox.wanting(EventType.INVOICE_OVERDUE):
+    wanted = outbox.wanting(EventType.INVOICE_OVERDUE)
+    if not wanted:
         return 0
     candidates = (
         Invoice.objects.filter(
@@ -285,10 +315,13 @@ def _scan_overdue_invoices(today) -> int:
         .annotate(cleared=Sum("payments__amount", filter=Q(payments__status=PaymentStatus.CLEARED)))
         .order_by("due_date")
     )
+    keyed = [
+        (f"invoice.overdue:invoice:{invoice.pk}", invoice)
+        for invoice in candidates
+        if invoice.is_overdue(today, invoice.cleared)
+    ]
     made = 0
-    for invoice in candidates:
-        if not invoice.is_overdue(today, invoice.cleared):
-            continue
+    for key, invoice in _unseen(keyed, wanted, lambda row: row.deal_id):
         fields = {**invoice_data(invoice), "days_overdue": (today - invoice.due_date).days}
         what = (
             f"invoice {invoice.display_number} is overdue: {outbox.money(invoice.amount)} "
@@ -297,20 +330,26 @@ def _scan_overdue_invoices(today) -> int:
         with transaction.atomic():
             _emit(
                 EventType.INVOICE_OVERDUE,
-                f"invoice.overdue:invoice:{invoice.pk}",
+                key,
                 invoice.deal_id,
                 lambda deal, fields=fields, what=what: ("invoice", fields["url"], fields, what),
+                wanted=wanted,
             )
         made += 1
     return made
 
 
 def _scan_due_reminders(now: datetime) -> int:
-    if not outbox.wanting(EventType.REMINDER_DUE):
+    wanted = outbox.wanting(EventType.REMINDER_DUE)
+    if not wanted:
         return 0
     due = Reminder.objects.filter(state=ReminderState.DUE, updated_at__gte=now - LOOKBACK)
+    keyed = [
+        (f"reminder.due:reminder:{reminder.pk}:{int(reminder.shown_at.timestamp())}", reminder)
+        for reminder in due.select_related("owner").order_by("updated_at")
+    ]
     made = 0
-    for reminder in due.select_related("owner").order_by("updated_at"):
+    for key, reminder in _unseen(keyed, wanted, lambda row: row.deal_id):
         shown = reminder.shown_at
         fields = {
             "id": reminder.pk,
@@ -325,22 +364,26 @@ def _scan_due_reminders(now: datetime) -> int:
         with transaction.atomic():
             _emit(
                 EventType.REMINDER_DUE,
-                f"reminder.due:reminder:{reminder.pk}:{int(shown.timestamp())}",
+                key,
                 reminder.deal_id,
                 lambda deal, fields=fields, what=what: ("reminder", fields["url"], fields, what),
+                wanted=wanted,
             )
         made += 1
     return made
 
 
 def _scan_answers(now: datetime) -> int:
-    if not outbox.wanting(EventType.CUSTOMER_ANSWERED):
+    wanted = outbox.wanting(EventType.CUSTOMER_ANSWERED)
+    if not wanted:
         return 0
     answers = CustomerResponse.objects.filter(created_at__gte=now - LOOKBACK)
-    for response in answers.select_related("invoice"):
+    keyed = [(_answer_key(r), r) for r in answers.select_related("invoice")]
+    unseen = _unseen(keyed, wanted, lambda row: row.invoice.deal_id)
+    for _, response in unseen:
         with transaction.atomic():
             customer_answered(response)
-    return len(answers)
+    return len(unseen)
 
 
 def hooks_scan(*, now: datetime | None = None) -> dict:

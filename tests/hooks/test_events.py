@@ -257,3 +257,27 @@ def test_delivered_state_is_recorded_with_the_response(subscription, receiver, d
     assert delivery.state == DeliveryState.DELIVERED
     assert delivery.response_code == 200
     assert json.loads(delivery.body)["type"] == "deal.lost"
+
+
+def test_the_scan_writes_nothing_for_a_deal_no_subscriber_may_see(
+    subscription, receiver, other_rep
+):
+    customer = CustomerFactory(owner=other_rep)
+    deal = DealFactory(rep=other_rep, customer=customer, deposit_required=False)
+    InvoiceFactory(deal=deal, due_date=TODAY() - timedelta(days=2))
+    assert sources.hooks_scan()["invoices overdue"] == 0
+    assert not Event.objects.filter(type="invoice.overdue").exists()
+
+
+def test_a_snoozed_reminder_falling_due_again_is_sent_again(subscription, receiver, rep, customer):
+    deal = DealFactory(rep=rep, customer=customer, next_step_date=TODAY() - timedelta(days=1))
+    reminder_services.reminders_scan(deal_ids=[deal.pk])
+    sources.hooks_scan()
+    reminder = deal.reminders.get(state="due", kind="next_step_due")
+    reminder_services.reminder_snooze(
+        reminder=reminder, user=rep, until=timezone.now() + timedelta(minutes=5)
+    )
+    later = timezone.now() + timedelta(minutes=6)
+    reminder_services.reminders_mark_due(now=later)
+    sources.hooks_scan(now=later)
+    assert Event.objects.filter(type="reminder.due", key__contains=f":{reminder.pk}:").count() == 2
