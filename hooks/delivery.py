@@ -9,14 +9,16 @@ disabled and its owner told by email.
 """
 
 import logging
+import secrets
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
@@ -27,7 +29,8 @@ from hooks.targets import TargetRefused, check_target
 
 logger = logging.getLogger(__name__)
 
-RUN_BATCH = 200
+RUN_BATCH = 500
+BATCH = 20
 RESPONSE_KEEP = 2000
 
 
@@ -38,19 +41,43 @@ def _claimable(now: datetime) -> Q:
     )
 
 
-def delivery_claim(*, delivery_id: int, now: datetime | None = None) -> Delivery | None:
-    """Take one delivery for this worker: an ``UPDATE … WHERE`` on the state it
-    expects, so of two workers handed the same row exactly one sends it."""
+def deliveries_claim(
+    *, now: datetime | None = None, ids: list[int] | None = None, limit: int = BATCH
+) -> list[Delivery]:
+    """Take up to ``limit`` due deliveries for this worker, oldest first.
+
+    An ``UPDATE … WHERE`` on the states it expects, stamped with this claim's
+    own token, so of two workers handed the same rows each row goes to exactly
+    one; on PostgreSQL the candidates are picked ``FOR UPDATE SKIP LOCKED``, so
+    two workers take two different batches instead of racing for one.
+    """
     now = now or timezone.now()
     lease = timedelta(seconds=settings.HOOKS_LEASE_SECONDS)
-    claimed = (
-        Delivery.objects.filter(_claimable(now), pk=delivery_id, subscription__is_active=True)
-        .order_by()
-        .update(state=DeliveryState.SENDING, claimed_until=now + lease, attempts=F("attempts") + 1)
-    )
-    if not claimed:
-        return None
-    return Delivery.objects.select_related("event", "subscription").get(pk=delivery_id)
+    token = secrets.token_hex(8)
+    active = Subscription.objects.filter(is_active=True).values_list("pk", flat=True)
+    with transaction.atomic():
+        due = Delivery.objects.filter(_claimable(now), subscription_id__in=list(active))
+        if ids is not None:
+            due = due.filter(pk__in=ids)
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        picked = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
+        if not picked:
+            return []
+        Delivery.objects.filter(_claimable(now), pk__in=picked).order_by().update(
+            state=DeliveryState.SENDING,
+            claimed_until=now + lease,
+            claim=token,
+            attempts=F("attempts") + 1,
+        )
+    mine = Delivery.objects.filter(claim=token, state=DeliveryState.SENDING)
+    return list(mine.select_related("event", "subscription").order_by("pk"))
+
+
+def delivery_claim(*, delivery_id: int, now: datetime | None = None) -> Delivery | None:
+    """Take one delivery (see ``deliveries_claim``); None if another worker has it."""
+    claimed = deliveries_claim(now=now, ids=[delivery_id], limit=1)
+    return claimed[0] if claimed else None
 
 
 @dataclass
@@ -111,25 +138,44 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(seconds, 6 * 3600))
 
 
-def delivery_send(*, delivery_id: int, now: datetime | None = None) -> str:
-    """Claim one delivery and send it; returns its state afterwards ("" if not claimed)."""
-    delivery = delivery_claim(delivery_id=delivery_id, now=now)
-    if delivery is None:
-        return ""
+def _attempt(delivery: Delivery) -> tuple[str, Response]:
+    """Sign and POST one claimed delivery (no database: runs in the send threads)."""
     subscription = delivery.subscription
     body = body_for(delivery.event, subscription.format)
-    sent_at = timezone.now()
     headers = signed_headers(
-        secret=subscription.secret, msg_id=delivery.event_id, body=body, at=sent_at
+        secret=subscription.secret, msg_id=delivery.event_id, body=body, at=timezone.now()
     )
-    response = _post(subscription.url, body, headers)
-    return _record(delivery, body, response, timezone.now())
+    return body, _post(subscription.url, body, headers)
+
+
+def deliveries_send(
+    *, now: datetime | None = None, ids: list[int] | None = None, limit: int = BATCH
+) -> list[str]:
+    """Claim a batch, send it (HOOKS_SEND_THREADS at once: one slow receiver does
+    not hold up the rest), record each outcome; returns the states reached."""
+    claimed = deliveries_claim(now=now, ids=ids, limit=limit)
+    if not claimed:
+        return []
+    with ThreadPoolExecutor(max_workers=min(settings.HOOKS_SEND_THREADS, len(claimed))) as pool:
+        outcomes = list(pool.map(_attempt, claimed))
+    done = timezone.now()
+    with transaction.atomic():  # one commit for the batch
+        return [
+            _record(delivery, body, response, done)
+            for delivery, (body, response) in zip(claimed, outcomes, strict=True)
+        ]
+
+
+def delivery_send(*, delivery_id: int, now: datetime | None = None) -> str:
+    """Claim one delivery and send it; returns its state afterwards ("" if not claimed)."""
+    states = deliveries_send(now=now, ids=[delivery_id], limit=1)
+    return states[0] if states else ""
 
 
 def _record(delivery: Delivery, body: str, response: Response, now: datetime) -> str:
     """Write the attempt's outcome, if this worker still holds the claim."""
     mine = Delivery.objects.filter(
-        pk=delivery.pk, state=DeliveryState.SENDING, attempts=delivery.attempts
+        pk=delivery.pk, state=DeliveryState.SENDING, claim=delivery.claim
     )
     common = {
         "claimed_until": None,
@@ -207,11 +253,15 @@ def _tell_owner(subscription_id: int) -> None:
 
 
 def deliveries_run(*, now: datetime | None = None, limit: int = RUN_BATCH) -> int:
-    """Beat's pick-up: send what is due or retrying, and what a killed worker held."""
-    now = now or timezone.now()
-    ids = list(
-        Delivery.objects.filter(_claimable(now), subscription__is_active=True)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    return sum(1 for pk in ids if delivery_send(delivery_id=pk, now=now) == DeliveryState.DELIVERED)
+    """Send what is due or retrying, and what a killed worker held, batch after
+    batch (up to ``limit``); returns how many were delivered. Beat's pick-up,
+    and what each queued ``hooks.deliver`` does: a burst of events queued one
+    by one is sent in batches by whichever task comes first."""
+    delivered = sent = 0
+    while sent < limit:
+        states = deliveries_send(now=now, limit=min(BATCH, limit - sent))
+        sent += len(states)
+        delivered += states.count(DeliveryState.DELIVERED)
+        if len(states) < BATCH:
+            break
+    return delivered

@@ -148,6 +148,8 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(default=timezone.now)
     # Held by the worker sending it now; a worker killed mid-send lets go when it runs out.
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # The claim's own token: its outcome is written only while the claim is still its.
+    claim = models.CharField(max_length=16, blank=True, editable=False)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     response_code = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = MaskedTextField(blank=True)

@@ -8,8 +8,9 @@ from hooks import delivery, sources
 
 @shared_task(name="hooks.deliver")
 def deliver(delivery_ids: list[int]) -> int:
-    """Send these deliveries now (queued after the commit that wrote them)."""
-    return sum(1 for pk in delivery_ids if delivery.delivery_send(delivery_id=pk))
+    """Queued after the commit that wrote these deliveries: send what is due now,
+    these first if they are still waiting (another task's batch may have taken them)."""
+    return delivery.deliveries_send(ids=delivery_ids).count("delivered") + delivery.deliveries_run()
 
 
 @shared_task(name="hooks.deliveries_run")

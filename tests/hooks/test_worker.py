@@ -110,8 +110,10 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_each_id_is_seen_once_ded
     seen = receiver.ids()
     assert set(seen) == set(expected)  # nothing lost
     assert all(r["verified"] for r in receiver.received)
-    # At least once: the one in flight at the kill may come twice, under one id.
-    assert sum(seen.values()) - len(seen) <= 1
+    # At least once: what was in flight at the kill comes again, under its one id
+    # (a receiver keeps the first); nothing a third time.
+    assert max(seen.values()) <= 2
+    assert hook_workers.log("w1").count("hooks.deliver") >= 1
 
 
 def test_a_receiver_answering_500_gets_the_event_again_from_the_worker(
