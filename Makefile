@@ -33,7 +33,7 @@ run: install
 	$(VENV)/bin/celery -A config beat --loglevel=INFO & \
 	echo ""; \
 	echo "  Cleared is running at http://127.0.0.1:$(PORT)/"; \
-	echo "  Log in as rep, rep2, manager or auditor, password: demo.  Ctrl-C stops web, worker and beat."; \
+	echo "  Log in as rep, rep2, manager or auditor, password: demo.  Ctrl-C stops web, workers and beat."; \
 	echo "  manager also needs a two-factor code: run '$(PY) manage.py demo_code' in another terminal,"; \
 	echo "  or add the key CLEAREDDEMOMANAGERTWOFACTORCODES to an authenticator app."; \
 	echo ""; \
