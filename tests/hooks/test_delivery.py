@@ -8,6 +8,7 @@ from django.core import mail
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from config.celery import app
 from hooks import delivery as hooks_delivery
 from hooks import services as hooks_services
 from hooks.delivery import delivery_claim, retry_delay
@@ -171,3 +172,13 @@ def test_an_unreachable_receiver_is_a_failed_attempt(lost_only, deal, rep, recei
     assert delivery.state == DeliveryState.RETRYING
     assert delivery.response_code is None
     assert delivery.last_error
+
+
+def test_webhook_work_runs_on_its_own_queue(settings):
+
+    for name in ("hooks.deliver", "hooks.deliveries_run", "hooks.scan"):
+        route = app.amqp.router.route({}, name)
+        assert route["queue"].name == "webhooks", name
+    for entry in ("hooks-deliveries-run", "hooks-scan"):
+        assert settings.CELERY_BEAT_SCHEDULE[entry]["options"]["queue"] == "webhooks"
+    assert app.amqp.router.route({}, "reminders.reminders_scan")["queue"].name == "heartbeat"
