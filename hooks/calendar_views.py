@@ -9,15 +9,24 @@ from django.views.decorators.http import require_GET, require_POST
 
 from hooks import calendar_feed as calendar
 
+# The new address, from the POST that made it to the page that shows it once.
+NEW_FEED_SESSION_KEY = "hooks_new_calendar_url"
 
-@never_cache
+
 @require_POST
 def calendar_feed_new(request: HttpRequest) -> HttpResponse:
-    """A new address (the old one stops working), shown this once."""
+    """A new address (the old one stops working), shown once on the next page."""
     token = calendar.calendar_feed_create(user=request.user)
-    return render(
-        request, "hooks/calendar_created.html", {"feed_url": calendar.calendar_feed_url(token)}
-    )
+    request.session[NEW_FEED_SESSION_KEY] = calendar.calendar_feed_url(token)
+    return redirect("hooks:calendar_feed_created")
+
+
+@never_cache
+def calendar_feed_created(request: HttpRequest) -> HttpResponse:
+    feed_url = request.session.pop(NEW_FEED_SESSION_KEY, None)
+    if feed_url is None:
+        return redirect("account_security")
+    return render(request, "hooks/calendar_created.html", {"feed_url": feed_url})
 
 
 @require_POST

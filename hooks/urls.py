@@ -18,6 +18,7 @@ urlpatterns = [
         name="delivery_resend",
     ),
     path("calendar/new", calendar_views.calendar_feed_new, name="calendar_feed_new"),
+    path("calendar/address", calendar_views.calendar_feed_created, name="calendar_feed_created"),
     path("calendar/revoke", calendar_views.calendar_feed_revoke, name="calendar_feed_revoke"),
     path("calendar/<str:token>.ics", calendar_views.calendar_feed, name="calendar_feed"),
 ]

@@ -13,6 +13,9 @@ from hooks.models import Delivery
 from pipeline.access import require_manager
 
 LOG_PAGE = 25
+# The new subscription's secret, from the POST that made it to the one page that
+# shows it (popped there: shown once), as the recovery codes are (pipeline.account_views).
+NEW_SECRET_SESSION_KEY = "hooks_new_secret"  # noqa: S105 - a session key, not a secret
 
 
 def subscription_list(request: HttpRequest) -> HttpResponse:
@@ -25,7 +28,6 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@never_cache
 @require_POST
 def subscription_new(request: HttpRequest) -> HttpResponse:
     require_manager(request.user, "Webhooks are for managers.")
@@ -36,10 +38,8 @@ def subscription_new(request: HttpRequest) -> HttpResponse:
         except services.HooksError as refused:
             form.add_error(refused.field, str(refused))
         else:
-            # The secret, this once: never shown again (the page is not cached).
-            return render(
-                request, "hooks/subscription_created.html", {"subscription": subscription}
-            )
+            request.session[NEW_SECRET_SESSION_KEY] = [subscription.pk, subscription.secret]
+            return redirect(subscription)
     subscriptions = services.subscriptions_visible_to(request.user).select_related("owner")
     return render(
         request,
@@ -49,9 +49,17 @@ def subscription_new(request: HttpRequest) -> HttpResponse:
     )
 
 
+@never_cache
 def subscription_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """The subscription and its delivery log, newest first."""
+    """The subscription and its delivery log, newest first; just made, its secret (once)."""
     subscription = services.get_subscription_for(request.user, pk)
+    made = request.session.pop(NEW_SECRET_SESSION_KEY, None)
+    if made and made[0] == subscription.pk:
+        return render(
+            request,
+            "hooks/subscription_created.html",
+            {"subscription": subscription, "secret": made[1]},
+        )
     deliveries = subscription.deliveries.select_related("event").order_by("-created_at", "-id")
     page = Paginator(deliveries, LOG_PAGE).get_page(request.GET.get("page"))
     return render(

@@ -26,7 +26,7 @@ TODAY = timezone.localdate
 
 
 def _address(client) -> str:
-    response = client.post(reverse("hooks:calendar_feed_new"))
+    response = client.post(reverse("hooks:calendar_feed_new"), follow=True)
     assert response.status_code == 200
     return re.search(r'id="calendar-url">([^<]+)<', response.text).group(1)
 

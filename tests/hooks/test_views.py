@@ -29,12 +29,14 @@ def _form(url: str, **extra) -> dict:
 
 def test_a_manager_creates_a_subscription_and_sees_its_secret_once(manager_client, receiver):
     response = manager_client.post(NEW, _form(receiver.url, description="Books"))
-    assert response.status_code == 200
     subscription = Subscription.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == subscription.get_absolute_url()
     assert subscription.secret.startswith("whsec_")
-    assert subscription.secret in response.text
     assert subscription.events == ["deal.lost", "payment.cleared"]
-    assert "no-store" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
+    shown = manager_client.get(response["Location"])
+    assert subscription.secret in shown.text
+    assert "no-store" in shown["Cache-Control"] or "max-age=0" in shown["Cache-Control"]
     detail = manager_client.get(subscription.get_absolute_url())
     assert detail.status_code == 200
     assert subscription.secret not in detail.text
