@@ -29,10 +29,11 @@ run: install
 	$(PY) manage.py seed_demo
 	@trap 'trap - INT TERM EXIT; kill 0 2>/dev/null' INT TERM EXIT; \
 	$(VENV)/bin/celery -A config worker --queues=celery,heartbeat --loglevel=INFO --concurrency=2 --hostname=worker@%h & \
+	$(VENV)/bin/celery -A config worker --queues=webhooks --loglevel=INFO --concurrency=2 --hostname=webhooks@%h & \
 	$(VENV)/bin/celery -A config beat --loglevel=INFO & \
 	echo ""; \
 	echo "  Cleared is running at http://127.0.0.1:$(PORT)/"; \
-	echo "  Log in as rep, rep2, manager or auditor, password: demo.  Ctrl-C stops web, worker and beat."; \
+	echo "  Log in as rep, rep2, manager or auditor, password: demo.  Ctrl-C stops web, workers and beat."; \
 	echo "  manager also needs a two-factor code: run '$(PY) manage.py demo_code' in another terminal,"; \
 	echo "  or add the key CLEAREDDEMOMANAGERTWOFACTORCODES to an authenticator app."; \
 	echo ""; \

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "receivables",
     "audits",
     "reminders",
+    "hooks",  # webhooks out, chat, the calendar feed: reads the apps above, none reads it
     "dashboards",  # last: reads every app above, nobody reads it
 ]
 
@@ -380,6 +381,41 @@ CLEARED_ROTTING_DAYS = {
     "deposit": env_int("CLEARED_ROTTING_DAYS_DEPOSIT", 14),
     "audit_confirmed": env_int("CLEARED_ROTTING_DAYS_AUDIT_CONFIRMED", 7),
     "delivered": env_int("CLEARED_ROTTING_DAYS_DELIVERED", 30),
+}
+
+# --- Outgoing webhooks and the calendar feed (hooks/) ---------------------------
+# Delivery runs on a queue of its own ("webhooks": `make run`'s worker and
+# docker-compose's "webhooks" service), never a page's request or the
+# reminders' queues. A refused delivery is retried after
+# HOOKS_RETRY_BASE_SECONDS x 3^(attempt-1) (at most 6 h) until
+# HOOKS_GIVE_UP_HOURS after the event; a subscription failing for
+# HOOKS_DISABLE_AFTER_HOURS is disabled and its owner emailed. A worker's
+# claim on a delivery lapses after HOOKS_LEASE_SECONDS (longer than a
+# receiver may take, HOOKS_TIMEOUT_SECONDS), so a killed worker loses nothing.
+HOOKS_TIMEOUT_SECONDS = env_int("HOOKS_TIMEOUT_SECONDS", 10)
+HOOKS_LEASE_SECONDS = env_int("HOOKS_LEASE_SECONDS", 60)
+# A worker sends a claimed batch (up to 20) this many at once.
+HOOKS_SEND_THREADS = env_int("HOOKS_SEND_THREADS", 8)
+HOOKS_RETRY_BASE_SECONDS = env_int("HOOKS_RETRY_BASE_SECONDS", 10)
+HOOKS_GIVE_UP_HOURS = env_int("HOOKS_GIVE_UP_HOURS", 24)
+HOOKS_DISABLE_AFTER_HOURS = env_int("HOOKS_DISABLE_AFTER_HOURS", 24)
+HOOKS_RUN_SECONDS = env_int("HOOKS_RUN_SECONDS", 30)
+HOOKS_SCAN_SECONDS = env_int("HOOKS_SCAN_SECONDS", 60)
+# invoice.overdue: invoices that fell due within this many days (a bounded scan).
+HOOKS_OVERDUE_LOOKBACK_DAYS = env_int("HOOKS_OVERDUE_LOOKBACK_DAYS", 7)
+# Receivers on private or loopback addresses (SSRF): refused in production
+# unless allowed here; allowed with DEBUG (and in the tests).
+HOOKS_ALLOW_PRIVATE_TARGETS = env_bool("HOOKS_ALLOW_PRIVATE_TARGETS", DEBUG)
+CELERY_TASK_ROUTES["hooks.*"] = {"queue": "webhooks"}
+CELERY_BEAT_SCHEDULE["hooks-deliveries-run"] = {
+    "task": "hooks.deliveries_run",
+    "schedule": float(HOOKS_RUN_SECONDS),
+    "options": {"queue": "webhooks", "expires": float(HOOKS_RUN_SECONDS)},
+}
+CELERY_BEAT_SCHEDULE["hooks-scan"] = {
+    "task": "hooks.scan",
+    "schedule": float(HOOKS_SCAN_SECONDS),
+    "options": {"queue": "webhooks", "expires": float(HOOKS_SCAN_SECONDS)},
 }
 
 # --- Cache ---------------------------------------------------------------------

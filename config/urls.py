@@ -16,6 +16,7 @@ urlpatterns = [
         "billing/",
         include((billing_urls.urlpatterns + receivables_urls.urlpatterns, "billing")),
     ),
+    path("", include("hooks.urls")),
     path("", include("dashboards.urls")),
     path("", include("pipeline.urls")),
 ]

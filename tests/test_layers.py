@@ -3,7 +3,8 @@
 pipeline is the bottom and imports no other app of ours; billing and audits
 stand on pipeline only; receivables (asking the customer for money) stands on
 billing; reminders reads those four; dashboards reads everyone and nobody reads
-it. No import hides inside a function to reach another app, and no models module
+it; hooks (webhooks, chat, the calendar feed) sits beside it, on the same five.
+No import hides inside a function to reach another app, and no models module
 knows a cache exists.
 """
 
@@ -20,6 +21,7 @@ ALLOWED = {
     "audits": {"pipeline"},
     "reminders": {"pipeline", "billing", "receivables", "audits"},
     "dashboards": {"pipeline", "billing", "receivables", "audits", "reminders"},
+    "hooks": {"pipeline", "billing", "receivables", "audits", "reminders"},
 }
 
 

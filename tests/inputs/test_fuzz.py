@@ -43,6 +43,9 @@ from billing import services as billing
 from billing.models import PaymentStatus, WebhookEvent
 from billing.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from dashboards import board
+from hooks import calendar_feed
+from hooks import services as hooks_services
+from hooks.models import Subscription
 from pipeline import enrollment, team
 from pipeline.models import Role
 from pipeline.stages import Stage
@@ -123,6 +126,18 @@ FUZZED = {
     "team_join": ("anonymous", "join_link"),
     "two_factor_enroll": ("anonymous", "enroll_link"),
     "billing:commission_rate": ("manager", "rep"),
+    "hooks:subscription_list": ("manager", None),
+    "hooks:subscription_new": ("manager", None),
+    "hooks:subscription_detail": ("manager", "subscription"),
+    "hooks:subscription_enable": ("manager", "subscription"),
+    "hooks:subscription_disable": ("manager", "subscription"),
+    "hooks:subscription_delete": ("manager", "subscription"),
+    "hooks:subscription_test": ("manager", "subscription"),
+    "hooks:delivery_resend": ("manager", "resend_link"),
+    "hooks:calendar_feed_new": ("rep", None),
+    "hooks:calendar_feed_created": ("rep", None),
+    "hooks:calendar_feed_revoke": ("rep", None),
+    "hooks:calendar_feed": ("anonymous", "calendar_link"),
     "password_reset": ("anonymous", None),
     "password_reset_done": ("anonymous", None),
     "password_reset_confirm": ("anonymous", "reset_link"),
@@ -261,6 +276,12 @@ def world(rep, manager, auditor, customer, teammate):
         customer=customer, invoice=invoice, created_by=rep
     )
     invited = team.team_invite(manager=manager, email="invited@example.com", first_name="Ivy")
+    subscription = Subscription.objects.create(
+        owner=manager, url="https://hooks.example/cleared", events=["deal.lost"]
+    )
+    hooks_services.subscription_send_test(subscription=subscription, actor=manager)
+    delivery = subscription.deliveries.get()
+    calendar_token = calendar_feed.calendar_feed_create(user=rep)
     TOTPDevice.objects.create(user=teammate, name="Rep's own authenticator", confirmed=True)
     objects = {
         "deal": deal,
@@ -276,6 +297,7 @@ def world(rep, manager, auditor, customer, teammate):
         "rep": rep,
         "teammate": teammate,
         "customer_link": customer_link,
+        "subscription": subscription,
     }
     users = {
         "rep": rep,
@@ -309,6 +331,8 @@ def world(rep, manager, auditor, customer, teammate):
         "chasing_save_link": [reverse("billing:chasing_save", args=[rung]) for rung in (0, 30)],
         "chasing_preview_link": [reverse("billing:chasing_preview", args=[7])],
         "pay_link": [customer_links.customer_link_path(customer_link)],
+        "resend_link": [reverse("hooks:delivery_resend", args=[subscription.pk, delivery.pk])],
+        "calendar_link": [reverse("hooks:calendar_feed", args=[calendar_token])],
     }
     return {
         "objects": objects,
@@ -330,7 +354,7 @@ def _after_get(client: Client, path: str) -> Client:
 
 def _tables() -> list[str]:
     tables = []
-    labels = ("pipeline", "billing", "receivables", "audits", "reminders")
+    labels = ("pipeline", "billing", "receivables", "audits", "reminders", "hooks")
     for label in (*labels, "auth", "otp_totp", "otp_static"):
         try:
             config = apps.get_app_config(label)
