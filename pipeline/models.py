@@ -24,6 +24,7 @@ from pipeline.stages import (
     Stage,
 )
 from pipeline.terms import PaymentOption, Standing
+from pipeline.terms_history import TermsChange  # noqa: F401  (a model of this app)
 
 TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
@@ -262,6 +263,11 @@ class Deal(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="deals")
     rep = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deals"
+    )
+    # Who sold it (logged the promise): a handover changes ``rep``, never this,
+    # so the sale's figures stay the seller's (pipeline.team.user_deactivate).
+    sold_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
     )
     title = MaskedCharField("what is sold", max_length=200)
     amount = models.DecimalField(max_digits=12, decimal_places=2)

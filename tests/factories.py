@@ -57,6 +57,7 @@ class DealFactory(factory.django.DjangoModelFactory):
         skip_postgeneration_save = True
 
     rep = factory.SubFactory(RepFactory)
+    sold_by = factory.SelfAttribute("rep")
     customer = factory.SubFactory(CustomerFactory, owner=factory.SelfAttribute("..rep"))
     title = "Website redesign"
     amount = Decimal("1000.00")

@@ -210,6 +210,7 @@ class Command(BaseCommand):
                 Deal(
                     customer=customer,
                     rep=customer.owner,
+                    sold_by=customer.owner,
                     title=self.rng.choice(PRODUCTS),
                     amount=amount,
                     payment_option=option,
