@@ -16,7 +16,7 @@ class TermsChoiceForm(forms.Form):
     """
 
     terms_path = forms.ChoiceField(
-        label="The terms are frozen: how should this change be made?",
+        label="How should this change be made?",
         widget=forms.RadioSelect,
         required=False,
     )

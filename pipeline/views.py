@@ -317,12 +317,14 @@ def deal_edit(request: HttpRequest, pk: int) -> HttpResponse:
     frozen_by = terms_freeze.terms_frozen_by(deal)
     # Frozen terms: the rep chooses how a change is made, with the consequence said.
     choice = TermsChoiceForm(request.POST or None, deal=deal) if frozen_by else None
+    status = 200
     if request.method == "POST" and form.is_valid() and (choice is None or choice.is_valid()):
         data = dict(form.cleaned_data)
         version = data.pop("version")
         chosen = choice.cleaned_data if choice else {}
         path = chosen.get("terms_path", "")
-        changes_terms = bool(terms_freeze.terms_diff(deal, data))
+        # The form wrote its values onto ``deal`` already: ask it what changed.
+        changes_terms = bool(set(form.changed_data) & set(terms_freeze.TERMS_FIELDS))
         try:
             deal = services.deal_update(
                 deal_id=deal.pk,
@@ -334,6 +336,7 @@ def deal_edit(request: HttpRequest, pk: int) -> HttpResponse:
             )
         except services.StaleDeal as exc:
             form.add_error(None, str(exc))
+            status = 409
         except terms_freeze.TermsFrozen as exc:
             choice.add_error("terms_path", str(exc))
         except terms_freeze.TermsReasonMissing as exc:
@@ -344,7 +347,8 @@ def deal_edit(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, _edit_saved(path if changes_terms and frozen_by else ""))
             return redirect(deal)
     context = {"deal": deal, "form": form, "choice": choice, "frozen_by": frozen_by}
-    status = 422 if form.is_bound and (form.errors or (choice and choice.errors)) else 200
+    if status == 200 and form.is_bound and (form.errors or (choice and choice.errors)):
+        status = 422
     return render(request, "pipeline/deal_edit.html", context, status=status)
 
 
