@@ -199,6 +199,7 @@ class AuditFactory(factory.django.DjangoModelFactory):
         model = Audit
 
     deal = factory.SubFactory(DealFactory)
+    rep = factory.SelfAttribute("deal.rep")
     call_window_start = factory.LazyFunction(timezone.now)
     call_window_end = factory.LazyAttribute(
         lambda a: a.call_window_start + datetime.timedelta(hours=1)
