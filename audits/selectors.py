@@ -117,11 +117,12 @@ def audit_report(*, manager: User, since: datetime | None = None) -> dict:
     """Per rep and per auditor: how the team's billed sales fare at audit.
 
     Per rep (the seller when the deal went to audit, ``Audit.rep``; a leaver's
-    history stays theirs after a handover): audits queued (still open), confirmed, disputed, declined,
-    flaked; the confirm rate and flake rate among closed audits (flakes come
-    from deals that were not wrapped up well), and the average time from the
-    customer's promise to the audit's confirmation. Per auditor: calls made
-    and their outcomes, on this team's deals. A superuser sees everyone.
+    history stays theirs after a handover): audits queued (still open),
+    confirmed, disputed, declined, flaked; the confirm rate and flake rate
+    among closed audits (flakes come from deals that were not wrapped up
+    well), and the average time from the customer's promise to the audit's
+    confirmation. Per auditor: calls made and their outcomes, on this team's
+    deals. A superuser sees everyone.
     """
     since = since or (timezone.now() - timedelta(days=90))
     # Leavers too (``is_active`` False): their history stays theirs.
