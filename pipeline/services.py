@@ -49,6 +49,28 @@ def role_for_moves(user: User | None) -> str:
     return REP
 
 
+class RepInactive(IllegalMove):
+    """Work in the name of someone who left is refused (their successor logs it)."""
+
+
+def lock_active_rep(rep: User) -> None:
+    """Lock the rep's row for this transaction and refuse a rep who left.
+
+    ``pipeline.team.user_deactivate`` locks the same row: a deal or customer
+    logged at the instant the rep is deactivated is either written first (and
+    handed over with the rest) or refused here, never left with the leaver.
+    """
+    active = (
+        User.objects.select_for_update(no_key=True)
+        .filter(pk=rep.pk)
+        .values_list("is_active", flat=True)
+        .first()
+    )
+    if not active:
+        raise RepInactive(f"{rep} has left: nothing new can be logged in their name.")
+
+
+@transaction.atomic
 def customer_add(
     *,
     owner: User,
@@ -67,7 +89,9 @@ def customer_add(
 
     Whether it duplicates one the rep can see is asked before (the views warn
     with ``pipeline.selectors.likely_duplicates`` and let the rep confirm).
+    ``RepInactive`` for an owner who left (``lock_active_rep``).
     """
+    lock_active_rep(owner)
     return Customer.objects.create(
         owner=owner,
         name=name,
@@ -153,7 +177,11 @@ def deal_promise(
     payer ("Ask my manager", billing's ExceptionRequest, its only caller). The
     deal is logged on the terms such an exception gives (an invoice, with a
     deposit required); billing does not invoice it unless the manager approves.
+
+    ``RepInactive`` for a rep who left: the rep's row is locked first, so the
+    deal cannot interleave with their handover (``lock_active_rep``).
     """
+    lock_active_rep(rep)
     terms = promise_terms(
         customer=customer, payment_option=payment_option, invoicing_asked=invoicing_asked
     )
