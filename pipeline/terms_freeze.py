@@ -45,6 +45,10 @@ class TermsReasonMissing(IllegalMove):
     """A change of frozen terms without a reason."""
 
 
+class AmountRefused(IllegalMove):
+    """A new amount an issued invoice or the money received forbids."""
+
+
 class TermsChangeDecided(IllegalMove):
     """Someone decided this request already; nothing was written."""
 
@@ -155,10 +159,10 @@ def check_amount(deal: Deal, amount: Decimal) -> None:
         return
     for guard in amount_guards:
         if refusal := guard(deal):
-            raise IllegalMove(refusal)
+            raise AmountRefused(refusal)
     received = deal.received_amount
     if amount < received:
-        raise IllegalMove(
+        raise AmountRefused(
             f"The amount can't be less than the {received:,.2f} already received "
             "on this deal (pending or cleared)."
         )

@@ -341,6 +341,8 @@ def deal_edit(request: HttpRequest, pk: int) -> HttpResponse:
             choice.add_error("terms_path", str(exc))
         except terms_freeze.TermsReasonMissing as exc:
             choice.add_error("terms_reason", str(exc))
+        except terms_freeze.AmountRefused as exc:
+            form.add_error("amount", str(exc))
         except IllegalMove as exc:
             form.add_error(None, str(exc))
         else:

@@ -360,3 +360,13 @@ def test_the_deal_page_answers_who_changed_the_amount_and_who_approved(
     assert "Second site" in page
     assert f"Approved by {manager}" in page
     assert str(rep) in page
+
+
+def test_an_invoiced_amount_is_refused_next_to_the_amount(rep_client, audited):
+    InvoiceFactory(deal=audited)
+    response = _post_edit(
+        rep_client, audited, amount="12600.00", terms_path="back_to_audit", terms_reason="More"
+    )
+    assert response.status_code == 422
+    assert 'id="id_amount_error"' in response.content.decode()
+    assert "void it first" in response.content.decode()
