@@ -370,3 +370,14 @@ def test_an_invoiced_amount_is_refused_next_to_the_amount(rep_client, audited):
     assert response.status_code == 422
     assert 'id="id_amount_error"' in response.content.decode()
     assert "void it first" in response.content.decode()
+
+
+def test_the_manager_can_decide_on_the_deals_timeline_and_the_rep_cannot(
+    audited, rep, rep_client, manager_client
+):
+    _edit(audited, rep, amount=NEW_AMOUNT, terms_path="manager", reason="Second site")
+    manager_page = manager_client.get(f"/deals/{audited.pk}/").content.decode()
+    assert "Approve the change" in manager_page
+    rep_page = rep_client.get(f"/deals/{audited.pk}/").content.decode()
+    assert "Approve the change" not in rep_page
+    assert "Awaiting the manager" in rep_page
