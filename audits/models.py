@@ -141,6 +141,12 @@ class Audit(models.Model):
     """
 
     deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="audits")
+    # Who sold the deal when it was handed to audit (the rep who wrapped it up):
+    # the audit report credits its outcome to them, even if a handover gives the
+    # deal to someone else before the call (pipeline.team.user_deactivate).
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
     wrap_up = models.OneToOneField(WrapUpChecklist, on_delete=models.PROTECT, related_name="audit")
     state = models.CharField(max_length=16, choices=AuditState.choices, default=AuditState.QUEUED)
 
@@ -245,8 +251,9 @@ class Audit(models.Model):
                 condition=Q(state__in=OPEN_STATES),
                 name="audit_open_by_next_call",
             ),
-            # The manager's report counts audits per rep and state.
             models.Index(fields=["deal", "state"]),
+            # The manager's report counts audits per seller and state.
+            models.Index(fields=["rep", "state"], name="audit_rep_state"),
         ]
 
     def __str__(self) -> str:

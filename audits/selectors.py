@@ -116,22 +116,27 @@ def _rate(part: int, whole: int) -> float | None:
 def audit_report(*, manager: User, since: datetime | None = None) -> dict:
     """Per rep and per auditor: how the team's billed sales fare at audit.
 
-    Per rep: audits queued (still open), confirmed, disputed, declined,
-    flaked; the confirm rate and flake rate among closed audits (flakes come
-    from deals that were not wrapped up well), and the average time from the
-    customer's promise to the audit's confirmation. Per auditor: calls made
-    and their outcomes, on this team's deals. A superuser sees everyone.
+    Per rep (the seller when the deal went to audit, ``Audit.rep``; a leaver's
+    history stays theirs after a handover): audits queued (still open),
+    confirmed, disputed, declined, flaked; the confirm rate and flake rate
+    among closed audits (flakes come from deals that were not wrapped up
+    well), and the average time from the customer's promise to the audit's
+    confirmation. Per auditor: calls made and their outcomes, on this team's
+    deals. A superuser sees everyone.
     """
     since = since or (timezone.now() - timedelta(days=90))
-    reps = team_sellers(manager).order_by("first_name", "username")
+    # Leavers too (``is_active`` False): their history stays theirs.
+    reps = team_sellers(manager).order_by("-is_active", "first_name", "username")
     team = team_members(manager).values("pk")
-    audits = Audit.objects.filter(deal__rep_id__in=team, queued_at__gte=since)
+    # Counted by who sold the deal when it went to audit (``Audit.rep``), not by
+    # the deal's rep now: a handover does not move a leaver's figures.
+    audits = Audit.objects.filter(rep_id__in=team, queued_at__gte=since)
     counts = defaultdict(Counter)
-    for row in audits.values("deal__rep", "state").annotate(n=Count("id")).order_by():
-        counts[row["deal__rep"]][row["state"]] += row["n"]
+    for row in audits.values("rep", "state").annotate(n=Count("id")).order_by():
+        counts[row["rep"]][row["state"]] += row["n"]
     waits = defaultdict(list)
     confirmed = audits.filter(state=AuditState.CONFIRMED).values_list(
-        "deal__rep", "closed_at", "deal__promised_at"
+        "rep", "closed_at", "deal__promised_at"
     )
     for rep_id, closed_at, promised_at in confirmed:
         waits[rep_id].append(closed_at - promised_at)
@@ -158,7 +163,7 @@ def audit_report(*, manager: User, since: datetime | None = None) -> dict:
             }
         )
 
-    attempts = CallAttempt.objects.filter(audit__deal__rep_id__in=team, at__gte=since)
+    attempts = CallAttempt.objects.filter(audit__rep_id__in=team, at__gte=since)
     per_auditor = defaultdict(Counter)
     for row in attempts.values("auditor", "outcome").annotate(n=Count("id")).order_by():
         per_auditor[row["auditor"]][row["outcome"]] += row["n"]

@@ -178,6 +178,7 @@ def wrap_up_hand_over(
     deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)
     return Audit.objects.create(
         deal=deal,
+        rep_id=deal.rep_id,
         wrap_up=wrap_up,
         state=AuditState.QUEUED,
         call_window_start=call_window_start,

@@ -2,12 +2,14 @@
 listens to the domain event and adds its column to the Team page. The pipeline
 never imports billing."""
 
+from billing.models import Invoice
 from billing.selectors import rates_in_force
 from billing.services import customer_refresh_standing
 from pipeline.events import deal_changed
 from pipeline.models import Deal
 from pipeline.stages import Stage
 from pipeline.team import TeamColumn, register_team_column
+from pipeline.terms_freeze import register_amount_guard
 
 
 def standing_refresh_on_deal_changed(sender, *, deal_id: int, **kwargs) -> None:
@@ -28,10 +30,28 @@ def standing_refresh_on_deal_changed(sender, *, deal_id: int, **kwargs) -> None:
         customer_refresh_standing(customer_id=customer_id)
 
 
+def issued_invoice_refusal(deal: Deal) -> str:
+    """Why the deal's amount cannot change while an invoice for it is issued ("" if none).
+
+    An issued invoice is never changed (issue 20): it is voided, with a credit
+    note, and a new one issued for the new amount.
+    """
+    live = Invoice.objects.filter(deal_id=deal.pk, voided_at__isnull=True).order_by("-id").first()
+    if live is None:
+        return ""
+    return (
+        f"Invoice {live.display_number} is issued for {live.amount:,.2f}: an issued invoice "
+        "never changes. Ask a manager to void it first (with a credit note), then change "
+        "the amount; a new invoice follows the new amount."
+    )
+
+
 def connect() -> None:
     deal_changed.connect(
         standing_refresh_on_deal_changed, dispatch_uid="standing_refresh_on_deal_changed"
     )
+    # A new amount on a deal with a live invoice is refused (pipeline.terms_freeze).
+    register_amount_guard(issued_invoice_refusal)
     # The rate in force for each member, on the manager's Team page.
     register_team_column(
         TeamColumn(

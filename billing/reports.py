@@ -52,16 +52,19 @@ def team_month_figures(
 ) -> dict[int, MonthFigures]:
     """``MonthFigures`` for each rep id: three grouped queries, whatever the team's size.
 
+    Credited to whoever sold the deal (``Deal.sold_by``), and commission to the
+    rep its entry names: a handover moves neither (issue 20).
+
     ``with_pending=False`` skips the pending sum (two queries) where a page
     shows only promised vs cleared, like the Not paid yet board.
     """
     start, end = month_bounds(month)
     rep_ids = list(rep_ids)
     promised = dict(
-        Deal.objects.filter(rep_id__in=rep_ids, promised_at__gte=start, promised_at__lt=end)
+        Deal.objects.filter(sold_by_id__in=rep_ids, promised_at__gte=start, promised_at__lt=end)
         .exclude(disputed_at_audit())
         .order_by()
-        .values_list("rep_id")
+        .values_list("sold_by_id")
         .annotate(total=money_sum("amount"))
     )
     pending = (
@@ -69,14 +72,14 @@ def team_month_figures(
         if not with_pending
         else dict(
             Payment.objects.filter(
-                deal__rep_id__in=rep_ids,
+                deal__sold_by_id__in=rep_ids,
                 status=PaymentStatus.PENDING,
                 recorded_at__gte=start,
                 recorded_at__lt=end,
             )
             .exclude(disputed_at_audit("deal__"))
             .order_by()
-            .values_list("deal__rep_id")
+            .values_list("deal__sold_by_id")
             .annotate(total=money_sum("amount"))
         )
     )

@@ -30,7 +30,7 @@ def customer_terms(customer: Customer | None, today: date | None = None) -> Term
 
 
 def deal_timeline(deal: Deal) -> list:
-    """Every stage event, touch and reassignment of a deal, newest first.
+    """Every stage event, touch, reassignment and change of terms of a deal, newest first.
 
     Entries are ``{"kind", "at", "item"}``; the deal page adds billing's terms
     exceptions to them (``billing.templatetags.billing.with_terms_exceptions``).
@@ -38,7 +38,9 @@ def deal_timeline(deal: Deal) -> list:
     events = deal.stage_events.select_related("actor")
     reassignments = deal.reassignments.select_related("from_rep", "to_rep", "actor")
     touches = deal.touches.select_related("author")
+    terms = deal.terms_changes.select_related("asked_by", "decided_by")
     entries = chain(
+        ({"kind": "terms", "at": c.asked_at, "item": c} for c in terms),
         ({"kind": "stage", "at": e.at, "item": e} for e in events),
         ({"kind": "touch", "at": t.happened_at, "item": t} for t in touches),
         ({"kind": "reassignment", "at": r.at, "item": r} for r in reassignments),

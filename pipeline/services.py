@@ -4,11 +4,13 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from pipeline.access import can_manage
+from pipeline import terms_freeze
+from pipeline.access import can_manage, manages_rep
 from pipeline.events import deal_changed_on_commit
 from pipeline.models import Customer, Deal, StageEvent, Touch, User
 from pipeline.selectors import customer_terms
@@ -24,6 +26,7 @@ from pipeline.stages import (
     check_move,
 )
 from pipeline.terms import terms_for
+from pipeline.terms_history import TermsChange, TermsChangeState, TermsPath
 
 
 class StaleDeal(Exception):
@@ -46,6 +49,28 @@ def role_for_moves(user: User | None) -> str:
     return REP
 
 
+class RepInactive(IllegalMove):
+    """Work in the name of someone who left is refused (their successor logs it)."""
+
+
+def lock_active_rep(rep: User) -> None:
+    """Lock the rep's row for this transaction and refuse a rep who left.
+
+    ``pipeline.team.user_deactivate`` locks the same row: a deal or customer
+    logged at the instant the rep is deactivated is either written first (and
+    handed over with the rest) or refused here, never left with the leaver.
+    """
+    active = (
+        User.objects.select_for_update(no_key=True)
+        .filter(pk=rep.pk)
+        .values_list("is_active", flat=True)
+        .first()
+    )
+    if not active:
+        raise RepInactive(f"{rep} has left: nothing new can be logged in their name.")
+
+
+@transaction.atomic
 def customer_add(
     *,
     owner: User,
@@ -64,7 +89,9 @@ def customer_add(
 
     Whether it duplicates one the rep can see is asked before (the views warn
     with ``pipeline.selectors.likely_duplicates`` and let the rep confirm).
+    ``RepInactive`` for an owner who left (``lock_active_rep``).
     """
+    lock_active_rep(owner)
     return Customer.objects.create(
         owner=owner,
         name=name,
@@ -150,12 +177,17 @@ def deal_promise(
     payer ("Ask my manager", billing's ExceptionRequest, its only caller). The
     deal is logged on the terms such an exception gives (an invoice, with a
     deposit required); billing does not invoice it unless the manager approves.
+
+    ``RepInactive`` for a rep who left: the rep's row is locked first, so the
+    deal cannot interleave with their handover (``lock_active_rep``).
     """
+    lock_active_rep(rep)
     terms = promise_terms(
         customer=customer, payment_option=payment_option, invoicing_asked=invoicing_asked
     )
     deal = Deal.objects.create(
         rep=rep,
+        sold_by=rep,
         customer=customer,
         title=title,
         amount=amount,
@@ -264,13 +296,96 @@ def _record_move(
 
 
 @transaction.atomic
-def deal_update(*, deal_id: int, actor: User, expected_version: int, **fields) -> Deal:
-    """Save edits to a deal's terms, refusing them if the deal changed meanwhile."""
+def deal_update(
+    *,
+    deal_id: int,
+    actor: User,
+    expected_version: int,
+    terms_path: str = "",
+    reason: str = "",
+    **fields,
+) -> Deal:
+    """Save edits to a deal, refusing them if the deal changed meanwhile.
+
+    Its terms (``terms_freeze.TERMS_FIELDS``) change freely until they freeze
+    (``terms_freeze.terms_frozen_by``: the audit confirmed them, or an upfront
+    deal is paid). Frozen, the rep chooses ``terms_path``: ``back_to_audit``
+    (saved, and the deal returns to the audit path for a new wrap-up) or
+    ``manager`` (a ``TermsChange`` request, applied when the manager approves;
+    the edits that are not terms are saved now). Without a choice,
+    ``TermsFrozen``. Every change of terms is a ``TermsChange`` row on the
+    timeline, with ``reason``.
+    """
     deal = Deal.objects.select_for_update().get(pk=deal_id)
     if deal.version != expected_version:
         raise StaleDeal(deal)
     if deal.is_closed:
         raise IllegalMove(f"This deal is {deal.get_stage_display().lower()}: it can't be edited.")
+    diff = terms_freeze.terms_diff(deal, fields)
+    frozen_by = terms_freeze.terms_frozen_by(deal) if diff else ""
+    reason = reason.strip()
+    path = TermsPath.FREE
+    if frozen_by:
+        path = _frozen_terms_path(deal, actor, terms_path, reason, frozen_by)
+    if path == TermsPath.MANAGER:
+        if TermsChange.objects.filter(deal=deal, state=TermsChangeState.ASKED).exists():
+            raise IllegalMove("You asked your manager already: they have not decided yet.")
+        for name in diff:
+            fields.pop(name)
+    else:
+        fields.update(_terms_checked(deal, fields))
+    for name, value in fields.items():
+        setattr(deal, name, value)
+    deal.version = F("version") + 1
+    deal.save()
+    deal.refresh_from_db()
+    if diff:
+        TermsChange.objects.create(
+            deal=deal,
+            path=path,
+            state=TermsChangeState.ASKED if path == TermsPath.MANAGER else TermsChangeState.APPLIED,
+            changes=diff,
+            reason=reason,
+            asked_by=actor,
+        )
+    if path == TermsPath.BACK_TO_AUDIT:
+        _record_move(
+            deal,
+            terms_freeze.back_to_audit_stage(deal),
+            actor=actor,
+            at=timezone.now(),
+            reason=f"Terms changed after the audit, back to audit: {reason}",
+        )
+    deal_changed_on_commit(deal_id=deal.pk, actor_id=actor.pk)
+    return deal
+
+
+def _frozen_terms_path(deal: Deal, actor: User, chosen: str, reason: str, frozen_by: str) -> str:
+    """The rep's way of changing frozen terms, checked; ``TermsFrozen`` without one."""
+    if chosen not in (terms_freeze.BACK_TO_AUDIT, terms_freeze.ASK_MANAGER):
+        raise terms_freeze.TermsFrozen(
+            f"The terms are frozen: {frozen_by}. Choose how to change them: "
+            "send the deal back to audit, or ask your manager."
+        )
+    if chosen == terms_freeze.BACK_TO_AUDIT and not terms_freeze.may_send_back_to_audit(deal):
+        raise IllegalMove(
+            f"The deal is in {deal.get_stage_display()}: it can't go back to audit. "
+            "Ask your manager."
+        )
+    if not reason:
+        raise terms_freeze.TermsReasonMissing(
+            "Say why the terms change: it goes on the deal's timeline."
+        )
+    if chosen == terms_freeze.ASK_MANAGER and actor.manager_id is None and not can_manage(actor):
+        raise IllegalMove(
+            "You have no manager in Cleared to ask: a manager must add you to their team."
+        )
+    return TermsPath(chosen)
+
+
+def _terms_checked(deal: Deal, fields: dict) -> dict:
+    """Refuse terms that cannot apply to ``deal`` now; the columns they set besides."""
+    extra = {}
     option = fields.get("payment_option", deal.payment_option)
     if option != deal.payment_option:
         # Agreed again with the customer (a manager declined invoicing, say):
@@ -280,22 +395,55 @@ def deal_update(*, deal_id: int, actor: User, expected_version: int, **fields) -
                 f"The deal is in {deal.get_stage_display()}: its payment option is settled."
             )
         terms = promise_terms(customer=deal.customer, payment_option=option)
-        fields["deposit_required"] = terms.deposit_required(option)
+        extra["deposit_required"] = terms.deposit_required(option)
     if "amount" in fields:
-        # The money received, pending or cleared: billing's copy of its ledger.
-        received = deal.received_amount
-        if fields["amount"] < received:
+        terms_freeze.check_amount(deal, fields["amount"])
+    return extra
+
+
+@transaction.atomic
+def terms_change_decide(
+    *, change_id: int, manager: User, approve: bool, note: str = ""
+) -> TermsChange:
+    """The rep's own manager approves or declines a change of frozen terms, once.
+
+    The decision is a compare-and-set (``UPDATE … WHERE state = 'asked'``): of
+    two clicks, the first decides and the second gets ``TermsChangeDecided``.
+    Approved, the change is applied in the same transaction, if the terms are
+    still those it was asked from and the checks of every path pass (a live
+    invoice, money received); otherwise ``IllegalMove`` and nothing is decided.
+    ``PermissionDenied`` for anyone but the deal's rep's manager.
+    """
+    change = TermsChange.objects.select_related("deal__rep").get(pk=change_id)
+    if not manages_rep(manager, change.deal.rep):
+        raise PermissionDenied(f"Only {change.deal.rep}'s manager can decide this.")
+    now = timezone.now()
+    decided = TermsChange.objects.filter(pk=change.pk, state=TermsChangeState.ASKED).update(
+        state=TermsChangeState.APPROVED if approve else TermsChangeState.DECLINED,
+        decided_by=manager,
+        decided_at=now,
+        decision_note=note.strip()[:300],
+    )
+    if not decided:
+        change.refresh_from_db()
+        raise terms_freeze.TermsChangeDecided(
+            f"{change.decided_by} {change.get_state_display().lower()} this already, "
+            f"{timezone.localtime(change.decided_at):%-d %b, %H:%M}."
+        )
+    if approve:
+        deal = Deal.objects.select_for_update().get(pk=change.deal_id)
+        if deal.is_closed:
+            raise IllegalMove(f"This deal is {deal.get_stage_display().lower()}: it can't change.")
+        if not terms_freeze.diff_still_applies(deal, change.changes):
             raise IllegalMove(
-                f"The amount can't be less than the {received:,.2f} already received "
-                "on this deal (pending or cleared)."
+                "The deal's terms changed since this was asked: the rep must ask again."
             )
-    for name, value in fields.items():
-        setattr(deal, name, value)
-    deal.version = F("version") + 1
-    deal.save()
-    deal_changed_on_commit(deal_id=deal.pk, actor_id=actor.pk)
-    deal.refresh_from_db()
-    return deal
+        values = terms_freeze.diff_values(change.changes)
+        values.update(_terms_checked(deal, values))
+        Deal.objects.filter(pk=deal.pk).update(**values, version=F("version") + 1, updated_at=now)
+    deal_changed_on_commit(deal_id=change.deal_id, actor_id=manager.pk)
+    change.refresh_from_db()
+    return change
 
 
 @transaction.atomic

@@ -164,7 +164,10 @@ def register_handover_part(part: HandoverPart) -> None:
 def open_work_of(user: User) -> list[tuple[str, int]]:
     """(noun, how many) for each app's open work a leaver would hand over, deals first."""
     deals = Deal.objects.filter(rep=user).open().count()
-    return [("open deal", deals)] + [(part.noun, part.count(user)) for part in handover_parts]
+    customers = customers_left_with(user).count()
+    return [("open deal", deals), ("customer", customers)] + [
+        (part.noun, part.count(user)) for part in handover_parts
+    ]
 
 
 def _counted(count: int, noun: str) -> str:
@@ -186,21 +189,11 @@ class Handover:
         return f"{', '.join(said[:-1])} and {said[-1]}"
 
 
-@transaction.atomic
-def user_deactivate(*, manager: User, leaver: User, successor: User) -> Handover:
-    """Deactivate a rep who leaves and hand their open work to a teammate, all or nothing.
-
-    Their open deals go to ``successor`` (each with a Reassignment record on
-    its timeline), so do the customers of those deals the leaver owned, and
-    their open reminders. Audits follow their deal, so a pending audit now
-    names the successor. Closed deals and earned commission stay theirs. The
-    leaver can no longer log in: an inactive user's sessions stop working at
-    their next request (Django's ModelBackend refuses inactive users).
-    Raises TeamError if either is not on the manager's team, the successor is
-    the leaver or inactive, or the leaver already left.
-    """
+def _lock_pair(manager: User, leaver: User, successor: User) -> tuple[User, User]:
+    """Both rows locked, in id order, so two managers' handovers cannot cross, and
+    a deal or customer the leaver is logging meanwhile waits for the handover
+    (``deal_promise`` and ``customer_add`` lock their rep's row too)."""
     team = managed_reps(manager)
-    # Both rows locked, in id order, so two managers' handovers cannot cross.
     locked = {
         u.pk: u
         for u in team.select_for_update().filter(pk__in=[leaver.pk, successor.pk]).order_by("pk")
@@ -212,8 +205,21 @@ def user_deactivate(*, manager: User, leaver: User, successor: User) -> Handover
         raise TeamError("Choose someone else to take over.", field="successor")
     if successor.manager_id != leaver.manager_id or not successor.is_active:
         raise TeamError("The rep taking over must be active on the same team.", field="successor")
-    if not leaver.is_active:
-        raise TeamError(f"{leaver} has already left.")
+    return leaver, successor
+
+
+def customers_left_with(user: User) -> QuerySet:
+    """The customers a leaver's successor takes: theirs with an open deal, or with no deal yet.
+
+    A customer whose deals are all closed stays with the rep who sold them (history).
+    """
+    with_open_deal = Deal.objects.open().values("customer_id")
+    return Customer.objects.filter(owner=user).filter(
+        Q(pk__in=with_open_deal) | Q(deals__isnull=True)
+    )
+
+
+def _hand_over(*, manager: User, leaver: User, successor: User) -> Handover:
     now = timezone.now()
     deal_ids = list(
         Deal.objects.select_for_update()
@@ -232,13 +238,61 @@ def user_deactivate(*, manager: User, leaver: User, successor: User) -> Handover
         )
         for pk in deal_ids
     )
-    customers = Customer.objects.filter(
-        owner=leaver, pk__in=Deal.objects.filter(pk__in=deal_ids).values("customer_id")
-    ).update(owner=successor)
+    customer_ids = list(customers_left_with(leaver).values_list("pk", flat=True))
+    customers = Customer.objects.filter(pk__in=customer_ids).update(owner=successor)
     parts = tuple(
         (part.noun, part.hand_over(leaver=leaver, successor=successor, at=now))
         for part in handover_parts
     )
+    return Handover(deals=len(deal_ids), customers=customers, parts=parts)
+
+
+@transaction.atomic
+def user_deactivate(*, manager: User, leaver: User, successor: User) -> Handover:
+    """Deactivate a rep who leaves and hand their open work to a teammate, all or nothing.
+
+    Their open deals go to ``successor`` (each with a Reassignment record on
+    its timeline), so do their customers with an open deal or no deal yet,
+    and their open reminders. Audits follow their deal, so a pending audit now
+    names the successor (its ``Audit.rep`` still names the leaver, who sold
+    it: the report keeps their figures). Closed deals and earned commission
+    stay theirs. The leaver can no longer log in: an inactive user's sessions
+    stop working at their next request (Django's ModelBackend refuses
+    inactive users), and nothing new is logged in their name (``deal_promise``
+    and ``customer_add`` refuse an inactive rep, after waiting on the row
+    lock taken here: a deal being logged at this instant is either handed
+    over or refused, never left behind).
+    Raises TeamError if either is not on the manager's team, the successor is
+    the leaver or inactive, or the leaver already left.
+    """
+    leaver, successor = _lock_pair(manager, leaver, successor)
+    if not leaver.is_active:
+        raise TeamError(f"{leaver} has already left.")
+    handover = _hand_over(manager=manager, leaver=leaver, successor=successor)
     leaver.is_active = False
     leaver.save(update_fields=["is_active"])
-    return Handover(deals=len(deal_ids), customers=customers, parts=parts)
+    return handover
+
+
+@transaction.atomic
+def leaver_hand_over(*, manager: User, leaver: User, successor: User) -> Handover:
+    """Hand work still left with someone who already left to an active teammate.
+
+    Anything open found with an inactive person (the Team page lists it,
+    ``work_left_with_leavers``) goes the way ``user_deactivate`` sends it.
+    """
+    leaver, successor = _lock_pair(manager, leaver, successor)
+    if leaver.is_active:
+        raise TeamError(f"{leaver} is still active: deactivate them to hand their work over.")
+    return _hand_over(manager=manager, leaver=leaver, successor=successor)
+
+
+def work_left_with_leavers(manager: User) -> list[tuple[User, list[tuple[str, int]]]]:
+    """The inactive people of the manager's team who still hold open work, with
+    (noun, how many) of it: should be none, and the Team page says so if not."""
+    left = []
+    for person in managed_reps(manager).filter(is_active=False).order_by("first_name", "pk"):
+        work = [(noun, n) for noun, n in open_work_of(person) if n]
+        if work:
+            left.append((person, work))
+    return left

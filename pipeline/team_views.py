@@ -34,6 +34,8 @@ def _team_page(request: HttpRequest, invite_form: InviteForm, status: int = 200)
         "rows": rows,
         "headings": [column.heading for column, _ in columns],
         "invite_form": invite_form if request.user.is_manager else None,
+        # Should be empty: open work still in the name of someone who left.
+        "left_with_leavers": team.work_left_with_leavers(request.user),
     }
     return render(request, "pipeline/team.html", context, status=status)
 
@@ -66,7 +68,8 @@ def team_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
     """Deactivate a leaver and hand their open work to a teammate, in one step."""
     access.require_manager(request.user, "The Team page is for managers.")
     reps = access.managed_reps(request.user)
-    leaver = get_object_or_404(reps.filter(is_active=True), pk=pk)
+    # An inactive person still holding work (the Team page lists them) is handed over here too.
+    leaver = get_object_or_404(reps, pk=pk)
     successors = reps.filter(is_active=True, manager_id=leaver.manager_id).exclude(pk=leaver.pk)
     if request.method == "POST":
         chosen = request.POST.get("successor", "")
@@ -80,18 +83,17 @@ def team_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
         successors=successors.order_by("first_name"),
     )
     if form.is_valid():
+        hand_over = team.user_deactivate if leaver.is_active else team.leaver_hand_over
         try:
-            handover = team.user_deactivate(
+            handover = hand_over(
                 manager=request.user, leaver=leaver, successor=form.cleaned_data["successor"]
             )
         except team.TeamError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         else:
             successor = form.cleaned_data["successor"]
-            messages.success(
-                request,
-                f"{leaver} is deactivated. {successor} took over {handover}.",
-            )
+            done = f"{leaver} is deactivated. " if leaver.is_active else ""
+            messages.success(request, f"{done}{successor} took over {handover}.")
             return redirect("team")
     open_work = team.open_work_of(leaver)
     context = {"leaver": leaver, "form": form, "open_work": open_work}

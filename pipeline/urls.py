@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pipeline import team_views, views
+from pipeline import team_views, terms_views, views
 
 urlpatterns = [
     path("deals/", views.deal_list, name="deal_list"),
@@ -13,6 +13,11 @@ urlpatterns = [
     path("deals/<int:pk>/edit/", views.deal_edit, name="deal_edit"),
     path("deals/<int:pk>/move/", views.deal_move, name="deal_move"),
     path("deals/<int:pk>/touches/", views.touch_new, name="touch_new"),
+    path(
+        "deals/terms-changes/<int:pk>/decide/",
+        terms_views.terms_change_decide,
+        name="terms_change_decide",
+    ),
     path("customers/", views.customer_list, name="customer_list"),
     path("customers/new/", views.customer_new, name="customer_new"),
     path("customers/<int:pk>/", views.customer_detail, name="customer_detail"),

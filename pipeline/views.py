@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from pipeline import access, selectors, services
+from pipeline import access, selectors, services, terms_freeze
 from pipeline.forms import (
     AskManagerForm,
     CustomerForm,
@@ -18,6 +18,7 @@ from pipeline.forms import (
 )
 from pipeline.models import Customer, Deal
 from pipeline.stages import AuditFlag, IllegalMove, LostReason, Stage, next_moves
+from pipeline.terms_forms import TermsChoiceForm
 
 DEALS_PER_PAGE = 25
 HOME_CARDS_PER_STAGE = 6
@@ -314,21 +315,55 @@ def touch_new(request: HttpRequest, pk: int) -> HttpResponse:
 def deal_edit(request: HttpRequest, pk: int) -> HttpResponse:
     deal = access.get_deal_for(request.user, pk)
     form = DealEditForm(request.POST or None, instance=deal)
-    if request.method == "POST" and form.is_valid():
+    frozen_by = terms_freeze.terms_frozen_by(deal)
+    # Frozen terms: the rep chooses how a change is made, with the consequence said.
+    choice = TermsChoiceForm(request.POST or None, deal=deal) if frozen_by else None
+    status = 200
+    if request.method == "POST" and form.is_valid() and (choice is None or choice.is_valid()):
         data = dict(form.cleaned_data)
         version = data.pop("version")
+        chosen = choice.cleaned_data if choice else {}
+        path = chosen.get("terms_path", "")
+        # The form wrote its values onto ``deal`` already: ask it what changed.
+        changes_terms = bool(set(form.changed_data) & set(terms_freeze.TERMS_FIELDS))
         try:
             deal = services.deal_update(
-                deal_id=deal.pk, actor=request.user, expected_version=version, **data
+                deal_id=deal.pk,
+                actor=request.user,
+                expected_version=version,
+                terms_path=path,
+                reason=chosen.get("terms_reason", ""),
+                **data,
             )
         except services.StaleDeal as exc:
             form.add_error(None, str(exc))
+            status = 409
+        except terms_freeze.TermsFrozen as exc:
+            choice.add_error("terms_path", str(exc))
+        except terms_freeze.TermsReasonMissing as exc:
+            choice.add_error("terms_reason", str(exc))
+        except terms_freeze.AmountRefused as exc:
+            form.add_error("amount", str(exc))
         except IllegalMove as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, "Deal saved.")
+            messages.success(request, _edit_saved(path if changes_terms and frozen_by else ""))
             return redirect(deal)
-    return render(request, "pipeline/deal_edit.html", {"deal": deal, "form": form})
+    context = {"deal": deal, "form": form, "choice": choice, "frozen_by": frozen_by}
+    if status == 200 and form.is_bound and (form.errors or (choice and choice.errors)):
+        status = 422
+    return render(request, "pipeline/deal_edit.html", context, status=status)
+
+
+def _edit_saved(path: str) -> str:
+    if path == terms_freeze.ASK_MANAGER:
+        return (
+            "Your manager is asked: the new terms apply when they approve "
+            "(the rest of your edit is saved)."
+        )
+    if path == terms_freeze.BACK_TO_AUDIT:
+        return "Saved. The deal is back on the audit path: wrap it up again with the customer."
+    return "Deal saved."
 
 
 def customer_list(request: HttpRequest) -> HttpResponse:

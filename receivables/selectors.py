@@ -311,7 +311,8 @@ def dso_report(user, today: date | None = None, *, top_customers: int = 25) -> D
             "due_date",
             "cleared",
             "paid_on",
-            rep_pk=F("deal__rep_id"),
+            # Credited to who sold the deal: a handover does not move a leaver's DSO.
+            rep_pk=F("deal__sold_by_id"),
             customer_pk=F("deal__customer_id"),
         )
     )

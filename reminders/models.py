@@ -32,6 +32,10 @@ class ReminderKind(models.TextChoices):
     # "Ask my manager" (billing.ExceptionRequest): rules in reminders/rules/billing.py.
     EXCEPTION_ASKED = "exception_asked", "Exception asked"
     EXCEPTION_DECIDED = "exception_decided", "Exception decided"
+    # A change of terms frozen by the audit, asked of the manager
+    # (pipeline.TermsChange): rules in reminders/rules/terms.py.
+    TERMS_CHANGE_ASKED = "terms_change_asked", "Terms change asked"
+    TERMS_CHANGE_DECIDED = "terms_change_decided", "Terms change decided"
     # A customer email refused for good, or failed (receivables.CustomerEmail):
     # reminders/rules/receivables.py.
     EMAIL_BOUNCED = "email_bounced", "Customer email bounced"

@@ -57,6 +57,7 @@ class DealFactory(factory.django.DjangoModelFactory):
         skip_postgeneration_save = True
 
     rep = factory.SubFactory(RepFactory)
+    sold_by = factory.SelfAttribute("rep")
     customer = factory.SubFactory(CustomerFactory, owner=factory.SelfAttribute("..rep"))
     title = "Website redesign"
     amount = Decimal("1000.00")
@@ -198,6 +199,7 @@ class AuditFactory(factory.django.DjangoModelFactory):
         model = Audit
 
     deal = factory.SubFactory(DealFactory)
+    rep = factory.SelfAttribute("deal.rep")
     call_window_start = factory.LazyFunction(timezone.now)
     call_window_end = factory.LazyAttribute(
         lambda a: a.call_window_start + datetime.timedelta(hours=1)

@@ -28,6 +28,7 @@ from reminders.models import ReminderQueue
 from reminders.rules import audits as audit_facts
 from reminders.rules import billing as billing_facts
 from reminders.rules import receivables as receivables_facts
+from reminders.rules import terms as terms_facts
 from reminders.rules.audits import (
     AUDIT_DISPUTED_MANAGER,
     AUDIT_DISPUTED_REP,
@@ -47,6 +48,7 @@ from reminders.rules.pipeline import (
     STALE_DEAL,
 )
 from reminders.rules.receivables import RECEIVABLES_RULES
+from reminders.rules.terms import TERMS_CHANGE_ASKED, TERMS_CHANGE_DECIDED
 
 RULES: tuple[Rule, ...] = (
     AUDIT_DUE,
@@ -61,6 +63,8 @@ RULES: tuple[Rule, ...] = (
     SATISFACTION_CHECK,
     NEXT_STEP_DUE,
     STALE_DEAL,
+    TERMS_CHANGE_ASKED,
+    TERMS_CHANGE_DECIDED,
 )
 
 # Each app's part of a deal's facts, beyond the deal's own columns and latest
@@ -69,6 +73,7 @@ LOADERS: tuple[Callable[[dict[int, Facts]], None], ...] = (
     audit_facts.load,
     billing_facts.load,
     receivables_facts.load,
+    terms_facts.load,
 )
 
 

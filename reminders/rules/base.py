@@ -164,6 +164,8 @@ class Facts:
     failed_emails: list[Email] = field(default_factory=list)
     invoice_emails: list[Email] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)
+    # reminders.rules.terms.load: changes of frozen terms asked of the manager.
+    terms_asks: list = field(default_factory=list)
 
     def touched_after(self, moment: datetime) -> bool:
         return self.last_touch_at is not None and self.last_touch_at > moment

@@ -227,7 +227,7 @@ def test_an_edit_from_a_stale_form_is_refused_and_keeps_the_typing(rep_client, d
     assert rep_client.post(f"/deals/{deal.pk}/edit/", data).status_code == 302
     data["title"] = "A second edit from an old page"
     response = rep_client.post(f"/deals/{deal.pk}/edit/", data)
-    assert response.status_code == 200
+    assert response.status_code == 409
     assert "Someone else changed this deal" in response.text
     assert 'value="A second edit from an old page"' in response.text
     deal.refresh_from_db()

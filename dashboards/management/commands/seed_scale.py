@@ -210,6 +210,7 @@ class Command(BaseCommand):
                 Deal(
                     customer=customer,
                     rep=customer.owner,
+                    sold_by=customer.owner,
                     title=self.rng.choice(PRODUCTS),
                     amount=amount,
                     payment_option=option,
@@ -413,6 +414,7 @@ class Command(BaseCommand):
         audit_rows = [
             Audit(
                 deal=deal,
+                rep_id=deal.rep_id,
                 wrap_up=checklist,
                 state=AuditState.CONFIRMED if confirmed else AuditState.QUEUED,
                 call_window_start=start,
