@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from ninja import Router
+from ninja import Router, Status
 from ninja.responses import codes_4xx
 
 from api.problems import FormInvalid, Problem, field_problem
@@ -99,9 +99,12 @@ def audit_attempt(request: HttpRequest, audit_id: int, payload: AuditOutcomeIn):
     except IllegalMove as exc:
         raise field_problem(None, f"The deal could not move: {exc}") from exc
     audit.refresh_from_db()
-    return 201, {
-        "id": attempt.pk,
-        "audit_id": audit.pk,
-        "outcome": attempt.outcome,
-        "audit_state": audit.state,
-    }
+    return Status(
+        201,
+        {
+            "id": attempt.pk,
+            "audit_id": audit.pk,
+            "outcome": attempt.outcome,
+            "audit_state": audit.state,
+        },
+    )

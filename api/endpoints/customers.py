@@ -2,7 +2,7 @@
 
 from django.db.models import Q
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from ninja.responses import codes_4xx
 
 from api.endpoints.deals import form_data
@@ -65,7 +65,7 @@ def customer_create(request: HttpRequest, payload: CustomerIn):
                 "Send add_anyway: true if it is a different one.",
                 {"name": ["A customer you see looks the same."]},
             )
-    return 201, services.customer_add(owner=request.user, **data)
+    return Status(201, services.customer_add(owner=request.user, **data))
 
 
 @router.patch("/customers/{int:customer_id}", response={200: CustomerOut, **ERRORS})

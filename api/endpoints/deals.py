@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from ninja.responses import codes_4xx
 
 from api.paging import DEFAULT_LIMIT, MAX_LIMIT
@@ -82,7 +82,7 @@ def deal_create(request: HttpRequest, payload: DealIn):
         deal = services.deal_promise(rep=request.user, **form.cleaned_data)
     except IllegalMove as exc:
         raise field_problem("payment_option", str(exc)) from exc
-    return 201, access.get_deal_for(request.user, deal.pk)
+    return Status(201, access.get_deal_for(request.user, deal.pk))
 
 
 @router.get("/deals/{int:deal_id}", response={200: DealOut, **ERRORS}, summary="One deal")
@@ -155,4 +155,4 @@ def touch_create(request: HttpRequest, deal_id: int, payload: TouchIn):
     form = TouchForm(form_data(payload))
     if not form.is_valid():
         raise FormInvalid(form)
-    return 201, services.touch_record(deal=deal, author=request.user, **form.cleaned_data)
+    return Status(201, services.touch_record(deal=deal, author=request.user, **form.cleaned_data))

@@ -6,7 +6,7 @@ The invoice's PDF is the one import here of code moving to ``receivables``
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from ninja.responses import codes_4xx
 
 from api.endpoints.deals import form_data
@@ -67,7 +67,7 @@ def payment_create(request: HttpRequest, deal_id: int, payload: PaymentIn):
         payment = payment_record(deal_id=deal.pk, recorded_by=request.user, **form.cleaned_data)
     except BillingError as exc:
         raise _refused(exc, form.fields) from exc
-    return 201, payment
+    return Status(201, payment)
 
 
 @router.post(
@@ -118,7 +118,7 @@ def invoice_create(request: HttpRequest, deal_id: int, payload: InvoiceIn):
         invoice = invoice_issue(deal_id=deal.pk, issued_by=request.user, **form.cleaned_data)
     except BillingError as exc:
         raise _refused(exc, form.fields) from exc
-    return 201, invoice
+    return Status(201, invoice)
 
 
 @router.get(
