@@ -62,7 +62,11 @@ def test_an_auditor_works_the_queue_and_records_an_outcome(auditor_api, rep_api,
     assert auditor_api.post(f"/audits/{audit.pk}/claim").status_code == 200
     half = auditor_api.post(
         f"/audits/{audit.pk}/attempts",
-        {"outcome": "confirmed", "version": queue[0]["version"] + 1, "answers": {"identity": "yes"}},
+        {
+            "outcome": "confirmed",
+            "version": queue[0]["version"] + 1,
+            "answers": {"identity": "yes"},
+        },
     )
     assert half.status_code == 422
     assert "answer_purchase" in half.json()["errors"]
@@ -84,9 +88,7 @@ def test_an_auditor_never_calls_about_their_own_sale(manager):
 
     seller = UserFactory(username="sells_and_audits", role=Role.AUDITOR, manager=manager)
     seller.groups.add(*UserFactory(username="tmp", role=Role.REP).groups.all())
-    deal = DealFactory(
-        rep=seller, customer=CustomerFactory(owner=seller), stage=Stage.DEPOSIT
-    )
+    deal = DealFactory(rep=seller, customer=CustomerFactory(owner=seller), stage=Stage.DEPOSIT)
     audit = audit_services.wrap_up_hand_over(deal_id=deal.pk, rep=seller, **checklist())
     client = api_for(seller)
     assert client.get("/audits/queue").json() == []
