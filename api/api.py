@@ -18,7 +18,35 @@ class TokenAuth(HttpBearer):
         return getattr(request, "api_token", None)
 
 
-api = NinjaAPI(
+class ClearedAPI(NinjaAPI):
+    """The schema says what is sent: errors as ``application/problem+json``, and
+    ``Idempotency-Key`` on every POST."""
+
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        for methods in schema["paths"].values():
+            for method, operation in methods.items():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if str(status).startswith(("4", "5")) and "application/json" in content:
+                        response["content"] = {
+                            "application/problem+json": content["application/json"]
+                        }
+                if method == "post":
+                    operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
+        return schema
+
+
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 255},
+    "description": "A retry with the same key (and body) gets the first answer and "
+    "changes nothing; the same key with another body is a 422.",
+}
+
+api = ClearedAPI(
     title="Cleared API",
     version="1",
     description=(

@@ -317,3 +317,8 @@ class BoardTotalsOut(Schema):
     rotting_outstanding: Money
     by_stage: list[StageTotal]
     by_bucket: list[BucketTotal]
+
+
+# The problems an endpoint may answer (RFC 9457 documents, api/problems.py).
+PROBLEM_CODES = frozenset({400, 401, 403, 404, 409, 422, 429})
+ERRORS = {PROBLEM_CODES: ProblemOut}

@@ -9,17 +9,15 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Router, Status
-from ninja.responses import codes_4xx
 
 from api.problems import FormInvalid, Problem, field_problem
-from api.schemas import AttemptOut, AuditOut, AuditOutcomeIn, ProblemOut
+from api.schemas import ERRORS, AttemptOut, AuditOut, AuditOutcomeIn
 from audits import selectors, services
 from audits.forms import CallOutcomeForm
 from audits.models import Audit, CallScript
 from pipeline.stages import IllegalMove
 
 router = Router(tags=["audits"])
-ERRORS = {codes_4xx: ProblemOut}
 
 
 def _require_auditor(user) -> None:

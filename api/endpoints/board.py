@@ -3,9 +3,8 @@
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router
-from ninja.responses import codes_4xx
 
-from api.schemas import BoardTotalsOut, ProblemOut
+from api.schemas import PROBLEM_CODES, BoardTotalsOut, ProblemOut
 from dashboards import board
 from pipeline import access
 
@@ -13,7 +12,7 @@ router = Router(tags=["board"])
 
 
 @router.get(
-    "/board/totals", response={200: BoardTotalsOut, codes_4xx: ProblemOut}, summary="Totals"
+    "/board/totals", response={200: BoardTotalsOut, PROBLEM_CODES: ProblemOut}, summary="Totals"
 )
 def board_totals(request: HttpRequest):
     """Outstanding by stage and aging bucket, and what is rotting: the board's head."""

@@ -3,18 +3,16 @@
 from django.db.models import Q
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
-from ninja.responses import codes_4xx
 
 from api.endpoints.deals import form_data
 from api.paging import DEFAULT_LIMIT, MAX_LIMIT, keyset_page
 from api.problems import FormInvalid, Problem
-from api.schemas import CustomerIn, CustomerOut, CustomerPage, ProblemOut
+from api.schemas import ERRORS, CustomerIn, CustomerOut, CustomerPage
 from pipeline import access, selectors, services
 from pipeline.forms import CustomerForm, search_text
 from pipeline.models import Customer
 
 router = Router(tags=["customers"])
-ERRORS = {codes_4xx: ProblemOut}
 
 
 class CustomerFilters(Schema):

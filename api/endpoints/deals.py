@@ -3,17 +3,16 @@
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
-from ninja.responses import codes_4xx
 
 from api.paging import DEFAULT_LIMIT, MAX_LIMIT
 from api.problems import FormInvalid, Problem, field_problem
 from api.schemas import (
+    ERRORS,
     DealIn,
     DealOut,
     DealPage,
     DealUpdateIn,
     MoveIn,
-    ProblemOut,
     TouchIn,
     TouchOut,
 )
@@ -24,7 +23,6 @@ from pipeline.models import Deal
 from pipeline.stages import IllegalMove, Stage
 
 router = Router(tags=["deals"])
-ERRORS = {codes_4xx: ProblemOut}
 
 
 class DealFilters(Schema):

@@ -7,12 +7,12 @@ The invoice's PDF is the one import here of code moving to ``receivables``
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema, Status
-from ninja.responses import codes_4xx
 
 from api.endpoints.deals import form_data
 from api.paging import DEFAULT_LIMIT, MAX_LIMIT, keyset_page
 from api.problems import FormInvalid, Problem, field_problem
 from api.schemas import (
+    ERRORS,
     InvoiceIn,
     InvoiceOut,
     InvoicePage,
@@ -31,7 +31,6 @@ from billing.services import BillingError, invoice_issue, payment_move_service, 
 from pipeline import access
 
 router = Router(tags=["payments and invoices"])
-ERRORS = {codes_4xx: ProblemOut}
 
 
 def _refused(exc: BillingError, fields) -> Problem:

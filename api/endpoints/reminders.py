@@ -8,16 +8,15 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Query, Router, Schema
-from ninja.responses import codes_4xx
 
 from api.paging import DEFAULT_LIMIT, MAX_LIMIT, keyset_page
 from api.problems import Problem, field_problem
-from api.schemas import ProblemOut, ReminderOut, ReminderPage, SnoozeIn
+from api.schemas import ERRORS, ReminderOut, ReminderPage, SnoozeIn
 from reminders import selectors, services
 from reminders.models import ReminderKind
 
 router = Router(tags=["reminders"])
-ERRORS = {codes_4xx: ProblemOut}
+
 SNOOZE_AT_MOST = timedelta(days=366)  # as the reminders page allows (reminders.views)
 
 
