@@ -11,7 +11,9 @@ import re
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
@@ -45,6 +47,18 @@ VISIBLE = {
     "payment_id": lambda user: Payment.objects.visible_to(user),
     "reminder_id": lambda user: Reminder.objects.filter(owner=user),
 }
+
+
+@pytest.fixture(autouse=True)
+def _one_connection():
+    """The WSGI app closes the database connection after each request (Django's
+    ``request_finished``); the test's transaction lives on it, so keep it open,
+    as Django's own test client does."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
