@@ -127,3 +127,19 @@ def test_revoking_from_the_security_page(rep_client, rep, deal):
     assert response.status_code == 302
     assert ApiClient(new.secret).get(f"/deals/{deal.pk}").status_code == 401
     assert "revoked" in rep_client.get("/accounts/security/").text
+
+
+def test_an_operator_sees_tokens_in_the_admin_and_revokes_one_never_seeing_a_secret(rep, deal):
+    from tests.conftest import _client_for
+    from tests.factories import UserFactory
+
+    new = api_token_create(user=rep, name="Sync", scope=Scope.READ, verified=False)
+    operator = _client_for(UserFactory(username="root", is_superuser=True, is_staff=True))
+    listing = operator.get("/admin/api/apitoken/")
+    assert listing.status_code == 200 and "Sync" in listing.text
+    assert new.secret not in listing.text and new.token.digest not in listing.text
+    operator.post(
+        "/admin/api/apitoken/",
+        {"action": "revoke", "_selected_action": [new.token.pk]},
+    )
+    assert ApiClient(new.secret).get(f"/deals/{deal.pk}").status_code == 401
