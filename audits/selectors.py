@@ -64,6 +64,14 @@ def audits_escalated(*, manager: User, since: datetime) -> QuerySet[Audit]:
     )
 
 
+def audits_to_call(auditor: User) -> QuerySet[Audit]:
+    """The audits an auditor may call about (the call screen, the API): never a
+    deal they sold themself."""
+    return Audit.objects.select_related(
+        "deal", "deal__customer", "deal__rep", "wrap_up", "claimed_by"
+    ).exclude(deal__rep=auditor)
+
+
 def audit_queue(*, auditor: User, now: datetime) -> dict[str, list[Audit]]:
     """The auditor's queue in four sections, each ordered by when the call is due.
 

@@ -38,10 +38,7 @@ def _require_auditor(user) -> None:
 def _get_audit_for_call(user, pk: int) -> Audit:
     """An audit this auditor may call about: never one of their own sales."""
     _require_auditor(user)
-    audits = Audit.objects.select_related(
-        "deal", "deal__customer", "deal__rep", "wrap_up", "claimed_by"
-    ).exclude(deal__rep=user)
-    return get_object_or_404(audits, pk=pk)
+    return get_object_or_404(selectors.audits_to_call(user), pk=pk)
 
 
 # --- The rep's side -----------------------------------------------------------

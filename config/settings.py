@@ -47,7 +47,9 @@ INSTALLED_APPS = [
     "audits",
     "reminders",
     "hooks",  # webhooks out, chat, the calendar feed: reads the apps above, none reads it
-    "dashboards",  # last: reads every app above, nobody reads it
+    "dashboards",  # reads every app above, nobody reads it but the API
+    "ninja",  # django-ninja's own Swagger UI files, served from static (no CDN)
+    "api",  # last: /api/v1/ and API tokens, on top of everything
 ]
 
 MIDDLEWARE = [
@@ -425,6 +427,8 @@ CELERY_BEAT_SCHEDULE["hooks-scan"] = {
 # (0: always counted afresh). CACHE_URL=redis://... shares one cache between the
 # web processes (docker-compose does); with nothing set each process keeps its
 # own in memory.
+# API requests per token per minute; past it a 429 with Retry-After (api/gate.py).
+CLEARED_API_RATE = env_int("CLEARED_API_RATE", 120)
 CLEARED_BOARD_TOTALS_SECONDS = env_int("CLEARED_BOARD_TOTALS_SECONDS", 30)
 CACHE_URL = env_str("CACHE_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://")):

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from api import urls as api_urls
 from billing import urls as billing_urls
 from config.views import healthz
 from receivables import urls as receivables_urls
@@ -9,6 +10,11 @@ urlpatterns = [
     path("accounts/", include("pipeline.account_urls")),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path(
+        "api/v1/",
+        include((api_urls.urlpatterns, api_urls.app_name), namespace=api_urls.namespace),
+    ),
+    path("accounts/security/api-tokens/", include("api.token_urls")),
     path("audits/", include("audits.urls")),
     path("reminders/", include("reminders.urls")),
     # Receivables' pages keep billing's paths and "billing:" names (receivables/urls.py).

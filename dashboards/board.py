@@ -149,15 +149,19 @@ class BoardFilters:
     errors: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_query(cls, params) -> "BoardFilters":
-        """Read the filters from a query string; unknown values are dropped, with a note."""
+    def from_query(cls, params, stages=None) -> "BoardFilters":
+        """Read the filters from a query string; unknown values are dropped, with a note.
+
+        ``stages``: the stages a filter may name (the board's not-paid ones by
+        default; the API's deal list, every stage).
+        """
         filters = cls()
         rep = params.get("rep", "")
         filters.rep = parse_id(rep)
         if rep and filters.rep is None:
             filters.errors.append("Unknown rep ignored.")
         for name, allowed in (
-            ("stage", [s.value for s in NOT_PAID_STAGES]),
+            ("stage", [s.value for s in (stages or NOT_PAID_STAGES)]),
             ("bucket", list(BUCKETS_BY_KEY)),
             ("standing", Standing.values),
             ("payment_option", PaymentOption.values),
@@ -242,8 +246,13 @@ def board_deals(
     ``with_reminder_details`` adds, for the page shown, the kind of the earliest
     open reminder and the next one still to come (the CSV and the charts need neither).
     """
+    deals = filter_deals(not_paid_yet(user), filters, today)
+    return sort_deals(deals, filters, with_reminder_details=with_reminder_details)
+
+
+def filter_deals(deals: QuerySet, filters: BoardFilters, today: date | None = None) -> QuerySet:
+    """``deals`` narrowed by the board's filters (the board; the API's deal list)."""
     today = today or timezone.localdate()
-    deals = not_paid_yet(user)
     if filters.rep:
         deals = deals.filter(rep_id=filters.rep)
     if filters.stage:
@@ -258,6 +267,14 @@ def board_deals(
         deals = deals.filter(
             Q(customer__name__icontains=filters.q) | Q(customer__company__icontains=filters.q)
         )
+    return deals
+
+
+def sort_deals(
+    deals: QuerySet, filters: BoardFilters, *, with_reminder_details: bool = False
+) -> QuerySet:
+    """``deals`` with the board's columns, in the order ``filters.sort`` names (the
+    order ``board_page`` pages through)."""
     deals = deals.annotate(
         outstanding_amount=ExpressionWrapper(F("amount") - F("cleared_amount"), output_field=MONEY),
         stage_order=_stage_order(),

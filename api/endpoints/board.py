@@ -1,0 +1,34 @@
+"""The Not paid yet board's totals (dashboards.board), for managers."""
+
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Router
+
+from api.schemas import PROBLEM_CODES, BoardTotalsOut, ProblemOut
+from dashboards import board
+from pipeline import access
+
+router = Router(tags=["board"])
+
+
+@router.get(
+    "/board/totals", response={200: BoardTotalsOut, PROBLEM_CODES: ProblemOut}, summary="Totals"
+)
+def board_totals(request: HttpRequest):
+    """Outstanding by stage and aging bucket, and what is rotting: the board's head."""
+    access.require_manager(request.user, "The Not paid yet board is for managers.")
+    totals = board.board_totals(request.user, today=timezone.localdate())
+    return {
+        "count": totals.count,
+        "outstanding": totals.outstanding,
+        "rotting_count": totals.rotting_count,
+        "rotting_outstanding": totals.rotting_sum,
+        "by_stage": [
+            {"stage": str(row["stage"]), "count": row["count"], "outstanding": row["outstanding"]}
+            for row in totals.by_stage
+        ],
+        "by_bucket": [
+            {"bucket": row["bucket"].key, "count": row["count"], "outstanding": row["outstanding"]}
+            for row in totals.by_bucket
+        ],
+    }
