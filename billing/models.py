@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.policy import cutoff_missed
+from pipeline.history import track
 from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedJSONField, MaskedTextField
 from pipeline.models import Customer, Deal
@@ -666,3 +667,8 @@ class CommissionEntry(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount} for {self.rep}"
+
+
+# Every change on the record (pipeline/history.py): payments' status moves, invoices' voids.
+track(Payment)
+track(Invoice)

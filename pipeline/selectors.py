@@ -7,6 +7,7 @@ from django.db.models import CharField, Count, Q, Sum, Value
 from django.db.models.functions import Lower, Replace
 from django.utils import timezone
 
+from pipeline.changes import deal_changes
 from pipeline.models import Customer, Deal
 from pipeline.stages import NOT_PAID_STAGES, Stage
 from pipeline.terms import PaymentHistory, Standing, Terms, standing_from_history, terms_for
@@ -30,7 +31,7 @@ def customer_terms(customer: Customer | None, today: date | None = None) -> Term
 
 
 def deal_timeline(deal: Deal) -> list:
-    """Every stage event, touch and reassignment of a deal, newest first.
+    """Every stage event, touch, reassignment and field edit of a deal, newest first.
 
     Entries are ``{"kind", "at", "item"}``; the deal page adds billing's terms
     exceptions to them (``billing.templatetags.billing.with_terms_exceptions``).
@@ -42,6 +43,7 @@ def deal_timeline(deal: Deal) -> list:
         ({"kind": "stage", "at": e.at, "item": e} for e in events),
         ({"kind": "touch", "at": t.happened_at, "item": t} for t in touches),
         ({"kind": "reassignment", "at": r.at, "item": r} for r in reassignments),
+        ({"kind": "change", "at": c.at, "item": c} for c in deal_changes(deal)),
     )
     return sorted(entries, key=lambda entry: entry["at"], reverse=True)
 

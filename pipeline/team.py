@@ -24,6 +24,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from pipeline.access import managed_reps
+from pipeline.history import history_record_update
 from pipeline.models import Customer, Deal, Reassignment, Role, User
 from pipeline.stages import CLOSED_STAGES
 
@@ -217,6 +218,7 @@ def user_deactivate(*, manager: User, leaver: User, successor: User) -> Handover
     Deal.objects.filter(pk__in=deal_ids).update(
         rep=successor, version=F("version") + 1, updated_at=now
     )
+    history_record_update(Deal, deal_ids)
     reason = f"{leaver} left the team; {successor} takes over."
     Reassignment.objects.bulk_create(
         Reassignment(
@@ -224,9 +226,13 @@ def user_deactivate(*, manager: User, leaver: User, successor: User) -> Handover
         )
         for pk in deal_ids
     )
-    customers = Customer.objects.filter(
-        owner=leaver, pk__in=Deal.objects.filter(pk__in=deal_ids).values("customer_id")
-    ).update(owner=successor)
+    customer_ids = list(
+        Customer.objects.filter(
+            owner=leaver, pk__in=Deal.objects.filter(pk__in=deal_ids).values("customer_id")
+        ).values_list("pk", flat=True)
+    )
+    customers = Customer.objects.filter(pk__in=customer_ids).update(owner=successor)
+    history_record_update(Customer, customer_ids)
     parts = tuple(
         (part.noun, part.hand_over(leaver=leaver, successor=successor, at=now))
         for part in handover_parts

@@ -42,6 +42,7 @@ from billing.models import Invoice, PaymentStatus
 from billing.services import BillingError, NotAllowed
 from pipeline.access import can_manage, manages_rep
 from pipeline.events import deal_changed_on_commit
+from pipeline.history import history_record_update
 from pipeline.masking import mask_card_numbers
 from pipeline.models import Customer, Deal, TouchKind, User
 from pipeline.services import touch_record
@@ -574,6 +575,7 @@ def _bounced(email: CustomerEmail, reply: str, now: datetime) -> str:
     """The address is refused for good: marked on the customer; the rep's reminder reads the row."""
     _settle(email.pk, state=EmailState.BOUNCED, outcome=reply)
     Customer.objects.filter(pk=email.customer_id).update(billing_email_bounced_at=now)
+    history_record_update(Customer, [email.customer_id])
     deal_changed_on_commit(deal_id=email.invoice.deal_id, actor_id=None)
     return EmailState.BOUNCED
 
