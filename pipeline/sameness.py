@@ -24,6 +24,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower, Replace
 from django.utils import timezone
 
+from pipeline.access import can_manage
+from pipeline.changes import customer_changes
 from pipeline.masking import MaskedCharField, MaskedJSONField
 from pipeline.models import Customer
 from pipeline.selectors import _phone_key_sql, name_key, phone_key
@@ -80,6 +82,15 @@ class CustomerMerge(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.absorbed_id} merged into #{self.survivor_id}"
+
+    @property
+    def moved_words(self) -> str:
+        """What moved, in words: "2 deals, 1 link"."""
+        words = []
+        for what, count in self.moved.items():
+            noun = what.replace("_", " ")
+            words.append(f"{count} {noun if count != 1 else noun.removesuffix('s')}")
+        return ", ".join(words) or "nothing"
 
     @property
     def absorbed_name(self) -> str:
@@ -223,3 +234,23 @@ def absorbed_ids(customer: Customer) -> list[int]:
     return list(
         CustomerMerge.objects.filter(survivor=customer).values_list("absorbed_id", flat=True)
     )
+
+
+def customer_record(user, customer: Customer) -> dict:
+    """The customer page's record: its changes (with those of the customers merged
+    into it), its merges, and for a manager the customers it matches (to merge,
+    or to say they are different people)."""
+    absorbed = absorbed_ids(customer)
+    matches = []
+    if can_manage(user):
+        matches = list(
+            matches_of(customer)
+            .filter(pk__in=Customer.objects.visible_to(user).values("pk"))
+            .select_related("owner")
+            .order_by("pk")[:5]
+        )
+    return {
+        "changes": customer_changes(customer, absorbed),
+        "merges": list(CustomerMerge.objects.filter(survivor=customer).select_related("merged_by")),
+        "matches": matches,
+    }
