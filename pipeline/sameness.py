@@ -2,7 +2,8 @@
 
 A customer being typed **matches** an existing one with the same phone
 (its digits), the same email (any case), or the same name and company (case
-and spaces ignored). Matches are looked for among *all* customers: the ones
+and spaces ignored; a company left empty on either side does not tell two
+names apart). Matches are looked for among *all* customers: the ones
 the user may see are offered ("Dana Whitfield, Slow payer, owned by Riley —
 use this customer?"); for the others the user is only told a match exists and
 that their manager decides, with nothing about that customer.
@@ -123,7 +124,11 @@ def match_condition(*, name: str = "", company: str = "", email: str = "", phone
     """Same phone digits, same email, or same name and company: the one rule."""
     condition = Q(pk__in=[])
     if key := name_key(name or ""):
-        condition |= Q(m_name=key, m_company=_company_key(company))
+        # The same name at the same company; a company missing on either side
+        # (not typed yet, or never entered) does not tell them apart.
+        company_key = _company_key(company)
+        same_company = Q(m_company=company_key) | Q(m_company="") if company_key else Q()
+        condition |= Q(m_name=key) & same_company
     if key := (email or "").strip().lower():
         condition |= Q(m_email=key)
     if key := phone_key(phone or ""):
@@ -195,6 +200,15 @@ def standing_floor(customer: Customer) -> tuple[str, str] | None:
         "the same until a manager says they are different people."
     )
     return worst.standing, reason[:200]
+
+
+def typed_floor(**typed) -> tuple[str, str] | None:
+    """The worst standing among the existing customers a typed one matches, with why."""
+    found = _keyed(Customer.objects.all()).filter(match_condition(**typed))
+    worst = min(found, key=lambda c: (STANDING_RANK[c.standing], c.pk), default=None)
+    if worst is None:
+        return None
+    return worst.standing, "Matches an existing customer: their standing until a manager decides."
 
 
 def with_floor(customer: Customer, standing: str, reason: str) -> tuple[str, str]:
