@@ -89,6 +89,8 @@ class CustomerMerge(models.Model):
         """What moved, in words: "2 deals, 1 link"."""
         words = []
         for what, count in self.moved.items():
+            if not count:
+                continue
             noun = what.replace("_", " ")
             words.append(f"{count} {noun if count != 1 else noun.removesuffix('s')}")
         return ", ".join(words) or "nothing"
@@ -263,8 +265,12 @@ def customer_record(user, customer: Customer) -> dict:
             .select_related("owner")
             .order_by("pk")[:5]
         )
+    merges = CustomerMerge.objects.filter(survivor=customer).select_related("merged_by")
+    record = [
+        *({"kind": "merge", "at": m.merged_at, "item": m} for m in merges),
+        *({"kind": "change", "at": c.at, "item": c} for c in customer_changes(customer, absorbed)),
+    ]
     return {
-        "changes": customer_changes(customer, absorbed),
-        "merges": list(CustomerMerge.objects.filter(survivor=customer).select_related("merged_by")),
+        "record": sorted(record, key=lambda entry: entry["at"], reverse=True),
         "matches": matches,
     }
