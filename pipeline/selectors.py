@@ -136,16 +136,6 @@ def _keyed(customers):
     )
 
 
-def likely_duplicates(visible, *, name: str, email: str = "", phone: str = "", exclude=None):
-    """The customers among ``visible`` (a user's visible customers) likely to be the
-    one described: same name (case and spaces ignored), same email or same phone."""
-    condition = _duplicate_condition({name_key(name)}, {email.strip().lower()}, {phone_key(phone)})
-    found = _keyed(visible).filter(condition)
-    if exclude is not None:
-        found = found.exclude(pk=exclude)
-    return found.order_by("name", "id")
-
-
 def duplicates_among(visible, customers) -> dict[int, list[Customer]]:
     """For each of ``customers`` (a page), the other visible customers likely the same.
 
