@@ -197,7 +197,7 @@ def test_a_manager_merges_from_the_page_and_the_old_address_leads_to_the_survivo
 ):
     copy, _ = _copy_with_money(teammate, manager)
     page = manager_client.get(f"/customers/{dana.pk}/merge/{copy.pk}/")
-    assert page.status_code == 200 and "Merge Dana W into Dana Whitfield" in page.content.decode()
+    assert page.status_code == 200 and "Merge Dana W (#" in page.content.decode()
     response = manager_client.post(f"/customers/{dana.pk}/merge/{copy.pk}/", {"reason": "Same"})
     assert response.status_code == 302
     assert manager_client.get(f"/customers/{copy.pk}/").url == f"/customers/{dana.pk}/"
@@ -211,3 +211,32 @@ def test_the_customers_list_offers_the_merge_to_a_manager_not_to_a_rep(
     customer_add(owner=rep, name="Dana Whitfield", phone="555 300 0001")
     assert "merge…" in manager_client.get("/customers/").content.decode()
     assert "merge…" not in rep_client.get("/customers/").content.decode()
+
+
+def test_a_manager_says_not_the_same_person_from_the_customers_page(manager_client, teammate, dana):
+    copy = customer_add(owner=teammate, name="Dana Whitfield", phone="555 300 0001")
+    page = manager_client.get(f"/customers/{copy.pk}/").content.decode()
+    assert "Possibly the same customer" in page and "Not the same person" in page
+    response = manager_client.post(f"/customers/{copy.pk}/distinct/{dana.pk}/")
+    assert response.status_code == 302
+    copy.refresh_from_db()
+    assert copy.standing == "new"
+    assert (
+        "Possibly the same customer"
+        not in manager_client.get(f"/customers/{copy.pk}/").content.decode()
+    )
+
+
+def test_a_csv_import_marks_a_new_customer_that_matches_and_keeps_its_standing(rep_client, dana):
+    from datetime import date, timedelta
+
+    later = (date.today() + timedelta(days=10)).isoformat()
+    csv_text = (
+        "customer,phone,title,amount,payment_option,expected_delivery_date,next_step,"
+        "next_step_date\n"
+        f"D. Whitfield,555 300 0001,Chairs,900.00,upfront,{later},Call,{later}\n"
+    )
+    preview = rep_client.post("/deals/import/", {"csv_text": csv_text}).content.decode()
+    assert "Matches Dana Whitfield" in preview and "Slow payer" in preview
+    rep_client.post("/deals/import/", {"csv_text": csv_text, "confirm": "1"})
+    assert Customer.objects.get(name="D. Whitfield").standing == "slow"

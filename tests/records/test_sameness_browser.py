@@ -82,7 +82,9 @@ def test_a_manager_merges_a_likely_duplicate_from_the_customers_list(
     expect(page.locator("h1")).to_have_text("Merge two customers")
     page.screenshot(path=f"{SHOTS}/customer-merge.png", full_page=True)
     page.get_by_label("Why (optional)").fill("Same phone, added twice")
-    page.get_by_role("button", name="Merge Dana Whitfield into Dana Whitfield").click()
+    page.get_by_role(
+        "button", name=f"Merge Dana Whitfield (#{copy.pk}) into Dana Whitfield (#{dana.pk})"
+    ).click()
     expect(page.locator(".flash-success")).to_contain_text("merged into Dana Whitfield")
     expect(page.locator(".customer-history")).to_contain_text("Merged Dana Whitfield")
     expect(page.get_by_role("link", name=f"#{deal.pk} Copy's deal")).to_be_visible()
