@@ -26,6 +26,7 @@ from audits.models import (
 )
 from pipeline.access import manages_rep
 from pipeline.events import deal_changed_on_commit
+from pipeline.history import history_record_update
 from pipeline.models import Deal, User
 from pipeline.services import deal_move
 from pipeline.stages import (
@@ -199,12 +200,15 @@ def _deal_set_audit_flag(deal_id: int, flag: str, now: datetime, only_if: str | 
         deals = deals.filter(stage__in=BEFORE_AUDIT_STAGES)
     if only_if is not None:
         deals = deals.filter(audit_flag=only_if)
-    return deals.update(
+    changed = deals.update(
         audit_flag=flag,
         audit_flag_at=now if flag else None,
         version=F("version") + 1,
         updated_at=now,
     )
+    if changed:
+        history_record_update(Deal, [deal_id])
+    return changed
 
 
 def no_answer_refusal(audit: Audit, now: datetime | None = None) -> str | None:

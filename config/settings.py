@@ -41,6 +41,8 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    # Every change on the record: per-model history tables (pipeline/history.py).
+    "simple_history",
     "pipeline",
     "billing",
     "receivables",
@@ -69,6 +71,8 @@ MIDDLEWARE = [
     "pipeline.accounts.TwoFactorMiddleware",
     "pipeline.middleware.UserTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Who made a change: the signed-in person, for the history (pipeline/history.py).
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last: turns a refused guess into the login page's lockout message.

@@ -19,8 +19,9 @@ from dashboards.spreadsheets import MAX_CELL_CHARS, cell_problem
 from pipeline import access, services
 from pipeline.forms import AmountField
 from pipeline.models import Customer, Deal, User
+from pipeline.sameness import Matches, customer_matches, typed_floor
 from pipeline.selectors import customer_terms
-from pipeline.terms import PaymentOption
+from pipeline.terms import PaymentOption, Standing, terms_for
 from pipeline.text import single_line
 
 REQUIRED_COLUMNS = (
@@ -99,6 +100,8 @@ class ImportRow:
     errors: list[str] = field(default_factory=list)
     cleaned: dict = field(default_factory=dict)
     customer: Customer | None = None
+    # A new customer's matches among the existing ones (pipeline.sameness).
+    matches: Matches | None = None
 
 
 def _team_reps(user: User) -> dict[str, User]:
@@ -153,6 +156,17 @@ def _check_row(number: int, values: dict, *, user, reps, customers) -> ImportRow
         row.cleaned = form.cleaned_data
         row.customer = customers.get((row.cleaned["customer"].lower(), row.cleaned["phone"]))
         terms = customer_terms(row.customer) if row.customer else customer_terms(None)
+        if row.customer is None:
+            # A new customer matching an existing one starts no better than it.
+            typed = {
+                "name": row.cleaned["customer"],
+                "company": row.cleaned["company"],
+                "email": row.cleaned["email"],
+                "phone": row.cleaned["phone"],
+            }
+            row.matches = customer_matches(user, **typed)
+            if floor := typed_floor(**typed):
+                terms = terms_for(Standing(floor[0]), floor[1])
         if not terms.allows(row.cleaned["payment_option"]):
             row.errors.append(f"payment_option: {terms.summary}")
     else:
@@ -176,7 +190,7 @@ def import_deals(*, user: User, rows: list[ImportRow]) -> list[Deal]:
         if customer is None:
             customer = created_customers.get(key)
         if customer is None:
-            customer = Customer.objects.create(
+            customer = services.customer_add(
                 name=data["customer"],
                 company=data["company"],
                 phone=data["phone"],

@@ -594,3 +594,12 @@ class DealChange(models.Model):
 
     def __str__(self) -> str:
         return f"Deal #{self.deal_id} changed at {self.changed_at:%Y-%m-%d %H:%M:%S}"
+
+
+# Every change on the record (pipeline/history.py); duplicates decided and merged.
+from pipeline.history import USER_UNTRACKED, UserHistoryMeta, track  # noqa: E402
+from pipeline.sameness import CustomerDistinct, CustomerMerge  # noqa: E402, F401
+
+track(Deal, excluded_fields=["updated_at"])
+track(Customer)
+track(User, excluded_fields=USER_UNTRACKED, bases=(UserHistoryMeta,))

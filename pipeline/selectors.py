@@ -7,6 +7,7 @@ from django.db.models import CharField, Count, Q, Sum, Value
 from django.db.models.functions import Lower, Replace
 from django.utils import timezone
 
+from pipeline.changes import deal_changes
 from pipeline.models import Customer, Deal
 from pipeline.stages import NOT_PAID_STAGES, Stage
 from pipeline.terms import PaymentHistory, Standing, Terms, standing_from_history, terms_for
@@ -30,7 +31,8 @@ def customer_terms(customer: Customer | None, today: date | None = None) -> Term
 
 
 def deal_timeline(deal: Deal) -> list:
-    """Every stage event, touch, reassignment and change of terms of a deal, newest first.
+    """Every stage event, touch, reassignment, change of terms and field edit of a deal,
+    newest first.
 
     Entries are ``{"kind", "at", "item"}``; the deal page adds billing's terms
     exceptions to them (``billing.templatetags.billing.with_terms_exceptions``).
@@ -44,6 +46,7 @@ def deal_timeline(deal: Deal) -> list:
         ({"kind": "stage", "at": e.at, "item": e} for e in events),
         ({"kind": "touch", "at": t.happened_at, "item": t} for t in touches),
         ({"kind": "reassignment", "at": r.at, "item": r} for r in reassignments),
+        ({"kind": "change", "at": c.at, "item": c} for c in deal_changes(deal)),
     )
     return sorted(entries, key=lambda entry: entry["at"], reverse=True)
 
@@ -134,16 +137,6 @@ def _keyed(customers):
     return customers.annotate(
         name_key=_name_key_sql(), email_key=Lower("email"), phone_key=_phone_key_sql()
     )
-
-
-def likely_duplicates(visible, *, name: str, email: str = "", phone: str = "", exclude=None):
-    """The customers among ``visible`` (a user's visible customers) likely to be the
-    one described: same name (case and spaces ignored), same email or same phone."""
-    condition = _duplicate_condition({name_key(name)}, {email.strip().lower()}, {phone_key(phone)})
-    found = _keyed(visible).filter(condition)
-    if exclude is not None:
-        found = found.exclude(pk=exclude)
-    return found.order_by("name", "id")
 
 
 def duplicates_among(visible, customers) -> dict[int, list[Customer]]:

@@ -12,7 +12,9 @@ from django.utils import timezone
 from pipeline import terms_freeze
 from pipeline.access import can_manage, manages_rep
 from pipeline.events import deal_changed_on_commit
+from pipeline.history import history_record_update
 from pipeline.models import Customer, Deal, StageEvent, Touch, User
+from pipeline.sameness import standing_floor
 from pipeline.selectors import customer_terms
 from pipeline.stages import (
     BEFORE_AUDIT_STAGES,
@@ -87,12 +89,14 @@ def customer_add(
 ) -> Customer:
     """A new customer of ``owner``'s, standing New until billing learns their history.
 
-    Whether it duplicates one the rep can see is asked before (the views warn
-    with ``pipeline.selectors.likely_duplicates`` and let the rep confirm).
+    Whether it duplicates one is asked before (the forms show
+    ``pipeline.sameness.customer_matches`` and let the rep pick it). Added
+    anyway, a customer matching an older one starts no better than that one's
+    standing, until a manager says they are different people (issue 20).
     ``RepInactive`` for an owner who left (``lock_active_rep``).
     """
     lock_active_rep(owner)
-    return Customer.objects.create(
+    customer = Customer.objects.create(
         owner=owner,
         name=name,
         phone=phone,
@@ -105,6 +109,11 @@ def customer_add(
         billing_email=billing_email,
         chase_by_email=chase_by_email,
     )
+    floor = standing_floor(customer)
+    if floor is not None:
+        customer.standing, customer.standing_reason = floor
+        customer.save(update_fields=["standing", "standing_reason"])
+    return customer
 
 
 @transaction.atomic
@@ -288,6 +297,7 @@ def _record_move(
     updated = Deal.objects.filter(pk=deal.pk, version=deal.version).update(**changes)
     if not updated:
         raise StaleDeal(Deal.objects.get(pk=deal.pk))
+    history_record_update(Deal, [deal.pk])
     StageEvent.objects.create(
         deal=deal, from_stage=deal.stage, to_stage=to_stage, actor=actor, at=at, reason=reason
     )
@@ -479,5 +489,6 @@ def touch_record(
         version=F("version") + 1,
         updated_at=timezone.now(),
     )
+    history_record_update(Deal, [deal.pk])
     deal_changed_on_commit(deal_id=deal.pk, actor_id=author.pk)
     return touch

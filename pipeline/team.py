@@ -26,6 +26,7 @@ from django.utils.http import urlsafe_base64_encode
 from pipeline.access import managed_reps
 from pipeline.accounts import validate_no_card_number
 from pipeline.enrollment import link_lifetime
+from pipeline.history import history_record_update
 from pipeline.models import Customer, Deal, Reassignment, Role, User
 from pipeline.stages import CLOSED_STAGES
 from pipeline.text import single_line
@@ -231,6 +232,7 @@ def _hand_over(*, manager: User, leaver: User, successor: User) -> Handover:
     Deal.objects.filter(pk__in=deal_ids).update(
         rep=successor, version=F("version") + 1, updated_at=now
     )
+    history_record_update(Deal, deal_ids)
     reason = f"{leaver} left the team; {successor} takes over."
     Reassignment.objects.bulk_create(
         Reassignment(
@@ -240,6 +242,7 @@ def _hand_over(*, manager: User, leaver: User, successor: User) -> Handover:
     )
     customer_ids = list(customers_left_with(leaver).values_list("pk", flat=True))
     customers = Customer.objects.filter(pk__in=customer_ids).update(owner=successor)
+    history_record_update(Customer, customer_ids)
     parts = tuple(
         (part.noun, part.hand_over(leaver=leaver, successor=successor, at=now))
         for part in handover_parts

@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from pipeline import access, selectors, services, terms_freeze
+from pipeline import access, sameness, selectors, services, terms_freeze
 from pipeline.forms import (
     AskManagerForm,
     CustomerForm,
@@ -173,9 +173,10 @@ def deal_customer_new(request: HttpRequest) -> HttpResponse:
     the deal's typed values in hidden fields and, once the customer is added,
     shows the deal form again with them and the new customer chosen.
 
-    A likely duplicate (same name ignoring case and spaces, same email or
-    phone, among the rep's visible customers) is not added at once: the rep
-    picks the existing customer or confirms it is a different one.
+    A match (same phone, email, or name and company: ``pipeline.sameness``)
+    is not added at once: the rep picks the existing customer or confirms it
+    is a different one; a match the rep may not see is named to them only as
+    "a matching customer exists", and their manager decides.
     """
     access.require_seller(request.user)
     visible = Customer.objects.visible_to(request.user)
@@ -189,10 +190,12 @@ def deal_customer_new(request: HttpRequest) -> HttpResponse:
     duplicates = []
     if submitted and form.is_valid():
         data = form.cleaned_data
-        duplicates = list(
-            selectors.likely_duplicates(
-                visible, name=data["name"], email=data["email"], phone=data["phone"]
-            )[:5]
+        duplicates = sameness.customer_matches(
+            request.user,
+            name=data["name"],
+            company=data["company"],
+            email=data["email"],
+            phone=data["phone"],
         )
         if not duplicates or step == "add_anyway":
             customer = services.customer_add(owner=request.user, **data)
@@ -383,7 +386,14 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     template = (
         "pipeline/customer_list.html#results" if request.htmx else "pipeline/customer_list.html"
     )
-    context = {"page": page, "rows": rows, "q": query, "search_error": search_error}
+    context = {
+        "page": page,
+        "rows": rows,
+        "q": query,
+        "search_error": search_error,
+        # The "likely duplicate" mark offers the merge to those who may merge.
+        "may_merge": access.can_manage(request.user),
+    }
     return render(request, template, context)
 
 
@@ -394,13 +404,12 @@ def customer_new(request: HttpRequest) -> HttpResponse:
     duplicates = []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        duplicates = list(
-            selectors.likely_duplicates(
-                Customer.objects.visible_to(request.user),
-                name=data["name"],
-                email=data["email"],
-                phone=data["phone"],
-            )[:5]
+        duplicates = sameness.customer_matches(
+            request.user,
+            name=data["name"],
+            company=data["company"],
+            email=data["email"],
+            phone=data["phone"],
         )
         if not duplicates or request.POST.get("new_customer_step") == "add_anyway":
             customer = services.customer_add(owner=request.user, **data)
@@ -413,9 +422,17 @@ def customer_new(request: HttpRequest) -> HttpResponse:
 
 
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    if not Customer.objects.filter(pk=pk).exists() and (survivor := sameness.merged_into(pk)):
+        # Merged away: its page is the survivor's, if this user may see it (else a 404).
+        return redirect(access.get_customer_for(request.user, survivor.pk))
     customer = access.get_customer_for(request.user, pk)
     deals = Deal.objects.visible_to(request.user).filter(customer=customer).select_related("rep")
-    context = {"customer": customer, "deals": deals, "terms": selectors.customer_terms(customer)}
+    context = {
+        "customer": customer,
+        "deals": deals,
+        "terms": selectors.customer_terms(customer),
+        **sameness.customer_record(request.user, customer),
+    }
     return render(request, "pipeline/customer_detail.html", context)
 
 

@@ -22,6 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from pipeline.events import deal_changed_on_commit
+from pipeline.history import history_record_update
 from pipeline.models import Customer, Deal, TouchKind
 from pipeline.services import touch_record
 from receivables import chase, links
@@ -189,6 +190,7 @@ def _bounced(email: CustomerEmail, reply: str, now: datetime) -> str:
     """The address is refused for good: marked on the customer; the rep's reminder reads the row."""
     _settle(email.pk, state=EmailState.BOUNCED, outcome=reply)
     Customer.objects.filter(pk=email.customer_id).update(billing_email_bounced_at=now)
+    history_record_update(Customer, [email.customer_id])
     deal_changed_on_commit(deal_id=email.invoice.deal_id, actor_id=None)
     return EmailState.BOUNCED
 

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.policy import cutoff_missed
+from pipeline.history import track
 from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedJSONField, MaskedTextField
 from pipeline.models import Customer, Deal
@@ -427,3 +428,8 @@ class WebhookEvent(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.event_id} ({self.type})"
+
+
+# Every change on the record (pipeline/history.py): payments' status moves, invoices' voids.
+track(Payment)
+track(Invoice)

@@ -25,6 +25,7 @@ from billing.services.errors import (
 from billing.services.standing import customer_copy_invoicing_exception
 from pipeline.access import manages_rep
 from pipeline.events import deal_changed_on_commit
+from pipeline.history import history_record_update
 from pipeline.models import Customer, Deal, User
 from pipeline.selectors import customer_terms
 from pipeline.services import deal_promise
@@ -67,6 +68,7 @@ def deposit_waive(
     Deal.objects.filter(pk=deal.pk).update(
         deposit_required=False, version=F("version") + 1, updated_at=timezone.now()
     )
+    history_record_update(Deal, [deal.pk])
     # No deposit required any more: "deposit missing" is resolved at once.
     deal_changed_on_commit(deal_id=deal.pk, actor_id=manager.pk)
     return TermsException.objects.create(

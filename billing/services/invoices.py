@@ -28,6 +28,7 @@ from billing.services.errors import (
     _require_manager,
 )
 from billing.services.standing import customer_refresh_standing
+from pipeline.history import history_record_update
 from pipeline.models import Deal, User
 from pipeline.terms import PaymentOption, money_sum
 
@@ -126,6 +127,7 @@ def invoice_void(*, invoice_id: int, actor: User, reason: str) -> Invoice:
     )
     if not voided:
         raise BillingError("This invoice is void already.")
+    history_record_update(Invoice, [invoice.pk])
     customer_refresh_standing(customer_id=deal.customer_id)
     _deal_changed(deal.pk, actor)
     invoice.refresh_from_db()

@@ -29,6 +29,7 @@ from billing.services.errors import (
     refuse_full_number,
 )
 from billing.services.standing import deal_sync_stage, live_money
+from pipeline.history import history_record_update
 from pipeline.models import Deal, User
 
 # --- Payments -------------------------------------------
@@ -146,6 +147,7 @@ def _payment_move(
     )
     if not moved:
         raise BillingError(_refusal(payment, to_status))
+    history_record_update(Payment, [payment.pk])
     PaymentEvent.objects.create(
         payment=payment,
         from_status=payment.status,

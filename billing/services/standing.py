@@ -20,7 +20,9 @@ from billing.selectors import (
     customer_payment_history,
 )
 from pipeline.events import deal_changed_on_commit
+from pipeline.history import history_record_update
 from pipeline.models import Customer, Deal, User
+from pipeline.sameness import newer_matches, with_floor
 from pipeline.services import deal_move
 from pipeline.stages import SYSTEM, Stage
 from pipeline.terms import ZERO, PaymentOption, deposit_amount, standing_from_history
@@ -68,6 +70,7 @@ def deal_copy_money(deal: Deal) -> None:
     Deal.objects.filter(pk=deal.pk).update(
         received_amount=sums["received"], cleared_amount=sums["cleared"], updated_at=now
     )
+    history_record_update(Deal, [deal.pk])
     deal.received_amount, deal.cleared_amount, deal.updated_at = (
         sums["received"],
         sums["cleared"],
@@ -129,10 +132,31 @@ def customer_refresh_standing(*, customer_id: int) -> None:
     (``deal_sync_stage``, ``invoice_issue``, ``invoice_void``), when a deal
     reaches Payment cleared on delivery (``billing.receivers``) and daily by
     ``billing.tasks.refresh_standings``, as lateness grows and bounces age.
+
+    Never better than the standing of an older customer it matches, until a
+    manager says they are different people (``pipeline.sameness``); the newer
+    customers matching this one follow it. A change is on the customer's record.
     """
-    history = customer_payment_history(Customer(pk=customer_id))
-    standing, reason = standing_from_history(history)
-    Customer.objects.filter(pk=customer_id).update(standing=standing, standing_reason=reason[:200])
+    _refresh_standing(customer_id, seen=set())
+
+
+def _refresh_standing(customer_id: int, *, seen: set[int]) -> None:
+    seen.add(customer_id)
+    customer = Customer.objects.filter(pk=customer_id).first()
+    if customer is None:
+        return
+    standing, reason = standing_from_history(customer_payment_history(customer))
+    standing, reason = with_floor(customer, standing, reason)
+    changed = (
+        Customer.objects.filter(pk=customer_id)
+        .exclude(standing=standing, standing_reason=reason[:200])
+        .update(standing=standing, standing_reason=reason[:200])
+    )
+    if changed:
+        history_record_update(Customer, [customer_id])
+    for newer in newer_matches(customer):
+        if newer not in seen:
+            _refresh_standing(newer, seen=seen)
 
 
 def _invoicing_note(exception: TermsException) -> str:
@@ -149,3 +173,4 @@ def customer_copy_invoicing_exception(*, customer_id: int, today: date | None = 
         invoicing_exception=_invoicing_note(exception)[:400] if exception else "",
         invoicing_exception_until=exception.valid_until if exception else None,
     )
+    history_record_update(Customer, [customer_id])

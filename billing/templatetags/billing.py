@@ -9,7 +9,9 @@ from django import template
 from django.conf import settings
 
 from billing import reports, selectors
+from billing.models import Invoice, Payment
 from pipeline.access import can_manage
+from pipeline.changes import describe
 
 register = template.Library()
 
@@ -40,6 +42,19 @@ def with_terms_exceptions(timeline, deal):
         for x in selectors.deal_exceptions(deal)
     )
     return sorted([*timeline, *exceptions], key=lambda entry: entry["at"], reverse=True)
+
+
+@register.simple_tag
+def with_money_changes(timeline, deal):
+    """``{% with_money_changes timeline deal as timeline %}``: the deal's timeline with
+    the recorded changes of its payments and invoices (a status moved, a void),
+    kind "change", newest first (pipeline/history.py keeps them)."""
+    rows = [
+        *Payment.history.filter(deal_id=deal.pk, history_type="~").select_related("history_user"),
+        *Invoice.history.filter(deal_id=deal.pk, history_type="~").select_related("history_user"),
+    ]
+    changes = ({"kind": "change", "at": c.at, "item": c} for c in describe(rows))
+    return sorted([*timeline, *changes], key=lambda entry: entry["at"], reverse=True)
 
 
 @register.simple_tag

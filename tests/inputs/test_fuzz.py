@@ -54,7 +54,7 @@ from receivables import links as customer_links
 from reminders.models import Reminder, ReminderKind, ReminderState
 from tests.audits.conftest import checklist, record
 from tests.conftest import _client_for
-from tests.factories import DealFactory, UserFactory
+from tests.factories import CustomerFactory, DealFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -84,6 +84,10 @@ FUZZED = {
     "board": ("manager", None),
     "board_export": ("manager", None),
     "board_charts": ("manager", None),
+    "activity": ("manager", None),
+    "customer_matches": ("rep", None),
+    "customer_merge": ("manager", "merge_link"),
+    "customer_distinct": ("manager", "distinct_link"),
     "reminder_list": ("rep", None),
     "reminder_panel": ("rep", None),
     "reminder_badge": ("rep", None),
@@ -327,6 +331,7 @@ def world(rep, manager, auditor, customer, teammate):
 
     # A rep who forgot their password, never logged in here: a log-in would spend the token.
     forgetful = UserFactory(username="forgetful", role=Role.REP, manager=manager)
+    twin = CustomerFactory(owner=rep, name=customer.name, phone=customer.phone)
     reset_link = _link("password_reset_confirm", forgetful)
     # A new manager an operator sent the link that sets password and two-factor up.
     newcomer = UserFactory(username="newcomer", role=Role.MANAGER)
@@ -343,6 +348,9 @@ def world(rep, manager, auditor, customer, teammate):
         "pay_link": [customer_links.customer_link_path(customer_link)],
         "resend_link": [reverse("hooks:delivery_resend", args=[subscription.pk, delivery.pk])],
         "calendar_link": [reverse("hooks:calendar_feed", args=[calendar_token])],
+        # Two customers' ids: the customer and a likely duplicate of theirs.
+        "merge_link": [reverse("customer_merge", args=[customer.pk, twin.pk])],
+        "distinct_link": [reverse("customer_distinct", args=[customer.pk, twin.pk])],
     }
     return {
         "objects": objects,

@@ -73,7 +73,7 @@ def test_a_likely_duplicate_is_warned_about_before_it_is_added(rep_client, rep, 
     )
     data = {**DRAFT, **_new_customer(**fields), "new_customer_step": "add"}
     response = rep_client.post("/deals/new/customer/", data, headers=HTMX)
-    assert "Likely a customer you already have" in response.text
+    assert "use this customer?" in response.text
     assert "Dana Whitfield" in response.text and 'name="use_customer"' in response.text
     assert 'value="add_anyway"' in response.text
     assert Customer.objects.count() == 1
@@ -83,11 +83,17 @@ def test_a_likely_duplicate_is_warned_about_before_it_is_added(rep_client, rep, 
     assert Customer.objects.count() == 2
 
 
-def test_another_reps_customer_is_no_duplicate_and_cannot_be_picked(rep_client, other_rep):
-    theirs = CustomerFactory(owner=other_rep, name="Ada Lind")
+def test_another_reps_customer_is_named_only_as_a_match_and_cannot_be_picked(rep_client, other_rep):
+    # Issue 20: a match the rep may not see is told, without its details; the manager decides.
+    theirs = CustomerFactory(owner=other_rep, name="Ada Lind", company="")
     data = {**DRAFT, **_new_customer(), "new_customer_step": "add"}
     response = rep_client.post("/deals/new/customer/", data, headers=HTMX)
-    assert "Likely a customer" not in response.text
+    assert "A matching customer already exists" in response.text
+    assert f'value="{theirs.pk}"' not in response.text and "other_rep" not in response.text
+    assert Customer.objects.filter(name="Ada Lind").count() == 1
+    rep_client.post(
+        "/deals/new/customer/", {**data, "new_customer_step": "add_anyway"}, headers=HTMX
+    )
     assert Customer.objects.filter(name="Ada Lind").count() == 2
     forged = rep_client.post("/deals/new/customer/", {"use_customer": theirs.pk}, headers=HTMX)
     assert forged.status_code == 404
@@ -129,7 +135,7 @@ def test_a_deal_sent_with_the_customer_form_open_keeps_the_customers_typing(rep_
 def test_the_standalone_customer_page_warns_about_a_duplicate_too(rep_client, customer):
     data = {"name": "dana whitfield", "phone": "555 1234 99"}
     response = rep_client.post("/customers/new/", data)
-    assert "Likely a customer you already have" in response.text
+    assert "use this customer?" in response.text
     assert Customer.objects.count() == 1
     rep_client.post(
         "/customers/new/",

@@ -1,0 +1,276 @@
+"""One customer per customer (issue 20, §3): matches, "not the same person", merges.
+
+A customer being typed **matches** an existing one with the same phone
+(its digits), the same email (any case), or the same name and company (case
+and spaces ignored; a company left empty on either side does not tell two
+names apart). Matches are looked for among *all* customers: the ones
+the user may see are offered ("Dana Whitfield, Slow payer, owned by Riley —
+use this customer?"); for the others the user is only told a match exists and
+that their manager decides, with nothing about that customer.
+
+Until a manager records that two matching customers are **different people**
+(``CustomerDistinct``), the newer one's standing is never better than the
+older one's (``standing_floor``, applied where the standing is written:
+``customer_add`` and ``billing.services.customer_refresh_standing``).
+
+A manager **merges** duplicates (dashboards/merging.py moves everything and
+calls billing); the ``CustomerMerge`` row is the record that can be read back.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower, Replace
+from django.utils import timezone
+
+from pipeline.access import can_manage
+from pipeline.changes import customer_changes
+from pipeline.masking import MaskedCharField, MaskedJSONField
+from pipeline.models import Customer
+from pipeline.selectors import _phone_key_sql, name_key, phone_key
+from pipeline.terms import Standing
+
+# Worst first: a standing "better" than another lets the customer do more.
+STANDING_RANK = {Standing.SLOW: 0, Standing.NEW: 1, Standing.GOOD: 2}
+
+
+class CustomerDistinct(models.Model):
+    """A manager's decision that two matching customers are different people.
+
+    The pair is kept with the lower id first (one row per pair, a constraint).
+    """
+
+    first = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    second = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["first", "second"], name="customer_distinct_once"),
+            models.CheckConstraint(
+                condition=Q(first__lt=models.F("second")), name="customer_distinct_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.first_id} and #{self.second_id} are different people"
+
+
+class CustomerMerge(models.Model):
+    """One customer merged into another: who, when, and what the absorbed one was.
+
+    The absorbed customer's row is gone; ``absorbed`` keeps what it held
+    (name, contacts, standing) and ``moved`` what moved (deals, links, ...).
+    """
+
+    survivor = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges")
+    absorbed_id = models.PositiveIntegerField(db_index=True)
+    absorbed = MaskedJSONField(default=dict)
+    moved = MaskedJSONField(default=dict)
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    merged_at = models.DateTimeField(default=timezone.now)
+    reason = MaskedCharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-merged_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.absorbed_id} merged into #{self.survivor_id}"
+
+    @property
+    def moved_words(self) -> str:
+        """What moved, in words: "2 deals, 1 link"."""
+        words = []
+        for what, count in self.moved.items():
+            if not count:
+                continue
+            noun = what.replace("_", " ")
+            words.append(f"{count} {noun if count != 1 else noun.removesuffix('s')}")
+        return ", ".join(words) or "nothing"
+
+    @property
+    def absorbed_name(self) -> str:
+        return self.absorbed.get("name", f"#{self.absorbed_id}")
+
+
+def _company_key(company: str) -> str:
+    return "".join((company or "").lower().split())
+
+
+def _keyed(customers):
+    def squeezed(column):
+        return Lower(
+            Replace(
+                Replace(column, models.Value(" "), models.Value("")),
+                models.Value("\t"),
+                models.Value(""),
+            )
+        )
+
+    return customers.annotate(
+        m_name=squeezed("name"),
+        m_company=squeezed("company"),
+        m_email=Lower("email"),
+        m_phone=_phone_key_sql(),
+    )
+
+
+def match_condition(*, name: str = "", company: str = "", email: str = "", phone: str = "") -> Q:
+    """Same phone digits, same email, or same name and company: the one rule."""
+    condition = Q(pk__in=[])
+    if key := name_key(name or ""):
+        # The same name at the same company; a company missing on either side
+        # (not typed yet, or never entered) does not tell them apart.
+        company_key = _company_key(company)
+        same_company = Q(m_company=company_key) | Q(m_company="") if company_key else Q()
+        condition |= Q(m_name=key) & same_company
+    if key := (email or "").strip().lower():
+        condition |= Q(m_email=key)
+    if key := phone_key(phone or ""):
+        condition |= Q(m_phone=key)
+    return condition
+
+
+@dataclass(frozen=True)
+class Matches:
+    """What a user typing a new customer is told: the matches they may see, and
+    whether others exist that they may not (their manager decides)."""
+
+    visible: list
+    hidden: bool
+
+    def __bool__(self) -> bool:
+        return bool(self.visible) or self.hidden
+
+
+def customer_matches(user, *, exclude: int | None = None, limit: int = 5, **typed) -> Matches:
+    """The existing customers the typed one (name, company, email, phone) may be."""
+    condition = match_condition(**typed)
+    found = _keyed(Customer.objects.all()).filter(condition)
+    if exclude is not None:
+        found = found.exclude(pk=exclude)
+    visible = list(
+        _keyed(Customer.objects.visible_to(user))
+        .filter(condition, pk__in=found.values("pk"))
+        .select_related("owner")
+        .order_by("name", "id")[:limit]
+    )
+    hidden = found.exclude(pk__in=[c.pk for c in visible]).exclude(
+        pk__in=Customer.objects.visible_to(user).values("pk")
+    )
+    return Matches(visible=visible, hidden=hidden.exists())
+
+
+def _distinct_ids(customer_id: int) -> set[int]:
+    rows = CustomerDistinct.objects.filter(Q(first_id=customer_id) | Q(second_id=customer_id))
+    return {pk for pair in rows.values_list("first_id", "second_id") for pk in pair} - {customer_id}
+
+
+def matches_of(customer: Customer):
+    """Every other customer matching ``customer`` and not declared a different person."""
+    condition = match_condition(
+        name=customer.name, company=customer.company, email=customer.email, phone=customer.phone
+    )
+    return (
+        _keyed(Customer.objects.exclude(pk=customer.pk))
+        .filter(condition)
+        .exclude(pk__in=_distinct_ids(customer.pk))
+    )
+
+
+def standing_floor(customer: Customer) -> tuple[str, str] | None:
+    """The worst standing among the older customers ``customer`` matches, with why;
+    None when there is none (no match, or all declared different people).
+
+    Older only: the copy follows the original, never the other way round.
+    """
+    worst = None
+    for other in matches_of(customer).filter(pk__lt=customer.pk).order_by("pk"):
+        if worst is None or STANDING_RANK[other.standing] < STANDING_RANK[worst.standing]:
+            worst = other
+    if worst is None:
+        return None
+    reason = (
+        f"Matches {worst.name} (#{worst.pk}), standing {worst.get_standing_display()}: "
+        "the same until a manager says they are different people."
+    )
+    return worst.standing, reason[:200]
+
+
+def typed_floor(**typed) -> tuple[str, str] | None:
+    """The worst standing among the existing customers a typed one matches, with why."""
+    found = _keyed(Customer.objects.all()).filter(match_condition(**typed))
+    worst = min(found, key=lambda c: (STANDING_RANK[c.standing], c.pk), default=None)
+    if worst is None:
+        return None
+    return worst.standing, "Matches an existing customer: their standing until a manager decides."
+
+
+def with_floor(customer: Customer, standing: str, reason: str) -> tuple[str, str]:
+    """``standing`` (learned from the customer's own history), never better than its floor."""
+    floor = standing_floor(customer)
+    if floor is not None and STANDING_RANK[floor[0]] < STANDING_RANK[standing]:
+        return floor
+    return standing, reason
+
+
+def newer_matches(customer: Customer) -> list[int]:
+    """The ids of the newer customers whose floor ``customer`` may be (to refresh them)."""
+    return list(matches_of(customer).filter(pk__gt=customer.pk).values_list("pk", flat=True))
+
+
+def customer_declare_distinct(*, first: Customer, second: Customer, actor) -> CustomerDistinct:
+    """Record a manager's decision that two customers are different people.
+
+    The caller checks the actor manages both (dashboards' view) and refreshes
+    the standings (billing): the newer one's floor is lifted.
+    """
+    low, high = sorted([first, second], key=lambda c: c.pk)
+    row, _ = CustomerDistinct.objects.get_or_create(
+        first=low, second=high, defaults={"decided_by": actor}
+    )
+    return row
+
+
+def merged_into(customer_id: int) -> Customer | None:
+    """The customer a merged-away id now lives on (following merges of merges)."""
+    merge = CustomerMerge.objects.filter(absorbed_id=customer_id).select_related("survivor").first()
+    return merge.survivor if merge else None
+
+
+def absorbed_ids(customer: Customer) -> list[int]:
+    """The ids merged into ``customer`` (their history shows on its timeline)."""
+    return list(
+        CustomerMerge.objects.filter(survivor=customer).values_list("absorbed_id", flat=True)
+    )
+
+
+def customer_record(user, customer: Customer) -> dict:
+    """The customer page's record: its changes (with those of the customers merged
+    into it), its merges, and for a manager the customers it matches (to merge,
+    or to say they are different people)."""
+    absorbed = absorbed_ids(customer)
+    matches = []
+    if can_manage(user):
+        matches = list(
+            matches_of(customer)
+            .filter(pk__in=Customer.objects.visible_to(user).values("pk"))
+            .select_related("owner")
+            .order_by("pk")[:5]
+        )
+    merges = CustomerMerge.objects.filter(survivor=customer).select_related("merged_by")
+    record = [
+        *({"kind": "merge", "at": m.merged_at, "item": m} for m in merges),
+        *({"kind": "change", "at": c.at, "item": c} for c in customer_changes(customer, absorbed)),
+    ]
+    return {
+        "record": sorted(record, key=lambda entry: entry["at"], reverse=True),
+        "matches": matches,
+    }
