@@ -72,6 +72,19 @@ def register_team_column(column: TeamColumn) -> None:
 # --- inviting a rep ----------------------------------------------------------
 
 
+def invitation_lifetime() -> str:
+    """How long an invitation link works, in words ("3 hours", "2 days"): what
+    Django's token generator enforces, ``PASSWORD_RESET_TIMEOUT`` (seconds). The
+    email, the Team page and the flash all say this, so they cannot disagree."""
+    seconds = settings.PASSWORD_RESET_TIMEOUT
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    hours = seconds / 3600
+    return f"{hours:.1f} hours" if seconds >= 3600 else f"{seconds} seconds"
+
+
 def invitation_path(user: User) -> str:
     """The link that lets an invited rep set their password: one use, it
     expires with ``PASSWORD_RESET_TIMEOUT`` (Django's token generator; setting
@@ -120,7 +133,7 @@ def team_invite(
         "You're invited to Cleared",
         f"{manager} added you to their team on Cleared.\n\n"
         f"Set your password here (the link works once, for "
-        f"{settings.PASSWORD_RESET_TIMEOUT // 86400} days):\n{link}\n\n"
+        f"{invitation_lifetime()}):\n{link}\n\n"
         f"Your username: {rep.username}\n",
         to=[email],
     )

@@ -34,6 +34,7 @@ def _team_page(request: HttpRequest, invite_form: InviteForm, status: int = 200)
         "rows": rows,
         "headings": [column.heading for column, _ in columns],
         "invite_form": invite_form if request.user.is_manager else None,
+        "invitation_lifetime": team.invitation_lifetime(),
     }
     return render(request, "pipeline/team.html", context, status=status)
 
@@ -56,7 +57,8 @@ def team_invite(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(
                 request,
-                f"{rep} is on your team: an invitation to set a password went to {rep.email}.",
+                f"{rep} is on your team: an invitation to set a password went to {rep.email} "
+                f"(its link works for {team.invitation_lifetime()}).",
             )
             return redirect("team")
     return _team_page(request, form, status=422)

@@ -553,6 +553,10 @@ def customer_email_send(*, email_id: int, now: datetime | None = None) -> str:
             to_address=email.to_address,
             outcome="",
         )
+        # The invoice reads "Sent" from the first email that left, not from its issue.
+        Invoice.objects.filter(pk=email.invoice_id, emailed_at__isnull=True).update(
+            emailed_at=timezone.now()
+        )
         _record_touch(email, deal)
     return EmailState.SENT
 

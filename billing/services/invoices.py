@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing.credit_notes import CreditNote, next_credit_note_number
 from billing.models import (
     LIVE_STATUSES,
     Invoice,
@@ -113,7 +114,12 @@ def invoice_issue(
 
 @transaction.atomic
 def invoice_void(*, invoice_id: int, actor: User, reason: str) -> Invoice:
-    """Void an invoice sent in error (manager only); its number stays used."""
+    """Void an invoice sent in error (manager only); its number stays used.
+
+    An issued invoice is never changed or deleted: voiding it issues a credit
+    note for its amount (``billing.credit_notes``), numbered from its own
+    gap-free series in this transaction. Its emails still waiting are the
+    receivables' to stop (``receivables.voiding``)."""
     _require_manager(actor, "void an invoice")
     if not reason.strip():
         raise BillingError("Say why the invoice is void.", field="reason")
@@ -126,6 +132,13 @@ def invoice_void(*, invoice_id: int, actor: User, reason: str) -> Invoice:
     )
     if not voided:
         raise BillingError("This invoice is void already.")
+    CreditNote.objects.create(
+        invoice=invoice,
+        number=next_credit_note_number(),
+        amount=invoice.amount,
+        reason=reason.strip(),
+        issued_by=actor,
+    )
     customer_refresh_standing(customer_id=deal.customer_id)
     _deal_changed(deal.pk, actor)
     invoice.refresh_from_db()
