@@ -235,7 +235,6 @@ def deal_money(deal: Deal) -> DealMoney:
         deposit_amount=required,
         deposit_in=deposit_in,
         invoiced=invoiced,
-        paid_without_invoice=sums["paid_without_invoice"],
         payments=payments,
         invoices=invoices,
         methods=methods,

@@ -133,7 +133,8 @@ def chase_page(request: HttpRequest, pk: int, rung: int) -> HttpResponse:
             messages.error(request, str(exc))
         return redirect("billing:chase", pk=invoice.pk, rung=rung)
     deal = invoice.deal
-    wording = mail.chase_wording(mail.team_manager_id(deal.rep), rung)
+    late = mail.days_late(invoice)
+    wording = mail.chase_wording(mail.team_manager_id(deal.rep), rung, late)
     refusal = mail.email_refusal(invoice, EmailKind.CHASE)
     reached = chase.current_rung(invoice.due_date, timezone.localdate())
     if refusal is None and (reached is None or rung > reached):
@@ -149,7 +150,7 @@ def chase_page(request: HttpRequest, pk: int, rung: int) -> HttpResponse:
         "deal": deal,
         "customer": deal.customer,
         "rung": rung,
-        "rung_label": chase.rung_label(rung),
+        "rung_label": chase.rung_label(rung, late),
         "is_last": chase.is_last_rung(rung),
         "preview": mail.chase_preview(wording, mail.invoice_values(invoice)),
         "existing": existing,
@@ -158,6 +159,17 @@ def chase_page(request: HttpRequest, pk: int, rung: int) -> HttpResponse:
         "is_manager": can_manage(request.user),
     }
     return render(request, "receivables/chase.html", context)
+
+
+@require_GET
+def chase_now(request: HttpRequest, pk: int) -> HttpResponse:
+    """The chase the invoice has reached today (a passed promise's "Email the customer"):
+    its rung's page, which says how late it is; the invoice before it is due."""
+    invoice = _invoice_for(request.user, pk)
+    reached = chase.current_rung(invoice.due_date, timezone.localdate())
+    if reached is None:
+        return redirect(invoice)
+    return redirect("billing:chase", pk=invoice.pk, rung=reached)
 
 
 # --- the managers' Chasing page ------------------------------------------------------

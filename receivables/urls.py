@@ -13,6 +13,7 @@ urlpatterns = [
     path("invoices/<int:pk>/pdf/", email_views.invoice_pdf, name="invoice_pdf"),
     path("invoices/<int:pk>/send/", email_views.invoice_send, name="invoice_send"),
     path("invoices/<int:pk>/chase/<int:rung>/", email_views.chase_page, name="chase"),
+    path("invoices/<int:pk>/chase/", email_views.chase_now, name="chase_now"),
     path("chasing/", email_views.chasing, name="chasing"),
     path("chasing/<int:rung>/", email_views.chasing_save, name="chasing_save"),
     path("chasing/<int:rung>/preview/", email_views.chasing_preview, name="chasing_preview"),

@@ -17,40 +17,67 @@ def stamp_emailed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0009_receivables_moved_out'),
-        ('receivables', '0001_initial'),
+        ("billing", "0009_receivables_moved_out"),
+        ("receivables", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CreditNoteSequence',
+            name="CreditNoteSequence",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('last_number', models.PositiveIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("last_number", models.PositiveIntegerField(default=0)),
             ],
         ),
         migrations.AddField(
-            model_name='invoice',
-            name='emailed_at',
+            model_name="invoice",
+            name="emailed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.CreateModel(
-            name='CreditNote',
+            name="CreditNote",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField(editable=False, unique=True)),
-                ('amount', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('reason', pipeline.masking.MaskedCharField(max_length=300)),
-                ('issued_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('invoice', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='credit_note', to='billing.invoice')),
-                ('issued_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField(editable=False, unique=True)),
+                ("amount", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("reason", pipeline.masking.MaskedCharField(max_length=300)),
+                ("issued_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "invoice",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="credit_note",
+                        to="billing.invoice",
+                    ),
+                ),
+                (
+                    "issued_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-number'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='credit_note_amount_positive')],
+                "ordering": ["-number"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("amount__gt", 0)), name="credit_note_amount_positive"
+                    )
+                ],
             },
         ),
         migrations.RunPython(stamp_emailed, migrations.RunPython.noop),

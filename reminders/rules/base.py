@@ -22,7 +22,7 @@ from django.utils.formats import date_format
 from pipeline.models import Deal, User
 from pipeline.terms import ZERO
 from reminders.models import ReminderKind
-from reminders.rules.records import Answer, AuditFact, Bounce, Debt, Email, Request
+from reminders.rules.records import Answer, AuditFact, Bounce, Debt, Email, Pending, Request
 
 REP, MANAGER, AUDIT_QUEUE = "rep", "manager", "audit_queue"
 ONCE = "once"
@@ -163,6 +163,8 @@ class Facts:
     bounced_emails: list[Email] = field(default_factory=list)
     invoice_emails: list[Email] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)
+    # reminders.rules.pending.load: payments still pending.
+    pending: list[Pending] = field(default_factory=list)
 
     def touched_after(self, moment: datetime) -> bool:
         return self.last_touch_at is not None and self.last_touch_at > moment
