@@ -220,11 +220,38 @@ def no_answer_refusal(audit: Audit, now: datetime | None = None) -> str | None:
     now = now or timezone.now()
     if audit.state == AuditState.RETRY and audit.retry_at and now < audit.retry_at:
         until = timezone.localtime(audit.retry_at).strftime("%H:%M")
+        last = audit.retry_at - timedelta(minutes=settings.CLEARED_AUDIT_RETRY_MINUTES)
         return (
-            f"A no-answer was recorded less than {settings.CLEARED_AUDIT_RETRY_MINUTES} minutes "
-            f"ago: the next try counts from {until}. Call again then."
+            f"A no-answer was recorded {_minutes(now - last)} ago: the next try counts "
+            f"from {until}, in {_minutes(audit.retry_at - now)}. Call again then."
         )
     return None
+
+
+def _minutes(span: timedelta) -> str:
+    """A span as people say it: "1 minute", "47 minutes", "2 h 05 min" (rounded up)."""
+    minutes = max(1, -(-int(span.total_seconds()) // 60))
+    if minutes < 60:
+        return f"{minutes} minute{'' if minutes == 1 else 's'}"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def call_window_refusal(audit: Audit, now: datetime | None = None) -> str | None:
+    """Why no attempt may be recorded yet, or None: the customer's call window has not
+    opened. Calls made before it do not count (three early no-answers flaked
+    deals); only a call-back the customer asked for, once its time has come,
+    may be made earlier."""
+    now = now or timezone.now()
+    if now >= audit.call_window_start:
+        return None
+    if audit.callback_at is not None and audit.callback_at <= now:
+        return None
+    opens = timezone.localtime(audit.call_window_start)
+    return (
+        f"The customer's call window opens {opens:%a %-d %b at %H:%M}, in "
+        f"{_minutes(audit.call_window_start - now)}: a call before it is not recorded. "
+        "Call earlier only when the customer asked for a call-back."
+    )
 
 
 def _check_may_call(audit: Audit, auditor: User) -> None:
@@ -313,6 +340,8 @@ def call_attempt_record(
         )
     if audit.claim_is_live(now) and audit.claimed_by_id != auditor.pk:
         raise AuditChanged(f"{audit.claimed_by} has claimed this audit: yours was not saved.")
+    if refusal := call_window_refusal(audit, now):
+        raise AuditRefused(refusal)
     if outcome not in OUTCOME_EFFECTS:
         raise AuditRefused("Choose what happened on the call.", field="outcome")
     if outcome == Outcome.CONFIRMED:

@@ -125,6 +125,7 @@ def _call_context(request: HttpRequest, audit: Audit, form: CallOutcomeForm | No
         "rendered": rendered,
         "form": form,
         "holds_claim": audit.is_claimed_by(request.user),
+        "too_early": services.call_window_refusal(audit) if audit.is_open else None,
         "now": timezone.now(),
         "attempts": audit.attempts.select_related("auditor", "script"),
     }

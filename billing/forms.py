@@ -26,6 +26,8 @@ class RefusesCardNumbers:
     """
 
     no_card_numbers: tuple[str, ...] = ()
+    # The words of the refusal, when the form is not for staff (the customer's link).
+    card_number_refusal: str = ""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -41,7 +43,7 @@ class RefusesCardNumbers:
             except BillingError as exc:
                 self.data[name] = ""
                 cleaned.pop(name, None)
-                self.add_error(name, str(exc))
+                self.add_error(name, self.card_number_refusal or str(exc))
         return cleaned
 
 

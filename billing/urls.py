@@ -8,7 +8,6 @@ urlpatterns = [
     path("payments/", views.payment_list, name="payment_list"),
     path("payments/<int:pk>/status/", views.payment_status, name="payment_status"),
     path("invoices/", views.invoice_list, name="invoice_list"),
-    path("invoices/<int:pk>/void/", views.invoice_void, name="invoice_void"),
     path("commission/", views.commission, name="commission"),
     path("team/<int:pk>/rate/", views.commission_rate, name="commission_rate"),
     path("deals/<int:pk>/payments/new/", views.payment_new, name="payment_new"),

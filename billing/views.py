@@ -32,7 +32,7 @@ from billing.forms import (
     PaymentStatusForm,
     ReasonForm,
 )
-from billing.models import Invoice, Payment, PaymentKind, PaymentStatus
+from billing.models import Payment, PaymentKind, PaymentStatus
 from pipeline.access import (
     can_manage,
     get_customer_for,
@@ -303,31 +303,6 @@ def payment_status(request: HttpRequest, pk: int) -> HttpResponse:
         action=reverse("billing:payment_status", args=[payment.pk]),
         hint=f"{payment.get_kind_display()} · {payment.reference or 'no reference'} · "
         f"now {payment.get_status_display().lower()}.",
-    )
-
-
-def invoice_void(request: HttpRequest, pk: int) -> HttpResponse:
-    invoice = get_object_or_404(Invoice.objects.visible_to(request.user), pk=pk)
-    require_manager(request.user)
-    deal = get_deal_for(request.user, invoice.deal_id)
-    form = ReasonForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.invoice_void(
-                invoice_id=invoice.pk, actor=request.user, reason=form.cleaned_data["reason"]
-            )
-        except services.BillingError as exc:
-            _refused(form, exc)
-        else:
-            return _done(request, deal, f"Invoice {invoice} is void; its number stays used.")
-    return _form_page(
-        request,
-        deal=deal,
-        form=form,
-        title=f"Void invoice {invoice}",
-        submit="Void the invoice",
-        action=reverse("billing:invoice_void", args=[invoice.pk]),
-        hint="For an invoice sent in error. Its number is never reused.",
     )
 
 

@@ -326,6 +326,11 @@ CLEARED_DEPOSIT_EXPECTED_DAYS = env_int("CLEARED_DEPOSIT_EXPECTED_DAYS", 3)
 # Invoices: "net N days" terms and the printed number's prefix.
 CLEARED_INVOICE_TERMS_DAYS = env_int("CLEARED_INVOICE_TERMS_DAYS", 30)
 CLEARED_INVOICE_PREFIX = env_str("CLEARED_INVOICE_PREFIX", "INV-")
+# Credit notes (a voided invoice's credit) have their own gap-free series: "CN-00001".
+CLEARED_CREDIT_NOTE_PREFIX = env_str("CLEARED_CREDIT_NOTE_PREFIX", "CN-")
+# A payment still pending after this many days gets a "payment still pending" reminder
+# (the rep's; the manager's too after twice as long).
+CLEARED_PENDING_DAYS = env_int("CLEARED_PENDING_DAYS", 10)
 # A bounce within this many days makes a customer a slow payer.
 CLEARED_BOUNCE_WINDOW_DAYS = env_int("CLEARED_BOUNCE_WINDOW_DAYS", 90)
 # Commission on cleared money; a rep may have their own rate (billing.CommissionRate).

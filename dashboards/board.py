@@ -434,6 +434,9 @@ class BoardTotals:
     rotting_sum: Decimal
     count: int
     outstanding: Decimal
+    # When they were counted, if they come from the cache (they may be up to
+    # CLEARED_BOARD_TOTALS_SECONDS old: the page says "as of HH:MM:SS"); None: exact.
+    counted_at: datetime | None = None
 
 
 def board_totals(user: User, today: date | None = None, now: datetime | None = None) -> BoardTotals:
@@ -452,8 +455,15 @@ def board_totals(user: User, today: date | None = None, now: datetime | None = N
         return _count_totals(user, today, now)
     today = today or timezone.localdate()
     # The buckets' bounds are the viewer's midnights: the day and zone are in the key.
-    key = f"board-totals:v1:{user.pk}:{today}:{timezone.get_current_timezone_name()}"
-    return cache.get_or_set(key, lambda: _count_totals(user, today, None), seconds)
+    key = f"board-totals:v2:{user.pk}:{today}:{timezone.get_current_timezone_name()}"
+    return cache.get_or_set(key, lambda: _count_totals_now(user, today), seconds)
+
+
+def _count_totals_now(user: User, today: date) -> BoardTotals:
+    """Counted for the cache: stamped with the moment, which the page shows."""
+    totals = _count_totals(user, today, None)
+    totals.counted_at = timezone.now()
+    return totals
 
 
 def _count_totals(user: User, today: date | None, now: datetime | None) -> BoardTotals:

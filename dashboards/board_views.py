@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -47,6 +48,7 @@ def board_view(request: HttpRequest) -> HttpResponse:
     context.update(
         {
             "totals": totals,
+            "totals_seconds": settings.CLEARED_BOARD_TOTALS_SECONDS,
             "reps": reps,
             "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
             "disputed": list(board.disputed_awaiting_decision(request.user)),

@@ -9,9 +9,10 @@ from datetime import datetime
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.http import require_GET
 
 from billing.reports import team_month_figures
-from dashboards import board
+from dashboards import board, search
 from pipeline import access, selectors
 from pipeline.models import Deal
 from pipeline.views import HOME_CARDS_PER_STAGE, MOVE_TARGETS
@@ -47,3 +48,11 @@ def _manager_home(request: HttpRequest) -> HttpResponse:
         "today_start": timezone.make_aware(datetime.combine(today, datetime.min.time())),
     }
     return render(request, "dashboards/home_manager.html", context)
+
+
+@require_GET
+def search_page(request: HttpRequest) -> HttpResponse:
+    """The nav's search box: deals and customers found by invoice number, phone or email."""
+    access.require_seller(request.user, "Search is for reps and managers.")
+    results = search.search(request.user, request.GET.get("q", ""))
+    return render(request, "dashboards/search.html", {"results": results})

@@ -67,11 +67,16 @@ def enrollment_user(uidb64: str, token: str) -> User | None:
 
 
 def link_lifetime() -> str:
-    """How long a link works, in words ("3 hours", "2 days")."""
-    hours = settings.PASSWORD_RESET_TIMEOUT // 3600
-    if hours >= 48:
-        return f"{hours // 24} days"
-    return f"{max(hours, 1)} hour{'' if hours == 1 else 's'}"
+    """How long an invitation or enrollment link works, in words ("3 hours", "2 days"):
+    what Django's token generator enforces, ``PASSWORD_RESET_TIMEOUT`` (seconds). The
+    emails, the Team page and the flash all say this, so they cannot disagree."""
+    seconds = settings.PASSWORD_RESET_TIMEOUT
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    hours = seconds / 3600
+    return f"{hours:.1f} hours" if seconds >= 3600 else f"{seconds} seconds"
 
 
 @transaction.atomic

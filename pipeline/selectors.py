@@ -139,6 +139,18 @@ def _keyed(customers):
     )
 
 
+def customers_by_contact(visible, *, phone: str = "", email: str = ""):
+    """The customers among ``visible`` whose phone has these digits in it (at least
+    ``MIN_PHONE_DIGITS``), or whose email or billing email is this one, any case:
+    the nav's search box (dashboards.search), keyed as duplicates are."""
+    condition = Q(pk__in=[])
+    if digits := phone_key(phone):
+        condition |= Q(phone_key__contains=digits)
+    if email := email.strip().lower():
+        condition |= Q(email_key=email) | Q(billing_email__iexact=email)
+    return _keyed(visible).filter(condition).order_by("name", "id")
+
+
 def duplicates_among(visible, customers) -> dict[int, list[Customer]]:
     """For each of ``customers`` (a page), the other visible customers likely the same.
 

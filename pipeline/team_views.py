@@ -36,6 +36,7 @@ def _team_page(request: HttpRequest, invite_form: InviteForm, status: int = 200)
         "invite_form": invite_form if request.user.is_manager else None,
         # Should be empty: open work still in the name of someone who left.
         "left_with_leavers": team.work_left_with_leavers(request.user),
+        "invitation_lifetime": enrollment.link_lifetime(),
     }
     return render(request, "pipeline/team.html", context, status=status)
 
@@ -58,7 +59,8 @@ def team_invite(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(
                 request,
-                f"{rep} is on your team: an invitation to set a password went to {rep.email}.",
+                f"{rep} is on your team: an invitation to set a password went to {rep.email} "
+                f"(its link works for {enrollment.link_lifetime()}).",
             )
             return redirect("team")
     return _team_page(request, form, status=422)

@@ -38,7 +38,10 @@ def is_last_rung(rung: int) -> bool:
     return len(rungs()) > 1 and rung == last_rung()
 
 
-def rung_label(rung: int) -> str:
+def rung_label(rung: int, days_late: int = 0) -> str:
+    """ "Due today", "+7 days"; the first rung sent late says how late: "2 days late"."""
+    if rung == 0 and days_late > 0:
+        return f"{days_late} day{'' if days_late == 1 else 's'} late"
     return "Due today" if rung == 0 else f"+{rung} days"
 
 
@@ -60,6 +63,17 @@ _FRIENDLY = Wording(
     "Hello {customer},\n\n"
     "A friendly note: invoice {invoice_number} for {amount_due} is due today, {due_date}. "
     "If it is already on its way, thank you, and please ignore this email.\n\n"
+    "If anything on the invoice is unclear, just reply and I will sort it out.\n\n"
+    "Kind regards,\n{rep_name}",
+)
+# The first rung, sent after its day (a promise that passed, a chase found late): the
+# friendly words, true on the day they go.
+_FRIENDLY_LATE = Wording(
+    "Invoice {invoice_number} was due on {due_date}",
+    "Hello {customer},\n\n"
+    "A friendly note: invoice {invoice_number} for {amount_due} was due on {due_date}, "
+    "{days_overdue} days ago, and we have not received the payment yet. If it is already "
+    "on its way, thank you, and please ignore this email.\n\n"
     "If anything on the invoice is unclear, just reply and I will sort it out.\n\n"
     "Kind regards,\n{rep_name}",
 )
@@ -91,13 +105,16 @@ _LAST = Wording(
 )
 
 
-def default_wording(rung: int) -> Wording:
-    """The default email of a rung: friendly, firmer, a call, then the last word."""
+def default_wording(rung: int, days_late: int = 0) -> Wording:
+    """The default email of a rung: friendly, firmer, a call, then the last word.
+
+    The friendly one sent ``days_late`` days after the due date says so: never
+    "is due today" for an invoice two days late."""
     order = rungs()
     if rung not in order:
         raise ValueError(f"Not a rung of the ladder: {rung}")
     if rung == 0:
-        return _FRIENDLY
+        return _FRIENDLY_LATE if days_late > 0 else _FRIENDLY
     if is_last_rung(rung):
         return _LAST
     return _FIRMER if order.index(rung) == 1 else _CALL

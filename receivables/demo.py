@@ -62,10 +62,16 @@ def seed(stdout=None) -> None:
             continue
         went = not_after_now(invoice.issued_at + timedelta(hours=2), hours=1)
         history.append(_sent(invoice, EmailKind.INVOICE, None, went))
-        if invoice.due_date < today and invoice.state_for(None) == "sent":
+        if invoice.due_date < today and invoice.state_for(None) in ("issued", "sent"):
             due = timezone.make_aware(datetime.combine(invoice.due_date, time(9)))
             history.append(_sent(invoice, EmailKind.CHASE, 0, not_after_now(due, hours=1)))
     CustomerEmail.objects.bulk_create(history, ignore_conflicts=True)
+    # An invoice reads "Sent" once its email left (receivables.mail stamps it so).
+    for email in history:
+        if email.kind == EmailKind.INVOICE and email.sent_at is not None:
+            Invoice.objects.filter(pk=email.invoice_id, emailed_at__isnull=True).update(
+                emailed_at=email.sent_at
+            )
     # The first chase worked: half of what was open came in three days later.
     chased = next((email for email in history if email.kind == EmailKind.CHASE), None)
     if chased is not None and chased.sent_at + timedelta(days=4) < now:

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from billing.forms import ReasonForm
 from billing.models import Invoice
 from billing.policy import invoice_deadline, next_cutoff
 from billing.services import BillingError
@@ -34,18 +35,17 @@ def _invoice_for(user, pk: int) -> Invoice:
 
 
 def invoice_page(
-    request: HttpRequest, invoice: Invoice, send_form=None, status: int = 200
+    request: HttpRequest, invoice: Invoice, send_form=None, void_form=None, status: int = 200
 ) -> HttpResponse:
-    """The printable invoice with what was emailed, and the send form."""
+    """The printable invoice with what was emailed, the send form and (managers) Void."""
     customer = invoice.deal.customer
     today = timezone.localdate()
     deadline = invoice_deadline(customer.accounting_cutoff_day, today)
     cutoff = deadline.cutoff if deadline else None
     if send_form is None:
-        # Scheduled for the day the invoice must go (the money note's day, the
-        # reminder's morning); once that day has come: now.
-        suggested = deadline.send_by if deadline and deadline.send_by > today else None
-        send_form = InvoiceSendForm(initial={"send_on": suggested}, cutoff=cutoff)
+        # Empty: now (the field's hint says so). The day it must go by is said next
+        # to it; a later day is the rep's choice, never prefilled.
+        send_form = InvoiceSendForm(cutoff=cutoff)
     emails = list(invoice.emails.order_by("created_at", "id"))
     sent_invoice = next((e for e in emails if e.kind == EmailKind.INVOICE), None)
     reached = chase.current_rung(invoice.due_date, today)
@@ -59,6 +59,10 @@ def invoice_page(
         "send_by": deadline.send_by if deadline else None,
         "today": today,
         "pdf_unavailable": pdf_unavailable(),
+        "credit_note": getattr(invoice, "credit_note", None) if invoice.is_void else None,
+        "void_form": (void_form or ReasonForm())
+        if can_manage(request.user) and not invoice.is_void
+        else None,
         "chase_rungs": [
             (rung, chase.rung_label(rung))
             for rung in chase.rungs()
@@ -129,7 +133,8 @@ def chase_page(request: HttpRequest, pk: int, rung: int) -> HttpResponse:
             messages.error(request, str(exc))
         return redirect("billing:chase", pk=invoice.pk, rung=rung)
     deal = invoice.deal
-    wording = mail.chase_wording(mail.team_manager_id(deal.rep), rung)
+    late = mail.days_late(invoice)
+    wording = mail.chase_wording(mail.team_manager_id(deal.rep), rung, late)
     refusal = mail.email_refusal(invoice, EmailKind.CHASE)
     reached = chase.current_rung(invoice.due_date, timezone.localdate())
     if refusal is None and (reached is None or rung > reached):
@@ -145,7 +150,7 @@ def chase_page(request: HttpRequest, pk: int, rung: int) -> HttpResponse:
         "deal": deal,
         "customer": deal.customer,
         "rung": rung,
-        "rung_label": chase.rung_label(rung),
+        "rung_label": chase.rung_label(rung, late),
         "is_last": chase.is_last_rung(rung),
         "preview": mail.chase_preview(wording, mail.invoice_values(invoice)),
         "existing": existing,
@@ -154,6 +159,17 @@ def chase_page(request: HttpRequest, pk: int, rung: int) -> HttpResponse:
         "is_manager": can_manage(request.user),
     }
     return render(request, "receivables/chase.html", context)
+
+
+@require_GET
+def chase_now(request: HttpRequest, pk: int) -> HttpResponse:
+    """The chase the invoice has reached today (a passed promise's "Email the customer"):
+    its rung's page, which says how late it is; the invoice before it is due."""
+    invoice = _invoice_for(request.user, pk)
+    reached = chase.current_rung(invoice.due_date, timezone.localdate())
+    if reached is None:
+        return redirect(invoice)
+    return redirect("billing:chase", pk=invoice.pk, rung=reached)
 
 
 # --- the managers' Chasing page ------------------------------------------------------

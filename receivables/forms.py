@@ -92,6 +92,11 @@ class PaidForm(RefusesCardNumbers, forms.Form):
         help_text="The transfer reference or check number — never a card number.",
     )
     no_card_numbers = ("reference",)
+    # Words a customer understands: they know their bank's reference, not our processor.
+    card_number_refusal = (
+        "That looks like a card or account number: please don't send it to us. "
+        "Type the reference your bank or your receipt shows (for a check, its number)."
+    )
 
 
 class PromiseForm(forms.Form):

@@ -102,11 +102,16 @@ def chase_settings(manager_id: int) -> dict[int, ChaseTemplate]:
     return {t.rung: t for t in ChaseTemplate.objects.filter(manager_id=manager_id)}
 
 
-def chase_wording(manager_id: int, rung: int) -> chase.Wording:
+def chase_wording(manager_id: int, rung: int, days_late: int = 0) -> chase.Wording:
+    """The team manager's wording of a rung, else the default (which says how late)."""
     own = ChaseTemplate.objects.filter(manager_id=manager_id, rung=rung).first()
     if own is not None:
         return chase.Wording(own.subject, own.body)
-    return chase.default_wording(rung)
+    return chase.default_wording(rung, days_late)
+
+
+def days_late(invoice: Invoice, today: date | None = None) -> int:
+    return max(((today or timezone.localdate()) - invoice.due_date).days, 0)
 
 
 def invoice_values(invoice: Invoice, today: date | None = None) -> dict[str, str]:
@@ -192,7 +197,7 @@ def build_message(email: CustomerEmail, link_url: str | None = None) -> EmailMul
     invoice = email.invoice
     rep = email.sender or invoice.deal.rep
     if email.kind == EmailKind.CHASE:
-        wording = chase_wording(team_manager_id(invoice.deal.rep), email.rung)
+        wording = chase_wording(team_manager_id(invoice.deal.rep), email.rung, days_late(invoice))
         content = chase_preview(wording, invoice_values(invoice), link_url)
     else:
         content = invoice_email_content(invoice, link_url)

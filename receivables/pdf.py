@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
 
+from pipeline.context_processors import cleared
 from pipeline.masking import mask_card_numbers
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ def render_pdf(template: str, context: dict) -> bytes:
     """
     if weasyprint is None:
         raise PdfUnavailable(_UNAVAILABLE)
-    html = mask_card_numbers(render_to_string(template, {**context, "as_pdf": True}))
+    # No request here, so no context processors: what they give the page is given here
+    # (the statement's "Total due (USD)" read "Total due ()" without it).
+    context = {**cleared(None), **context, "as_pdf": True}
+    html = mask_card_numbers(render_to_string(template, context))
     document = weasyprint.HTML(string=html, base_url=BASE_URL, url_fetcher=_static_fetcher())
     return document.write_pdf()

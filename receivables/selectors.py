@@ -13,6 +13,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from billing.models import (
+    CreditNote,
     Invoice,
     Payment,
     PaymentStatus,
@@ -160,7 +161,9 @@ def statement_context(customer, as_of: date, *, deals=None) -> dict:
     - ``total_due``, ``overdue``, ``pending`` and ``aging`` (the outstanding
       money by days past due, ``AGING_BUCKETS``).
 
-    ``deals`` narrows the statement to the deals a person may see. Two queries.
+    - ``credit_notes``: the credit notes of invoices voided up to ``as_of``.
+
+    ``deals`` narrows the statement to the deals a person may see. Three queries.
     """
     invoices = list(
         open_invoices(customer.pk, deals=deals, as_of=as_of).select_related("deal", "deal__rep")
@@ -185,12 +188,19 @@ def statement_context(customer, as_of: date, *, deals=None) -> dict:
     )
     if deals is not None:
         payments = payments.filter(deal__in=deals)
+    credit_notes = CreditNote.objects.filter(
+        invoice__deal__customer_id=customer.pk, issued_at__lt=_day_end(as_of)
+    )
+    if deals is not None:
+        credit_notes = credit_notes.filter(invoice__deal__in=deals)
     return {
         "customer": customer,
         "as_of": as_of,
         "invoices": invoices,
         "payments": list(payments.select_related("invoice").order_by("recorded_at", "id")),
         "payments_since": since,
+        # Voided invoices and the credit that cancels each (billing.models.credit_notes).
+        "credit_notes": list(credit_notes.select_related("invoice").order_by("number")),
         "total_due": total_due,
         "overdue": overdue,
         "pending": pending,

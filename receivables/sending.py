@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from billing.models import Invoice
 from pipeline.events import deal_changed_on_commit
 from pipeline.history import history_record_update
 from pipeline.models import Customer, Deal, TouchKind
@@ -160,6 +161,10 @@ def _send_claimed(email_id: int, until: datetime, now: datetime) -> str:
             subject=message.subject[:300],
             to_address=email.to_address,
             outcome="",
+        )
+        # The invoice reads "Sent" from the first email that left, not from its issue.
+        Invoice.objects.filter(pk=email.invoice_id, emailed_at__isnull=True).update(
+            emailed_at=timezone.now()
         )
         _record_touch(email, deal)
     return EmailState.SENT

@@ -5,13 +5,15 @@ still resolves."""
 
 from django.urls import path
 
-from receivables import email_views, link_views, views
+from receivables import email_views, link_views, views, void_views
 
 urlpatterns = [
     path("invoices/<int:pk>/", views.invoice_detail, name="invoice_detail"),
+    path("invoices/<int:pk>/void/", void_views.invoice_void, name="invoice_void"),
     path("invoices/<int:pk>/pdf/", email_views.invoice_pdf, name="invoice_pdf"),
     path("invoices/<int:pk>/send/", email_views.invoice_send, name="invoice_send"),
     path("invoices/<int:pk>/chase/<int:rung>/", email_views.chase_page, name="chase"),
+    path("invoices/<int:pk>/chase/", email_views.chase_now, name="chase_now"),
     path("chasing/", email_views.chasing, name="chasing"),
     path("chasing/<int:rung>/", email_views.chasing_save, name="chasing_save"),
     path("chasing/<int:rung>/preview/", email_views.chasing_preview, name="chasing_preview"),

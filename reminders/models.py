@@ -42,6 +42,10 @@ class ReminderKind(models.TextChoices):
     # The customer's answers through their link (reminders/rules/receivables.py).
     CUSTOMER_SAYS_PAID = "customer_says_paid", "Customer says paid"
     PROMISE_PASSED = "promise_passed", "Payment promise passed"
+    # Told at once (reminders/rules/receivables.py): the customer said "I'll pay on …".
+    CUSTOMER_PROMISED = "customer_promised", "Customer promised to pay"
+    # A payment still pending after CLEARED_PENDING_DAYS (reminders/rules/pending.py).
+    PAYMENT_PENDING = "payment_pending", "Payment still pending"
 
 
 # A payment reminder's occurrence on an invoice: "i12", "i12+7", "i12+30/manager".
@@ -194,11 +198,11 @@ class Reminder(models.Model):
     def chase_url(self) -> str:
         """A payment reminder on an invoice: the page that previews and sends its email ("").
 
-        A passed promise ("chase again") opens the invoice, whose chase rungs
-        are offered there, the one due now among them."""
+        A passed promise ("chase again") opens the chase the invoice has reached
+        today, which says how late it is (``billing:chase_now``)."""
         if self.kind == ReminderKind.PROMISE_PASSED:
             match = _INVOICE_PROMISE.match(self.occurrence)
-            return reverse("billing:invoice_detail", args=[int(match[1])]) if match else ""
+            return reverse("billing:chase_now", args=[int(match[1])]) if match else ""
         if self.kind not in (ReminderKind.PAYMENT_DUE, ReminderKind.PAYMENT_OVERDUE):
             return ""
         match = _INVOICE_RUNG.match(self.occurrence)

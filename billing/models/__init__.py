@@ -7,12 +7,13 @@ changes on a payment — its current ``status`` — is a denormalised copy of it
 newest ``PaymentEvent``, written only by compare-and-set in
 ``billing.services`` in the same transaction as that event.
 
-The models live in one module per subject (``asks``, ``ledger``, ``commission``);
+The models live in one module per subject (``asks``, ``ledger``, ``commission``, ``credit_notes``);
 every name is importable from ``billing.models`` as before.
 """
 
 from billing.models.asks import ExceptionKind, ExceptionRequest, RequestState, TermsException
 from billing.models.commission import CommissionEntry, CommissionKind, CommissionRate, rate_percent
+from billing.models.credit_notes import CreditNote, CreditNoteSequence
 from billing.models.ledger import (
     LIVE_STATUSES,
     STATUS_MOVES,
@@ -38,6 +39,8 @@ from billing.models.ledger import (
 )
 
 __all__ = [
+    "CreditNote",
+    "CreditNoteSequence",
     "ExceptionKind",
     "TermsException",
     "RequestState",

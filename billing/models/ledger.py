@@ -78,6 +78,8 @@ class InvoiceSequence(models.Model):
 
 
 class InvoiceState(models.TextChoices):
+    # Issued, no email has left yet (receivables stamps ``Invoice.emailed_at``).
+    ISSUED = "issued", "Issued, not sent"
     SENT = "sent", "Sent"
     PARTLY_PAID = "partly_paid", "Partly paid"
     PAID = "paid", "Paid (cleared)"
@@ -135,6 +137,8 @@ class Invoice(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     void_reason = MaskedCharField(max_length=300, blank=True)
+    # When its first email left (receivables.mail stamps it): "Sent" only from then.
+    emailed_at = models.DateTimeField(null=True, blank=True)
 
     objects = InvoiceQuerySet.as_manager()
 
@@ -172,7 +176,7 @@ class Invoice(models.Model):
         return Invoice.objects.with_cleared().values_list("cleared", flat=True).get(pk=self.pk)
 
     def state_for(self, cleared: Decimal | None) -> InvoiceState:
-        """Sent, partly paid or paid, from the cleared money against it; or void."""
+        """Issued or sent, partly paid or paid, from the cleared money against it; or void."""
         if self.is_void:
             return InvoiceState.VOID
         cleared = cleared or ZERO
@@ -180,7 +184,7 @@ class Invoice(models.Model):
             return InvoiceState.PAID
         if cleared > 0:
             return InvoiceState.PARTLY_PAID
-        return InvoiceState.SENT
+        return InvoiceState.SENT if self.emailed_at is not None else InvoiceState.ISSUED
 
     @property
     def cutoff_day(self) -> int | None:
@@ -193,6 +197,7 @@ class Invoice(models.Model):
 
     def is_overdue(self, today: date, cleared: Decimal | None) -> bool:
         return self.due_date < today and self.state_for(cleared) in (
+            InvoiceState.ISSUED,
             InvoiceState.SENT,
             InvoiceState.PARTLY_PAID,
         )

@@ -16,6 +16,7 @@ from billing.models import (
     Payment,
     invoice_due_date,
 )
+from billing.models.credit_notes import CreditNote, next_credit_note_number
 from billing.policy import billing_refusal, left_to_invoice
 from billing.selectors import (
     invoicing_request_refusal,
@@ -114,7 +115,12 @@ def invoice_issue(
 
 @transaction.atomic
 def invoice_void(*, invoice_id: int, actor: User, reason: str) -> Invoice:
-    """Void an invoice sent in error (manager only); its number stays used."""
+    """Void an invoice sent in error (manager only); its number stays used.
+
+    An issued invoice is never changed or deleted: voiding it issues a credit
+    note for its amount (``billing.models.credit_notes``), numbered from its own
+    gap-free series in this transaction. Its emails still waiting are the
+    receivables' to stop (``receivables.voiding``)."""
     _require_manager(actor, "void an invoice")
     if not reason.strip():
         raise BillingError("Say why the invoice is void.", field="reason")
@@ -128,6 +134,13 @@ def invoice_void(*, invoice_id: int, actor: User, reason: str) -> Invoice:
     if not voided:
         raise BillingError("This invoice is void already.")
     history_record_update(Invoice, [invoice.pk])
+    CreditNote.objects.create(
+        invoice=invoice,
+        number=next_credit_note_number(),
+        amount=invoice.amount,
+        reason=reason.strip(),
+        issued_by=actor,
+    )
     customer_refresh_standing(customer_id=deal.customer_id)
     _deal_changed(deal.pk, actor)
     invoice.refresh_from_db()

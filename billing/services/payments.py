@@ -246,7 +246,12 @@ def _payment_taken_back(*, payment_id, to_status, actor, reason, source, at) -> 
         at=at,
     )
     commission_claw_back(payment=payment, deal=deal, actor=actor, at=now)
-    deal_sync_stage(deal=deal, actor=actor, at=now)
+    how = (
+        "A payment was charged back"
+        if to_status == PaymentStatus.CHARGED_BACK
+        else "A payment bounced"
+    )
+    deal_sync_stage(deal=deal, actor=actor, at=now, taken_back=how)
     payment.refresh_from_db()
     return payment
 

@@ -78,7 +78,9 @@ def deal_copy_money(deal: Deal) -> None:
     )
 
 
-def deal_sync_stage(*, deal: Deal, actor: User | None, at: datetime | None = None) -> Deal:
+def deal_sync_stage(
+    *, deal: Deal, actor: User | None, at: datetime | None = None, taken_back: str = ""
+) -> Deal:
     """Copy the ledger onto the deal and move it to where its money says it is.
 
     The one place stages follow money, after every money write, with ``deal``
@@ -88,6 +90,9 @@ def deal_sync_stage(*, deal: Deal, actor: User | None, at: datetime | None = Non
     - Delivered → Payment cleared when cleared money covers the amount, and
       Payment cleared → Delivered when it no longer does (a bounce):
       ``Deal.cleared_money_move``, the rule ``deal_move`` follows too.
+
+    ``taken_back`` says how money left (a charge-back is not a bounce): the
+    stage event's reason names it, so the timeline reads what happened.
 
     Moves are made through ``pipeline.services.deal_move`` as the system,
     naming ``actor``; the pipeline decides its own follow-on moves from the
@@ -114,6 +119,8 @@ def deal_sync_stage(*, deal: Deal, actor: User | None, at: datetime | None = Non
     follow = None if frozen else deal.cleared_money_move()
     if follow is not None:
         to_stage, reason = follow
+        if taken_back and to_stage == Stage.DELIVERED:
+            reason = f"{taken_back}: the balance is open again."
         deal = deal_move(
             deal_id=deal.pk, to_stage=to_stage, actor=actor, as_role=SYSTEM, at=at, reason=reason
         )

@@ -27,6 +27,7 @@ from pipeline.stages import CLOSED_STAGES, Stage
 from reminders.models import ReminderQueue
 from reminders.rules import audits as audit_facts
 from reminders.rules import billing as billing_facts
+from reminders.rules import pending as pending_facts
 from reminders.rules import receivables as receivables_facts
 from reminders.rules import terms as terms_facts
 from reminders.rules.audits import (
@@ -39,6 +40,7 @@ from reminders.rules.audits import (
 )
 from reminders.rules.base import AUDIT_QUEUE, MANAGER, Facts, Gone, Rule
 from reminders.rules.billing import billing_rules
+from reminders.rules.pending import PENDING_RULES
 from reminders.rules.pipeline import (
     CHECK_IN,
     DELIVERY_OVERDUE,
@@ -74,11 +76,12 @@ LOADERS: tuple[Callable[[dict[int, Facts]], None], ...] = (
     billing_facts.load,
     receivables_facts.load,
     terms_facts.load,
+    pending_facts.load,
 )
 
 
 def rules() -> Iterable[Rule]:
-    return RULES + RECEIVABLES_RULES + billing_rules()
+    return RULES + RECEIVABLES_RULES + PENDING_RULES + billing_rules()
 
 
 def owner_of(rule: Rule, f: Facts) -> tuple[int | None, str]:

@@ -22,7 +22,7 @@ from django.utils.formats import date_format
 from pipeline.models import Deal, User
 from pipeline.terms import ZERO
 from reminders.models import ReminderKind
-from reminders.rules.records import Answer, AuditFact, Bounce, Debt, Email, Request
+from reminders.rules.records import Answer, AuditFact, Bounce, Debt, Email, Pending, Request
 
 REP, MANAGER, AUDIT_QUEUE = "rep", "manager", "audit_queue"
 ONCE = "once"
@@ -166,6 +166,8 @@ class Facts:
     answers: list[Answer] = field(default_factory=list)
     # reminders.rules.terms.load: changes of frozen terms asked of the manager.
     terms_asks: list = field(default_factory=list)
+    # reminders.rules.pending.load: payments still pending.
+    pending: list[Pending] = field(default_factory=list)
 
     def touched_after(self, moment: datetime) -> bool:
         return self.last_touch_at is not None and self.last_touch_at > moment

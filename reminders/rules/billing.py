@@ -52,7 +52,8 @@ from reminders.rules.base import (
     morning_of,
     setting_days,
 )
-from reminders.rules.records import Bounce, Debt, Request
+from reminders.rules.receivables import promise_standing
+from reminders.rules.records import Answer, Bounce, Debt, Request
 
 
 def _person(first: str | None, last: str | None, username: str | None, fallback: str) -> str:
@@ -185,7 +186,7 @@ def _payment_rule(kind: str, days: int, owner: str, owed: Owed = INVOICE) -> Rul
 
     def wants(f: Facts, window: Window):
         for debt in getattr(f, owed.facts):
-            if not debt.unpaid:
+            if not debt.unpaid or _promised(f, debt, lag):
                 continue
             left = money_text(debt.amount - debt.cleared)
             if days == 0:
@@ -211,15 +212,45 @@ def _payment_rule(kind: str, days: int, owner: str, owed: Owed = INVOICE) -> Rul
             for debt in getattr(f, owed.facts)
         )
 
+    def promised(f: Facts, known: Known) -> Answer | None:
+        return next(
+            (
+                answer
+                for debt in getattr(f, owed.facts)
+                if f"{owed.prefix}{debt.id}{rung}" == known.occurrence
+                and (answer := _promised(f, debt, lag))
+            ),
+            None,
+        )
+
+    def promised_words(f: Facts, known: Known) -> str:
+        answer = promised(f, known)
+        day = day_text(answer.promised_for) if answer else "a later day"
+        return (
+            f"The customer promised to pay on {day}: if the money is not in the morning "
+            "after, one reminder says so."
+        )
+
     return Rule(
         kind=kind,
         owner=owner,
         wants=wants,
         clock=clock,
         owns=lambda occurrence: mine.fullmatch(occurrence) is not None,
-        gone=(Gone(paid, f"Paid: cleared money covers the {owed.noun}."),),
+        gone=(
+            Gone(paid, f"Paid: cleared money covers the {owed.noun}."),
+            Gone(lambda f, known: promised(f, known) is not None, promised_words),
+        ),
         ends_with_deal=False,  # paid is how it ends; a lost deal's debt is still owed
     )
+
+
+def _promised(f: Facts, debt: Debt, lag: timedelta) -> Answer | None:
+    """An invoice's rung falling on a day the customer's promise covers: the promise's
+    reminders speak for it (one reminder, not three)."""
+    if not any(d is debt for d in f.invoices):
+        return None
+    return promise_standing(f, debt.id, debt.due_date + lag)
 
 
 def _ladder() -> list[int]:

@@ -28,6 +28,7 @@ from reminders.rules.base import (
     setting_days,
     setting_hours,
 )
+from reminders.rules.receivables import promise_carries_next_step
 
 
 def is_open(f: Facts) -> bool:
@@ -196,7 +197,8 @@ SATISFACTION_CHECK = Rule(
 
 
 def _next_step(f: Facts, window: Window):
-    if is_open(f) and f.next_step_date is not None:
+    # "Chase again after the promised day" is the promise-passed reminder's to say.
+    if is_open(f) and f.next_step_date is not None and not promise_carries_next_step(f):
         yield Want(
             iso_day(f.next_step_date),
             morning_of(f.next_step_date, f.tz),

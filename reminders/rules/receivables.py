@@ -8,7 +8,7 @@ too) and ``answers``, loaded by ``load`` in two queries; the answers are
 checked against billing's ``invoices``.
 """
 
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
 
 from django.db.models import Q
 
@@ -186,18 +186,74 @@ def _standing_promises(f: Facts) -> list[Answer]:
     ]
 
 
+def promise_standing(f: Facts, invoice_id: int, day) -> Answer | None:
+    """The customer's standing promise on an unpaid invoice that covers ``day``: the
+    promised day or the morning after it, when the promise-passed reminder speaks.
+
+    A payment due, overdue rung or "chase again" next step falling on such a
+    day is the promise's to say: hover, don't smother (one reminder, not three).
+    """
+    if _unpaid_invoice(f, invoice_id) is None:
+        return None
+    return next(
+        (
+            a
+            for a in _standing_promises(f)
+            if a.invoice_id == invoice_id and day <= a.promised_for + timedelta(days=1)
+        ),
+        None,
+    )
+
+
+def promise_carries_next_step(f: Facts) -> bool:
+    """The deal's next step is the "chase again" a promise set (``links._touch_for``):
+    the promise-passed reminder says it, so the next step does not say it again."""
+    if f.next_step_date is None:
+        return False
+    return any(
+        a.promised_for + timedelta(days=1) == f.next_step_date
+        and _unpaid_invoice(f, a.invoice_id) is not None
+        for a in _standing_promises(f)
+    )
+
+
+def _customer_promised(f: Facts, window: Window):
+    for answer in _standing_promises(f):
+        debt = _unpaid_invoice(f, answer.invoice_id)
+        passed = morning_of(answer.promised_for + timedelta(days=1), f.tz)
+        if debt is None or window.now >= passed:
+            continue
+        yield Want(
+            f"i{answer.invoice_id}@{answer.promised_for.isoformat()}",
+            answer.created_at,
+            f"{answer.customer} promised, through their link, to pay invoice {debt.label} "
+            f"({money_text(debt.amount - debt.cleared)}) on {day_text(answer.promised_for)}. "
+            "If the money has not cleared the morning after, Cleared says so.",
+        )
+
+
+def _promise_due(f: Facts, known: Known) -> bool:
+    """The promised day is over: the promise-passed reminder takes over."""
+    day = date.fromisoformat(known.occurrence.partition("@")[2])
+    return f.now is not None and f.now >= morning_of(day + timedelta(days=1), f.tz)
+
+
 def _promise_passed(f: Facts, window: Window):
     for answer in _standing_promises(f):
         debt = _unpaid_invoice(f, answer.invoice_id)
         if debt is None:
             continue
+        passed = answer.promised_for + timedelta(days=1)
+        late = (passed - debt.due_date).days
+        lateness = f", {late} day{'' if late == 1 else 's'} late" if late > 0 else ""
         yield Want(
             f"i{answer.invoice_id}@{answer.promised_for.isoformat()}",
             # The morning after: on the promised day itself the money may still come.
-            morning_of(answer.promised_for + timedelta(days=1), f.tz),
+            morning_of(passed, f.tz),
             f"{answer.customer} promised to pay invoice {debt.label} "
-            f"({money_text(debt.amount - debt.cleared)}) on {day_text(answer.promised_for)}: "
-            "the money has not cleared — chase again. A promise is not a payment.",
+            f"({money_text(debt.amount - debt.cleared)}) on {day_text(answer.promised_for)}; "
+            f"it was due {day_text(debt.due_date)}{lateness}: the money has not cleared — "
+            "chase again. A promise is not a payment.",
         )
 
 
@@ -225,4 +281,29 @@ PROMISE_PASSED = Rule(
 )
 
 
-RECEIVABLES_RULES: tuple[Rule, ...] = (CUSTOMER_SAYS_PAID, PROMISE_PASSED, EMAIL_BOUNCED)
+# Told at once: the customer's link page says "Riley has been told", and now Riley is.
+CUSTOMER_PROMISED = Rule(
+    kind=ReminderKind.CUSTOMER_PROMISED,
+    owner=REP,
+    wants=_customer_promised,
+    clock=lambda window: (
+        CustomerResponse.objects.order_by()
+        .filter(kind=ResponseKind.PROMISE, created_at__gt=window.since)
+        .filter(created_at__lte=window.horizon)
+        .values_list("invoice__deal_id", flat=True)
+    ),
+    gone=(
+        Gone(_invoice_covered, "Paid: cleared money covers the invoice."),
+        Gone(_promise_replaced, "The customer promised a new date."),
+        Gone(_promise_due, "The promised day passed: see “Payment promise passed”."),
+    ),
+    hovers=False,
+)
+
+
+RECEIVABLES_RULES: tuple[Rule, ...] = (
+    CUSTOMER_SAYS_PAID,
+    CUSTOMER_PROMISED,
+    PROMISE_PASSED,
+    EMAIL_BOUNCED,
+)

@@ -83,3 +83,14 @@ class Answer:
     promised_for: date | None
     created_at: datetime
     customer: str
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A payment recorded and not cleared yet (a check in the post, a transfer on its way)."""
+
+    id: int
+    amount: Decimal
+    method: str
+    reference: str
+    recorded_at: datetime

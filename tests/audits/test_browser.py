@@ -213,6 +213,8 @@ def test_a_dispute_from_the_auditors_call_to_the_managers_decision_and_the_reps_
 
 def test_a_flake_reaches_the_reps_home(page, live_server, rep, auditor, queued_audit):
     now = timezone.now() - timedelta(hours=2)
+    # The calls are made in the customer's window (none counts before it opens).
+    Audit.objects.filter(pk=queued_audit.pk).update(call_window_start=now - timedelta(minutes=1))
     for _ in range(3):
         queued_audit.refresh_from_db()
         services.call_attempt_record(

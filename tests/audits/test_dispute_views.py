@@ -227,6 +227,8 @@ def test_an_unconfirmed_wrap_up_comes_back_with_messages(billed_deal, rep_client
 @pytest.fixture
 def flaked(audit, auditor) -> Deal:
     now = timezone.now() - timedelta(hours=2)
+    # The calls are made in the customer's window (none counts before it opens).
+    Audit.objects.filter(pk=audit.pk).update(call_window_start=now - timedelta(minutes=1))
     for _ in range(3):
         record(audit, auditor, Outcome.NO_ANSWER, now=now)
         audit.refresh_from_db()

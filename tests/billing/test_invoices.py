@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing import services
-from billing.models import Invoice, InvoiceState, PaymentKind
+from billing.models import CreditNote, Invoice, InvoiceState, PaymentKind
 from pipeline.models import Deal
 from pipeline.stages import Stage
 from pipeline.terms import PaymentOption
@@ -67,6 +67,9 @@ def test_only_invoice_deals_are_invoiced(rep, customer):
 
 def test_the_invoice_state_comes_from_cleared_money(delivered_deal, rep, manager):
     invoice = services.invoice_issue(deal_id=delivered_deal.pk, issued_by=rep)
+    # Issued is not sent: "Sent" only once an email left (receivables stamps emailed_at).
+    assert invoice.state_for(Decimal("0")) == InvoiceState.ISSUED
+    invoice.emailed_at = timezone.now()
     assert invoice.state_for(Decimal("0")) == InvoiceState.SENT
     part = record(delivered_deal, rep, "400.00", kind=PaymentKind.INSTALMENT, invoice=invoice)
     assert invoice.state_for(Decimal("0")) == InvoiceState.SENT  # pending does not count
@@ -81,11 +84,21 @@ def test_a_manager_voids_an_invoice_without_payments(delivered_deal, rep, manage
         services.invoice_void(invoice_id=invoice.pk, actor=rep, reason="typo")
     voided = services.invoice_void(invoice_id=invoice.pk, actor=manager, reason="Wrong amount")
     assert voided.state_for(None) == InvoiceState.VOID
+    # A credit note for its amount, from its own series: CN-00001, not an invoice number.
+    note = voided.credit_note
+    assert (note.display_number, note.amount, note.reason) == (
+        "CN-00001",
+        invoice.amount,
+        "Wrong amount",
+    )
     with pytest.raises(services.BillingError, match="void already"):
         services.invoice_void(invoice_id=invoice.pk, actor=manager, reason="again")
+    assert CreditNote.objects.count() == 1
     # The amount is free to bill again; the number is not reused.
     again = services.invoice_issue(deal_id=delivered_deal.pk, issued_by=rep)
     assert again.number == invoice.number + 1
+    second = services.invoice_void(invoice_id=again.pk, actor=manager, reason="Wrong again")
+    assert second.credit_note.display_number == "CN-00002"  # gap-free, its own series
 
 
 def test_an_invoice_with_payments_cannot_be_voided(delivered_deal, rep, manager):

@@ -62,6 +62,7 @@ pytestmark = pytest.mark.django_db
 # fills its <int:...> argument (a row of the world) or its link arguments (``links``).
 FUZZED = {
     "home": ("rep", None),
+    "search": ("rep", None),
     "deal_list": ("rep", None),
     "deal_board": ("rep", None),
     "deal_board_move": ("rep", None),
@@ -99,6 +100,7 @@ FUZZED = {
     "billing:invoice_detail": ("rep", "invoice"),
     "billing:invoice_void": ("manager", "invoice"),
     "billing:invoice_pdf": ("rep", "invoice"),
+    "billing:chase_now": ("rep", "invoice"),
     "billing:invoice_send": ("rep", "invoice"),
     "billing:chase": (("rep", "manager"), "chase_link"),
     "billing:chasing": ("manager", None),

@@ -588,7 +588,7 @@ def test_a_payment_reminder_links_to_its_chase_page(rep, billed):
 
 
 def test_a_passed_promise_offers_to_email_the_customer_again(rep, rep_client, billed):
-    """ "Chase again": the reminder opens the invoice, whose chase rungs are there."""
+    """ "Chase again": the reminder opens the chase the invoice has reached today."""
     invoice = _invoice(billed, overdue_days=8)
     promised = timezone.localdate() - datetime.timedelta(days=2)
     Reminder.objects.create(
@@ -601,10 +601,10 @@ def test_a_passed_promise_offers_to_email_the_customer_again(rep, rep_client, bi
         due_at=timezone.now() - datetime.timedelta(hours=1),
     )
     home = rep_client.get("/").content.decode()
-    invoice_url = reverse("billing:invoice_detail", args=[invoice.pk])
-    assert f'<a href="{invoice_url}" class="open-deal chase-email"' in home
-    page = rep_client.get(invoice_url).content.decode()
-    assert reverse("billing:chase", args=[invoice.pk, 7]) in page  # the rung due now
+    chase_now = reverse("billing:chase_now", args=[invoice.pk])
+    assert f'<a href="{chase_now}" class="open-deal chase-email"' in home
+    response = rep_client.get(chase_now)
+    assert response["Location"] == reverse("billing:chase", args=[invoice.pk, 7])  # due now
 
 
 def test_the_app_starts_and_says_so_on_a_machine_without_pango(tmp_path):

@@ -1,0 +1,74 @@
+"""A payment stuck in "pending": a check recorded weeks ago that nobody cleared or
+bounced holds the chase back (money on its way counts as received) and nobody is
+told. After ``CLEARED_PENDING_DAYS`` the rep is; after twice as long, the manager
+too. One reminder per payment and person (occurrence ``p<payment id>`` and
+``p<payment id>/manager``); clearing or bouncing it resolves them.
+
+Facts (``reminders.rules.base.Facts``): ``pending``, loaded by ``load`` in one query.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils.formats import date_format
+
+from billing.models import Payment, PaymentStatus
+from reminders.models import ReminderKind
+from reminders.rules.base import MANAGER, REP, Facts, Gone, Known, Rule, Want, Window, money_text
+from reminders.rules.records import Pending
+
+
+def load(facts: dict[int, Facts]) -> None:
+    rows = Payment.objects.order_by().filter(deal_id__in=list(facts), status=PaymentStatus.PENDING)
+    for deal_id, *fields in rows.values_list(
+        "deal_id", "id", "amount", "method", "reference", "recorded_at"
+    ):
+        facts[deal_id].pending.append(Pending(*fields))
+
+
+def _after(owner: str) -> timedelta:
+    days = settings.CLEARED_PENDING_DAYS
+    return timedelta(days=days * 2 if owner == MANAGER else days)
+
+
+def _pending_rule(owner: str) -> Rule:
+    suffix = "/manager" if owner == MANAGER else ""
+    after = _after(owner)
+
+    def wants(f: Facts, window: Window):
+        for payment in f.pending:
+            since = date_format(payment.recorded_at.date(), "j M")
+            days = (window.now - payment.recorded_at).days
+            reference = f" ({payment.reference[:40]})" if payment.reference else ""
+            who = "Clear it or bounce it" if owner == MANAGER else "Check with the bank"
+            yield Want(
+                f"p{payment.id}{suffix}",
+                payment.recorded_at + after,
+                f"A {payment.method.replace('_', ' ')} of {money_text(payment.amount)}"
+                f"{reference} has been pending since {since} ({max(days, after.days)} days): "
+                f"{who} — while it is pending the invoice is not chased.",
+            )
+
+    def clock(window: Window):
+        return (
+            Payment.objects.order_by()
+            .filter(status=PaymentStatus.PENDING)
+            .filter(recorded_at__gt=window.since - after, recorded_at__lte=window.horizon - after)
+            .values_list("deal_id", flat=True)
+        )
+
+    def settled(f: Facts, known: Known) -> bool:
+        return all(f"p{p.id}{suffix}" != known.occurrence for p in f.pending)
+
+    return Rule(
+        kind=ReminderKind.PAYMENT_PENDING,
+        owner=owner,
+        wants=wants,
+        clock=clock,
+        owns=lambda occurrence: occurrence.endswith("/manager") == (owner == MANAGER),
+        gone=(Gone(settled, "The payment cleared or bounced."),),
+        ends_with_deal=False,  # a pending payment on a lost deal is still money to settle
+    )
+
+
+PENDING_RULES: tuple[Rule, ...] = (_pending_rule(REP), _pending_rule(MANAGER))
