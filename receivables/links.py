@@ -164,7 +164,11 @@ def link_rate_limited(token: str, address: str | None) -> bool:
     page itself only reads, and its answers are deduplicated."""
     window = settings.CLEARED_LINK_RATE_WINDOW_SECONDS
     slot = _window_slot(window)
-    digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:32]
+    try:  # one link, whenever its URL was signed (the signature carries the second)
+        name = str(signing.loads(token, salt=SALT))
+    except (signing.BadSignature, ValueError, TypeError):
+        name = token  # a guess counts as itself
+    digest = hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:32]
     by_token = _hit(f"link-rate:t:{digest}:{slot}", window)
     by_address = _hit(f"link-rate:a:{address or '-'}:{slot}", window)
     return max(by_token, by_address) > settings.CLEARED_LINK_RATE_LIMIT

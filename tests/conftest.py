@@ -79,6 +79,7 @@ def pytest_sessionfinish(session, exitstatus):
     ]
     if unexpected:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.ensure_newline()
         reporter.write_sep("=", "skipped in CI, where every test must run", red=True)
         for line in unexpected:
             reporter.write_line(line)

@@ -2,7 +2,9 @@
 rate-limited, and the customer's two answers recorded on the deal."""
 
 import datetime
+import time
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.core import signing
@@ -336,6 +338,19 @@ def test_the_page_is_rate_limited_per_link_and_per_address(settings, link, invoi
     # ...and so is this link, from wherever it is opened.
     assert Client(REMOTE_ADDR="10.0.0.2").get(_path(link)).status_code == 429
     assert Client(REMOTE_ADDR="10.0.0.3").get(_path(other_link)).status_code == 200
+
+
+def test_a_link_signed_again_later_counts_as_the_same_link(settings, link):
+    """The signature carries the second it was made: the invoice email and a later
+    chase show one link under two URLs, and both count against it."""
+    settings.CLEARED_LINK_RATE_LIMIT = 2
+    first = _path(link)
+    with mock.patch("django.core.signing.time.time", return_value=time.time() + 5):
+        later = _path(link)
+    assert first != later
+    assert Client(REMOTE_ADDR="10.0.0.1").get(first).status_code == 200
+    assert Client(REMOTE_ADDR="10.0.0.2").get(later).status_code == 200
+    assert Client(REMOTE_ADDR="10.0.0.3").get(first).status_code == 429
 
 
 def test_a_limited_answer_writes_nothing(settings, link):
