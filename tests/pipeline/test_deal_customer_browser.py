@@ -33,7 +33,7 @@ def test_a_customer_is_added_inside_the_deal_form_keeping_the_deal(page, live_se
     box.get_by_role("button", name="No, it's a different customer: add it").click()
     expect(box).to_contain_text("added and chosen for this deal")
 
-    added = Customer.objects.get(name="dana  whitfield")
+    added = Customer.objects.get(name="dana whitfield")  # one line, one space (single_line)
     assert page.get_by_label("Customer").input_value() == str(added.pk)
     expect(page.locator("#terms")).to_contain_text("New standing")
     assert page.get_by_label("What is sold").input_value() == "Kept title"
