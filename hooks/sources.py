@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, Sum
 from django.db.models.signals import post_save
 from django.utils import timezone
 
@@ -306,7 +305,7 @@ def _scan_overdue_invoices(today) -> int:
             due_date__lt=today,
             due_date__gte=today - timedelta(days=settings.HOOKS_OVERDUE_LOOKBACK_DAYS),
         )
-        .annotate(cleared=Sum("payments__amount", filter=Q(payments__status=PaymentStatus.CLEARED)))
+        .with_cleared()  # billing.models.paid_against: the one "money cleared on an invoice"
         .order_by("due_date")
     )
     keyed = [
@@ -403,7 +402,7 @@ def calendar_invoices_due(deals, start, end) -> list[Invoice]:
         Invoice.objects.filter(
             deal__in=deals, voided_at__isnull=True, due_date__gte=start, due_date__lte=end
         )
-        .annotate(cleared=Sum("payments__amount", filter=Q(payments__status=PaymentStatus.CLEARED)))
+        .with_cleared()  # billing.models.paid_against: the one "money cleared on an invoice"
         .select_related("deal__customer")
         .order_by("due_date")
     )

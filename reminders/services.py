@@ -551,3 +551,25 @@ def snooze_choices(user: User, now: datetime | None = None) -> dict[str, datetim
         "hour": now + timedelta(hours=1),
         "morning": datetime.combine(tomorrow, time(settings.REMINDERS_MORNING_HOUR), tzinfo=zone),
     }
+
+
+# A snooze is for a while, not for ever: the page and the API refuse later times.
+SNOOZE_AT_MOST = timedelta(days=366)
+SNOOZE_REFUSED = "Pick a time in the future (within a year) to snooze until."
+
+
+def snooze_until(user: User, choice: str, now: datetime | None = None) -> datetime | None:
+    """The time a snooze ``choice`` means: "hour" or "morning" (``snooze_choices``), or
+    a date-time (ISO 8601; in the user's zone when it names none) in the future and
+    within ``SNOOZE_AT_MOST``. None for anything else (``SNOOZE_REFUSED`` says why)."""
+    now = now or timezone.now()
+    choices = snooze_choices(user, now)
+    if choice in choices:
+        return choices[choice]
+    try:
+        picked = datetime.fromisoformat(choice)
+    except ValueError:
+        return None
+    if picked.tzinfo is None:
+        picked = picked.replace(tzinfo=ZoneInfo(user.time_zone or settings.DEFAULT_USER_TIME_ZONE))
+    return picked if now < picked <= now + SNOOZE_AT_MOST else None

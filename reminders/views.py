@@ -1,9 +1,7 @@
 """The reminders panel, the nav badge, the /reminders/ list and the two actions."""
 
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, HttpResponseRedirect
@@ -124,21 +122,9 @@ def reminder_done(request: HttpRequest, pk: int) -> HttpResponse:
 def _snooze_until(request: HttpRequest) -> datetime | None:
     """The snooze the user chose: an hour, tomorrow morning, or a time they picked."""
     choice = request.POST.get("until", "")
-    choices = services.snooze_choices(request.user)
-    if choice in choices:
-        return choices[choice]
     if choice == "at":
-        try:
-            picked = datetime.fromisoformat(request.POST.get("at", ""))
-        except ValueError:
-            return None
-        if picked.tzinfo is None:
-            zone = ZoneInfo(request.user.time_zone or settings.DEFAULT_USER_TIME_ZONE)
-            picked = picked.replace(tzinfo=zone)
-        now = timezone.now()
-        if now < picked <= now + timedelta(days=366):
-            return picked
-    return None
+        choice = request.POST.get("at", "")
+    return services.snooze_until(request.user, choice)
 
 
 @require_POST
@@ -146,7 +132,7 @@ def reminder_snooze(request: HttpRequest, pk: int) -> HttpResponse:
     reminder = _get_reminder_for(request.user, pk)
     until = _snooze_until(request)
     if until is None:
-        error = "Pick a time in the future (within a year) to snooze until."
+        error = services.SNOOZE_REFUSED
         if request.htmx:
             panel = selectors.reminder_panel(request.user)
             return _render_panel(request, panel, status=422, error=error)

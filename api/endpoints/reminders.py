@@ -1,12 +1,7 @@
 """Your reminders: list, done, snooze (reminders.views, as JSON)."""
 
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
-
-from django.conf import settings
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from ninja import Query, Router, Schema
 
 from api.paging import DEFAULT_LIMIT, MAX_LIMIT, keyset_page
@@ -16,8 +11,6 @@ from reminders import selectors, services
 from reminders.models import ReminderKind
 
 router = Router(tags=["reminders"])
-
-SNOOZE_AT_MOST = timedelta(days=366)  # as the reminders page allows (reminders.views)
 
 
 class ReminderFilters(Schema):
@@ -52,26 +45,12 @@ def reminder_done(request: HttpRequest, reminder_id: int):
     return _reminder_for(request.user, reminder_id)
 
 
-def _until(user, text: str) -> datetime | None:
-    choices = services.snooze_choices(user)
-    if text in choices:
-        return choices[text]
-    try:
-        picked = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if picked.tzinfo is None:
-        picked = picked.replace(tzinfo=ZoneInfo(user.time_zone or settings.DEFAULT_USER_TIME_ZONE))
-    now = timezone.now()
-    return picked if now < picked <= now + SNOOZE_AT_MOST else None
-
-
 @router.post("/reminders/{int:reminder_id}/snooze", response={200: ReminderOut, **ERRORS})
 def reminder_snooze(request: HttpRequest, reminder_id: int, payload: SnoozeIn):
     reminder = _reminder_for(request.user, reminder_id)
-    until = _until(request.user, payload.until)
+    until = services.snooze_until(request.user, payload.until)
     if until is None:
-        raise field_problem("until", "Pick a time in the future (within a year) to snooze until.")
+        raise field_problem("until", services.SNOOZE_REFUSED)
     try:
         services.reminder_snooze(reminder=reminder, user=request.user, until=until)
     except services.ReminderClosed as exc:
