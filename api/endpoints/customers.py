@@ -8,7 +8,7 @@ from api.endpoints.deals import form_data
 from api.paging import DEFAULT_LIMIT, MAX_LIMIT, keyset_page
 from api.problems import FormInvalid, Problem
 from api.schemas import ERRORS, CustomerIn, CustomerOut, CustomerPage
-from pipeline import access, selectors, services
+from pipeline import access, sameness, services
 from pipeline.forms import CustomerForm, search_text
 from pipeline.models import Customer
 
@@ -42,25 +42,34 @@ def customer_detail(request: HttpRequest, customer_id: int):
 
 @router.post("/customers", response={201: CustomerOut, **ERRORS}, summary="Add a customer")
 def customer_create(request: HttpRequest, payload: CustomerIn):
-    """A new customer. One that looks like a customer you already see (same name,
-    email or phone) is a 409 naming them, unless ``add_anyway`` (the page asks too)."""
+    """A new customer. One that matches an existing customer (same phone, email, or
+    name and company) is a 409 naming those you see, unless ``add_anyway`` (the page
+    asks too)."""
     access.require_seller(request.user)
     form = CustomerForm(form_data(payload.model_copy(update={"add_anyway": None})))
     if not form.is_valid():
         raise FormInvalid(form)
     data = form.cleaned_data
     if not payload.add_anyway:
-        duplicates = selectors.likely_duplicates(
-            Customer.objects.visible_to(request.user),
+        # The same matches the pages show (pipeline.sameness): by phone, email, or
+        # name and company; one this person may not see is named to nobody.
+        matches = sameness.customer_matches(
+            request.user,
             name=data["name"],
+            company=data["company"],
             email=data["email"],
             phone=data["phone"],
-        )[:5]
-        if ids := [str(c.pk) for c in duplicates]:
+        )
+        if matches:
+            ids = ", ".join(str(c.pk) for c in matches.visible)
+            said = (
+                f"Looks like a customer you have: {ids}."
+                if ids
+                else "A matching customer exists that you may not see: your manager decides."
+            )
             raise Problem(
                 409,
-                f"Looks like a customer you have: {', '.join(ids)}. "
-                "Send add_anyway: true if it is a different one.",
+                f"{said} Send add_anyway: true if it is a different one.",
                 {"name": ["A customer you see looks the same."]},
             )
     return Status(201, services.customer_add(owner=request.user, **data))

@@ -30,6 +30,17 @@ def test_a_rep_adds_a_customer_and_a_likely_duplicate_is_asked_about(rep_api, re
     assert Customer.objects.count() == 2
 
 
+def test_a_match_the_rep_may_not_see_is_a_409_that_names_nobody(rep_api, other_rep_api):
+    theirs = other_rep_api.post("/customers", NEW_CUSTOMER)
+    assert theirs.status_code == 201, theirs.content
+    mine = rep_api.post("/customers", NEW_CUSTOMER)
+    assert mine.status_code == 409
+    detail = mine.json()["detail"]
+    assert "your manager decides" in detail
+    assert str(theirs.json()["id"]) not in detail and NEW_CUSTOMER["name"] not in detail
+    assert Customer.objects.count() == 1
+
+
 def test_a_customer_without_a_phone_gets_the_forms_message(rep_api):
     response = rep_api.post("/customers", {"name": "Avery", "phone": "12"})
     assert response.status_code == 422
