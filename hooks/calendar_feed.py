@@ -126,7 +126,7 @@ def calendar_ics(*, user: User, now: datetime | None = None) -> bytes:
             )
         )
     for invoice in sources.calendar_invoices_due(deals, start, end):
-        if invoice.state_for(invoice.cleared) not in ("sent", "partly_paid"):
+        if not invoice.is_owed(invoice.cleared):
             continue
         deal = invoice.deal
         cal.add_component(

@@ -195,12 +195,16 @@ class Invoice(models.Model):
         """Issued after this month's accounting cut-off: it waits for next month's run."""
         return cutoff_missed(self.issue_date, self.cutoff_day)
 
-    def is_overdue(self, today: date, cleared: Decimal | None) -> bool:
-        return self.due_date < today and self.state_for(cleared) in (
+    def is_owed(self, cleared: Decimal | None) -> bool:
+        """Still owed: issued (emailed or not), sent or partly paid; not paid, not void."""
+        return self.state_for(cleared) in (
             InvoiceState.ISSUED,
             InvoiceState.SENT,
             InvoiceState.PARTLY_PAID,
         )
+
+    def is_overdue(self, today: date, cleared: Decimal | None) -> bool:
+        return self.due_date < today and self.is_owed(cleared)
 
 
 def invoice_due_date(issue_date: date, terms_days: int) -> date:
