@@ -27,7 +27,6 @@ from pipeline.stages import CLOSED_STAGES, Stage
 from reminders.models import ReminderQueue
 from reminders.rules import audits as audit_facts
 from reminders.rules import billing as billing_facts
-from reminders.rules import pending as pending_facts
 from reminders.rules import receivables as receivables_facts
 from reminders.rules import terms as terms_facts
 from reminders.rules.audits import (
@@ -76,7 +75,6 @@ LOADERS: tuple[Callable[[dict[int, Facts]], None], ...] = (
     billing_facts.load,
     receivables_facts.load,
     terms_facts.load,
-    pending_facts.load,
 )
 
 

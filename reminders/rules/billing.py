@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q, Sum
+from django.db.models import Q
 
 from billing.models import (
     LIVE_STATUSES,
@@ -53,7 +53,7 @@ from reminders.rules.base import (
     setting_days,
 )
 from reminders.rules.receivables import promise_standing
-from reminders.rules.records import Answer, Bounce, Debt, Request
+from reminders.rules.records import Answer, Bounce, Debt, Pending, Request
 
 
 def _person(first: str | None, last: str | None, username: str | None, fallback: str) -> str:
@@ -61,7 +61,8 @@ def _person(first: str | None, last: str | None, username: str | None, fallback:
 
 
 def load(facts: dict[int, Facts]) -> None:
-    """Bounces, invoices, instalments and exception requests of the batch's deals."""
+    """Bounces, invoices, live payments, instalments and exception requests of the
+    batch's deals."""
     ids = list(facts)
     bounces = PaymentEvent.objects.order_by().filter(
         payment__deal_id__in=ids, to_status__in=[PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK]
@@ -80,15 +81,16 @@ def load(facts: dict[int, Facts]) -> None:
         label = invoice_display_number(number)  # "INV-00009", as everywhere
         facts[deal_id].invoices.append(Debt(pk, label, amount, due_date, paid))
         facts[deal_id].invoiced += amount
-    unbilled = (
-        Payment.objects.order_by()
-        .filter(deal_id__in=ids, invoice__isnull=True, status__in=LIVE_STATUSES)
-        .values("deal_id")
-        .annotate(total=Sum("amount"))
-        .values_list("deal_id", "total")
-    )
-    for deal_id, total in unbilled:
-        facts[deal_id].paid_without_invoice = total
+    # The live payments, once for two facts: money in without an invoice (the
+    # cut-off's "left to invoice") and payments still pending (reminders.rules.pending).
+    live = Payment.objects.order_by().filter(deal_id__in=ids, status__in=LIVE_STATUSES)
+    for deal_id, pk, invoice_id, status, amount, method, reference, recorded_at in live.values_list(
+        "deal_id", "id", "invoice_id", "status", "amount", "method", "reference", "recorded_at"
+    ):
+        if invoice_id is None:
+            facts[deal_id].paid_without_invoice += amount
+        if status == PaymentStatus.PENDING:
+            facts[deal_id].pending.append(Pending(pk, amount, method, reference, recorded_at))
     instalments = (
         Instalment.objects.order_by()
         .filter(plan__deal_id__in=ids)

@@ -4,7 +4,8 @@ told. After ``CLEARED_PENDING_DAYS`` the rep is; after twice as long, the manage
 too. One reminder per payment and person (occurrence ``p<payment id>`` and
 ``p<payment id>/manager``); clearing or bouncing it resolves them.
 
-Facts (``reminders.rules.base.Facts``): ``pending``, loaded by ``load`` in one query.
+Facts (``reminders.rules.base.Facts``): ``pending``, loaded with the live payments by
+``reminders.rules.billing.load`` (the same query as the money paid without an invoice).
 """
 
 from datetime import timedelta
@@ -15,15 +16,6 @@ from django.utils.formats import date_format
 from billing.models import Payment, PaymentStatus
 from reminders.models import ReminderKind
 from reminders.rules.base import MANAGER, REP, Facts, Gone, Known, Rule, Want, Window, money_text
-from reminders.rules.records import Pending
-
-
-def load(facts: dict[int, Facts]) -> None:
-    rows = Payment.objects.order_by().filter(deal_id__in=list(facts), status=PaymentStatus.PENDING)
-    for deal_id, *fields in rows.values_list(
-        "deal_id", "id", "amount", "method", "reference", "recorded_at"
-    ):
-        facts[deal_id].pending.append(Pending(*fields))
 
 
 def _after(owner: str) -> timedelta:

@@ -17,7 +17,7 @@ from billing.models import CreditNote, InvoiceState
 from pipeline import enrollment, team
 from pipeline.models import StageEvent
 from pipeline.stages import Stage
-from receivables import mail
+from receivables import mail, sending
 from receivables.forms import PaidForm
 from receivables.models import EmailState
 from tests.conftest import _client_for
@@ -96,7 +96,7 @@ def test_the_send_date_starts_empty_and_the_invoice_is_not_sent_yet(rep_client, 
 def test_the_invoice_reads_sent_once_its_email_left(invoice):
     email = mail.invoice_email_request(invoice_id=invoice.pk)
     assert invoice.state_for(None) == InvoiceState.ISSUED
-    assert mail.customer_email_send(email_id=email.pk) == EmailState.SENT
+    assert sending.customer_email_send(email_id=email.pk) == EmailState.SENT
     invoice.refresh_from_db()
     assert invoice.emailed_at is not None
     assert invoice.state_for(None) == InvoiceState.SENT
