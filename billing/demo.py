@@ -202,9 +202,9 @@ def seed(stdout=None) -> None:
         balance = deal.amount - services.live_money(deal.pk)
         if balance <= 0 or PaymentPlan.objects.filter(deal=deal).exists():
             continue
-        services.payment_plan_create(
+        services.payment_plan_create(  # the audit froze the terms: the manager sets it
             deal_id=deal.pk,
-            created_by=deal.rep,
+            created_by=deal.rep.manager,
             instalments=instalment_schedule(
                 balance, 3, first_due=today + timedelta(days=7), every_days=30
             ),

@@ -47,6 +47,7 @@ from pipeline.selectors import customer_terms
 from pipeline.stages import Stage
 from pipeline.templatetags.cleared import money
 from pipeline.terms import PaymentOption
+from pipeline.terms_freeze import terms_frozen_by
 
 PER_PAGE = 25
 
@@ -205,7 +206,13 @@ def plan_new(request: HttpRequest, pk: int) -> HttpResponse:
         submit="Split the balance",
         action=reverse("billing:plan_new", args=[deal.pk]),
         hint=f"Splits the open balance of {money(figures.open_balance)} into dated instalments, "
-        "each due and chased on its own.",
+        "each due and chased on its own."
+        + (
+            f" The terms are frozen ({frozen}): the rep's manager sets a plan, with why in the "
+            "note, and it goes on the deal's timeline."
+            if (frozen := terms_frozen_by(deal))
+            else ""
+        ),
     )
 
 

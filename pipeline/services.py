@@ -411,6 +411,46 @@ def _terms_checked(deal: Deal, fields: dict) -> dict:
     return extra
 
 
+def terms_change_by_manager(
+    *, deal: Deal, manager: User, label: str, before: str, after: str, reason: str
+) -> TermsChange:
+    """A frozen term the rep's manager changes themself (a payment plan after the
+    audit, say): on the deal's timeline as asked and approved by them, with why.
+
+    Called inside the caller's transaction, with the deal locked. A rep, or a manager
+    of another team, is refused (``TermsFrozen``); so is a change without a reason.
+    """
+    frozen_by = terms_freeze.terms_frozen_by(deal)
+    if not manages_rep(manager, deal.rep):
+        raise terms_freeze.TermsFrozen(
+            f"The terms are frozen ({frozen_by}): {label.lower()} is your manager's to set."
+        )
+    if not reason.strip():
+        raise terms_freeze.TermsReasonMissing(
+            "Say why the terms change: it goes on the deal's timeline."
+        )
+    now = timezone.now()
+    return TermsChange.objects.create(
+        deal=deal,
+        path=TermsPath.MANAGER,
+        state=TermsChangeState.APPROVED,
+        changes={
+            label.lower().replace(" ", "_"): {
+                "label": label,
+                "from": before,
+                "to": after,
+                "from_text": before,
+                "to_text": after,
+            }
+        },
+        reason=reason.strip(),
+        asked_by=manager,
+        decided_by=manager,
+        decided_at=now,
+        decision_note=f"Set by {manager} after the audit froze the terms.",
+    )
+
+
 @transaction.atomic
 def terms_change_decide(
     *, change_id: int, manager: User, approve: bool, note: str = ""

@@ -14,7 +14,9 @@ from billing.policy import instalment_schedule
 from billing.services.errors import BillingError, _deal_changed, _lock_deal, _refuse_closed
 from billing.services.standing import live_money
 from pipeline.models import User
+from pipeline.services import terms_change_by_manager
 from pipeline.terms import ZERO
+from pipeline.terms_freeze import TermsFrozen, TermsReasonMissing, terms_frozen_by
 
 # --- Payment plans -------------------------------------------
 
@@ -34,12 +36,15 @@ def payment_plan_create(
     """Split the deal's open balance into dated instalments (seed 001, tip 3).
 
     The instalments must add up to the open balance exactly, each more than
-    zero, due on distinct dates from today on; a deal has one plan. Without
+    zero, due on distinct dates from today on; a deal has one plan. Once the
+    audit has frozen the terms, only the rep's manager sets one, with the reason
+    in ``note`` (``pipeline.services.terms_change_by_manager``). Without
     ``instalments``, the balance read under the deal's lock is split into
     ``count`` from ``first_due``, every ``every_days`` (``instalment_schedule``).
     """
     deal = _lock_deal(deal_id)
     _refuse_closed(deal, "it cannot have a payment plan")
+    frozen = bool(terms_frozen_by(deal))
     if PaymentPlan.objects.filter(deal=deal).exists():
         raise BillingError("This deal has a payment plan already.")
     balance = deal.amount - live_money(deal.pk)
@@ -67,6 +72,25 @@ def payment_plan_create(
             f"The instalments add up to {total:,.2f}; the open balance is {balance:,.2f}.",
             field="count",
         )
+    if frozen:
+        # A plan is part of the terms the audit confirmed (issue 20): once they are
+        # frozen, the rep's manager sets it, with why, on the deal's timeline.
+        first, last = instalments[0], instalments[-1]
+        try:
+            terms_change_by_manager(
+                deal=deal,
+                manager=created_by,
+                label="Payment plan",
+                before="none: the balance due at once",
+                after=f"{len(instalments)} instalments of {first[1]:,.2f}"
+                f"{'' if first[1] == last[1] else f' (the last {last[1]:,.2f})'}, "
+                f"{first[0]:%-d %b %Y} to {last[0]:%-d %b %Y}",
+                reason=note,
+            )
+        except TermsFrozen as exc:
+            raise BillingError(str(exc)) from exc
+        except TermsReasonMissing as exc:
+            raise BillingError(str(exc), field="note") from exc
     plan = PaymentPlan.objects.create(deal=deal, created_by=created_by, note=note)
     Instalment.objects.bulk_create(
         Instalment(plan=plan, sequence=number, due_date=due, amount=amount)

@@ -97,7 +97,7 @@ def test_the_database_refuses_money_copies_that_cannot_be_true(deal, received, c
         )
 
 
-def test_money_written_moves_the_deals_updated_at(delivered_deal, rep):
+def test_money_written_moves_the_deals_updated_at(delivered_deal, rep, manager):
     long_ago = timezone.now() - timedelta(days=3)
     Deal.objects.filter(pk=delivered_deal.pk).update(updated_at=long_ago)
     services.invoice_issue(deal_id=delivered_deal.pk, issued_by=rep, amount=Decimal("100.00"))
@@ -108,8 +108,9 @@ def test_money_written_moves_the_deals_updated_at(delivered_deal, rep):
     Deal.objects.filter(pk=delivered_deal.pk).update(updated_at=long_ago)
     services.payment_plan_create(
         deal_id=delivered_deal.pk,
-        created_by=rep,
+        created_by=manager,
         instalments=[(timezone.localdate() + timedelta(days=7), Decimal("900.00"))],
+        note="Cash crunch",
     )
     assert Deal.objects.get(pk=delivered_deal.pk).updated_at > long_ago
 
@@ -179,14 +180,15 @@ def test_invoices_announce_when_issued_and_voided(delivered_deal, rep, manager):
     assert sent == [(delivered_deal.pk, manager.pk)]
 
 
-def test_a_payment_plan_announces(delivered_deal, rep):
+def test_a_payment_plan_announces(delivered_deal, manager):
     with announced() as sent:
         services.payment_plan_create(
             deal_id=delivered_deal.pk,
-            created_by=rep,
+            created_by=manager,
             instalments=[(timezone.localdate() + timedelta(days=7), Decimal("1000.00"))],
+            note="Cash crunch",
         )
-    assert sent == [(delivered_deal.pk, rep.pk)]
+    assert sent == [(delivered_deal.pk, manager.pk)]
 
 
 def test_waiving_a_deposit_announces(deal, manager):

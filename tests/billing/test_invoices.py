@@ -113,11 +113,12 @@ def test_a_plan_splits_the_open_balance_into_dated_instalments(delivered_deal, r
     today = timezone.localdate()
     plan = services.payment_plan_create(
         deal_id=delivered_deal.pk,
-        created_by=rep,
+        created_by=manager,  # the audit froze the terms (tests/billing/test_plan_frozen.py)
         instalments=[
             (today + timedelta(days=7), Decimal("450.00")),
             (today + timedelta(days=37), Decimal("450.00")),
         ],
+        note="Cash crunch",
     )
     first, second = plan.instalments.all()
     assert (first.sequence, first.amount, second.due_date) == (
