@@ -71,6 +71,8 @@ def _idempotent(request: HttpRequest, view, args, kwargs) -> HttpResponse:
             errors={"Idempotency-Key": [f"At most {KEY_MAX_CHARS} characters."]},
         )
     digest = _request_digest(request)
+    # Kept as its SHA-256: a client's key is free text, and could be a card number.
+    key = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
     try:
         kept, created = IdempotentResponse.objects.get_or_create(
             token=request.api_token, key=key, defaults={"request_digest": digest}

@@ -9,7 +9,6 @@ disabled and its owner told by email.
 """
 
 import logging
-import secrets
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from hooks.formats import body_for
-from hooks.models import WAITING, Delivery, DeliveryState, Subscription
+from hooks.models import WAITING, Delivery, DeliveryState, Subscription, random_letters
 from hooks.targets import TargetRefused, check_target
 
 logger = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ def deliveries_claim(
     """
     now = now or timezone.now()
     lease = timedelta(seconds=settings.HOOKS_LEASE_SECONDS)
-    token = secrets.token_hex(8)
+    token = random_letters(16)
     active = Subscription.objects.filter(is_active=True).values_list("pk", flat=True)
     with transaction.atomic():
         due = Delivery.objects.filter(_claimable(now), subscription_id__in=list(active))

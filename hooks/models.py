@@ -3,6 +3,7 @@ per (event, subscription); and each person's private calendar address."""
 
 import base64
 import secrets
+import string
 
 from django.conf import settings
 from django.db import models
@@ -37,6 +38,12 @@ class Format(models.TextChoices):
     JSON = "json", "JSON (Standard Webhooks)"
     SLACK = "slack", "Slack incoming webhook"
     TEAMS = "teams", "Microsoft Teams incoming webhook"
+
+
+def random_letters(count: int) -> str:
+    """A random id of lowercase letters: a run of random digits could read as a card
+    number to the scanner (pipeline.card_scan), as receivables' Message-IDs avoid too."""
+    return "".join(secrets.choice(string.ascii_lowercase) for _ in range(count))
 
 
 def new_secret() -> str:
@@ -118,7 +125,7 @@ class Event(models.Model):
 
     def save(self, *args, **kwargs):
         if not self.id:
-            self.id = "msg_" + secrets.token_hex(12)
+            self.id = "msg_" + random_letters(24)
         super().save(*args, **kwargs)
 
 

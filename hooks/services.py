@@ -5,15 +5,20 @@ operator (a superuser) sees and may change every subscription. Everyone
 else is refused (``pipeline.access.require_manager``).
 """
 
-import secrets
-
 from django.db import transaction
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from hooks import outbox
-from hooks.models import TEST_EVENT, Delivery, DeliveryState, EventType, Subscription
+from hooks.models import (
+    TEST_EVENT,
+    Delivery,
+    DeliveryState,
+    EventType,
+    Subscription,
+    random_letters,
+)
 from hooks.targets import TargetRefused, check_target
 from pipeline.access import require_manager
 from pipeline.models import User
@@ -83,7 +88,7 @@ def subscription_send_test(*, subscription: Subscription, actor: User):
         raise HooksError("Enable the subscription first: a disabled one is sent nothing.")
     return outbox.event_record(
         event_type=TEST_EVENT,
-        key=f"{TEST_EVENT}:{subscription.pk}:{secrets.token_hex(8)}",
+        key=f"{TEST_EVENT}:{subscription.pk}:{random_letters(16)}",
         deal=None,
         data={"message": "A test event from Cleared.", "sent_by": actor.get_username()},
         chat={"what": f"Test event from Cleared, sent by {outbox.person_name(actor)}: it works."},

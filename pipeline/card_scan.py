@@ -50,6 +50,11 @@ NOT_SCANNED = {
     "otp_totp.TOTPDevice.key": "the authenticator's secret, in hex",
     "axes.AccessLog.session_hash": "a SHA-256 of the session key, in hex",
     "django_migrations.name": 'migration file names, dated ("0002_auto_20170228_2044")',
+    "pipeline.HistoricalUser.password": "the history's copy of a salted hash",
+    "api.ApiToken.digest": "a SHA-256 of the API token, in hex",
+    "api.IdempotentResponse.key": "a SHA-256 of the client's Idempotency-Key, in hex",
+    "api.IdempotentResponse.request_digest": "a SHA-256 of the request, in hex",
+    "hooks.CalendarFeed.token_hash": "a SHA-256 of the calendar address's secret, in hex",
 }
 # Column types (as Django's introspection names them) that hold text.
 _TEXT_TYPES = {"CharField", "TextField", "JSONField"}

@@ -50,6 +50,7 @@ from pipeline import enrollment, team
 from pipeline.models import Role
 from pipeline.stages import Stage
 from pipeline.terms import PaymentOption
+from pipeline.terms_history import TermsChange, TermsChangeState, TermsPath
 from receivables import links as customer_links
 from reminders.models import Reminder, ReminderKind, ReminderState
 from tests.audits.conftest import checklist, record
@@ -132,6 +133,7 @@ FUZZED = {
     "audits:dispute": (("manager", "auditor"), "disputed_deal"),  # the manager decides
     "team": ("manager", None),
     "team_invite": ("manager", None),
+    "terms_change_decide": ("manager", "terms_change"),
     "team_deactivate": ("manager", "teammate"),
     "team_join": ("anonymous", "join_link"),
     "two_factor_enroll": ("anonymous", "enroll_link"),
@@ -284,6 +286,15 @@ def world(rep, manager, auditor, customer, teammate):
     exception_request = billing.deposit_waiver_ask(
         deal_id=ask_deal.pk, rep=rep, reason="Long-standing customer"
     )
+    # A change of frozen terms the rep asked their manager for (pipeline.terms_history).
+    terms_change = TermsChange.objects.create(
+        deal=deal,
+        path=TermsPath.MANAGER,
+        state=TermsChangeState.ASKED,
+        changes={"title": {"label": "What is sold", "from": "a", "to": "b"}},
+        reason="The customer asked for the bigger package",
+        asked_by=rep,
+    )
     CallScript.objects.current()
     audit = audit_services.wrap_up_hand_over(deal_id=other.pk, rep=rep, **checklist())
     disputed = audit_services.wrap_up_hand_over(deal_id=disputed_deal.pk, rep=rep, **checklist())
@@ -314,6 +325,7 @@ def world(rep, manager, auditor, customer, teammate):
         "teammate": teammate,
         "customer_link": customer_link,
         "subscription": subscription,
+        "terms_change": terms_change,
     }
     users = {
         "rep": rep,

@@ -5,7 +5,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from pipeline import services, team
@@ -16,7 +15,7 @@ from tests.race import race
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="row-lock races need PostgreSQL"),
+    pytest.mark.needs_postgres("row-lock races: SQLite has no row locks"),
 ]
 
 

@@ -3,7 +3,6 @@
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from billing.models import Payment
 from dashboards.merging import customer_merge
@@ -15,7 +14,7 @@ from tests.race import race
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="row-lock races need PostgreSQL"),
+    pytest.mark.needs_postgres("row-lock races: SQLite has no row locks"),
 ]
 
 
