@@ -19,6 +19,7 @@ from django.utils import timezone
 from api.models import IdempotentResponse
 from api.problems import problem
 from api.services import api_token_authenticate
+from pipeline.history import acting_via
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 KEY_MAX_CHARS = 255
@@ -128,9 +129,11 @@ def gate(view):
             )
         if request.method not in SAFE_METHODS and not token.may_write:
             return problem(403, "This token may only read: create a read and write token.")
-        if request.method == "POST":
-            return _idempotent(request, view, args, kwargs)
-        return view(request, *args, **kwargs)
+        # The change history says the person acted through this token (pipeline.history).
+        with acting_via(f"API token {token.name}"):
+            if request.method == "POST":
+                return _idempotent(request, view, args, kwargs)
+            return view(request, *args, **kwargs)
 
     gated.login_required = False  # the token is the credential (LoginRequiredMiddleware)
     gated.csrf_exempt = True

@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from api.models import IdempotentResponse
+from pipeline.changes import deal_changes
 from pipeline.models import Deal
 from pipeline.stages import Stage
 from pipeline.terms import PaymentOption
@@ -212,3 +213,13 @@ def test_past_the_rate_limit_a_429_says_when_to_retry(rep_api, deal, settings):
     refused = rep_api.get(f"/deals/{deal.pk}")
     assert refused["Content-Type"] == "application/problem+json"
     assert 1 <= int(refused["Retry-After"]) <= 61
+
+
+def test_a_change_through_the_api_is_on_the_record_as_the_person_via_their_token(
+    rep_api, rep, deal
+):
+    response = rep_api.patch(f"/deals/{deal.pk}", {"version": deal.version, "title": "Bigger"})
+    assert response.status_code == 200, response.content
+    change = next(c for c in deal_changes(deal) if any(f.name == "title" for f in c.fields))
+    assert (change.person, change.via) == (rep, "API token test")
+    assert change.who == f"{rep} via API token test"
