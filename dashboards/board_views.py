@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 from billing.reports import team_month_figures
 from dashboards import board, charts, export, importing
 from pipeline import access
+from pipeline.services import RepInactive
 from pipeline.stages import NOT_PAID_STAGES
 from pipeline.terms import PaymentOption, Standing
 
@@ -118,7 +119,11 @@ def deal_import(request: HttpRequest) -> HttpResponse:
     bad = [row for row in rows if row.errors]
     context.update({"rows": rows, "bad": bad, "csv_text": text})
     if request.POST.get("confirm") and not bad:
-        deals = importing.import_deals(user=request.user, rows=rows)
+        try:
+            deals = importing.import_deals(user=request.user, rows=rows)
+        except RepInactive as exc:  # a rep named in the file left meanwhile: nothing imported
+            messages.error(request, f"Nothing was imported: {exc}")
+            return render(request, "dashboards/deal_import.html", context, status=409)
         messages.success(request, f"Imported {len(deals)} deal{pluralize(len(deals))}.")
         return redirect("deal_list")
     return render(request, "dashboards/deal_import.html", context, status=422 if bad else 200)

@@ -90,6 +90,10 @@ class DealRowForm(forms.Form):
         rep = self.reps.get(username.lower())
         if rep is None:
             raise forms.ValidationError(f"“{username}” is not a rep on your team.")
+        if not rep.is_active:  # nothing new is logged in the name of someone who left
+            raise forms.ValidationError(
+                f"“{username}” has left: import their deals as their successor."
+            )
         return rep
 
 

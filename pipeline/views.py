@@ -198,8 +198,12 @@ def deal_customer_new(request: HttpRequest) -> HttpResponse:
             phone=data["phone"],
         )
         if not duplicates or step == "add_anyway":
-            customer = services.customer_add(owner=request.user, **data)
-            return _deal_form_with_customer(request, customer, draft, added=True)
+            try:
+                customer = services.customer_add(owner=request.user, **data)
+            except services.RepInactive as exc:  # deactivated while the form was open
+                form.add_error(None, str(exc))
+            else:
+                return _deal_form_with_customer(request, customer, draft, added=True)
     context = {"customer_form": form, "duplicates": duplicates, "draft": draft}
     status = 422 if form.is_bound and form.errors else 200
     if request.htmx:
@@ -412,13 +416,18 @@ def customer_new(request: HttpRequest) -> HttpResponse:
             phone=data["phone"],
         )
         if not duplicates or request.POST.get("new_customer_step") == "add_anyway":
-            customer = services.customer_add(owner=request.user, **data)
-            messages.success(request, f"Customer {customer.name} added.")
-            if next_url == "deal":
-                return redirect(f"/deals/new/?customer={customer.pk}")
-            return redirect(customer)
+            try:
+                customer = services.customer_add(owner=request.user, **data)
+            except services.RepInactive as exc:  # deactivated while the form was open
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Customer {customer.name} added.")
+                if next_url == "deal":
+                    return redirect(f"/deals/new/?customer={customer.pk}")
+                return redirect(customer)
     context = {"form": form, "next": next_url, "duplicates": duplicates}
-    return render(request, "pipeline/customer_form.html", context)
+    status = 409 if form.non_field_errors() else 200
+    return render(request, "pipeline/customer_form.html", context, status=status)
 
 
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:

@@ -155,3 +155,19 @@ def test_cell_problem_names_what_is_wrong():
     assert "characters" in cell_problem("notes", "x" * 10_000)
     assert cell_problem("amount", "-5", text=False) is None  # a number: the amount's rule decides
     assert "characters" in cell_problem("amount", "1" * 10_000, text=False)
+
+
+def test_a_manager_importing_deals_for_a_rep_who_left_is_told_on_the_row(
+    manager_client, manager, rep
+):
+    rep.is_active = False
+    rep.save(update_fields=["is_active"])
+    fields = HEADER.split(",") + ["rep"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields)
+    writer.writeheader()
+    writer.writerow(_row(rep=rep.username))
+    response = manager_client.post("/deals/import/", {"csv_text": out.getvalue(), "confirm": "1"})
+    assert response.status_code == 422
+    assert "has left" in response.text
+    assert not Deal.objects.exists()
