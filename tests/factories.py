@@ -3,6 +3,7 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth.models import Group
+from django.db import transaction
 from django.utils import timezone
 
 from audits.models import Audit, WrapUpChecklist
@@ -135,6 +136,13 @@ class PaymentFactory(factory.django.DjangoModelFactory):
         return payment
 
 
+def _next_invoice_number() -> int:
+    # The counter is read under its row lock, which needs a transaction: a browser
+    # test (live_server, no test transaction) makes invoices outside one.
+    with transaction.atomic():
+        return billing_services._next_invoice_number()
+
+
 class InvoiceFactory(factory.django.DjangoModelFactory):
     """An invoice row, numbered from the deployment's gap-free sequence.
 
@@ -151,7 +159,7 @@ class InvoiceFactory(factory.django.DjangoModelFactory):
         model = Invoice
 
     deal = factory.SubFactory(DealFactory, deposit_required=False)
-    number = factory.LazyFunction(billing_services._next_invoice_number)
+    number = factory.LazyFunction(_next_invoice_number)
     amount = factory.SelfAttribute("deal.amount")
     terms_days = 30
     issue_date = factory.LazyAttribute(
