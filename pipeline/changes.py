@@ -9,8 +9,11 @@ model for the whole page (``describe``).
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db import models
+from django.utils import timezone
+from django.utils.formats import date_format
 
 from pipeline.history import SYSTEM, tracked_models
 from pipeline.models import Customer, Deal, User
@@ -79,6 +82,11 @@ def _display(model_field, raw: str | None, names: dict) -> str:
         return names.get((model_field.related_model, raw), f"#{raw}")
     if isinstance(model_field, models.BooleanField):
         return "yes" if raw == "True" else "no"
+    if isinstance(model_field, models.DateTimeField):
+        try:  # kept as ISO text: shown as people read times, in their zone
+            return date_format(timezone.localtime(datetime.fromisoformat(raw)), "D j M Y, H:i")
+        except ValueError:
+            return raw
     return raw
 
 

@@ -4,6 +4,8 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
+from django.utils import timezone
+from django.utils.formats import date_format
 
 from billing.models import Payment, PaymentStatus
 from billing.services import payment_clear
@@ -145,3 +147,13 @@ def test_money_changes_show_on_the_deal_timeline(manager_client, manager, deal):
     payment_clear(payment_id=payment.pk, actor=manager)
     page = manager_client.get(f"/deals/{payment.deal_id}/").content.decode()
     assert f"Payment #{payment.pk}" in page and "Cleared" in page
+
+
+def test_a_time_in_the_history_reads_as_people_read_times(rep, deal):
+    with acting_as(rep):
+        deal_move(deal_id=deal.pk, to_stage=Stage.LOST, actor=rep, lost_reason="competitor")
+    (change,) = deal_changes(deal)
+    after = _fields(change)["stage_changed_at"][1]
+    deal.refresh_from_db()
+    assert after == date_format(timezone.localtime(deal.stage_changed_at), "D j M Y, H:i")
+    assert "T" not in after and "+00:00" not in after
