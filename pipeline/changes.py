@@ -106,6 +106,8 @@ def _related_names(rows) -> dict:
             model_field = _field(model, name)
             if model_field is not None and model_field.is_relation:
                 wanted[model_field.related_model].update(v for v in (before, after) if v)
+        if model is Deal:  # a deal is named by its customer too (``_object_label``)
+            wanted[Customer].add(str(row.customer_id))
     names = {}
     for related, ids in wanted.items():
         pks = [int(pk) for pk in ids if str(pk).isdigit()]
@@ -119,6 +121,21 @@ def _related_names(rows) -> dict:
             objects = {pk: f"#{pk}" for pk in pks}
         names.update({(related, str(pk)): name for pk, name in objects.items()})
     return names
+
+
+def _object_label(row, model, names: dict) -> str:
+    """What the change is about, in words, from the history row itself (as it was then)."""
+    pk = getattr(row, model._meta.pk.attname)
+    if model is Deal:
+        customer = names.get((Customer, str(row.customer_id)), "")
+        return f"Deal #{pk} {row.title}" + (f" — {customer}" if customer else "")
+    if model is Customer:
+        return f"Customer {row.name}" + (f" ({row.company})" if row.company else "")
+    if model is User:
+        return f"Person {' '.join(filter(None, (row.first_name, row.last_name))) or row.username}"
+    # A model of an app above (an invoice, a payment) names its own rows.
+    history_label = getattr(model, "history_label", None)
+    return history_label(row) if history_label else ""
 
 
 def describe(rows) -> list[Change]:
@@ -137,6 +154,7 @@ def describe(rows) -> list[Change]:
                 object_id=getattr(row, model._meta.pk.attname),
                 history_type=row.history_type,
                 reason=row.history_change_reason or "",
+                object_label=_object_label(row, model, names),
                 fields=[
                     FieldChange(
                         name=name,

@@ -71,3 +71,8 @@ def log_in(page, live_server, username: str, password: str = "pw") -> None:
         page.get_by_label("Code").fill(code_for(device))
         page.get_by_role("button", name="Continue").click()
     page.wait_for_url(f"{live_server.url}/")
+
+
+def open_menu(page, name: str) -> None:
+    """Open one of the nav's menus (Reports, Manage, or the account menu, named by the username)."""
+    page.locator("nav details.nav-menu > summary").get_by_text(name, exact=True).click()

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from billing.services import invoice_issue
 from pipeline.stages import Stage
-from tests.browser import log_in
+from tests.browser import log_in, open_menu
 from tests.factories import DealFactory
 
 STRICT = {
@@ -170,6 +170,7 @@ def test_a_manager_and_an_auditor_use_their_pages_without_a_csp_violation(
     page.goto(live_server.url + "/board/")
     page.locator("#charts svg").first.wait_for()  # the charts arrive by htmx, SVG styled by CSS
     violations.check("board charts")
+    open_menu(page, "manager")
     page.get_by_role("button", name=re.compile("Log out")).click()
     page.wait_for_url("**/accounts/login/**")
 

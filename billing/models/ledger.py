@@ -167,6 +167,11 @@ class Invoice(models.Model):
     def display_number(self) -> str:
         return invoice_display_number(self.number)
 
+    @staticmethod
+    def history_label(row) -> str:
+        """How the change record names a row of this invoice's history (pipeline/changes.py)."""
+        return f"Invoice {invoice_display_number(row.number)}"
+
     @property
     def is_void(self) -> bool:
         return self.voided_at is not None
@@ -356,6 +361,11 @@ class Payment(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Payments are never deleted.")
+
+    @staticmethod
+    def history_label(row) -> str:
+        """How the change record names a row of this payment's history (pipeline/changes.py)."""
+        return f"Payment #{row.id} ({row.amount}) on deal #{row.deal_id}"
 
 
 def paid_against(

@@ -34,3 +34,26 @@
     });
   }
 })();
+
+// The nav's menus (Reports, Manage, the account): <details> dropdowns that open
+// without JavaScript; here one open menu closes the others, and a click
+// outside or Escape closes it.
+(function () {
+  "use strict";
+  var menus = document.querySelectorAll("details.nav-menu");
+  if (!menus.length) return;
+  function closeAll(except) {
+    menus.forEach(function (menu) { if (menu !== except) menu.open = false; });
+  }
+  menus.forEach(function (menu) {
+    menu.addEventListener("toggle", function () { if (menu.open) closeAll(menu); });
+  });
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest("details.nav-menu")) closeAll(null);
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var open = document.querySelector("details.nav-menu[open]");
+    if (open) { open.open = false; open.querySelector("summary").focus(); }
+  });
+})();

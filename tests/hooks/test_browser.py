@@ -8,7 +8,7 @@ import pytest
 
 from hooks.delivery import deliveries_run
 from hooks.models import Delivery, Subscription
-from tests.browser import log_in
+from tests.browser import log_in, open_menu
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,6 +25,7 @@ def test_a_manager_subscribes_sends_a_test_event_and_resends_from_the_log(
 ):
     settings.HOOKS_ALLOW_PRIVATE_TARGETS = True
     log_in(page, live_server, "manager")
+    open_menu(page, "Manage")
     page.get_by_role("link", name="Webhooks").first.click()
     page.get_by_label("Receiver URL").fill(receiver.url)
     page.get_by_label("Name (optional)").fill("Accounting system")
@@ -64,6 +65,7 @@ def test_a_manager_subscribes_sends_a_test_event_and_resends_from_the_log(
 
 def test_a_rep_gets_a_calendar_address_from_the_security_page(page, live_server, rep):
     log_in(page, live_server, "rep")
+    open_menu(page, "rep")
     page.get_by_role("link", name="Security").click()
     page.get_by_role("button", name="Get my calendar address").click()
     url = page.locator("#calendar-url").inner_text().strip()

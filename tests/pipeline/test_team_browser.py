@@ -3,7 +3,7 @@
 import pytest
 
 from pipeline.models import Deal, Reassignment, User
-from tests.browser import log_in
+from tests.browser import log_in, open_menu
 from tests.factories import DealFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -14,6 +14,7 @@ def test_a_manager_deactivates_a_rep_and_hands_their_deals_to_another(
 ):
     deal = DealFactory(rep=leaver, title="Espresso machine")
     log_in(page, live_server, "manager")
+    open_menu(page, "Manage")
     page.get_by_role("link", name="Team").click()
     page.wait_for_url(f"{live_server.url}/team/")
     page.get_by_role("link", name=f"Deactivate {leaver}").click()

@@ -51,7 +51,11 @@ def test_the_filters_narrow_by_person_type_field_and_dates(manager_client, manag
     CustomerFactory(owner=rep, name="Brand New")
 
     def shown(**params):
-        return manager_client.get("/activity/", params).content.decode()
+        # What a change set a field to (the deal's title also names later changes of that deal).
+        page = manager_client.get("/activity/", params).content.decode()
+        return " ".join(part.split("</ins>")[0] for part in page.split("<ins>")[1:]) + (
+            " Brand New" if "Customer Brand New" in page else ""
+        )
 
     assert "By the rep" in shown(person=rep.pk) and "By the manager" not in shown(person=rep.pk)
     assert "By the manager" in shown(field="next_step")
@@ -103,3 +107,20 @@ def test_a_reps_role_and_team_changes_are_on_their_managers_activity(manager_cli
         person.groups.add(Group.objects.get_or_create(name="Auditor")[0])
     text = manager_client.get("/activity/", {"type": "user"}).content.decode()
     assert "Auditor,Rep" in text
+
+
+def test_each_change_names_what_it_is_about_in_words(manager_client, rep, deal):
+    """Not "Deal #3" or "Customer #11": the deal's title and customer, the invoice's number."""
+    from tests.factories import InvoiceFactory, PaymentFactory
+
+    _edit(deal, rep, title="Espresso machine")
+    deal.customer.name = "Zoe Laurent"
+    deal.customer.save()
+    invoice = InvoiceFactory(deal=deal)
+    payment = PaymentFactory(deal=deal)
+    text = manager_client.get("/activity/").content.decode()
+    assert f"Deal #{deal.pk} Espresso machine — Zoe Laurent" in text
+    assert "Customer Zoe Laurent" in text
+    assert f"Invoice {invoice.display_number}" in text
+    assert f"Payment #{payment.pk} ({payment.amount}) on deal #{deal.pk}" in text
+    assert f"Deal #{deal.pk} changed" not in text

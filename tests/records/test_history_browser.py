@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import log_in
+from tests.browser import log_in, open_menu
 from tests.factories import DealFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -33,6 +33,7 @@ def test_a_manager_sees_who_changed_a_deals_amount_on_its_page_and_on_activity(
     expect(change.locator("ins")).to_have_text("12600.00")
     page.screenshot(path=f"{SHOTS}/deal-timeline-change.png", full_page=True)
 
+    open_menu(page, "Reports")
     page.get_by_role("link", name="Activity").click()
     expect(page.locator("#results")).to_contain_text("12600.00")
     page.get_by_label("Field").fill("amount")
