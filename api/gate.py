@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from api.models import IdempotentResponse
 from api.problems import problem
-from api.services import api_token_authenticate
+from api.services import api_token_authenticate, idempotency_cutoff
 from pipeline.history import acting_via
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -74,6 +74,10 @@ def _idempotent(request: HttpRequest, view, args, kwargs) -> HttpResponse:
     digest = _request_digest(request)
     # Kept as its SHA-256: a client's key is free text, and could be a card number.
     key = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+    # A key kept past the window is forgotten: reusing it is a new request.
+    IdempotentResponse.objects.filter(
+        token=request.api_token, key=key, created_at__lt=idempotency_cutoff()
+    ).delete()
     try:
         kept, created = IdempotentResponse.objects.get_or_create(
             token=request.api_token, key=key, defaults={"request_digest": digest}

@@ -65,6 +65,7 @@ class IdempotentResponse(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["token", "key"], name="idempotency_one_per_token_key")
         ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_by_age")]
 
     def __str__(self) -> str:
         return f"{self.key} → {self.status or 'running'}"

@@ -12,11 +12,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.utils import timezone
 
-from api.models import ApiToken, Scope
+from api.models import ApiToken, IdempotentResponse, Scope
 from pipeline.access import can_manage
 from pipeline.models import User
 
@@ -80,3 +81,14 @@ def api_token_authenticate(raw: str) -> ApiToken | None:
         ).update(last_used_at=now)
         token.last_used_at = now
     return token
+
+
+def idempotency_cutoff():
+    """Answers kept before this moment are past CLEARED_API_IDEMPOTENCY_HOURS."""
+    return timezone.now() - timedelta(hours=settings.CLEARED_API_IDEMPOTENCY_HOURS)
+
+
+def idempotency_prune() -> int:
+    """Forget the answers older than the window; how many went (an hourly task)."""
+    deleted, _ = IdempotentResponse.objects.filter(created_at__lt=idempotency_cutoff()).delete()
+    return deleted

@@ -429,6 +429,12 @@ CELERY_BEAT_SCHEDULE["hooks-scan"] = {
     "options": {"queue": "webhooks", "expires": float(HOOKS_SCAN_SECONDS)},
 }
 
+CELERY_BEAT_SCHEDULE["api-prune-idempotency"] = {
+    "task": "api.prune_idempotency",
+    "schedule": 3600.0,
+    "options": {"expires": 3600.0},
+}
+
 # --- Cache ---------------------------------------------------------------------
 # Pages are built from the database on every request; the one thing kept in the
 # cache is the Not paid yet board's totals (dashboards.board.board_totals), for
@@ -438,6 +444,9 @@ CELERY_BEAT_SCHEDULE["hooks-scan"] = {
 # own in memory.
 # API requests per token per minute; past it a 429 with Retry-After (api/gate.py).
 CLEARED_API_RATE = env_int("CLEARED_API_RATE", 120)
+# How long an Idempotency-Key's first answer is kept (api/gate.py); older ones are
+# pruned hourly, and a key reused after the window is a new request.
+CLEARED_API_IDEMPOTENCY_HOURS = env_int("CLEARED_API_IDEMPOTENCY_HOURS", 24)
 CLEARED_BOARD_TOTALS_SECONDS = env_int("CLEARED_BOARD_TOTALS_SECONDS", 30)
 CACHE_URL = env_str("CACHE_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://")):

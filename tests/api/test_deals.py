@@ -223,3 +223,29 @@ def test_a_change_through_the_api_is_on_the_record_as_the_person_via_their_token
     change = next(c for c in deal_changes(deal) if any(f.name == "title" for f in c.fields))
     assert (change.person, change.via) == (rep, "API token test")
     assert change.who == f"{rep} via API token test"
+
+
+def test_a_key_reused_after_the_window_is_a_new_request(rep_api, customer, settings):
+    settings.CLEARED_API_IDEMPOTENCY_HOURS = 24
+    headers = {"Idempotency-Key": "promise-old"}
+    assert rep_api.post("/deals", _promise(customer), headers=headers).status_code == 201
+    IdempotentResponse.objects.update(created_at=timezone.now() - timedelta(hours=25))
+    again = rep_api.post("/deals", _promise(customer), headers=headers)
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again
+    assert Deal.objects.count() == 2
+    assert IdempotentResponse.objects.count() == 1
+
+
+def test_the_hourly_job_forgets_only_answers_past_the_window(rep_api, customer, settings):
+    from api.tasks import prune_idempotency
+
+    settings.CLEARED_API_IDEMPOTENCY_HOURS = 24
+    rep_api.post("/deals", _promise(customer), headers={"Idempotency-Key": "old"})
+    IdempotentResponse.objects.update(created_at=timezone.now() - timedelta(hours=25))
+    rep_api.post("/deals", _promise(customer, title="Fresh"), headers={"Idempotency-Key": "new"})
+    assert prune_idempotency.apply().get() == 1
+    assert IdempotentResponse.objects.count() == 1
+    replay = rep_api.post(
+        "/deals", _promise(customer, title="Fresh"), headers={"Idempotency-Key": "new"}
+    )
+    assert replay["Idempotent-Replayed"] == "true"
