@@ -119,7 +119,10 @@ def payment_new(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def method_new(request: HttpRequest, pk: int) -> HttpResponse:
+    """A card or account typed in from the processor's dashboard: managers only. Reps
+    send the customer a link to put it on file themselves (online/on_file.py)."""
     deal = get_deal_for(request.user, pk)
+    require_manager(request.user)
     form = PaymentMethodForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

@@ -380,6 +380,13 @@ STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 20)
 # unfinished (no answer from the card) is bounced after ONLINE_ABANDONED_MINUTES.
 ONLINE_RECONCILE_AFTER_SECONDS = env_int("ONLINE_RECONCILE_AFTER_SECONDS", 120)
 ONLINE_ABANDONED_MINUTES = env_int("ONLINE_ABANDONED_MINUTES", 60)
+# The card on file and refunds (online/on_file.py, online/refunds.py): charges and
+# refunds written but never answered by the processor are asked again (same key).
+CELERY_BEAT_SCHEDULE["online-on-file-reconcile"] = {
+    "task": "online.on_file_reconcile",
+    "schedule": float(env_int("ONLINE_RECONCILE_EVERY_SECONDS", 60)),
+    "options": {"expires": 55},
+}
 CELERY_BEAT_SCHEDULE["online-reconcile"] = {
     "task": "online.reconcile",
     "schedule": float(env_int("ONLINE_RECONCILE_EVERY_SECONDS", 60)),

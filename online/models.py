@@ -84,3 +84,7 @@ class IntentPayment(models.Model):
 
     def __str__(self) -> str:
         return f"Payment {self.payment_id} through {self.intent.processor_id}"
+
+
+# The card on file (online/on_file.py): its own module, loaded here for the app.
+from online.on_file_models import OnFileCharge, OnFileSetup, TeamCharging  # noqa: E402, F401
