@@ -16,6 +16,7 @@ urlpatterns = [
     ),
     path("accounts/security/api-tokens/", include("api.token_urls")),
     path("audits/", include("audits.urls")),
+    path("online/", include("online.urls")),
     path("reminders/", include("reminders.urls")),
     # Receivables' pages keep billing's paths and "billing:" names (receivables/urls.py).
     path(

@@ -31,7 +31,7 @@ from receivables.forms import LinkNewForm, PaidForm, PromiseForm
 from receivables.models import CustomerLink, ResponseKind
 
 
-def _public(view):
+def public_page(view):
     """No login, no cookie, no cache, no index, no referrer."""
 
     @wraps(view)
@@ -48,7 +48,7 @@ def _gone(request: HttpRequest) -> HttpResponse:
     return render(request, "receivables/link_gone.html", status=404)
 
 
-@_public
+@public_page
 @require_http_methods(["GET", "POST"])
 def customer_link(request: HttpRequest, token: str) -> HttpResponse:
     """The customer's page: the invoice or statement, how to pay, and their two answers."""
