@@ -102,10 +102,16 @@ def _page(request, link: CustomerLink, paid_form, promise_form, status: int) -> 
     if link.invoice_id:
         invoice, payments = selectors.invoice_for_customer(link.invoice_id, today)
         context.update(invoice=invoice, payments=payments, owed=invoice.outstanding)
+        owing = [invoice] if invoice.outstanding else []
     else:
         statement = selectors.statement_context(link.customer, today, deals=links.link_deals(link))
         context["statement"] = statement
         context["owed"] = statement["total_due"]
+        owing = statement["invoices"]
+    # "Pay now" by card for each invoice still owed (paying online, online/).
+    context["pay_now"] = [
+        (invoice, path) for invoice in owing if (path := links.pay_now_path(link, invoice))
+    ]
     return render(request, "receivables/customer_link.html", context, status=status)
 
 

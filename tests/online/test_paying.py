@@ -24,6 +24,8 @@ from billing.models import (
 from online import processor, services
 from online.models import Intent, IntentPayment
 from pipeline.stages import Stage
+from reminders.models import Reminder, ReminderKind, ReminderState
+from reminders.services import reminders_scan
 from tests.online.conftest import browser_confirm, signed_post
 
 pytestmark = pytest.mark.django_db
@@ -347,3 +349,23 @@ def test_a_success_the_browser_never_reported_is_recorded_and_cleared(delivered_
     assert response.json()["status"] == "applied"
     payment = IntentPayment.objects.get(intent=intent).payment
     assert (payment.status, payment.amount) == (PaymentStatus.CLEARED, Decimal("1000.00"))
+
+
+# --- the rep hears -----------------------------------------------------------------------
+
+
+def test_the_rep_hears_at_once_that_the_customer_is_paying_online_then_of_the_bounce(
+    delivered_invoice, rep
+):
+    intent, payment = _open_and_start(Client(), delivered_invoice)
+    reminders_scan()
+    online = Reminder.objects.get(occurrence=f"p{payment.pk}/online")
+    assert online.owner == rep and online.state == ReminderState.DUE
+    assert "The customer is paying online: $1,000.00 by card" in online.why
+    browser_confirm(intent, "4000000000000002")
+    signed_post(Client(), _intent_event(intent, "payment_intent.payment_failed"))
+    reminders_scan()
+    online.refresh_from_db()
+    assert online.state == ReminderState.RESOLVED
+    bounced = Reminder.objects.get(kind=ReminderKind.PAYMENT_BOUNCED, owner=rep)
+    assert bounced.state == ReminderState.DUE and "bounced" in bounced.why
