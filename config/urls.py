@@ -16,6 +16,7 @@ urlpatterns = [
     ),
     path("accounts/security/api-tokens/", include("api.token_urls")),
     path("audits/", include("audits.urls")),
+    path("online/", include("online.urls")),
     path("reminders/", include("reminders.urls")),
     # The card on file (online/on_file_urls.py): staff buttons and the customer's pages.
     path("online/card/", include("online.on_file_urls")),

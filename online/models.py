@@ -77,6 +77,9 @@ class IntentPayment(models.Model):
     payment = models.OneToOneField(
         Payment, on_delete=models.PROTECT, related_name="processor_attempt"
     )
+    # The intent's last charge when this try began (a decline of an earlier try):
+    # a decline is this try's only if it names a newer charge.
+    charge_before = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -31,7 +31,7 @@ from receivables.forms import LinkNewForm, PaidForm, PromiseForm
 from receivables.models import CustomerLink, ResponseKind
 
 
-def _public(view):
+def public_page(view):
     """No login, no cookie, no cache, no index, no referrer."""
 
     @wraps(view)
@@ -48,7 +48,7 @@ def _gone(request: HttpRequest) -> HttpResponse:
     return render(request, "receivables/link_gone.html", status=404)
 
 
-@_public
+@public_page
 @require_http_methods(["GET", "POST"])
 def customer_link(request: HttpRequest, token: str) -> HttpResponse:
     """The customer's page: the invoice or statement, how to pay, and their two answers."""
@@ -102,10 +102,16 @@ def _page(request, link: CustomerLink, paid_form, promise_form, status: int) -> 
     if link.invoice_id:
         invoice, payments = selectors.invoice_for_customer(link.invoice_id, today)
         context.update(invoice=invoice, payments=payments, owed=invoice.outstanding)
+        owing = [invoice] if invoice.outstanding else []
     else:
         statement = selectors.statement_context(link.customer, today, deals=links.link_deals(link))
         context["statement"] = statement
         context["owed"] = statement["total_due"]
+        owing = statement["invoices"]
+    # "Pay now" by card for each invoice still owed (paying online, online/).
+    context["pay_now"] = [
+        (invoice, path) for invoice in owing if (path := links.pay_now_path(link, invoice))
+    ]
     return render(request, "receivables/customer_link.html", context, status=status)
 
 
