@@ -159,6 +159,17 @@ def on_file_setup_complete(*, setup_id: int, found=None):
     return method
 
 
+def setup_from_event(found: dict) -> str:
+    """The processor's ``setup_intent.succeeded``: the card is on file even if the
+    customer closed the page before coming back. Returns what happened, in words."""
+    purpose = str((found.get("metadata") or {}).get("cleared_purpose", ""))
+    setup = OnFileSetup.objects.filter(processor_id=str(found.get("id", ""))).first()
+    if not purpose.startswith("setup:") or setup is None:
+        return "Not a card-on-file link of Cleared's."
+    method = on_file_setup_complete(setup_id=setup.pk)
+    return f"Card on file for deal #{setup.deal_id}: {method}." if method else "Not set up yet."
+
+
 # --- charging it -------------------------------------------
 
 

@@ -7,22 +7,17 @@ and the card is typed into the processor's own field (Stripe Elements), never
 into Cleared.
 """
 
-from functools import wraps
-
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.csp import CSP
-from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.services import BillingError
 from online import on_file, processor
 from online.on_file_models import TeamCharging
+from online.views import processor_csp
 from pipeline.access import get_deal_for, require_manager, require_seller
+from receivables.link_views import public_page
 
 # --- the staff's buttons -------------------------------------------
 
@@ -82,33 +77,6 @@ def team_charging(request: HttpRequest) -> HttpResponse:
 
 
 # --- the customer's pages -------------------------------------------
-
-
-def public_page(view):
-    """No login, no cookie, no cache, no index, no referrer (as the customer's link)."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        response["X-Robots-Tag"] = "noindex, nofollow"
-        response["Referrer-Policy"] = "no-referrer"
-        return response
-
-    return csrf_exempt(login_not_required(never_cache(wrapped)))
-
-
-def processor_csp() -> dict:
-    """The site's policy plus the processor's script, frames and API: these pages only."""
-    policy = {name: list(values) for name, values in settings.SECURE_CSP.items()}
-    script = processor.js_url().split("/js.stripe.com/")[0]
-    if not processor.test_mode():
-        script = "https://js.stripe.com"
-    policy["script-src"] = [*policy["script-src"], script]
-    policy["connect-src"] = [CSP.SELF, processor.api_origin()]
-    policy["frame-src"] = (
-        [script] if processor.test_mode() else ["https://js.stripe.com", "https://hooks.stripe.com"]
-    )
-    return policy
 
 
 def _gone(request: HttpRequest) -> HttpResponse:

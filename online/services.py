@@ -29,7 +29,7 @@ from billing.models import (
     PaymentStatus,
     WebhookEvent,
 )
-from online import processor
+from online import on_file, processor, refunds
 from online.models import Intent, IntentPayment, IntentPurpose
 from pipeline.terms import ZERO
 
@@ -290,7 +290,10 @@ def event_apply(event: dict) -> Outcome:
         if not intent_id and obj.get("charge"):
             intent_id = processor.charge_retrieve(str(obj["charge"])).payment_intent
     elif type == "charge.refunded":
-        return _record_only(event_id, type, event, "Refunds are recorded by Cleared's refund.")
+        settled = refunds.refunds_from_charge(obj)
+        return _record_only(event_id, type, event, f"Settled {settled} of Cleared's refunds.")
+    elif type == "setup_intent.succeeded":
+        return _record_only(event_id, type, event, on_file.setup_from_event(obj))
     else:
         return _record_only(event_id, type, event, "Cleared does not act on this event.")
     intent = Intent.objects.filter(processor_id=str(intent_id)).select_related("deal").first()

@@ -1,13 +1,8 @@
-"""The card on file against a real localstripe (online/localstripe_server.py)."""
+"""The card on file against a real localstripe (the foundation's, tests/online/conftest.py)."""
 
 import json
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -16,51 +11,10 @@ from online import on_file, processor
 from pipeline.stages import Stage
 from pipeline.terms import PaymentOption
 from tests.factories import CustomerFactory, DealFactory
+from tests.online.conftest import _processor, localstripe  # noqa: F401 - fixtures
 
-ROOT = Path(__file__).resolve().parents[2]
-WEBHOOK_SECRET = "whsec_cleared_on_file_tests"
-PUBLISHABLE = "pk_test_cleared_on_file"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def localstripe(tmp_path_factory):
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("localstripe")
-    with open(folder / "server.log", "wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "online.localstripe_server", "--port", str(port),
-             "--webhook-secret", WEBHOOK_SECRET, "--state-file", str(folder / "state.pickle")],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/js.stripe.com/v3/", timeout=1)  # noqa: S310 - local
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("localstripe did not start") from None
-            time.sleep(0.1)
-    yield base
-    server.terminate()
-    server.wait(timeout=10)
-
-
-@pytest.fixture(autouse=True)
-def _processor(settings, localstripe):
-    settings.STRIPE_TEST_MODE = True
-    settings.STRIPE_SECRET_KEY = "sk_test_cleared_on_file"
-    settings.STRIPE_PUBLISHABLE_KEY = PUBLISHABLE
-    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
-    settings.STRIPE_API_BASE = localstripe
-    settings.STRIPE_JS_URL = f"{localstripe}/js.stripe.com/v3/"
+# The foundation's localstripe (one per session) and its settings, autouse here too.
+PUBLISHABLE = "pk_test_cleared_tests"
 
 
 @pytest.fixture

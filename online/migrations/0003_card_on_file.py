@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("billing", "0013_refunds"),
-        ("online", "0001_processor_customers_and_intents"),
+        ("online", "0002_a_try_knows_the_charge_before_it"),
         ("pipeline", "0028_historical_deal_seller"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
