@@ -15,6 +15,7 @@ from pipeline import services as pipeline_services
 from pipeline.stages import SYSTEM, Stage
 from reminders.models import Reminder
 from tests.on_file.conftest import authenticate, confirm_setup
+from tests.online.conftest import signed_post
 
 pytestmark = pytest.mark.django_db
 
@@ -251,3 +252,47 @@ def test_a_refund_the_worker_never_sent_is_sent_by_the_reconciliation(
     assert refunds.refunds_reconcile() == 1
     refund.refresh_from_db()
     assert refund.status == "refunded"
+
+
+# --- the processor's events -------------------------------------------
+
+
+def test_the_processors_setup_event_puts_the_card_on_file_without_the_customer_coming_back(
+    on_file_deal, rep, client
+):
+    setup = on_file.on_file_link_send(deal_id=on_file_deal.pk, actor=rep)
+    found = confirm_setup(setup, "4242424242424242")
+    event = {"id": "evt_setup_1", "type": "setup_intent.succeeded", "data": {"object": found}}
+    assert signed_post(client, event).status_code == 200
+    assert PaymentMethod.objects.get(deal=on_file_deal).last4 == "4242"
+    assert signed_post(client, event).json()["status"] == "duplicate"
+    assert PaymentMethod.objects.filter(deal=on_file_deal).count() == 1
+
+
+def test_the_processors_refund_event_settles_a_refund_its_worker_never_answered(
+    on_file_deal, rep, manager, client
+):
+    card_on_file(on_file_deal, rep)
+    audited_and_delivered(on_file_deal, rep)
+    charge = on_file.on_file_charge(deal_id=on_file_deal.pk, actor=rep)
+    refund = on_file.billing.payment_refund(
+        payment_id=charge.payment_id, actor=manager, amount=Decimal("100.00"), reason="Goodwill"
+    )
+    # The worker asked the processor, then died before writing its answer down.
+    made = on_file.processor.refund_create(
+        intent_id=charge.intent.processor_id,
+        amount=refund.amount,
+        idempotency_key=refunds.refund_key(refund.pk),
+        metadata={"cleared_refund": str(refund.pk)},
+    )
+    charge_object = {
+        "id": "ch_x",
+        "object": "charge",
+        "refunds": {
+            "data": [{"id": made.id, "status": "succeeded", "metadata": made.metadata.to_dict()}]
+        },
+    }
+    event = {"id": "evt_refund_1", "type": "charge.refunded", "data": {"object": charge_object}}
+    assert signed_post(client, event).status_code == 200
+    refund.refresh_from_db()
+    assert (refund.status, refund.processor_ref) == ("refunded", made.id)
