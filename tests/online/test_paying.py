@@ -369,3 +369,15 @@ def test_the_rep_hears_at_once_that_the_customer_is_paying_online_then_of_the_bo
     assert online.state == ReminderState.RESOLVED
     bounced = Reminder.objects.get(kind=ReminderKind.PAYMENT_BOUNCED, owner=rep)
     assert bounced.state == ReminderState.DUE and "bounced" in bounced.why
+
+
+def test_a_card_number_in_an_event_is_never_stored(delivered_invoice):
+    """Stripe objects carry a last 4 at most; a number anywhere in an event is masked
+    anyway (and the after-test scanner checks every table)."""
+    intent, payment = _open_and_start(Client(), delivered_invoice)
+    browser_confirm(intent, "4000000000000002")
+    event = _intent_event(intent, "payment_intent.payment_failed")
+    event["data"]["object"]["description"] = "card 4000 0000 0000 0002 typed here"
+    assert signed_post(Client(), event).json()["status"] == "applied"
+    stored = str(WebhookEvent.objects.get(event_id=event["id"]).payload)
+    assert "4000 0000 0000 0002" not in stored and "0002" in stored
