@@ -22,9 +22,8 @@ from django.views.decorators.http import require_GET, require_POST
 from billing.models import Invoice
 from billing.services import BillingError
 from online import processor, services
-from pipeline.accounts import client_address
 from receivables import links
-from receivables.link_views import public_page
+from receivables.link_views import link_gone, link_limited, public_page
 
 
 def processor_csp() -> dict:
@@ -46,19 +45,13 @@ def _with_processor(response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _gone(request: HttpRequest) -> HttpResponse:
-    return render(request, "receivables/link_gone.html", status=404)
-
-
 def _invoice_of(request: HttpRequest, token: str, invoice_id: int):
     """(link, invoice) the token lets the customer pay, or a response refusing it."""
-    if links.link_rate_limited(token, client_address(request)):
-        response = render(request, "receivables/link_limited.html", status=429)
-        response["Retry-After"] = str(settings.CLEARED_LINK_RATE_WINDOW_SECONDS)
-        return None, response
+    if limited := link_limited(request, token):
+        return None, limited
     link = links.link_for_token(token)
     if link is None or (link.invoice_id is not None and link.invoice_id != invoice_id):
-        return None, _gone(request)
+        return None, link_gone(request)
     invoice = (
         Invoice.objects.filter(
             pk=invoice_id, deal__in=links.link_deals(link), deal__customer_id=link.customer_id
@@ -67,7 +60,7 @@ def _invoice_of(request: HttpRequest, token: str, invoice_id: int):
         .first()
     )
     if invoice is None:
-        return None, _gone(request)
+        return None, link_gone(request)
     return (link, invoice), None
 
 

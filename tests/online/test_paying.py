@@ -369,3 +369,36 @@ def test_the_rep_hears_at_once_that_the_customer_is_paying_online_then_of_the_bo
     assert online.state == ReminderState.RESOLVED
     bounced = Reminder.objects.get(kind=ReminderKind.PAYMENT_BOUNCED, owner=rep)
     assert bounced.state == ReminderState.DUE and "bounced" in bounced.why
+
+
+def test_a_card_number_in_an_event_is_never_stored(delivered_invoice):
+    """Stripe objects carry a last 4 at most; a number anywhere in an event is masked
+    anyway (and the after-test scanner checks every table)."""
+    intent, payment = _open_and_start(Client(), delivered_invoice)
+    browser_confirm(intent, "4000000000000002")
+    event = _intent_event(intent, "payment_intent.payment_failed")
+    event["data"]["object"]["description"] = "card 4000 0000 0000 0002 typed here"
+    assert signed_post(Client(), event).json()["status"] == "applied"
+    stored = str(WebhookEvent.objects.get(event_id=event["id"]).payload)
+    assert "4000 0000 0000 0002" not in stored and "0002" in stored
+
+
+def test_a_late_decline_of_the_first_try_never_bounces_the_retry(delivered_invoice):
+    client = Client()
+    intent, first = _open_and_start(client, delivered_invoice)
+    browser_confirm(intent, "4000000000000002")
+    failed = _intent_event(intent, "payment_intent.payment_failed")  # delivered late
+    retry = client.post(f"{delivered_invoice.pay_url}start/").json()["payment"]
+    assert Payment.objects.get(pk=first.pk).status == PaymentStatus.BOUNCED
+    response = signed_post(Client(), failed)
+    assert (response.status_code, response.json()["status"]) == (200, "ignored")
+    assert Payment.objects.get(pk=retry).status == PaymentStatus.PENDING
+
+
+def test_the_pay_page_runs_a_fixed_number_of_queries(
+    delivered_invoice, django_assert_max_num_queries
+):
+    client = Client()
+    client.get(delivered_invoice.pay_url)  # the intent is made on the first visit
+    with django_assert_max_num_queries(12):
+        assert client.get(delivered_invoice.pay_url).status_code == 200
