@@ -1,15 +1,13 @@
 """The refund page: a manager gives back cleared money of a payment, in full or in part."""
 
-from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from django_htmx.http import HttpResponseClientRedirect
 
 from billing import services
 from billing.forms import RefundForm
 from billing.models import Payment, RefundStatus
-from billing.views import _done, _form_page, _refused
+from billing.views import _done, _form_page, _refused_or_back
 from pipeline.access import get_deal_for, require_manager
 from pipeline.templatetags.cleared import money
 
@@ -34,13 +32,8 @@ def payment_refund(request: HttpRequest, pk: int) -> HttpResponse:
                 reason=form.cleaned_data["reason"],
             )
         except services.BillingError as exc:
-            if exc.field in form.fields:
-                _refused(form, exc)
-            else:
-                messages.warning(request, str(exc))
-                if request.htmx:
-                    return HttpResponseClientRedirect(deal.get_absolute_url())
-                return redirect(deal)
+            if back := _refused_or_back(request, form, deal, exc):
+                return back
         else:
             deal.refresh_from_db()
             how = " — on its way back through the processor" if refund.status == PROCESSING else ""

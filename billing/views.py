@@ -57,6 +57,18 @@ def _refused(form, exc: services.BillingError) -> None:
     form.add_error(exc.field if exc.field in form.fields else None, str(exc))
 
 
+def _refused_or_back(request: HttpRequest, form, deal: Deal, exc) -> HttpResponse | None:
+    """A refusal about a field goes next to it (None: render the form again); any other
+    goes back to the deal as a warning (the payment moved meanwhile, say)."""
+    if exc.field in form.fields:
+        _refused(form, exc)
+        return None
+    messages.warning(request, str(exc))
+    if request.htmx:
+        return HttpResponseClientRedirect(deal.get_absolute_url())
+    return redirect(deal)
+
+
 def _done(request: HttpRequest, deal: Deal, message: str) -> HttpResponse:
     messages.success(request, message)
     if request.htmx:
@@ -289,13 +301,8 @@ def payment_status(request: HttpRequest, pk: int) -> HttpResponse:
                 payment_id=payment.pk, actor=request.user, reason=form.cleaned_data["reason"]
             )
         except services.BillingError as exc:
-            if exc.field in form.fields:
-                _refused(form, exc)
-            else:
-                messages.warning(request, str(exc))
-                if request.htmx:
-                    return HttpResponseClientRedirect(deal.get_absolute_url())
-                return redirect(deal)
+            if back := _refused_or_back(request, form, deal, exc):
+                return back
         else:
             deal.refresh_from_db()
             return _done(

@@ -17,7 +17,7 @@ from online import on_file, processor
 from online.on_file_models import TeamCharging
 from online.views import processor_csp
 from pipeline.access import get_deal_for, require_manager, require_seller
-from receivables.link_views import public_page
+from receivables.link_views import link_gone, public_page
 
 # --- the staff's buttons -------------------------------------------
 
@@ -79,14 +79,25 @@ def team_charging(request: HttpRequest) -> HttpResponse:
 # --- the customer's pages -------------------------------------------
 
 
-def _gone(request: HttpRequest) -> HttpResponse:
-    return render(request, "receivables/link_gone.html", status=404)
-
-
 def _page(request: HttpRequest, template: str, context: dict) -> HttpResponse:
     response = render(request, template, {"test_mode": processor.test_mode(), **context})
     response._csp_config = processor_csp()
     return response
+
+
+def _confirming(state: str, fetch) -> dict:
+    """What a page that confirms with Stripe.js needs: the intent's client secret and the
+    processor's key and script; or why the processor can't be reached."""
+    try:
+        found = fetch()
+    except processor.ProcessorError as exc:
+        return {"state": "unavailable", "problem": str(exc)}
+    return {
+        "state": state,
+        "client_secret": found.client_secret,
+        "publishable_key": processor.publishable_key(),
+        "js_url": processor.js_url(),
+    }
 
 
 @public_page
@@ -95,20 +106,10 @@ def card_setup(request: HttpRequest, token: str) -> HttpResponse:
     """The customer puts their card on file (a SetupIntent confirmed by Stripe.js)."""
     setup = on_file.setup_for_token(token)
     if setup is None:
-        return _gone(request)
+        return link_gone(request)
     context = {"setup": setup, "deal": setup.deal, "state": "done" if setup.completed_at else ""}
     if not setup.completed_at:
-        try:
-            found = on_file.setup_intent_for(setup)
-        except processor.ProcessorError as exc:
-            context.update(state="unavailable", problem=str(exc))
-        else:
-            context.update(
-                state="setup",
-                client_secret=found.client_secret,
-                publishable_key=processor.publishable_key(),
-                js_url=processor.js_url(),
-            )
+        context.update(_confirming("setup", lambda: on_file.setup_intent_for(setup)))
     return _page(request, "online/card_setup.html", context)
 
 
@@ -118,7 +119,7 @@ def card_setup_done(request: HttpRequest, token: str) -> HttpResponse:
     """Back from the processor: keep the card's brand and last 4 (once)."""
     setup = on_file.setup_for_token(token)
     if setup is None or not setup.processor_id:
-        return _gone(request)
+        return link_gone(request)
     try:
         method = on_file.on_file_setup_complete(setup_id=setup.pk)
     except (processor.ProcessorError, BillingError) as exc:
@@ -134,20 +135,13 @@ def authenticate(request: HttpRequest, token: str) -> HttpResponse:
     """The customer confirms an off-session charge their bank asked them to authenticate."""
     charge = on_file.charge_for_token(token)
     if charge is None or charge.intent is None:
-        return _gone(request)
+        return link_gone(request)
     context = {"charge": charge, "deal": charge.deal, "state": charge.payment.status}
     if charge.payment.status == "pending":
-        try:
-            found = processor.payment_intent_retrieve(charge.intent.processor_id)
-        except processor.ProcessorError as exc:
-            context.update(state="unavailable", problem=str(exc))
-        else:
-            context.update(
-                state="authenticate",
-                client_secret=found.client_secret,
-                publishable_key=processor.publishable_key(),
-                js_url=processor.js_url(),
-            )
+        intent_id = charge.intent.processor_id
+        context.update(
+            _confirming("authenticate", lambda: processor.payment_intent_retrieve(intent_id))
+        )
     return _page(request, "online/authenticate.html", context)
 
 
@@ -156,7 +150,7 @@ def authenticate(request: HttpRequest, token: str) -> HttpResponse:
 def authenticate_done(request: HttpRequest, token: str) -> HttpResponse:
     charge = on_file.charge_for_token(token)
     if charge is None or charge.intent is None:
-        return _gone(request)
+        return link_gone(request)
     try:
         on_file.charge_after_authentication(charge)
     except processor.ProcessorError as exc:
