@@ -17,13 +17,16 @@ COPY config ./config
 COPY pipeline ./pipeline
 COPY billing ./billing
 COPY receivables ./receivables
+COPY online ./online
 COPY audits ./audits
 COPY reminders ./reminders
 COPY dashboards ./dashboards
 RUN pip install --upgrade pip && pip install .
 COPY . .
 # Static files are collected at build time and served by whitenoise.
-RUN SECRET_KEY=build-only-not-secret python manage.py collectstatic --noinput
+RUN SECRET_KEY=build-only-not-secret STRIPE_SECRET_KEY=sk_build_only \
+    STRIPE_PUBLISHABLE_KEY=pk_build_only STRIPE_WEBHOOK_SECRET=whsec_build_only \
+    python manage.py collectstatic --noinput
 
 RUN useradd --create-home cleared && mkdir -p /app/var && chown -R cleared /app/var
 USER cleared

@@ -3,6 +3,12 @@ SHELL := /bin/bash
 PORT ?= 8000
 # Exported: the app builds the links in its emails from it (CLEARED_SITE_URL).
 export PORT
+# Paying online: with no STRIPE_SECRET_KEY, `make run` starts localstripe (the fake
+# Stripe server, online/localstripe_server.py) on STRIPE_PORT and points the app at it.
+STRIPE_PORT ?= 8420
+ifeq ($(strip $(STRIPE_SECRET_KEY)),)
+export STRIPE_API_BASE ?= http://127.0.0.1:$(STRIPE_PORT)
+endif
 VENV := .venv
 PY := $(VENV)/bin/python
 # The first Python 3.12+ on PATH (pyenv's shims honour .python-version).
@@ -28,12 +34,18 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	@trap 'trap - INT TERM EXIT; kill 0 2>/dev/null' INT TERM EXIT; \
+	if [ -z "$(STRIPE_SECRET_KEY)" ]; then \
+	  $(PY) -m online.localstripe_server --port $(STRIPE_PORT) --state-file var/localstripe.pickle \
+	    --webhook-secret "$${STRIPE_WEBHOOK_SECRET:-whsec_cleared_dev_only}" \
+	    --webhook-url http://127.0.0.1:$(PORT)/online/stripe/webhook/ & \
+	fi; \
 	$(VENV)/bin/celery -A config worker --queues=celery,heartbeat --loglevel=INFO --concurrency=2 --hostname=worker@%h & \
 	$(VENV)/bin/celery -A config worker --queues=webhooks --loglevel=INFO --concurrency=2 --hostname=webhooks@%h & \
 	$(VENV)/bin/celery -A config beat --loglevel=INFO & \
 	echo ""; \
 	echo "  Cleared is running at http://127.0.0.1:$(PORT)/"; \
 	echo "  Log in as rep, rep2, manager or auditor, password: demo.  Ctrl-C stops web, workers and beat."; \
+	if [ -z "$(STRIPE_SECRET_KEY)" ]; then echo "  Test payments: localstripe on port $(STRIPE_PORT); pay with the card 4242 4242 4242 4242."; fi; \
 	echo "  manager also needs a two-factor code: run '$(PY) manage.py demo_code' in another terminal,"; \
 	echo "  or add the key CLEAREDDEMOMANAGERTWOFACTORCODES to an authenticator app."; \
 	echo ""; \

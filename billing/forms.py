@@ -206,3 +206,16 @@ class DecisionForm(forms.Form):
 
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("decline", "Decline")])
     note = forms.CharField(max_length=300, required=False)
+
+
+class RefundForm(RefusesCardNumbers, forms.Form):
+    amount = AmountField(
+        label=f"Amount to give back ({settings.CURRENCY})",
+        help_text="The whole payment, or part of it.",
+    )
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Goes on the ledger and the deal's timeline.",
+    )
+    no_card_numbers = ("reason",)

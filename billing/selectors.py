@@ -32,10 +32,12 @@ from billing.models import (
     PaymentEvent,
     PaymentPlan,
     PaymentStatus,
+    Refund,
     RequestState,
     TermsException,
     paid_against,
     rate_percent,
+    refunded_on,
 )
 from billing.policy import billing_refusal, cutoff_advice, left_to_invoice
 from pipeline.access import can_manage
@@ -165,8 +167,10 @@ class DealMoney:
     # Money in (pending or cleared) with no invoice: a deposit, an early check.
     paid_without_invoice: Decimal
     pending: Decimal
+    # Cleared money still ours: cleared payments less what was refunded of them.
     cleared: Decimal
     bounced: Decimal
+    refunded: Decimal = Decimal("0.00")
     payments: list = field(default_factory=list)
     invoices: list = field(default_factory=list)
     methods: list = field(default_factory=list)
@@ -217,7 +221,8 @@ def deal_money(deal: Deal) -> DealMoney:
     )["total"]
     payments = list(
         deal.payments.select_related("recorded_by", "invoice", "instalment").prefetch_related(
-            Prefetch("events", queryset=PaymentEvent.objects.select_related("actor"))
+            Prefetch("events", queryset=PaymentEvent.objects.select_related("actor")),
+            Prefetch("refunds", queryset=Refund.objects.select_related("actor")),
         )
     )
     invoices = with_invoice_states(deal.invoices.with_cleared().order_by("number"))
@@ -226,6 +231,9 @@ def deal_money(deal: Deal) -> DealMoney:
     instalments = []
     if plan is not None:
         instalments = list(plan.instalments.annotate(cleared=paid_against("instalment")))
+    # Money given back comes off the cleared money, as on the deal's copies.
+    sums["refunded"] = refunded_on(Payment.objects.filter(deal=deal))
+    sums["cleared"] -= sums["refunded"]
     live = sums["pending"] + sums["cleared"]
     required = deposit_amount(deal.amount, deal.payment_option)
     deposit_in = bool(methods) if deal.payment_option == PaymentOption.ON_FILE else live >= required

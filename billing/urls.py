@@ -1,12 +1,13 @@
 from django.urls import path
 
-from billing import views, webhooks
+from billing import refund_views, views, webhooks
 
 app_name = "billing"
 
 urlpatterns = [
     path("payments/", views.payment_list, name="payment_list"),
     path("payments/<int:pk>/status/", views.payment_status, name="payment_status"),
+    path("payments/<int:pk>/refund/", refund_views.payment_refund, name="payment_refund"),
     path("invoices/", views.invoice_list, name="invoice_list"),
     path("commission/", views.commission, name="commission"),
     path("team/<int:pk>/rate/", views.commission_rate, name="commission_rate"),

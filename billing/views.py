@@ -57,6 +57,18 @@ def _refused(form, exc: services.BillingError) -> None:
     form.add_error(exc.field if exc.field in form.fields else None, str(exc))
 
 
+def _refused_or_back(request: HttpRequest, form, deal: Deal, exc) -> HttpResponse | None:
+    """A refusal about a field goes next to it (None: render the form again); any other
+    goes back to the deal as a warning (the payment moved meanwhile, say)."""
+    if exc.field in form.fields:
+        _refused(form, exc)
+        return None
+    messages.warning(request, str(exc))
+    if request.htmx:
+        return HttpResponseClientRedirect(deal.get_absolute_url())
+    return redirect(deal)
+
+
 def _done(request: HttpRequest, deal: Deal, message: str) -> HttpResponse:
     messages.success(request, message)
     if request.htmx:
@@ -119,7 +131,10 @@ def payment_new(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def method_new(request: HttpRequest, pk: int) -> HttpResponse:
+    """A card or account typed in from the processor's dashboard: managers only. Reps
+    send the customer a link to put it on file themselves (online/on_file.py)."""
     deal = get_deal_for(request.user, pk)
+    require_manager(request.user)
     form = PaymentMethodForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -286,13 +301,8 @@ def payment_status(request: HttpRequest, pk: int) -> HttpResponse:
                 payment_id=payment.pk, actor=request.user, reason=form.cleaned_data["reason"]
             )
         except services.BillingError as exc:
-            if exc.field in form.fields:
-                _refused(form, exc)
-            else:
-                messages.warning(request, str(exc))
-                if request.htmx:
-                    return HttpResponseClientRedirect(deal.get_absolute_url())
-                return redirect(deal)
+            if back := _refused_or_back(request, form, deal, exc):
+                return back
         else:
             deal.refresh_from_db()
             return _done(

@@ -59,7 +59,7 @@ def _refuse_constant(name: str):
     raise BadEvent(f"The body is not JSON ({name} is not a number).")
 
 
-def _check_storable(value) -> None:
+def check_storable(value) -> None:
     """The event is kept as JSON in PostgreSQL: no deep nesting, no NUL in any text."""
     stack = [(value, 0)]
     while stack:
@@ -83,7 +83,7 @@ def parse(body: bytes) -> dict:
         raise BadEvent(f"The body is nested more than {MAX_DEPTH} levels deep.") from None
     if not isinstance(event, dict):
         raise BadEvent("The body must be a JSON object.")
-    _check_storable(event)
+    check_storable(event)
     event_id, kind, data = event.get("id"), event.get("type"), event.get("data")
     if not isinstance(event_id, str) or not 0 < len(event_id) <= 100:
         raise BadEvent('"id" must be a string of 1 to 100 characters.')

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "pipeline",
     "billing",
     "receivables",
+    "online",  # paying online through the processor (Stripe): stands on billing and receivables
     "audits",
     "reminders",
     "hooks",  # webhooks out, chat, the calendar feed: reads the apps above, none reads it
@@ -341,6 +342,57 @@ CLEARED_WEBHOOK_SECRET = env_str(
     "CLEARED_WEBHOOK_SECRET", "dev-only-webhook-secret" if DEBUG else ""
 )
 CLEARED_WEBHOOK_TOLERANCE_SECONDS = env_int("CLEARED_WEBHOOK_TOLERANCE_SECONDS", 300)
+# --- Paying online (online/) ----------------------------------------------------
+# The card processor, Stripe, reached only through online/processor.py. With no
+# STRIPE_SECRET_KEY (and DEBUG on) Cleared talks to localstripe, the fake Stripe
+# server `make run` and the tests start (python -m online.localstripe_server), with
+# placeholder test keys: no real money moves and the pages say so. In production
+# (DEBUG off) the three keys are required.
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "")
+STRIPE_TEST_MODE = not STRIPE_SECRET_KEY
+if STRIPE_TEST_MODE and not DEBUG:
+    raise ImproperlyConfigured("STRIPE_SECRET_KEY must be set when DEBUG is off.")
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY", "pk_test_cleared_localstripe")
+STRIPE_WEBHOOK_SECRET = env_str(
+    "STRIPE_WEBHOOK_SECRET", "whsec_cleared_dev_only" if STRIPE_TEST_MODE else ""
+)
+if not STRIPE_TEST_MODE and not (
+    STRIPE_PUBLISHABLE_KEY.startswith("pk_") and STRIPE_WEBHOOK_SECRET.startswith("whsec_")
+):
+    raise ImproperlyConfigured(
+        "With STRIPE_SECRET_KEY set, STRIPE_PUBLISHABLE_KEY (pk_…) and "
+        "STRIPE_WEBHOOK_SECRET (whsec_…) must be set too."
+    )
+if STRIPE_TEST_MODE:
+    STRIPE_SECRET_KEY = "sk_test_cleared_localstripe"  # noqa: S105 - localstripe takes any sk_
+# The API the library calls (localstripe's address in test mode; empty: Stripe's own).
+STRIPE_API_BASE = env_str(
+    "STRIPE_API_BASE", "http://127.0.0.1:8420" if STRIPE_TEST_MODE else ""
+).rstrip("/")
+# Stripe.js: Stripe's own, or localstripe's copy served at the same path.
+STRIPE_JS_URL = (
+    f"{STRIPE_API_BASE}/js.stripe.com/v3/" if STRIPE_TEST_MODE else "https://js.stripe.com/v3/"
+)
+# Seconds the library waits for the processor before giving up (the page says so).
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 20)
+# Reconciliation (online.tasks): a processor payment still pending after this long
+# is looked up at the processor, in case its webhook was lost; one the customer left
+# unfinished (no answer from the card) is bounced after ONLINE_ABANDONED_MINUTES.
+ONLINE_RECONCILE_AFTER_SECONDS = env_int("ONLINE_RECONCILE_AFTER_SECONDS", 120)
+ONLINE_ABANDONED_MINUTES = env_int("ONLINE_ABANDONED_MINUTES", 60)
+# The card on file and refunds (online/on_file.py, online/refunds.py): charges and
+# refunds written but never answered by the processor are asked again (same key).
+CELERY_BEAT_SCHEDULE["online-on-file-reconcile"] = {
+    "task": "online.on_file_reconcile",
+    "schedule": float(env_int("ONLINE_RECONCILE_EVERY_SECONDS", 60)),
+    "options": {"expires": 55},
+}
+CELERY_BEAT_SCHEDULE["online-reconcile"] = {
+    "task": "online.reconcile",
+    "schedule": float(env_int("ONLINE_RECONCILE_EVERY_SECONDS", 60)),
+    "options": {"expires": 55},
+}
+
 # The customer's own link (receivables/links.py): how long a new link works, how
 # often one link and one address may open it, and how far ahead "I'll pay on …" may be.
 CLEARED_LINK_DAYS = env_int("CLEARED_LINK_DAYS", 30)

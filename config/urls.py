@@ -16,7 +16,10 @@ urlpatterns = [
     ),
     path("accounts/security/api-tokens/", include("api.token_urls")),
     path("audits/", include("audits.urls")),
+    path("online/", include("online.urls")),
     path("reminders/", include("reminders.urls")),
+    # The card on file (online/on_file_urls.py): staff buttons and the customer's pages.
+    path("online/card/", include("online.on_file_urls")),
     # Receivables' pages keep billing's paths and "billing:" names (receivables/urls.py).
     path(
         "billing/",

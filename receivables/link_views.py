@@ -31,7 +31,7 @@ from receivables.forms import LinkNewForm, PaidForm, PromiseForm
 from receivables.models import CustomerLink, ResponseKind
 
 
-def _public(view):
+def public_page(view):
     """No login, no cookie, no cache, no index, no referrer."""
 
     @wraps(view)
@@ -44,21 +44,29 @@ def _public(view):
     return csrf_exempt(login_not_required(never_cache(wrapped)))
 
 
-def _gone(request: HttpRequest) -> HttpResponse:
+def link_gone(request: HttpRequest) -> HttpResponse:
+    """The one bare 404 every refused link answers (online's pay page too)."""
     return render(request, "receivables/link_gone.html", status=404)
 
 
-@_public
+def link_limited(request: HttpRequest, token: str) -> HttpResponse | None:
+    """The 429 page when this token or address opened links too often; None if not."""
+    if not links.link_rate_limited(token, client_address(request)):
+        return None
+    response = render(request, "receivables/link_limited.html", status=429)
+    response["Retry-After"] = str(settings.CLEARED_LINK_RATE_WINDOW_SECONDS)
+    return response
+
+
+@public_page
 @require_http_methods(["GET", "POST"])
 def customer_link(request: HttpRequest, token: str) -> HttpResponse:
     """The customer's page: the invoice or statement, how to pay, and their two answers."""
-    if links.link_rate_limited(token, client_address(request)):
-        response = render(request, "receivables/link_limited.html", status=429)
-        response["Retry-After"] = str(settings.CLEARED_LINK_RATE_WINDOW_SECONDS)
-        return response
+    if limited := link_limited(request, token):
+        return limited
     link = links.link_for_token(token)
     if link is None:
-        return _gone(request)
+        return link_gone(request)
     today = timezone.localdate()
     paid_form = PaidForm()
     promise_form = PromiseForm(today=today)
@@ -75,7 +83,7 @@ def customer_link(request: HttpRequest, token: str) -> HttpResponse:
             try:
                 links.customer_respond(link_id=link.pk, kind=kind, today=today, **form.cleaned_data)
             except links.LinkGone:
-                return _gone(request)
+                return link_gone(request)
             except BillingError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, str(exc))
             else:
@@ -102,10 +110,16 @@ def _page(request, link: CustomerLink, paid_form, promise_form, status: int) -> 
     if link.invoice_id:
         invoice, payments = selectors.invoice_for_customer(link.invoice_id, today)
         context.update(invoice=invoice, payments=payments, owed=invoice.outstanding)
+        owing = [invoice] if invoice.outstanding else []
     else:
         statement = selectors.statement_context(link.customer, today, deals=links.link_deals(link))
         context["statement"] = statement
         context["owed"] = statement["total_due"]
+        owing = statement["invoices"]
+    # "Pay now" by card for each invoice still owed (paying online, online/).
+    context["pay_now"] = [
+        (invoice, path) for invoice in owing if (path := links.pay_now_path(link, invoice))
+    ]
     return render(request, "receivables/customer_link.html", context, status=status)
 
 

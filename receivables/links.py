@@ -26,7 +26,7 @@ from django.core import signing
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from billing.models import Invoice
@@ -105,6 +105,21 @@ def customer_link_path(link: CustomerLink) -> str:
 def customer_link_url(link: CustomerLink) -> str:
     """The absolute URL to put in an email: ``CLEARED_SITE_URL`` + the link's path."""
     return f"{settings.CLEARED_SITE_URL}{customer_link_path(link)}"
+
+
+def pay_now_path(link: CustomerLink, invoice: Invoice) -> str | None:
+    """The page where the customer pays ``invoice`` by card from this link ("Pay now"),
+    when paying online (online/, which stands on receivables) is installed: found
+    by its URL name, so receivables never imports it."""
+    try:
+        return reverse("online:pay", args=[customer_link_token(link), invoice.pk])
+    except NoReverseMatch:
+        return None
+
+
+def pay_now_url(link: CustomerLink, invoice: Invoice) -> str | None:
+    path = pay_now_path(link, invoice)
+    return f"{settings.CLEARED_SITE_URL}{path}" if path else None
 
 
 def customer_link_revoke(*, link_id: int, actor: User) -> CustomerLink:

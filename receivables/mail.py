@@ -129,12 +129,15 @@ def invoice_values(invoice: Invoice, today: date | None = None) -> dict[str, str
 
 
 def chase_preview(
-    wording: chase.Wording, values: dict[str, str], link_url: str | None = None
+    wording: chase.Wording,
+    values: dict[str, str],
+    link_url: str | None = None,
+    pay_url: str | None = None,
 ) -> dict:
     """Subject, plain text and HTML of a chase email (what the preview and the send show)."""
     subject = single_line(chase.fill(wording.subject, values))
     body = chase.fill(wording.body, values)
-    context = {"subject": subject, "body": body, "link_url": link_url}
+    context = {"subject": subject, "body": body, "link_url": link_url, "pay_url": pay_url}
     return {
         "subject": mask_card_numbers(subject),
         "text": mask_card_numbers(render_to_string("receivables/email/chase.txt", context)),
@@ -170,13 +173,16 @@ def invoice_pdf(invoice: Invoice) -> bytes:
     return render_pdf("receivables/invoice_print.html", invoice_document(invoice))
 
 
-def invoice_email_content(invoice: Invoice, link_url: str | None = None) -> dict:
+def invoice_email_content(
+    invoice: Invoice, link_url: str | None = None, pay_url: str | None = None
+) -> dict:
     values = invoice_values(invoice)
     context = {
         **invoice_document(invoice),
         "values": values,
         "rep": invoice.deal.rep,
         "link_url": link_url,
+        "pay_url": pay_url,
     }
     subject = f"Invoice {values['invoice_number']}: {values['amount_due']} due {values['due_date']}"
     return {
@@ -192,15 +198,18 @@ def _from_in_the_name_of(rep: User) -> str:
     return formataddr((single_line(str(rep)), address))
 
 
-def build_message(email: CustomerEmail, link_url: str | None = None) -> EmailMultiAlternatives:
-    """The email of a row: HTML and plain text, the invoice's PDF attached."""
+def build_message(
+    email: CustomerEmail, link_url: str | None = None, pay_url: str | None = None
+) -> EmailMultiAlternatives:
+    """The email of a row: HTML and plain text, the invoice's PDF attached; ``pay_url``
+    the customer's "Pay now" page (paying online)."""
     invoice = email.invoice
     rep = email.sender or invoice.deal.rep
     if email.kind == EmailKind.CHASE:
         wording = chase_wording(team_manager_id(invoice.deal.rep), email.rung, days_late(invoice))
-        content = chase_preview(wording, invoice_values(invoice), link_url)
+        content = chase_preview(wording, invoice_values(invoice), link_url, pay_url)
     else:
-        content = invoice_email_content(invoice, link_url)
+        content = invoice_email_content(invoice, link_url, pay_url)
     # Every header value on one line (pipeline.text.single_line): a company, a
     # name or a subject with a line break in it never stops the email.
     message = EmailMultiAlternatives(

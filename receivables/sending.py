@@ -141,7 +141,9 @@ def _send_claimed(email_id: int, until: datetime, now: datetime) -> str:
             customer=deal.customer, invoice=email.invoice, created_by=email.sender or deal.rep
         )
         try:
-            message = build_message(email, links.customer_link_url(link))
+            message = build_message(
+                email, links.customer_link_url(link), links.pay_now_url(link, email.invoice)
+            )
             message.send()
         except smtplib.SMTPRecipientsRefused as exc:
             permanent = _permanent_refusal(exc)

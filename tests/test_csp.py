@@ -14,6 +14,7 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from billing.services import invoice_issue
+from online.views import processor_csp
 from pipeline.stages import Stage
 from tests.browser import log_in, open_menu
 from tests.factories import DealFactory
@@ -177,3 +178,28 @@ def test_a_manager_and_an_auditor_use_their_pages_without_a_csp_violation(
     log_in(page, live_server, "auditor")
     for url in AUDITOR_PAGES:
         violations.visit(live_server.url + url)
+
+
+def test_only_the_pay_page_allows_the_processor_and_nothing_else(settings):
+    """The pay page (online/views.py) adds the processor's script, frames and API to the
+    strict policy, nothing more; every other page keeps the strict one (above)."""
+    settings.STRIPE_TEST_MODE = False
+    settings.STRIPE_API_BASE = ""
+    real = processor_csp()
+    assert real["script-src"] == ["'self'", "https://js.stripe.com"]
+    assert real["frame-src"] == ["https://js.stripe.com", "https://hooks.stripe.com"]
+    assert real["connect-src"] == ["'self'", "https://api.stripe.com"]
+    settings.STRIPE_TEST_MODE = True
+    settings.STRIPE_API_BASE = "http://127.0.0.1:8420"
+    settings.STRIPE_JS_URL = "http://127.0.0.1:8420/js.stripe.com/v3/"
+    test = processor_csp()
+    assert test["script-src"] == ["'self'", "http://127.0.0.1:8420"]
+    assert test["frame-src"] == ["http://127.0.0.1:8420"]
+    assert test["connect-src"] == ["'self'", "http://127.0.0.1:8420"]
+    for policy in (real, test):
+        rest = {
+            k: v for k, v in policy.items() if k not in ("script-src", "connect-src", "frame-src")
+        }
+        assert rest == {k: list(v) for k, v in settings.SECURE_CSP.items() if k != "script-src"}
+        assert "'unsafe-inline'" not in str(policy) and "'unsafe-eval'" not in str(policy)
+    assert "frame-src" not in settings.SECURE_CSP and "connect-src" not in settings.SECURE_CSP

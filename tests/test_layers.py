@@ -19,6 +19,7 @@ ALLOWED = {
     "billing": {"pipeline"},
     "receivables": {"pipeline", "billing"},
     "audits": {"pipeline"},
+    "online": {"pipeline", "billing", "receivables"},
     "reminders": {"pipeline", "billing", "receivables", "audits"},
     "dashboards": {"pipeline", "billing", "receivables", "audits", "reminders"},
     "hooks": {"pipeline", "billing", "receivables", "audits", "reminders"},

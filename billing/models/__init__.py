@@ -15,6 +15,7 @@ from billing.models.asks import ExceptionKind, ExceptionRequest, RequestState, T
 from billing.models.commission import CommissionEntry, CommissionKind, CommissionRate, rate_percent
 from billing.models.credit_notes import CreditNote, CreditNoteSequence
 from billing.models.ledger import (
+    LIVE_REFUNDS,
     LIVE_STATUSES,
     STATUS_MOVES,
     EventSource,
@@ -32,10 +33,13 @@ from billing.models.ledger import (
     PaymentPlan,
     PaymentQuerySet,
     PaymentStatus,
+    Refund,
+    RefundStatus,
     WebhookEvent,
     invoice_display_number,
     invoice_due_date,
     paid_against,
+    refunded_on,
 )
 
 __all__ = [
@@ -63,6 +67,10 @@ __all__ = [
     "PaymentQuerySet",
     "Payment",
     "paid_against",
+    "Refund",
+    "RefundStatus",
+    "LIVE_REFUNDS",
+    "refunded_on",
     "EventSource",
     "PaymentEvent",
     "WebhookEvent",

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 # --- Terms exceptions -------------------------------------------
-from billing.models.ledger import Payment
+from billing.models.ledger import Payment, Refund
 from pipeline.ledger import AppendOnlyModel
 from pipeline.models import Deal
 
@@ -78,14 +78,20 @@ def rate_percent(rate: Decimal) -> str:
 class CommissionKind(models.TextChoices):
     EARNED = "earned", "Earned"
     CLAWBACK = "clawback", "Clawback"
+    # Part of the commission a refund takes back (proportional to the money given back).
+    REFUND = "refund", "Refund clawback"
+    # A refund the processor refused: the commission it took back is earned again.
+    REFUND_FAILED = "refund_failed", "Refund failed, earned again"
 
 
 class CommissionEntry(AppendOnlyModel):
-    """Commission earned when a payment clears, or clawed back when it bounces later.
+    """Commission earned when a payment clears, or clawed back when it bounces later
+    or is refunded (in part: one entry per refund, ``refund`` set).
 
     ``base`` is the cleared money the entry is for (negative on a clawback)
-    and ``amount`` the commission, rounded half up to the cent. At most one of
-    each kind per payment, held by the database.
+    and ``amount`` the commission, rounded half up to the cent. At most one
+    earned and one clawback per payment, and one of each refund kind per
+    refund, held by the database.
     """
 
     rep = models.ForeignKey(
@@ -95,13 +101,20 @@ class CommissionEntry(AppendOnlyModel):
     payment = models.ForeignKey(
         Payment, on_delete=models.PROTECT, related_name="commission_entries"
     )
-    kind = models.CharField(max_length=10, choices=CommissionKind.choices)
+    kind = models.CharField(max_length=16, choices=CommissionKind.choices)
     base = models.DecimalField(max_digits=12, decimal_places=2)
     rate = models.DecimalField(max_digits=5, decimal_places=4)
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     at = models.DateTimeField(default=timezone.now)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    refund = models.ForeignKey(
+        Refund,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="commission_entries",
     )
 
     class Meta:
@@ -110,7 +123,19 @@ class CommissionEntry(AppendOnlyModel):
         indexes = [models.Index(fields=["rep", "at"])]
         constraints = [
             models.UniqueConstraint(
-                fields=["payment", "kind"], name="one_commission_entry_per_kind"
+                fields=["payment", "kind"],
+                condition=Q(kind__in=["earned", "clawback"]),
+                name="one_commission_entry_per_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["refund", "kind"],
+                condition=Q(refund__isnull=False),
+                name="one_commission_entry_per_refund_kind",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["refund", "refund_failed"], refund__isnull=False)
+                | (~Q(kind__in=["refund", "refund_failed"]) & Q(refund__isnull=True)),
+                name="commission_refund_entry_names_its_refund",
             ),
         ]
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Expression, Max, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.urls import reverse
 from django.utils import timezone
@@ -368,17 +368,108 @@ class Payment(models.Model):
         return f"Payment #{row.id} ({row.amount}) on deal #{row.deal_id}"
 
 
+class RefundStatus(models.TextChoices):
+    # Sent to the payment processor, its answer not in yet: counted as given back.
+    PROCESSING = "processing", "Refund processing"
+    REFUNDED = "refunded", "Refunded"
+    # The processor refused it: the money never left, it counts again.
+    FAILED = "failed", "Refund failed"
+
+
+# Refunds that take money off a payment: given back, or on its way back.
+LIVE_REFUNDS = (RefundStatus.PROCESSING, RefundStatus.REFUNDED)
+
+
+class RefundQuerySet(models.QuerySet):
+    _STATUS_COLUMNS = frozenset({"status", "settled_at", "processor_ref", "failure"})
+
+    def update(self, **kwargs):
+        # Only the processor's answer moves a refund (billing.services.refunds).
+        if not set(kwargs) <= self._STATUS_COLUMNS:
+            raise TypeError("Refunds are append-only: only the processor's answer moves them.")
+        return super().update(**kwargs)
+
+    def delete(self):
+        raise TypeError("Refunds are never deleted.")
+
+    def live(self) -> "RefundQuerySet":
+        """Refunds that count: on a payment still cleared, given back or on their way."""
+        return self.filter(status__in=LIVE_REFUNDS, payment__status=PaymentStatus.CLEARED)
+
+
+class Refund(models.Model):
+    """Money of a cleared payment given back to the customer, in full or in part, with why.
+
+    A row of its own: the payment's amount never changes. The money it gives
+    back comes off the payment's cleared money (``paid_against``, the deal's
+    copies) while it is live (``LIVE_REFUNDS``); a refund through the payment
+    processor is written *before* the processor is asked (its id is the
+    idempotency key), so a crash in between leaves a row the reconciliation
+    or the processor's ``charge.refunded`` event settles.
+    """
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    # The payment's deal, copied so a deal's refunds are summed without a join.
+    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    reason = MaskedTextField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(
+        max_length=12, choices=RefundStatus.choices, default=RefundStatus.REFUNDED
+    )
+    # When the processor answered (or the row was written, for money given back by hand).
+    settled_at = models.DateTimeField(null=True, blank=True)
+    # The processor's own id of the refund (re_…), masked like every processor token.
+    processor_ref = MaskedCharField(max_length=120, blank=True)
+    failure = MaskedCharField(max_length=300, blank=True)
+
+    objects = RefundQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["payment", "status"]),
+            models.Index(fields=["deal", "status"]),
+            # The reconciliation scan: refunds the processor has not answered yet.
+            models.Index(
+                fields=["at"], condition=Q(status="processing"), name="refund_processing_queue"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Refund {self.amount} of payment {self.payment_id} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Refunds are append-only: only the processor's answer moves them.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Refunds are never deleted.")
+
+
+def refunded_on(payments) -> Decimal:
+    """The money given back (live refunds) on ``payments`` — a Payment queryset — summed in SQL."""
+    total = Refund.objects.live().filter(payment__in=payments.order_by().values("pk"))
+    return total.aggregate(total=Coalesce(Sum("amount"), ZERO))["total"]
+
+
 def paid_against(
     link: str,
     *,
     status: str = PaymentStatus.CLEARED,
     before: datetime | None = None,
     moment: str = "cleared_at",
-) -> Coalesce:
+) -> Expression:
     """Money cleared on an invoice (``link="invoice"``) or an instalment: the sum of
     its payments in ``status`` (cleared unless told), 0.00 when none, as a
     subquery on the invoice's (instalment's) row. ``before``: only payments whose
-    ``moment`` came earlier (a statement as of a day).
+    ``moment`` came earlier (a statement as of a day). Cleared money given back
+    (``Refund``, live) is taken off: a refunded invoice is owed again.
 
     The one definition of "money cleared on an invoice": ``Invoice.cleared_money``,
     ``InvoiceQuerySet.with_cleared``, the statements, DSO and the reminders read it.
@@ -387,7 +478,17 @@ def paid_against(
     if before is not None:
         payments = payments.filter(**{f"{moment}__lt": before})
     total = payments.order_by().values(link).annotate(total=Sum("amount")).values("total")
-    return Coalesce(Subquery(total), Value(ZERO), output_field=MONEY)
+    paid = Coalesce(Subquery(total), Value(ZERO), output_field=MONEY)
+    if status != PaymentStatus.CLEARED:
+        return paid
+    # Money given back no longer counts as paid (a refund, in full or in part).
+    refunds = Refund.objects.live().filter(**{f"payment__{link}": OuterRef("pk")})
+    if before is not None:
+        refunds = refunds.filter(at__lt=before, **{f"payment__{moment}__lt": before})
+    given_back = (
+        refunds.order_by().values(f"payment__{link}").annotate(total=Sum("amount")).values("total")
+    )
+    return paid - Coalesce(Subquery(given_back), Value(ZERO), output_field=MONEY)
 
 
 class EventSource(models.TextChoices):

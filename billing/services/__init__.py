@@ -11,7 +11,7 @@ and every write announces ``pipeline.events.deal_changed``; the pipeline never
 calls back into billing.
 
 The rules live in one module per subject (``errors``, ``standing``, ``payments``,
-``commission``, ``invoices``, ``plans``, ``asks``, ``webhook``); every public
+``commission``, ``invoices``, ``plans``, ``refunds``, ``asks``, ``webhook``); every public
 service is importable from ``billing.services`` as before.
 """
 
@@ -46,6 +46,14 @@ from billing.services.payments import (
     payment_record,
 )
 from billing.services.plans import payment_plan_create
+from billing.services.refunds import (
+    RefundSender,
+    payment_refund,
+    refund_fail,
+    refund_sender_register,
+    refund_settle,
+    refundable,
+)
 from billing.services.standing import (
     customer_copy_invoicing_exception,
     customer_refresh_standing,
@@ -78,6 +86,12 @@ __all__ = [
     "commission_rate_set",
     "commission_earn",
     "commission_claw_back",
+    "payment_refund",
+    "refundable",
+    "refund_settle",
+    "refund_fail",
+    "RefundSender",
+    "refund_sender_register",
     "invoiced_money",
     "invoiceable_money",
     "_next_invoice_number",

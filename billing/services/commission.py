@@ -5,6 +5,8 @@ import zoneinfo
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.models import (
@@ -12,11 +14,13 @@ from billing.models import (
     CommissionKind,
     CommissionRate,
     Payment,
+    Refund,
 )
 from billing.policy import commission_for
 from billing.services.errors import BillingError, NotAllowed
 from pipeline.access import manages_rep
 from pipeline.models import Deal, User
+from pipeline.terms import ZERO
 
 
 def _rep_day(rep: User, at: datetime) -> date:
@@ -82,26 +86,88 @@ def commission_earn(
     )
 
 
+def _still_earned(payment: Payment) -> Decimal:
+    """The commission a payment still earns: earned, less what refunds took back."""
+    entries = CommissionEntry.objects.filter(payment=payment)
+    return entries.aggregate(total=Coalesce(Sum("amount"), ZERO))["total"]
+
+
 def commission_claw_back(
     *, payment: Payment, deal: Deal, actor: User | None, at: datetime
 ) -> CommissionEntry | None:
-    """Take back the commission a bounced or charged-back payment had earned.
+    """Take back the commission a bounced or charged-back payment still earned.
 
     "It is not a sale until it is paid" (DOMAIN.md, Commission): a clawback of
-    the same base and amount, negative, for the rep who earned it. None if
-    the payment never cleared, so earned nothing.
+    the base still cleared (the payment less its refunds) and of what its
+    commission still is, negative, for the rep who earned it. None if the
+    payment never cleared, so earned nothing.
     """
     earned = CommissionEntry.objects.filter(payment=payment, kind=CommissionKind.EARNED).first()
     if earned is None:
         return None
+    base = CommissionEntry.objects.filter(payment=payment).aggregate(
+        total=Coalesce(Sum("base"), ZERO)
+    )["total"]
     return CommissionEntry.objects.create(
         rep=earned.rep,
         deal=deal,
         payment=payment,
         kind=CommissionKind.CLAWBACK,
-        base=-earned.base,
+        base=-base,
         rate=earned.rate,
-        amount=-earned.amount,
+        amount=-_still_earned(payment),
+        at=at,
+        actor=actor,
+    )
+
+
+def commission_refund_claw_back(
+    *, refund: Refund, deal: Deal, actor: User | None, at: datetime, last: bool
+) -> CommissionEntry | None:
+    """A refund takes back commission in proportion to the money given back.
+
+    Refunding 400.00 of a 1,000.00 payment that earned 100.00 takes back 40.00,
+    at the rate it was earned at; the refund that gives back the last of the
+    payment (``last``) takes back all that is left, so rounding never leaves a
+    cent earned on money returned. None if the payment earned nothing.
+    """
+    earned = CommissionEntry.objects.filter(
+        payment=refund.payment, kind=CommissionKind.EARNED
+    ).first()
+    if earned is None:
+        return None
+    left = _still_earned(refund.payment)
+    amount = left if last else min(left, commission_for(refund.amount, earned.rate))
+    return CommissionEntry.objects.create(
+        rep=earned.rep,
+        deal=deal,
+        payment=refund.payment,
+        refund=refund,
+        kind=CommissionKind.REFUND,
+        base=-refund.amount,
+        rate=earned.rate,
+        amount=-amount,
+        at=at,
+        actor=actor,
+    )
+
+
+def commission_refund_restore(
+    *, refund: Refund, deal: Deal, actor: User | None, at: datetime
+) -> CommissionEntry | None:
+    """A refund the processor refused gave nothing back: its clawback is earned again."""
+    clawed = CommissionEntry.objects.filter(refund=refund, kind=CommissionKind.REFUND).first()
+    if clawed is None:
+        return None
+    return CommissionEntry.objects.create(
+        rep=clawed.rep,
+        deal=deal,
+        payment=refund.payment,
+        refund=refund,
+        kind=CommissionKind.REFUND_FAILED,
+        base=-clawed.base,
+        rate=clawed.rate,
+        amount=-clawed.amount,
         at=at,
         actor=actor,
     )

@@ -47,8 +47,13 @@ def payment_record(
     invoice: Invoice | None = None,
     instalment: Instalment | None = None,
     at: datetime | None = None,
+    source: str = EventSource.STAFF,
 ) -> Payment:
     """Record money received against a deal; it is pending until it clears.
+
+    ``source=EventSource.WEBHOOK``: the payment processor took it (the customer
+    paying online, online/); ``recorded_by`` is then the deal's rep, and the
+    ledger row names the processor, not a person.
 
     Refused, with nothing written: an amount of zero or less, a payment on a
     lost or written-off deal, and more than the balance still open (the
@@ -90,8 +95,13 @@ def payment_record(
         payment=payment,
         from_status="",
         to_status=PaymentStatus.PENDING,
-        reason="Received; not cleared yet.",
-        actor=recorded_by,
+        reason=(
+            "Paid online by card; the processor clears it."
+            if source == EventSource.WEBHOOK
+            else "Received; not cleared yet."
+        ),
+        actor=None if source == EventSource.WEBHOOK else recorded_by,
+        source=source,
         at=now,
     )
     deal_sync_stage(deal=deal, actor=recorded_by, at=now)

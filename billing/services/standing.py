@@ -13,6 +13,7 @@ from billing.models import (
     LIVE_STATUSES,
     Payment,
     PaymentStatus,
+    Refund,
     TermsException,
 )
 from billing.selectors import (
@@ -35,9 +36,15 @@ def _sum(payments, *statuses: str) -> Decimal:
     return total
 
 
+def _refunded(deal_id: int) -> Decimal:
+    """Cleared money given back on the deal (live refunds), summed in SQL."""
+    refunds = Refund.objects.live().filter(deal_id=deal_id)
+    return refunds.aggregate(total=Coalesce(Sum("amount"), ZERO))["total"]
+
+
 def live_money(deal_id: int) -> Decimal:
-    """Money received and not bounced (pending or cleared), summed in SQL."""
-    return _sum(Payment.objects.filter(deal_id=deal_id), *LIVE_STATUSES)
+    """Money received and not bounced (pending or cleared), less what was refunded."""
+    return _sum(Payment.objects.filter(deal_id=deal_id), *LIVE_STATUSES) - _refunded(deal_id)
 
 
 def deposit_is_in(deal: Deal) -> bool:
@@ -54,7 +61,8 @@ def deposit_is_in(deal: Deal) -> bool:
 
 
 def deal_copy_money(deal: Deal) -> None:
-    """Copy the ledger's sums onto the deal: money received (pending or cleared) and cleared.
+    """Copy the ledger's sums onto the deal: money received (pending or cleared) and cleared,
+    each less the money refunded.
 
     In the caller's transaction, under the deal's lock, so the copies never
     disagree with the ledger that committed with them (the database checks
@@ -66,16 +74,14 @@ def deal_copy_money(deal: Deal) -> None:
         received=Coalesce(Sum("amount", filter=Q(status__in=LIVE_STATUSES)), ZERO),
         cleared=Coalesce(Sum("amount", filter=Q(status=PaymentStatus.CLEARED)), ZERO),
     )
+    refunded = _refunded(deal.pk)
+    received, cleared = sums["received"] - refunded, sums["cleared"] - refunded
     now = timezone.now()
     Deal.objects.filter(pk=deal.pk).update(
-        received_amount=sums["received"], cleared_amount=sums["cleared"], updated_at=now
+        received_amount=received, cleared_amount=cleared, updated_at=now
     )
     history_record_update(Deal, [deal.pk])
-    deal.received_amount, deal.cleared_amount, deal.updated_at = (
-        sums["received"],
-        sums["cleared"],
-        now,
-    )
+    deal.received_amount, deal.cleared_amount, deal.updated_at = received, cleared, now
 
 
 def deal_sync_stage(

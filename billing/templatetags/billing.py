@@ -9,7 +9,7 @@ from django import template
 from django.conf import settings
 
 from billing import reports, selectors
-from billing.models import Invoice, Payment
+from billing.models import Invoice, Payment, Refund
 from pipeline.access import can_manage
 from pipeline.changes import describe
 
@@ -48,13 +48,17 @@ def with_terms_exceptions(timeline, deal):
 def with_money_changes(timeline, deal):
     """``{% with_money_changes timeline deal as timeline %}``: the deal's timeline with
     the recorded changes of its payments and invoices (a status moved, a void),
-    kind "change", newest first (pipeline/history.py keeps them)."""
+    kind "change", and its refunds, kind "refund", newest first (pipeline/history.py keeps them)."""
     rows = [
         *Payment.history.filter(deal_id=deal.pk, history_type="~").select_related("history_user"),
         *Invoice.history.filter(deal_id=deal.pk, history_type="~").select_related("history_user"),
     ]
     changes = ({"kind": "change", "at": c.at, "item": c} for c in describe(rows))
-    return sorted([*timeline, *changes], key=lambda entry: entry["at"], reverse=True)
+    refunds = (
+        {"kind": "refund", "at": r.at, "item": r}
+        for r in Refund.objects.filter(deal_id=deal.pk).select_related("actor", "payment")
+    )
+    return sorted([*timeline, *changes, *refunds], key=lambda entry: entry["at"], reverse=True)
 
 
 @register.simple_tag

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from billing.models import (
     LIVE_STATUSES,
+    EventSource,
     ExceptionKind,
     ExceptionRequest,
     Instalment,
@@ -83,14 +84,22 @@ def load(facts: dict[int, Facts]) -> None:
         facts[deal_id].invoiced += amount
     # The live payments, once for two facts: money in without an invoice (the
     # cut-off's "left to invoice") and payments still pending (reminders.rules.pending).
-    live = Payment.objects.order_by().filter(deal_id__in=ids, status__in=LIVE_STATUSES)
-    for deal_id, pk, invoice_id, status, amount, method, reference, recorded_at in live.values_list(
-        "deal_id", "id", "invoice_id", "status", "amount", "method", "reference", "recorded_at"
-    ):
+    by_processor = PaymentEvent.objects.filter(
+        payment=OuterRef("pk"), to_status=PaymentStatus.PENDING, source=EventSource.WEBHOOK
+    )
+    live = (
+        Payment.objects.order_by()
+        .filter(deal_id__in=ids, status__in=LIVE_STATUSES)
+        .annotate(online=Exists(by_processor))
+    )
+    for deal_id, pk, invoice_id, status, amount, *pending in live.values_list(
+        "deal_id", "id", "invoice_id", "status", "amount", "method", "reference", "recorded_at",
+        "online",
+    ):  # fmt: skip
         if invoice_id is None:
             facts[deal_id].paid_without_invoice += amount
         if status == PaymentStatus.PENDING:
-            facts[deal_id].pending.append(Pending(pk, amount, method, reference, recorded_at))
+            facts[deal_id].pending.append(Pending(pk, amount, *pending))
     instalments = (
         Instalment.objects.order_by()
         .filter(plan__deal_id__in=ids)

@@ -2,7 +2,9 @@
 bounced holds the chase back (money on its way counts as received) and nobody is
 told. After ``CLEARED_PENDING_DAYS`` the rep is; after twice as long, the manager
 too. One reminder per payment and person (occurrence ``p<payment id>`` and
-``p<payment id>/manager``); clearing or bouncing it resolves them.
+``p<payment id>/manager``); clearing or bouncing it resolves them. A payment the
+customer is making online (recorded by the card processor) tells the rep at once
+(``p<payment id>/online``: "the customer is paying online").
 
 Facts (``reminders.rules.base.Facts``): ``pending``, loaded with the live payments by
 ``reminders.rules.billing.load`` (the same query as the money paid without an invoice).
@@ -57,10 +59,53 @@ def _pending_rule(owner: str) -> Rule:
         owner=owner,
         wants=wants,
         clock=clock,
-        owns=lambda occurrence: occurrence.endswith("/manager") == (owner == MANAGER),
+        owns=lambda occurrence: (
+            occurrence.endswith("/manager")
+            if owner == MANAGER
+            else not occurrence.endswith(("/manager", "/online"))
+        ),
         gone=(Gone(settled, "The payment cleared or bounced."),),
         ends_with_deal=False,  # a pending payment on a lost deal is still money to settle
     )
 
 
-PENDING_RULES: tuple[Rule, ...] = (_pending_rule(REP), _pending_rule(MANAGER))
+def _paying_online_wants(f: Facts, window: Window):
+    for payment in f.pending:
+        if payment.online:
+            yield Want(
+                f"p{payment.id}/online",
+                payment.recorded_at,
+                f"The customer is paying online: {money_text(payment.amount)} by card"
+                f" ({payment.reference[:60]}). Nothing to do — the card processor's answer "
+                "clears or bounces it.",
+            )
+
+
+# The customer is paying online (online/): the rep hears at once, and the reminder
+# goes when the processor's answer clears or bounces the payment.
+PAYING_ONLINE_RULE = Rule(
+    kind=ReminderKind.PAYMENT_PENDING,
+    owner=REP,
+    wants=_paying_online_wants,
+    clock=lambda window: (
+        Payment.objects.order_by()
+        .filter(status=PaymentStatus.PENDING)
+        .filter(recorded_at__gt=window.since, recorded_at__lte=window.horizon)
+        .values_list("deal_id", flat=True)
+    ),
+    owns=lambda occurrence: occurrence.endswith("/online"),
+    gone=(
+        Gone(
+            lambda f, known: all(f"p{p.id}/online" != known.occurrence for p in f.pending),
+            "The card processor answered: the payment cleared or bounced.",
+        ),
+    ),
+    ends_with_deal=False,
+    hovers=False,
+)
+
+PENDING_RULES: tuple[Rule, ...] = (
+    _pending_rule(REP),
+    _pending_rule(MANAGER),
+    PAYING_ONLINE_RULE,
+)

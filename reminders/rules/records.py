@@ -94,3 +94,5 @@ class Pending:
     method: str
     reference: str
     recorded_at: datetime
+    # Recorded by the card processor: the customer is paying online (online/).
+    online: bool = False

@@ -206,12 +206,12 @@ def test_a_bounce_without_a_reason_comes_back_next_to_the_field(manager_client, 
 
 @pytest.mark.parametrize("field", ["processor_token", "brand", "last4"])
 def test_a_full_card_number_is_refused_in_every_field_and_never_stored(
-    rep_client, rep, customer, field, caplog
+    manager_client, rep, customer, field, caplog
 ):
     deal = DealFactory(rep=rep, customer=customer, payment_option=PaymentOption.ON_FILE)
     data = {"kind": "card", "processor_token": "tok_1Nx", "brand": "Visa", "last4": "4242"}
     data[field] = CARD
-    response = rep_client.post(f"/billing/deals/{deal.pk}/methods/new/", data)
+    response = manager_client.post(f"/billing/deals/{deal.pk}/methods/new/", data)
     assert response.status_code == 422
     errors = response.context["form"].errors[field][0]
     assert "full card or account number" in errors or "last 4" in errors
@@ -221,13 +221,22 @@ def test_a_full_card_number_is_refused_in_every_field_and_never_stored(
     assert CARD not in caplog.text
 
 
-def test_only_the_last_4_digits_are_accepted(rep_client, rep, customer):
+def test_a_rep_can_no_longer_type_a_card_in(rep_client, rep, customer):
+    deal = DealFactory(rep=rep, customer=customer, payment_option=PaymentOption.ON_FILE)
+    data = {"kind": "card", "processor_token": "tok_1Nx", "brand": "Visa", "last4": "4242"}
+    assert rep_client.get(f"/billing/deals/{deal.pk}/methods/new/").status_code == 403
+    assert rep_client.post(f"/billing/deals/{deal.pk}/methods/new/", data).status_code == 403
+    assert not PaymentMethod.objects.exists()
+    assert "(typed in)" not in rep_client.get(deal.get_absolute_url()).content.decode()
+
+
+def test_only_the_last_4_digits_are_accepted(manager_client, rep, customer):
     deal = DealFactory(rep=rep, customer=customer, payment_option=PaymentOption.ON_FILE)
     data = {"kind": "card", "processor_token": "tok_1Nx", "brand": "Visa", "last4": "42424"}
-    response = rep_client.post(f"/billing/deals/{deal.pk}/methods/new/", data)
+    response = manager_client.post(f"/billing/deals/{deal.pk}/methods/new/", data)
     assert response.status_code == 422
     data["last4"] = "4242"
-    assert rep_client.post(f"/billing/deals/{deal.pk}/methods/new/", data).status_code == 302
+    assert manager_client.post(f"/billing/deals/{deal.pk}/methods/new/", data).status_code == 302
     method = PaymentMethod.objects.get()
     assert (method.processor_token, method.brand, method.last4) == ("tok_1Nx", "Visa", "4242")
     assert Deal.objects.get(pk=deal.pk).stage == Stage.DEPOSIT

@@ -40,12 +40,14 @@ from hypothesis import strategies as st
 from audits import services as audit_services
 from audits.models import SCRIPT_QUESTIONS, CallScript, DisputeDecision, Outcome
 from billing import services as billing
-from billing.models import PaymentStatus, WebhookEvent
+from billing.models import PaymentMethod, PaymentStatus, WebhookEvent
 from billing.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from dashboards import board
 from hooks import calendar_feed
 from hooks import services as hooks_services
 from hooks.models import Subscription
+from online import on_file
+from online.models import Intent, OnFileCharge, OnFileSetup
 from pipeline import enrollment, team
 from pipeline.models import Role
 from pipeline.stages import Stage
@@ -109,7 +111,15 @@ FUZZED = {
     "billing:chasing_preview": ("manager", "chasing_preview_link"),
     "billing:commission": ("manager", None),
     "billing:payment_new": ("rep", "deal"),
-    "billing:method_new": ("rep", "deal"),
+    "billing:method_new": ("manager", "deal"),
+    "billing:payment_refund": ("manager", "payment"),
+    "on_file:card_link_send": ("rep", "deal"),
+    "on_file:card_charge": ("rep", "deal"),
+    "on_file:team_charging": ("manager", None),
+    "on_file:card_setup": ("anonymous", "card_link"),
+    "on_file:card_setup_done": ("anonymous", "card_done_link"),
+    "on_file:authenticate": ("anonymous", "auth_link"),
+    "on_file:authenticate_done": ("anonymous", "auth_done_link"),
     "billing:invoice_new": ("rep", "deal"),
     "billing:plan_new": ("rep", "deal"),
     "billing:deposit_waive": ("manager", "deposit_deal"),
@@ -360,6 +370,8 @@ def world(rep, manager, auditor, customer, teammate):
         "chasing_save_link": [reverse("billing:chasing_save", args=[rung]) for rung in (0, 30)],
         "chasing_preview_link": [reverse("billing:chasing_preview", args=[7])],
         "pay_link": [customer_links.customer_link_path(customer_link)],
+        # The card on file's customer pages: a link used, a charge answered (no processor).
+        **on_file_links(rep, manager),
         "resend_link": [reverse("hooks:delivery_resend", args=[subscription.pk, delivery.pk])],
         "calendar_link": [reverse("hooks:calendar_feed", args=[calendar_token])],
         # Two customers' ids: the customer and a likely duplicate of theirs.
@@ -371,6 +383,43 @@ def world(rep, manager, auditor, customer, teammate):
         "login": login,
         "links": links,
         "reset_link": reset_link,
+    }
+
+
+def on_file_links(rep, manager) -> dict[str, list[str]]:
+    """The customer's card-on-file pages for a link already used and a charge answered
+    (cleared), so no example waits on the processor."""
+    deal = DealFactory(rep=rep, deposit_required=False, stage=Stage.DELIVERED)
+    payment = billing.payment_record(
+        deal_id=deal.pk, recorded_by=rep, kind="final", method="card", amount=Decimal("100.00")
+    )
+    billing.payment_clear(payment_id=payment.pk, actor=manager)
+    method = PaymentMethod.objects.create(
+        customer=deal.customer,
+        deal=deal,
+        kind="card",
+        processor_token="pm_fuzz",
+        brand="Visa",
+        last4="4242",
+        recorded_by=rep,
+    )
+    setup = OnFileSetup.objects.create(
+        deal=deal, key="fuzz", sent_to="a@example.com", created_by=rep,
+        processor_id="seti_fuzz", completed_at=timezone.now(), method=method,
+    )  # fmt: skip
+    intent = Intent.objects.create(
+        processor_id="pi_fuzz", purpose="off_session", deal=deal, amount=payment.amount,
+        currency="usd",
+    )  # fmt: skip
+    charge = OnFileCharge.objects.create(
+        deal=deal, method=method, amount=payment.amount, intent=intent, payment=payment
+    )
+    setup_token, auth_token = on_file.setup_token(setup), on_file.auth_token(charge)
+    return {
+        "card_link": [reverse("on_file:card_setup", args=[setup_token])],
+        "card_done_link": [reverse("on_file:card_setup_done", args=[setup_token])],
+        "auth_link": [reverse("on_file:authenticate", args=[auth_token])],
+        "auth_done_link": [reverse("on_file:authenticate_done", args=[auth_token])],
     }
 
 
