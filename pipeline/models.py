@@ -238,22 +238,32 @@ def _deal_url_format(script_prefix: str) -> str:
     return reverse("deal_detail", args=[_PK_SLOT]).replace(str(_PK_SLOT), "{}")
 
 
+def visible_rep_condition(user) -> Q | None:
+    """Whose deals ``user`` sees, as a condition on a ``rep`` column; None: everyone's.
+
+    Reps see their own deals, managers their team's, superusers all, auditors
+    none. Deals read it (``DealQuerySet.visible_to``), and so does anything
+    kept per rep (the Not paid yet totals, pipeline/not_paid.py).
+    """
+    if user.is_superuser:
+        return None
+    if user.is_manager:
+        # "rep IN (the team)" as a subquery: a join with an OR on the user
+        # row makes PostgreSQL filter every deal after the join instead.
+        return Q(rep_id__in=User.objects.team_of(user).values("pk"))
+    if user.is_rep:
+        return Q(rep_id=user.pk)
+    return Q(pk__in=[])
+
+
 class DealQuerySet(models.QuerySet):
     def visible_to(self, user) -> "DealQuerySet":
-        """Reps see their own deals, managers their team's, superusers all, auditors none.
+        """The deals ``user`` sees (``visible_rep_condition``).
 
         The same rule as pipeline.access.get_deal_for, which reads it here.
         """
-        if user.is_superuser:
-            return self
-        if user.is_manager:
-            # "rep IN (the team)" as a subquery: a join with an OR on the user
-            # row makes PostgreSQL filter every deal after the join instead.
-            team = User.objects.team_of(user).values("pk")
-            return self.filter(rep_id__in=team)
-        if user.is_rep:
-            return self.filter(rep=user)
-        return self.none()
+        condition = visible_rep_condition(user)
+        return self if condition is None else self.filter(condition)
 
     def open(self) -> "DealQuerySet":
         return self.exclude(stage__in=CLOSED_STAGES)
@@ -572,6 +582,7 @@ class Touch(models.Model):
 # Every change on the record (pipeline/history.py); duplicates decided and merged.
 from pipeline.deal_changes import DealChange  # noqa: E402, F401 - the domain event's outbox
 from pipeline.history import USER_UNTRACKED, UserHistoryMeta, track  # noqa: E402
+from pipeline.not_paid import NotPaidTotal  # noqa: E402, F401 - the board's totals, kept exact
 from pipeline.sameness import CustomerDistinct, CustomerMerge  # noqa: E402, F401
 
 track(Deal, excluded_fields=["updated_at"])
