@@ -430,15 +430,13 @@ CELERY_BEAT_SCHEDULE["hooks-scan"] = {
 }
 
 # --- Cache ---------------------------------------------------------------------
-# Pages are built from the database on every request; the one thing kept in the
-# cache is the Not paid yet board's totals (dashboards.board.board_totals), for
-# this many seconds: the board's and the manager home's totals may be that old
-# (0: always counted afresh). CACHE_URL=redis://... shares one cache between the
+# Pages are built from the database on every request (the Not paid yet board's
+# totals too: kept exact by the database, pipeline/not_paid.py). The cache holds
+# the API's rate counters. CACHE_URL=redis://... shares one cache between the
 # web processes (docker-compose does); with nothing set each process keeps its
 # own in memory.
 # API requests per token per minute; past it a 429 with Retry-After (api/gate.py).
 CLEARED_API_RATE = env_int("CLEARED_API_RATE", 120)
-CLEARED_BOARD_TOTALS_SECONDS = env_int("CLEARED_BOARD_TOTALS_SECONDS", 30)
 CACHE_URL = env_str("CACHE_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {"default": backends.redis_cache(CACHE_URL)}
