@@ -260,8 +260,9 @@ def drift() -> list[tuple[tuple, tuple | None, tuple | None]]:
     Read in one snapshot (REPEATABLE READ on PostgreSQL), so a write committing
     meanwhile is in both or in neither.
     """
+    outermost = not connection.in_atomic_block  # inside a caller's, its snapshot rules
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         kept, counted = summary(), recount()
