@@ -343,6 +343,15 @@ class Deal(models.Model):
                 condition=Q(stage__in=["promised", "deposit", "audit_confirmed", "delivered"])
                 & ~Q(audit_flag="disputed"),
             ),
+            # The board's totals count the deals last moved on the day a stage's
+            # rotting limit cuts through from the deals themselves
+            # (dashboards.totals): one day of one stage, an index range.
+            models.Index(
+                fields=["stage", "stage_changed_at"],
+                name="deal_not_paid_moved",
+                condition=Q(stage__in=["promised", "deposit", "audit_confirmed", "delivered"])
+                & ~Q(audit_flag="disputed"),
+            ),
             # The disputed deals awaiting a manager's decision (board, manager home).
             models.Index(
                 fields=["rep", "audit_flag_at"],
