@@ -22,6 +22,16 @@ statement-level trigger applies a statement's deltas grouped and in key
 order (a handover of 500 deals is one upsert of a few rows); SQLite gets the
 same rule as row triggers.
 
+**Folded.** Nobody tells apart two promise days older than ``AGES_SEEN_DAYS``
+(the board's oldest bucket starts at 90 days), nor two move days older than
+the longest rotting limit: ``fold`` (hourly, ``pipeline.fold_board_totals``;
+and every rebuild) adds such rows into one row per rep, stage and axis dated
+``LONG_AGO`` and deletes them. The summary then stays about 140 rows per rep
+and stage however many years of deals are kept, and a write to an old deal
+lands in a day row of its own again, folded next time (sums do not mind). A
+rotting limit raised in the settings needs a rebuild (the fold kept no days
+past the old one).
+
 **Proof.** ``recount()`` counts the same figures from the deals, written
 independently of the triggers (the ORM, not the triggers' SQL);
 ``check_board_totals`` compares the two (exit 1 on drift) and
@@ -30,13 +40,14 @@ against writers (the migration's backfill; bench on a seeded database).
 TRUNCATE of the deals bypasses the triggers: rebuild after one.
 """
 
-from datetime import UTC
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Count, ExpressionWrapper, F, Q, Sum, Value
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from pipeline.models import Deal, visible_rep_condition
 from pipeline.stages import NOT_PAID_STAGES, AuditFlag
@@ -50,6 +61,12 @@ NOT_PAID_YET = Q(stage__in=NOT_PAID_STAGES, cleared_amount__lt=F("amount")) & ~Q
     audit_flag=AuditFlag.DISPUTED
 )
 OUTSTANDING = ExpressionWrapper(F("amount") - F("cleared_amount"), output_field=MONEY)
+
+
+# The oldest promise day a reader tells apart (the board's 90+ bucket starts at
+# 91 days; a few days more for time zones): older ones fold.
+AGES_SEEN_DAYS = 100
+LONG_AGO = date(1, 1, 1)  # the day of the folded rows
 
 
 class Axis(models.TextChoices):
@@ -247,11 +264,32 @@ def recount() -> dict[tuple, tuple[int, Decimal]]:
 
 
 def summary() -> dict[tuple, tuple[int, Decimal]]:
-    """What the summary holds, without its empty rows."""
-    rows = NotPaidTotal.objects.exclude(deals=0, outstanding=0).values_list(
+    """What the summary holds."""
+    rows = NotPaidTotal.objects.values_list(
         "rep_id", "stage", "axis", "day", "deals", "outstanding"
     )
     return {row[:4]: (row[4], row[5]) for row in rows}
+
+
+def fold_days(today: date | None = None) -> dict[str, date]:
+    """Per axis, the first day still kept apart: older days fold into ``LONG_AGO``."""
+    today = today or timezone.now().astimezone(UTC).date()
+    rotting_seen = max(settings.CLEARED_ROTTING_DAYS.values(), default=0) + 3
+    return {
+        Axis.PROMISED: today - timedelta(days=AGES_SEEN_DAYS),
+        Axis.MOVED: today - timedelta(days=rotting_seen),
+    }
+
+
+def _folded(rows: dict, today: date | None = None) -> dict:
+    """``rows`` as a fold would leave them (and without empty rows): what to compare."""
+    first_kept = fold_days(today)
+    folded = {}
+    for (rep, stage, axis, day), (deals, money) in rows.items():
+        key = (rep, stage, axis, LONG_AGO if day < first_kept[axis] else day)
+        before = folded.get(key, (0, Decimal("0.00")))
+        folded[key] = (before[0] + deals, before[1] + money)
+    return {key: value for key, value in folded.items() if value != (0, 0)}
 
 
 def drift() -> list[tuple[tuple, tuple | None, tuple | None]]:
@@ -265,7 +303,7 @@ def drift() -> list[tuple[tuple, tuple | None, tuple | None]]:
         if connection.vendor == "postgresql" and outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        kept, counted = summary(), recount()
+        kept, counted = _folded(summary()), _folded(recount())
     return [
         (key, kept.get(key), counted.get(key))
         for key in sorted(kept.keys() | counted.keys(), key=str)
@@ -290,5 +328,37 @@ def rebuild(deals=Deal) -> int:
                 f"INSERT INTO {TABLE} (rep_id, stage, axis, day, deals, outstanding) {sql}",  # noqa: S608
                 params,
             )
+        fold()
         cursor.execute(f"SELECT count(*) FROM {TABLE}")  # noqa: S608
         return cursor.fetchone()[0]
+
+
+def fold(today: date | None = None) -> int:
+    """Add the rows of days nobody tells apart any more into their ``LONG_AGO`` row
+    and delete them, and delete empty rows; returns how many rows it wrote or deleted.
+
+    On PostgreSQL one statement deletes and re-adds what it deleted (a
+    trigger's increment to a row being folded waits for it, then lands in a
+    new row); SQLite's one writer at a time makes two statements as safe.
+    """
+    first_kept = fold_days(today)
+    old = "(axis = %s AND day < %s OR axis = %s AND day < %s) AND day <> %s"
+    params = [Axis.PROMISED, first_kept[Axis.PROMISED], Axis.MOVED, first_kept[Axis.MOVED]]
+    params.append(LONG_AGO)
+    add = _upsert(
+        "SELECT rep_id, stage, axis, %s, sum(deals), sum(outstanding) FROM {rows} "  # noqa: S608
+        "WHERE {where} GROUP BY rep_id, stage, axis ORDER BY rep_id, stage, axis"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH gone AS (DELETE FROM {TABLE} WHERE {old} RETURNING *) "  # noqa: S608
+                + add.format(rows="gone", where="true"),
+                [*params, LONG_AGO],
+            )
+        else:
+            cursor.execute(add.format(rows=TABLE, where=old), [LONG_AGO, *params])
+            cursor.execute(f"DELETE FROM {TABLE} WHERE {old}", params)  # noqa: S608
+        folded = cursor.rowcount
+        cursor.execute(f"DELETE FROM {TABLE} WHERE deals = 0 AND outstanding = 0")  # noqa: S608
+        return folded + cursor.rowcount

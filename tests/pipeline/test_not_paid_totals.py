@@ -16,10 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing import services as billing
+from dashboards.board import BUCKETS
 from dashboards.totals import board_totals, count_totals
 from pipeline import services
 from pipeline.models import Deal
-from pipeline.not_paid import NotPaidTotal, drift, rebuild
+from pipeline.not_paid import LONG_AGO, NotPaidTotal, drift, fold, fold_days, rebuild
 from pipeline.stages import AuditFlag, LostReason, Stage
 from pipeline.terms import PaymentOption
 from tests.conftest import _client_for
@@ -254,3 +255,43 @@ def test_concurrent_writers_never_lose_an_increment(manager, rep, teammate):
     totals = board_totals(manager)
     assert totals.count == 4 + 2
     assert totals.outstanding == Decimal("400.00") + Decimal("2000.00")
+
+
+@pytest.mark.django_db
+def test_old_days_fold_into_one_row_and_the_totals_stay_exact(manager, rep, settings):
+    old = [
+        DealFactory(
+            rep=rep,
+            amount=Decimal("100.00"),
+            promised_at=timezone.now() - datetime.timedelta(days=days),
+        )
+        for days in (150, 200, 300)
+    ]
+    for deal in old:
+        Deal.objects.filter(pk=deal.pk).update(stage_changed_at=deal.promised_at)
+    DealFactory(rep=rep, amount=Decimal("50.00"))
+    assert NotPaidTotal.objects.filter(rep=rep).count() == 8  # 4 deals x 2 axes, each its own day
+    fold()
+    kept = NotPaidTotal.objects.filter(rep=rep)
+    assert kept.count() == 4  # per axis: the folded row and today's
+    assert kept.get(axis="promised", day=LONG_AGO).deals == 3
+    assert drift() == []
+    assert board_totals(manager) == count_totals(manager)
+    # A write to a folded deal lands in a day row of its own; the sums do not mind.
+    Deal.objects.filter(pk=old[0].pk).update(amount=Decimal("160.00"))
+    assert drift() == []
+    assert board_totals(manager) == count_totals(manager)
+    assert board_totals(manager).by_bucket[3]["outstanding"] == Decimal("360.00")
+    fold()
+    assert NotPaidTotal.objects.filter(rep=rep).count() == 4
+    assert drift() == []
+
+
+def test_the_fold_keeps_apart_every_day_the_board_tells_apart(settings):
+    """The board's oldest bucket and the longest rotting limit are younger than the fold."""
+    today = datetime.date(2026, 12, 7)
+    first_kept = fold_days(today)
+    oldest_bucket = max(b.max_days for b in BUCKETS if b.max_days is not None)
+    assert first_kept["promised"] < today - datetime.timedelta(days=oldest_bucket + 2)
+    longest = max(settings.CLEARED_ROTTING_DAYS.values())
+    assert first_kept["moved"] < today - datetime.timedelta(days=longest + 1)
