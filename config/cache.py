@@ -1,8 +1,7 @@
 """The shared cache on Redis, where Redis being down is a miss, not an error.
 
-Cleared's cache only ever holds copies that may be a little old by design (the
-Not paid yet board's totals, for ``CLEARED_BOARD_TOTALS_SECONDS``; README,
-"Fast and never stale"), so losing it costs speed, never correctness. Django's
+Cleared's cache only ever holds what it can lose (the API's rate counters;
+README, "Fast and never stale"), so losing it costs little, never correctness. Django's
 own ``RedisCache`` raises when Redis does not answer, which would turn a Redis
 outage into a 500 on every page that reads the cache; this
 subclass answers a miss instead (``get`` returns the default, ``set`` and

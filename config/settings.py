@@ -407,6 +407,13 @@ CLEARED_PAY_TO_IBAN = env_str("CLEARED_PAY_TO_IBAN", "")
 CLEARED_PAY_TO_BIC = env_str("CLEARED_PAY_TO_BIC", "")
 CLEARED_PAY_TO_NOTE = env_str("CLEARED_PAY_TO_NOTE", "")
 # Standing copies on customers follow lateness and ageing bounces (billing.tasks).
+# The Not paid yet summary's old days, folded into one row per rep and stage
+# (pipeline/not_paid.py): a few ms an hour; the totals are exact either way.
+CELERY_BEAT_SCHEDULE["pipeline-fold-board-totals"] = {
+    "task": "pipeline.fold_board_totals",
+    "schedule": 3600.0,
+    "options": {"expires": 3600.0},
+}
 CELERY_BEAT_SCHEDULE["billing-refresh-standings"] = {
     "task": "billing.refresh_standings",
     "schedule": 6 * 3600.0,
@@ -488,10 +495,9 @@ CELERY_BEAT_SCHEDULE["api-prune-idempotency"] = {
 }
 
 # --- Cache ---------------------------------------------------------------------
-# Pages are built from the database on every request; the one thing kept in the
-# cache is the Not paid yet board's totals (dashboards.board.board_totals), for
-# this many seconds: the board's and the manager home's totals may be that old
-# (0: always counted afresh). CACHE_URL=redis://... shares one cache between the
+# Pages are built from the database on every request (the Not paid yet board's
+# totals too: kept exact by the database, pipeline/not_paid.py). The cache holds
+# the API's rate counters. CACHE_URL=redis://... shares one cache between the
 # web processes (docker-compose does); with nothing set each process keeps its
 # own in memory.
 # API requests per token per minute; past it a 429 with Retry-After (api/gate.py).
@@ -499,7 +505,6 @@ CLEARED_API_RATE = env_int("CLEARED_API_RATE", 120)
 # How long an Idempotency-Key's first answer is kept (api/gate.py); older ones are
 # pruned hourly, and a key reused after the window is a new request.
 CLEARED_API_IDEMPOTENCY_HOURS = env_int("CLEARED_API_IDEMPOTENCY_HOURS", 24)
-CLEARED_BOARD_TOTALS_SECONDS = env_int("CLEARED_BOARD_TOTALS_SECONDS", 30)
 CACHE_URL = env_str("CACHE_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {"default": backends.redis_cache(CACHE_URL)}

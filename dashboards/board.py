@@ -13,12 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from django.conf import settings
-from django.core.cache import cache
 from django.db.models import (
     Case,
     CharField,
-    Count,
     DateTimeField,
     ExpressionWrapper,
     F,
@@ -27,7 +24,6 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
-    Sum,
     Value,
     When,
 )
@@ -37,8 +33,9 @@ from django.utils.dateparse import parse_datetime
 
 from pipeline.forms import parse_id, search_text
 from pipeline.models import Deal, User
-from pipeline.stages import NOT_PAID_STAGES, AuditFlag, Stage
-from pipeline.terms import MONEY, ZERO, PaymentOption, Standing
+from pipeline.not_paid import NOT_PAID_YET
+from pipeline.stages import NOT_PAID_STAGES, AuditFlag
+from pipeline.terms import MONEY, PaymentOption, Standing
 from reminders.models import Reminder
 
 PAGE_SIZE = 50
@@ -212,16 +209,9 @@ def not_paid_yet(user: User) -> QuerySet:
     An upfront deal paid in full but not delivered yet is still open (it waits
     in Deposit), but nothing is owed on it: it is not on this board.
     """
+    # Not disputed at audit either: a disputed sale is off the billing path until
+    # its manager decides (listed apart, ``disputed_awaiting_decision``).
     return Deal.objects.visible_to(user).filter(NOT_PAID_YET)
-
-
-# The board's deals: live, money not all cleared, and not disputed at audit (a
-# disputed sale is off the billing path until its manager decides; it is listed
-# apart, ``disputed_awaiting_decision``). The same condition as the partial
-# index ``deal_not_paid_yet_totals``, so the totals stay index-only.
-NOT_PAID_YET = Q(stage__in=NOT_PAID_STAGES, cleared_amount__lt=F("amount")) & ~Q(
-    audit_flag=AuditFlag.DISPUTED
-)
 
 
 def disputed_awaiting_decision(user: User) -> QuerySet:
@@ -413,109 +403,3 @@ def board_page(
             first = rows[0]
             prev_cursor = encode_cursor(_key_value(first, column), first.pk)
     return BoardPage(rows, next_cursor, prev_cursor, first_page)
-
-
-# --- totals ---------------------------------------------------------------------
-
-
-def rotting_condition(now: datetime) -> Q:
-    """Deals with no movement for longer than their stage's limit (settings)."""
-    condition = Q(pk__in=[])
-    for stage, days in settings.CLEARED_ROTTING_DAYS.items():
-        condition |= Q(stage=stage, stage_changed_at__lt=now - timedelta(days=days))
-    return condition
-
-
-@dataclass
-class BoardTotals:
-    by_stage: list[dict]
-    by_bucket: list[dict]
-    rotting_count: int
-    rotting_sum: Decimal
-    count: int
-    outstanding: Decimal
-    # When they were counted, if they come from the cache (they may be up to
-    # CLEARED_BOARD_TOTALS_SECONDS old: the page says "as of HH:MM:SS"); None: exact.
-    counted_at: datetime | None = None
-
-
-def board_totals(user: User, today: date | None = None, now: datetime | None = None) -> BoardTotals:
-    """Outstanding by stage and by aging bucket, and what is rotting: one grouped query.
-
-    The board, its charts and the manager's home show them; the query reads
-    every not-paid deal of the team (index-only, but 45 ms at 20,000 deals and
-    growing with them), so the answer is kept for
-    ``CLEARED_BOARD_TOTALS_SECONDS`` (30 s; 0: never kept): the totals may be
-    that old, the table under them never is. A plain timeout, keyed by the
-    viewer and their day: nothing in the models knows about it. Asked for a
-    given moment (``now``), they are always counted afresh.
-    """
-    seconds = settings.CLEARED_BOARD_TOTALS_SECONDS
-    if now is not None or seconds <= 0:
-        return _count_totals(user, today, now)
-    today = today or timezone.localdate()
-    # The buckets' bounds are the viewer's midnights: the day and zone are in the key.
-    key = f"board-totals:v2:{user.pk}:{today}:{timezone.get_current_timezone_name()}"
-    return cache.get_or_set(key, lambda: _count_totals_now(user, today), seconds)
-
-
-def _count_totals_now(user: User, today: date) -> BoardTotals:
-    """Counted for the cache: stamped with the moment, which the page shows."""
-    totals = _count_totals(user, today, None)
-    totals.counted_at = timezone.now()
-    return totals
-
-
-def _count_totals(user: User, today: date | None, now: datetime | None) -> BoardTotals:
-    return totals_from_rows(_totals_rows(not_paid_yet(user), today, now))
-
-
-def _totals_rows(deals: QuerySet, today: date | None, now: datetime | None):
-    """The deals grouped by stage, aging bucket and rotting, counted and summed."""
-    today = today or timezone.localdate()
-    now = now or timezone.now()
-    outstanding = ExpressionWrapper(F("amount") - F("cleared_amount"), output_field=MONEY)
-    # Cheap per-row work, for tens of thousands of rows: the bucket is the
-    # first promise-date bound the deal passes, rotting a grouped flag, and
-    # each group is summed once.
-    bucket = Case(
-        *[
-            When(promised_at__gte=_start_of(today - timedelta(days=b.max_days)), then=Value(b.key))
-            for b in BUCKETS
-            if b.max_days is not None
-        ],
-        default=Value(BUCKETS[-1].key),
-    )
-    rotting = Case(When(rotting_condition(now), then=Value(1)), default=Value(0))
-    return list(
-        deals.annotate(bucket=bucket, rotting=rotting)
-        .order_by()
-        .values("stage", "bucket", "rotting")
-        .annotate(
-            count=Count("*"),
-            outstanding=Coalesce(Sum(outstanding), Value(ZERO), output_field=MONEY),
-        )
-    )
-
-
-def totals_from_rows(rows) -> BoardTotals:
-    by_stage = {
-        stage: {"stage": stage, "count": 0, "outstanding": ZERO} for stage in NOT_PAID_STAGES
-    }
-    by_bucket = {b.key: {"bucket": b, "count": 0, "outstanding": ZERO} for b in BUCKETS}
-    rotting_count, rotting_sum = 0, ZERO
-    for row in rows:
-        for group in (by_stage[Stage(row["stage"])], by_bucket[row["bucket"]]):
-            group["count"] += row["count"]
-            group["outstanding"] += row["outstanding"]
-        if row["rotting"]:
-            rotting_count += row["count"]
-            rotting_sum += row["outstanding"]
-    return BoardTotals(
-        by_stage=list(by_stage.values()),
-        by_bucket=list(by_bucket.values()),
-        rotting_count=rotting_count,
-        rotting_sum=rotting_sum,
-        count=sum(group["count"] for group in by_stage.values()),
-        outstanding=sum((group["outstanding"] for group in by_stage.values()), ZERO),
-    )

@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -12,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from billing.reports import team_month_figures
-from dashboards import board, charts, export, importing
+from dashboards import board, charts, export, importing, totals
 from pipeline import access
 from pipeline.services import RepInactive
 from pipeline.stages import NOT_PAID_STAGES
@@ -42,14 +41,13 @@ def board_view(request: HttpRequest) -> HttpResponse:
         context["matching"] = deals.count()
         return render(request, "dashboards/board.html#table", context)
     reps = list(access.team_sellers(request.user).order_by("username"))
-    totals = board.board_totals(request.user, today=context["today"])
+    board_totals = totals.board_totals(request.user, today=context["today"])
     figures = team_month_figures([rep.pk for rep in reps], context["today"], with_pending=False)
     # Unfiltered, the table holds exactly the deals the totals counted.
-    context["matching"] = deals.count() if filters.is_filtered else totals.count
+    context["matching"] = deals.count() if filters.is_filtered else board_totals.count
     context.update(
         {
-            "totals": totals,
-            "totals_seconds": settings.CLEARED_BOARD_TOTALS_SECONDS,
+            "totals": board_totals,
             "reps": reps,
             "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
             "disputed": list(board.disputed_awaiting_decision(request.user)),
@@ -68,7 +66,7 @@ def board_charts(request: HttpRequest) -> HttpResponse:
     today = timezone.localdate()
     context = {
         "charts": [
-            charts.outstanding_by_bucket(board.board_totals(request.user, today=today)),
+            charts.outstanding_by_bucket(totals.board_totals(request.user, today=today)),
             charts.promised_vs_cleared_by_week(request.user, today),
             charts.days_to_cash_by_rep(request.user),
         ]

@@ -13,7 +13,7 @@ from django.db.models import Avg, DurationField, ExpressionWrapper, F, Sum
 from django.db.models.functions import TruncWeek
 
 from billing.models import Payment, PaymentStatus
-from dashboards.board import BoardTotals
+from dashboards.totals import BoardTotals
 from pipeline.models import Deal, User, disputed_at_audit
 from pipeline.stages import Stage
 from pipeline.terms import ZERO

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from billing.reports import team_month_figures
-from dashboards import board, search
+from dashboards import board, search, totals
 from pipeline import access, selectors
 from pipeline.models import Deal
 from pipeline.views import HOME_CARDS_PER_STAGE, MOVE_TARGETS
@@ -41,7 +41,7 @@ def _manager_home(request: HttpRequest) -> HttpResponse:
     others = [rep.pk for rep in reps if rep.pk != user.pk]
     waiting = team_reminders(others, now)
     context = {
-        "totals": board.board_totals(user, today=today),
+        "totals": totals.board_totals(user, today=today),
         "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
         "team_reminders": [(rep, waiting[rep.pk]) for rep in reps if rep.pk in waiting],
         "disputed": list(board.disputed_awaiting_decision(user)),

@@ -28,11 +28,8 @@ def _fast_password_hashing(settings):
 @pytest.fixture(autouse=True)
 def _empty_cache(settings):
     # What one test cached must not answer another; each test gets an empty
-    # in-memory cache, whatever CACHE_URL says. The board's totals are kept
-    # for a plain timeout in production (CLEARED_BOARD_TOTALS_SECONDS); tests
-    # count them afresh unless they are about that timeout.
+    # in-memory cache, whatever CACHE_URL says.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    settings.CLEARED_BOARD_TOTALS_SECONDS = 0
     cache.clear()
 
 

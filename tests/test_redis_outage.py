@@ -102,7 +102,6 @@ def private_redis():
 def on_private_redis(private_redis, settings, monkeypatch):
     """The cache and the broker on the private Redis, configured as in production."""
     settings.CACHES = {"default": backends.redis_cache(private_redis.url(1))}
-    settings.CLEARED_BOARD_TOTALS_SECONDS = 30  # the board's totals: what goes in the cache
     monkeypatch.setattr(ForgivingRedisCache, "RETRY_SECONDS", 0.2)
     broker_url = private_redis.url(0)
     conf = celery_app.conf

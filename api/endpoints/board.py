@@ -5,7 +5,7 @@ from django.utils import timezone
 from ninja import Router
 
 from api.schemas import PROBLEM_CODES, BoardTotalsOut, ProblemOut
-from dashboards import board
+from dashboards import totals
 from pipeline import access
 
 router = Router(tags=["board"])
@@ -17,18 +17,18 @@ router = Router(tags=["board"])
 def board_totals(request: HttpRequest):
     """Outstanding by stage and aging bucket, and what is rotting: the board's head."""
     access.require_manager(request.user, "The Not paid yet board is for managers.")
-    totals = board.board_totals(request.user, today=timezone.localdate())
+    figures = totals.board_totals(request.user, today=timezone.localdate())
     return {
-        "count": totals.count,
-        "outstanding": totals.outstanding,
-        "rotting_count": totals.rotting_count,
-        "rotting_outstanding": totals.rotting_sum,
+        "count": figures.count,
+        "outstanding": figures.outstanding,
+        "rotting_count": figures.rotting_count,
+        "rotting_outstanding": figures.rotting_sum,
         "by_stage": [
             {"stage": str(row["stage"]), "count": row["count"], "outstanding": row["outstanding"]}
-            for row in totals.by_stage
+            for row in figures.by_stage
         ],
         "by_bucket": [
             {"bucket": row["bucket"].key, "count": row["count"], "outstanding": row["outstanding"]}
-            for row in totals.by_bucket
+            for row in figures.by_bucket
         ],
     }

@@ -18,7 +18,7 @@ from audits.models import Audit, AuditState, CallAttempt, DisputeDecision, Outco
 from billing import services as billing
 from billing.models import PaymentKind, PaymentMethodKind
 from billing.reports import rep_month_figures
-from dashboards import board
+from dashboards import board, totals
 from pipeline import services as pipeline_services
 from pipeline.models import Deal
 from pipeline.stages import AuditFlag, IllegalMove, LostReason, Stage, next_moves
@@ -86,10 +86,10 @@ def test_a_disputed_deal_cannot_be_moved_by_hand(audit, auditor, rep, manager):
 def test_a_disputed_deal_leaves_the_not_paid_yet_board_and_its_totals(audit, auditor, manager):
     deal = Deal.objects.get(pk=audit.deal_id)
     assert deal in board.not_paid_yet(manager)
-    before = board.board_totals(manager).count
+    before = totals.board_totals(manager).count
     _dispute(audit, auditor)
     assert deal not in board.not_paid_yet(manager)
-    assert board.board_totals(manager).count == before - 1
+    assert totals.board_totals(manager).count == before - 1
     assert list(board.disputed_awaiting_decision(manager)) == [deal]
 
 

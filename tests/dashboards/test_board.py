@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 
 from billing import services as billing
-from dashboards.board import BoardFilters, board_deals, board_page, board_totals, decode_cursor
+from dashboards.board import BoardFilters, board_deals, board_page, decode_cursor
+from dashboards.totals import board_totals
 from pipeline.models import Deal, Role
 from pipeline.stages import Stage
 from tests.factories import CustomerFactory, DealFactory, UserFactory

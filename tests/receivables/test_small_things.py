@@ -148,15 +148,3 @@ def test_the_team_page_says_the_same_lifetime(manager_client, settings):
     settings.PASSWORD_RESET_TIMEOUT = 3 * 3600
     page = manager_client.get(reverse("team")).content.decode()
     assert 'id="invite-lifetime">3 hours<' in page
-
-
-# --- the board's totals ------------------------------------------------------------------
-
-
-def test_cached_board_totals_say_as_of_when(manager_client, settings):
-    settings.CLEARED_BOARD_TOTALS_SECONDS = 30
-    page = manager_client.get(reverse("board")).content.decode()
-    assert 'id="totals-as-of"' in page
-    assert "Totals as of " in page
-    settings.CLEARED_BOARD_TOTALS_SECONDS = 0
-    assert 'id="totals-as-of"' not in manager_client.get(reverse("board")).content.decode()
