@@ -34,7 +34,7 @@ from receivables.models import CustomerEmail, EmailState
 from reminders import services as reminders
 from reminders.models import OPEN_STATES, Reminder, ReminderKind
 from tests.factories import DealFactory, InvoiceFactory
-from tests.hooks.receiver import Receiver
+from tests.hooks.conftest import receiver  # noqa: F401 - a fixture
 from tests.reminders.test_worker import (  # noqa: F401 - fixtures
     NEEDS,
     _wait,
@@ -42,7 +42,7 @@ from tests.reminders.test_worker import (  # noqa: F401 - fixtures
     database_url,
 )
 from tests.scale.stack import Browser, Stack
-from tests.smtp import SmtpServer
+from tests.smtp import smtp_server  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True), *NEEDS]
 
@@ -54,22 +54,7 @@ LOOKAHEAD_HOURS = "72"
 
 
 @pytest.fixture
-def smtp():
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def receiver():
-    running = Receiver().start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def stack(tmp_path, database_url, broker_url, smtp, settings):  # noqa: F811 - fixtures above
+def stack(tmp_path, database_url, broker_url, smtp_server, settings):  # noqa: F811 - fixtures above
     _purge_webhooks(broker_url)
     settings.REMINDERS_LOOKAHEAD_HOURS = int(LOOKAHEAD_HOURS)
     running = Stack(
@@ -90,7 +75,7 @@ def stack(tmp_path, database_url, broker_url, smtp, settings):  # noqa: F811 - f
             "HOOKS_LEASE_SECONDS": "3",
             "HOOKS_TIMEOUT_SECONDS": "2",
             "HOOKS_ALLOW_PRIVATE_TARGETS": "true",
-            **smtp.env(),
+            **smtp_server.env(),
         },
     )
     yield running
@@ -152,8 +137,13 @@ def _settled(expected_events: int) -> bool:
 
 
 def test_two_webs_and_two_workers_one_killed_mid_send_lose_nothing_and_double_nothing(
-    rep, manager, stack, smtp, receiver
+    rep,
+    manager,
+    stack,
+    smtp_server,
+    receiver,  # noqa: F811 - the fixtures imported above
 ):
+    smtp = smtp_server
     # Hashed as production hashes (the tests' own hasher is a fast one the
     # web processes do not know).
     rep.password = PBKDF2PasswordHasher().encode("pw", "scale-out-salt")
