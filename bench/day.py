@@ -2,6 +2,7 @@
 
     python bench/day.py --reuse          # after `make bench` built the databases
     python bench/day.py --users 300 --seconds 60
+    DATABASE_POOL=on python bench/day.py --reuse --db bench_scale23_large
 
 300 signed-in people (by default) share 2 gunicorn workers. Each has the home
 page open, whose reminders panel polls every 15 s; opens a page every 30 s
@@ -18,6 +19,7 @@ p95 under 300 ms with no errors. Nothing here is asserted in the tests.
 
 import argparse
 import html.parser
+import os
 import random
 import re
 import statistics
@@ -298,9 +300,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--reuse", action="store_true", help="keep a database already seeded")
+    parser.add_argument("--db", default="cleared_bench_large", help="the database's name")
     args = parser.parse_args()
-    log(f"Cleared, a realistic day on PostgreSQL: {args.deals:,} deals")
-    url = prepare_database("cleared_bench_large", args.deals, args.reuse)
+    # The server's settings come from this environment (DATABASE_POOL=on|off).
+    pool = os.environ.get("DATABASE_POOL", "default")
+    log(f"Cleared, a realistic day on PostgreSQL: {args.deals:,} deals, DATABASE_POOL={pool}")
+    url = prepare_database(args.db, args.deals, args.reuse)
     bench_day(url, args.users, args.seconds)
 
 

@@ -116,6 +116,8 @@ TEMPLATES = [
     },
 ]
 
+# Measured under a day of 300 people (bench/day.py): README, "Connections".
+DATABASE_POOL_DEFAULT = False
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
@@ -133,6 +135,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         f"-c work_mem={env_str('DATABASE_WORK_MEM', '16MB')} "
         f"-c max_parallel_workers_per_gather={env_int('DATABASE_PARALLEL_WORKERS', 0)}"
     )
+    # Django's built-in psycopg pool (README: "Connections"): each process keeps
+    # its own pool (gunicorn forks its workers before any connection is made;
+    # Celery's processes do not pool, config/celery.py). A pool replaces the
+    # persistent per-thread connection (CONN_MAX_AGE must then be 0).
+    if env_bool("DATABASE_POOL", DATABASE_POOL_DEFAULT):
+        import psycopg_pool
+
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": env_int("DATABASE_POOL_MIN", 2),
+            "max_size": env_int("DATABASE_POOL_MAX", 8),
+            "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
+            # A connection is checked as it is handed out: one PostgreSQL
+            # restart costs no request an error.
+            "check": psycopg_pool.ConnectionPool.check_connection,
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web, worker and beat processes read while one writes;
     # IMMEDIATE makes a write transaction take the lock at BEGIN, so two

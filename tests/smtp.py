@@ -4,7 +4,9 @@ The app sends through Django's SMTP backend to it (``settings.MAILERS``),
 and the tests read what it received: headers, the text and HTML parts, the
 attachments. It can refuse an address for good (``bouncing``: 550 on RCPT),
 answer "try later" (``busy``: 451 on RCPT), or hold each message for a while
-at RCPT (``hold_seconds``) so a test can kill a sender mid-send.
+at RCPT (``hold_seconds``; only those to ``hold_to`` when set) so a test can
+kill a sender mid-send; ``held_from`` names the sender's (host, port) of each
+held RCPT, so a test can tell which process is sending.
 """
 
 import asyncio
@@ -31,6 +33,8 @@ class SmtpServer:
         self.bouncing: set[str] = set()
         self.busy = False
         self.hold_seconds = 0.0
+        self.hold_to: str | None = None
+        self.held_from: list[tuple[str, int]] = []
         self.rcpt_attempts = 0
         self._lock = threading.Lock()
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
@@ -76,7 +80,8 @@ class _Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self.server.rcpt_attempts += 1
-        if self.server.hold_seconds:
+        if self.server.hold_seconds and self.server.hold_to in (None, address):
+            self.server.held_from.append(session.peer)
             await asyncio.sleep(self.server.hold_seconds)
         if address in self.server.bouncing:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
