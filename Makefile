@@ -62,5 +62,7 @@ format: install
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+# make bench: issue 23's table at 100,000 deals; make bench DEALS=1000000 adds the
+# 1,000,000 column; ARGS passes more (e.g. ARGS="--reuse --reuse-results 100k").
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/table.py $(if $(DEALS),--deals $(DEALS)) $(ARGS)

@@ -1,7 +1,10 @@
 """Cleared's benchmark: the Not paid yet board, the rep's home and the CSV export at scale.
 
-    make bench                     # 10,000 and 100,000 deals on PostgreSQL
+    python bench/run.py            # 10,000 and 100,000 deals on PostgreSQL, page by page
     python bench/run.py --deals 20000 --small 5000 --reuse
+
+(`make bench` prints issue 23's table of every figure: bench/table.py, which
+calls ``bench_size`` here.)
 
 It builds two PostgreSQL databases with ``seed_scale`` (reused with --reuse when
 they already hold the data), starts gunicorn on loopback (2 workers) against
@@ -81,7 +84,26 @@ def psql(sql: str) -> None:
     )
 
 
-def prepare_database(name: str, deals: int, reuse: bool) -> str:
+# Management commands run, in order, after `migrate` on a database kept with
+# --reuse (and after a fresh seed): the backfills of columns and tables newer
+# than the seeded data, e.g. ["reminders_backfill_next_moment"]. Each must be
+# idempotent (run on every --reuse). Add yours when your migration adds data
+# the seed does not write.
+BACKFILLS: list[list[str]] = []
+
+
+def migrate_and_backfill(url: str) -> None:
+    manage(url, "migrate", "--noinput")
+    for command in BACKFILLS:
+        started = time.monotonic()
+        manage(url, *command)
+        log(f"  backfill {' '.join(command)}: {time.monotonic() - started:.1f} s")
+
+
+def prepare_database(name: str, deals: int, reuse: bool, report: list | None = None) -> str:
+    """The database ``name`` with ``deals`` seeded (kept with ``reuse`` when it holds
+    them, brought up to date by migrate and the backfills); ``report`` gets
+    seed_scale's summary line when it seeds."""
     url = f"{PG}/{name}"
     if reuse:
         probe = manage(
@@ -94,7 +116,7 @@ def prepare_database(name: str, deals: int, reuse: bool) -> str:
         lines = probe.stdout.strip().splitlines()
         if probe.returncode == 0 and lines and lines[-1].isdigit() and int(lines[-1]) >= deals:
             log(f"  {name}: reusing {int(lines[-1]):,} deals")
-            manage(url, "migrate", "--noinput")  # data seeded by an older checkout
+            migrate_and_backfill(url)  # data seeded by an older checkout
             return url
     psql(f'DROP DATABASE IF EXISTS "{name}"')
     psql(f'CREATE DATABASE "{name}"')
@@ -106,6 +128,9 @@ def prepare_database(name: str, deals: int, reuse: bool) -> str:
         url, "seed_scale", "--deals", str(deals), "--teams", "1", "--reps-per-team", "50"
     ).stdout.strip()
     log(f"  {name}: {out.splitlines()[-1]} (wall {time.monotonic() - started:.1f} s)")
+    if report is not None:
+        report.append(out.splitlines()[-1])
+    migrate_and_backfill(url)
     manage(
         url,
         "shell",

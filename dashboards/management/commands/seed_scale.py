@@ -10,7 +10,6 @@ with their checklists and calls, and reminders. Rows are written with
 locks are what the tests cover; this only has to look like their output).
 """
 
-import json
 import random
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -19,9 +18,7 @@ from time import monotonic
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
-from django.core.management.color import no_style
-from django.db import connection, transaction
-from django.db.models import Max
+from django.db import transaction
 from django.utils import timezone
 
 from audits.models import Audit, AuditState, CallAttempt, CallScript, Outcome, WrapUpChecklist
@@ -36,12 +33,21 @@ from billing.models import (
     PaymentMethodKind,
     PaymentStatus,
 )
+from dashboards.seeding import (
+    analyze,
+    bulk_indexes_later,
+    history_rows,
+    outbox_rows,
+    set_column,
+    write,
+)
+from pipeline.deal_changes import DealChange
 from pipeline.models import Customer, Deal, Role, StageEvent, Touch, User
 from pipeline.stages import HAPPY_PATH, LostReason, Stage
 from pipeline.terms import PaymentOption, Standing
 from reminders.models import Reminder, ReminderKind, ReminderState
 
-BATCH = 5000
+CHUNK = 50_000  # deals whose rows are built and copied at a time (bounded memory)
 STAGE_WEIGHTS = {
     Stage.PROMISED: 15,
     Stage.DEPOSIT: 15,
@@ -64,43 +70,23 @@ PRODUCTS = [
 RATE = Decimal("0.10")
 
 
-def _ids(model, count: int) -> range:
-    """Primary keys for ``count`` new rows, so children can point at them before insert."""
-    start = (model.objects.aggregate(top=Max("pk"))["top"] or 0) + 1
-    return range(start, start + count)
-
-
-def write(model, objs: list) -> list:
-    """Insert ``objs`` (with their pks set): PostgreSQL's COPY, else bulk_create.
-
-    COPY skips the per-value preparation of an ORM insert, which is what makes
-    100,000 deals and their history load in well under the two minutes.
-    """
-    if not objs:
-        return objs
-    for obj, pk in zip(objs, _ids(model, len(objs)), strict=True):
-        obj.pk = pk
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create(objs, batch_size=BATCH)
-        return objs
-    fields = model._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
-    table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # noqa: S608
-            for obj in objs:
-                # pre_save: auto_now timestamps, and card masking in free text.
-                values = [f.pre_save(obj, True) for f in fields]
-                copy.write_row(
-                    [
-                        json.dumps(value) if f.attname in json_fields else value
-                        for f, value in zip(fields, values, strict=True)
-                    ]
-                )
-        for sql in connection.ops.sequence_reset_sql(no_style(), [model]):
-            cursor.execute(sql)
-    return objs
+# The tables the load fills: their indexes and constraints are built after it.
+LOADED = [
+    Customer,
+    Deal,
+    StageEvent,
+    Touch,
+    Invoice,
+    Payment,
+    PaymentEvent,
+    CommissionEntry,
+    WrapUpChecklist,
+    Audit,
+    CallAttempt,
+    Reminder,
+    DealChange,
+    *(m.history.model for m in (Deal, Customer, User, Payment, Invoice)),
+]
 
 
 class Command(BaseCommand):
@@ -120,18 +106,29 @@ class Command(BaseCommand):
         started = monotonic()
         self.rng = random.Random(seed)  # noqa: S311 - test data
         self.now = timezone.now()
-        with transaction.atomic():
+        with transaction.atomic(), bulk_indexes_later(LOADED):
             managers, reps = self._people(teams or max(1, deals // 20_000), reps_per_team)
             customers = self._customers(reps, max(deals // 5, 1))
             deal_rows = self._deals(reps, customers, deals)
-            self._history(deal_rows)
-            self._money(deal_rows, managers)
-            self._audits(deal_rows)
-            self._reminders(deal_rows)
+            for first in range(0, len(deal_rows), CHUNK):
+                chunk = deal_rows[first : first + CHUNK]
+                self._history(chunk)
+                self._money(chunk, managers)
+                self._audits(chunk)
+                self._reminders(chunk)
+            del deal_rows, customers
+            loaded = monotonic() - started
+            history = history_rows([Deal, Customer, User, Payment, Invoice])
+            outbox = outbox_rows(recent=min(200, deals))
+            derived = monotonic() - started - loaded
+        indexed = monotonic() - started - loaded - derived
+        analyze()
         self.stdout.write(
             f"seed_scale: {Deal.objects.count():,} deals, {Customer.objects.count():,} customers, "
             f"{Payment.objects.count():,} payments, {Audit.objects.count():,} audits, "
-            f"{Reminder.objects.count():,} reminders in {monotonic() - started:.1f} s"
+            f"{Reminder.objects.count():,} reminders, {sum(history.values()):,} history rows, "
+            f"{outbox:,} outbox rows in {monotonic() - started:.1f} s (rows {loaded:.0f} s, "
+            f"history and outbox {derived:.0f} s, indexes and constraints {indexed:.0f} s)"
         )
 
     def _people(self, teams: int, reps_per_team: int):
@@ -228,6 +225,7 @@ class Command(BaseCommand):
                     cleared_amount=cleared,
                     received_amount=cleared,
                     created_at=promised_at,
+                    updated_at=moved,  # as if the data had aged: last changed when it moved
                 )
             )
         return write(Deal, rows)
@@ -333,11 +331,7 @@ class Command(BaseCommand):
         InvoiceSequence.objects.filter(pk=1).update(last_number=number)
         write(Invoice, invoices)
         payments = write(Payment, payments)
-        Deal.objects.bulk_update(
-            [Deal(pk=pk, received_amount=amount) for pk, amount in received],
-            ["received_amount"],
-            batch_size=BATCH,
-        )
+        set_column(Deal, "received_amount", received)
         events, commission = [], []
         rep_of = {deal.pk: deal.rep_id for deal in deals}
         for payment in payments:
