@@ -145,10 +145,16 @@ def _audit_overdue(f: Facts, window: Window):
             )
 
 
+def _windows_closing(f: Facts, window: Window):
+    """Its mind changes when a queued audit's window closes."""
+    return (a.call_window_end for a in f.audits if a.state == AuditState.QUEUED)
+
+
 AUDIT_OVERDUE = Rule(
     kind=ReminderKind.AUDIT_OVERDUE,
     owner=MANAGER,
     wants=_audit_overdue,
+    wakes=_windows_closing,
     clock=_audit_clock([AuditState.QUEUED], "call_window_end"),
     gone=(
         Gone(

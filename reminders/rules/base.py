@@ -12,14 +12,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils.formats import date_format
 
-from pipeline.models import Deal, User
+from pipeline.models import Deal
 from pipeline.terms import ZERO
 from reminders.models import ReminderKind
 from reminders.rules.records import Answer, AuditFact, Bounce, Debt, Email, Pending, Request
@@ -33,62 +32,30 @@ class Window:
     """The span of time a scan looks at, read from settings once per scan."""
 
     now: datetime
-    # A sweep looks back over the whole catch-up window; the minute's quick
-    # scan only at what entered the window lately (see services.reminders_scan).
-    lookback: timedelta | None = None
+
+    @property
+    def lookahead(self) -> timedelta:
+        return timedelta(hours=settings.REMINDERS_LOOKAHEAD_HOURS)
 
     @property
     def horizon(self) -> datetime:
         """Reminders falling due before this are created now ("coming today")."""
-        return self.now + timedelta(hours=settings.REMINDERS_LOOKAHEAD_HOURS)
+        return self.now + self.lookahead
 
     @property
     def since(self) -> datetime:
         """How far back a scan catches up on what it missed while it was down."""
-        if self.lookback is not None:
-            return self.horizon - self.lookback
         return self.now - timedelta(days=settings.REMINDERS_CATCHUP_DAYS)
 
     def holds(self, moment: datetime) -> bool:
         return self.since < moment <= self.horizon
 
-    def mornings(self, field_name: str, lag: timedelta = timedelta(0), rep: str = "rep") -> Q:
-        """A clock's filter: rows whose date field's morning (``lag`` later) falls in
-        this window.
-
-        A sweep reads a range of dates (one day of slack each side covers
-        every time zone); the quick scan names each (date, time zone) whose
-        morning just came within the horizon, and most minutes there is none
-        (an empty filter: no query at all).
-        """
-        if self.lookback is None:
-            first, last = self.dates(lag)
-            return Q(**{f"{field_name}__gte": first, f"{field_name}__lte": last})
-        wanted = Q(pk__in=[])
-        for zone in self.zones:
-            first, last = self.dates(lag)
-            day = first
-            while day <= last:
-                if self.holds(morning_of(day + lag, zone)):
-                    wanted |= Q(**{field_name: day, f"{rep}__time_zone": zone})
-                day += timedelta(days=1)
-        return wanted
-
-    @cached_property
-    def zones(self) -> list[str]:
-        """The time zones people work in (a morning is the owner's morning)."""
-        return list(User.objects.order_by().values_list("time_zone", flat=True).distinct())
-
-    def morning_days(self, lag: timedelta = timedelta(0)) -> set[date]:
-        """Fact dates whose morning (``lag`` later), in some zone, falls in this window."""
+    def mornings(self, field_name: str, lag: timedelta = timedelta(0)) -> Q:
+        """A clock's filter: rows whose date field's morning (``lag`` later) may fall
+        in this window: a range of dates (one day of slack each side covers every
+        time zone)."""
         first, last = self.dates(lag)
-        found = set()
-        day = first
-        while day <= last:
-            if any(self.holds(morning_of(day + lag, zone)) for zone in self.zones):
-                found.add(day)
-            day += timedelta(days=1)
-        return found
+        return Q(**{f"{field_name}__gte": first, f"{field_name}__lte": last})
 
     def dates(self, lag: timedelta = timedelta(0)) -> tuple[date, date]:
         """The range of fact dates whose reminders (``lag`` later) fall in the window.
@@ -225,6 +192,23 @@ class Rule:
     # Hover, don't smother: a second reminder of the kind on the deal the same
     # day waits a day. Not for news that is "at once" (a bounce, a dispute).
     hovers: bool = True
+    # Moments at which the rule's mind changes by time alone, beyond the
+    # reminders it wants (those come by themselves, ``comes_at``): an audit
+    # window closing, a promised day passing, a cut-off going by. The engine
+    # keeps the earliest one after now as the deal's next moment.
+    wakes: Callable[[Facts, Window], Iterable[datetime]] | None = None
+
+    def comes_at(self, want: Want, window: Window) -> datetime | None:
+        """When a reminder it wants, not made at this scan, will be: the moment
+        both its time and its due time come within the horizon (None: its time
+        is already past the catch-up window, it never will)."""
+        moment = want.at or want.due
+        if moment <= window.since:
+            return None
+        return max(moment, want.due) - window.lookahead
+
+    def next_moments(self, f: Facts, window: Window) -> Iterable[datetime]:
+        return self.wakes(f, window) if self.wakes is not None else ()
 
 
 # --- helpers ------------------------------------------------------------------------

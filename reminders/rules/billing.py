@@ -203,7 +203,7 @@ def _payment_rule(kind: str, days: int, owner: str, owed: Owed = INVOICE) -> Rul
 
     def clock(window: Window):
         deal = owed.rep.removesuffix("__rep")
-        rows = owed.model.objects.order_by().filter(window.mornings("due_date", lag, rep=owed.rep))
+        rows = owed.model.objects.order_by().filter(window.mornings("due_date", lag))
         if owed.model is Invoice:
             rows = rows.filter(voided_at__isnull=True)
         return rows.values_list(f"{deal}_id", flat=True)
@@ -314,6 +314,15 @@ def _invoice_cutoff(f: Facts, window: Window):
     )
 
 
+def _next_cutoff_named(f: Facts, window: Window):
+    """The cut-off it names moves to the next one the day after it (by that morning)."""
+    if f.cutoff_day is None or f.payment_option != PaymentOption.INVOICE:
+        return
+    if f.stage in (Stage.AUDIT_CONFIRMED, Stage.DELIVERED):
+        deadline = invoice_deadline(f.cutoff_day, local_day(window.now, f.tz), _cutoff_lead().days)
+        yield morning_of(deadline.cutoff + timedelta(days=1), f.tz)
+
+
 def _invoice_on_its_way(f: Facts, known: Known) -> bool:
     return _left_to_invoice(f) <= 0 and not _unsent_invoices(f)
 
@@ -333,11 +342,6 @@ def _how_it_went(f: Facts, known: Known) -> str:
 def _cutoff_clock(window: Window):
     lead = _cutoff_lead()
     first, last = window.dates(lag=-lead)
-    if window.lookback is not None:  # the quick scan: only cut-offs whose morning just came
-        cutoffs = window.morning_days(lag=-lead)
-        if not cutoffs:
-            return deals(pk__in=[])
-        first, last = min(cutoffs), max(cutoffs)
     days: set[int] = set()
     day = max(first, window.now.date())
     while day <= last:
@@ -356,6 +360,7 @@ INVOICE_CUTOFF = Rule(
     kind=ReminderKind.INVOICE_CUTOFF,
     owner=REP,
     wants=_invoice_cutoff,
+    wakes=_next_cutoff_named,
     clock=_cutoff_clock,
     gone=(Gone(_invoice_on_its_way, _how_it_went),),
     not_due_before_created=True,

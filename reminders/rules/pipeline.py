@@ -231,12 +231,11 @@ def _stale(f: Facts, window: Window):
         return
     stale = setting_days("REMINDERS_STALE_DAYS")
     last_activity = f.last_touch_at or f.promised_at
-    if f.promised_at + stale <= window.horizon:
-        yield Want(
-            last_activity.astimezone(UTC).date().isoformat(),
-            last_activity + stale,
-            f"No touch since {day_text(last_activity)}: always have a reason to call back.",
-        )
+    yield Want(
+        last_activity.astimezone(UTC).date().isoformat(),
+        last_activity + stale,
+        f"No touch since {day_text(last_activity)}: always have a reason to call back.",
+    )
 
 
 def _stale_clock(window: Window):

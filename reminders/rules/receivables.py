@@ -238,6 +238,11 @@ def _promise_due(f: Facts, known: Known) -> bool:
     return f.now is not None and f.now >= morning_of(day + timedelta(days=1), f.tz)
 
 
+def _promised_days_ending(f: Facts, window: Window):
+    """Its reminder is resolved, and no longer wanted, the morning after the promised day."""
+    return (morning_of(a.promised_for + timedelta(days=1), f.tz) for a in _standing_promises(f))
+
+
 def _promise_passed(f: Facts, window: Window):
     for answer in _standing_promises(f):
         debt = _unpaid_invoice(f, answer.invoice_id)
@@ -271,7 +276,7 @@ PROMISE_PASSED = Rule(
     clock=lambda window: (
         CustomerResponse.objects.order_by()
         .filter(kind=ResponseKind.PROMISE)
-        .filter(window.mornings("promised_for", lag=timedelta(days=1), rep="invoice__deal__rep"))
+        .filter(window.mornings("promised_for", lag=timedelta(days=1)))
         .values_list("invoice__deal_id", flat=True)
     ),
     gone=(
@@ -286,6 +291,7 @@ CUSTOMER_PROMISED = Rule(
     kind=ReminderKind.CUSTOMER_PROMISED,
     owner=REP,
     wants=_customer_promised,
+    wakes=_promised_days_ending,
     clock=lambda window: (
         CustomerResponse.objects.order_by()
         .filter(kind=ResponseKind.PROMISE, created_at__gt=window.since)

@@ -1,0 +1,86 @@
+"""Each deal's next moment (``DealSchedule``): when the engine must look at it again.
+
+The engine (``reminders.services.reminders_evaluate``) writes it whenever it
+decides a deal: the earliest moment, after now, at which a rule could change
+its decision (each rule reports its own, ``Rule.next_moment``). The minute's
+scan reads the deals whose moment came (``schedules_due``, a range of a
+partial index), so a scan with nothing due costs one index probe however many
+deals are stored. A moment in the past is simply due: a scan after an outage
+decides them all, with the whole catch-up window.
+
+Writes that bypass the services, and so the outbox, are caught where they
+happen (``reminders.receivers``: the Django admin's log, a person's time zone);
+a data fix in SQL ends with ``manage.py reminders_schedule --deals …`` (or
+``--all``), which makes those deals due now.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Subquery
+
+from pipeline.models import Deal
+from reminders.models import DealSchedule
+
+
+def schedules_hold(deal_ids: list[int]) -> None:
+    """Lock these deals' rows for the caller's transaction (PostgreSQL), in id order.
+
+    Two workers deciding the same deal at once (the drain and the scan) take
+    turns: the second reads the facts the first left, so an older decision
+    never overwrites a newer next moment."""
+    if connection.features.has_select_for_update:
+        list(
+            DealSchedule.objects.select_for_update()
+            .filter(deal_id__in=deal_ids)
+            .order_by("deal_id")
+            .values_list("deal_id", flat=True)
+        )
+
+
+def schedules_write(next_at: dict[int, datetime | None]) -> None:
+    """Record each decided deal's next moment: one upsert for the batch."""
+    if next_at:
+        DealSchedule.objects.bulk_create(
+            [DealSchedule(deal_id=deal_id, next_at=at) for deal_id, at in next_at.items()],
+            update_conflicts=True,
+            unique_fields=["deal"],
+            update_fields=["next_at"],
+        )
+
+
+def schedules_due(now: datetime, *, limit: int, after: int = 0) -> list[int]:
+    """Up to ``limit`` deals whose moment came, earliest first (past ``after`` when
+    the caller already took those of the same moment)."""
+    return list(
+        DealSchedule.objects.filter(next_at__lte=now, deal_id__gt=after)
+        .order_by("next_at", "deal_id")
+        .values_list("deal_id", flat=True)[:limit]
+    )
+
+
+def schedules_wake(*, now: datetime, deal_ids: Iterable[int] | None = None, rep_id=None) -> int:
+    """Make deals due now (set-based): the given ones, a rep's, or (neither) every deal.
+
+    For what changed outside the services: a data fix, a person's time zone.
+    Deals without a row get one."""
+    deals = Deal.objects.order_by()
+    if deal_ids is not None:
+        deals = deals.filter(pk__in=list(deal_ids))
+    if rep_id is not None:
+        deals = deals.filter(rep_id=rep_id)
+    woken = DealSchedule.objects.filter(deal_id__in=Subquery(deals.values("pk"))).update(
+        next_at=now
+    )
+    missing = deals.exclude(pk__in=Subquery(DealSchedule.objects.values("deal_id")))
+    created = DealSchedule.objects.bulk_create(
+        [DealSchedule(deal_id=pk, next_at=now) for pk in missing.values_list("pk", flat=True)],
+        ignore_conflicts=True,
+        batch_size=5000,
+    )
+    return woken + len(created)
+
+
+def schedules_due_count(now: datetime) -> int:
+    return DealSchedule.objects.filter(next_at__lte=now).count()
