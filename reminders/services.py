@@ -305,17 +305,14 @@ def reminders_scan(
 def _scan_due(window: Window, *, actor_id: int | None, on_batch) -> ScanResult:
     """Decide the deals whose next moment came, a batch at a time, until none is left.
 
-    Each decision moves the deal's moment past now (or clears it), so the
-    next batch reads the next ones; a deal seen twice (a concurrent writer
-    set its moment back) waits for the next scan."""
-    result, seen = ScanResult(), set()
-    while True:
-        ids = [
-            i for i in schedules_due(window.now, limit=settings.REMINDERS_BATCH) if i not in seen
-        ]
-        if not ids:
+    Each decision moves the deal's moment past this scan's now (or clears
+    it), and a moment set meanwhile by a writer is later than this scan's now
+    too, so every batch reads new deals: the loop ends."""
+    result, last = ScanResult(), None
+    while ids := schedules_due(window.now, limit=settings.REMINDERS_BATCH):
+        if ids == last:  # the clock moved back under us: leave them to the next scan
             return result
-        seen.update(ids)
+        last = ids
         result.add(
             reminders_evaluate(
                 ids, now=window.now, window=window, actor_id=actor_id, batch=len(ids)
@@ -323,6 +320,7 @@ def _scan_due(window: Window, *, actor_id: int | None, on_batch) -> ScanResult:
         )
         if on_batch is not None:
             on_batch()
+    return result
 
 
 # --- the outbox: deals that changed -----------------------------------------------------

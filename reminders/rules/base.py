@@ -3,9 +3,10 @@
 
 A rule decides in Python, on facts loaded for a whole batch of deals in a few
 queries (``reminders.facts``): nothing is compiled per rule and per call, so
-one deal costs the same handful of queries as two hundred. SQL is used where
-it is cheap and bounded: a rule's ``clock`` names, through an index range,
-the deals whose time for it falls within a scan's window.
+one deal costs the same handful of queries as two hundred. A rule owns no
+SQL: where a scan looks follows from what the rule wants (``Rule.comes_at``)
+and the moments it names (``Rule.wakes``), recorded per deal by the engine
+(``reminders.schedule``).
 """
 
 from collections.abc import Callable, Iterable
@@ -15,10 +16,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
 from django.utils.formats import date_format
 
-from pipeline.models import Deal
 from pipeline.terms import ZERO
 from reminders.models import ReminderKind
 from reminders.rules.records import Answer, AuditFact, Bounce, Debt, Email, Pending, Request
@@ -49,22 +48,6 @@ class Window:
 
     def holds(self, moment: datetime) -> bool:
         return self.since < moment <= self.horizon
-
-    def mornings(self, field_name: str, lag: timedelta = timedelta(0)) -> Q:
-        """A clock's filter: rows whose date field's morning (``lag`` later) may fall
-        in this window: a range of dates (one day of slack each side covers every
-        time zone)."""
-        first, last = self.dates(lag)
-        return Q(**{f"{field_name}__gte": first, f"{field_name}__lte": last})
-
-    def dates(self, lag: timedelta = timedelta(0)) -> tuple[date, date]:
-        """The range of fact dates whose reminders (``lag`` later) fall in the window.
-
-        One day of slack each side covers every time zone's morning.
-        """
-        first = (self.since - lag).astimezone(UTC).date() - timedelta(days=1)
-        last = (self.horizon - lag).astimezone(UTC).date() + timedelta(days=1)
-        return first, last
 
 
 @dataclass
@@ -174,18 +157,12 @@ class Rule:
     # The reminders the deal's facts call for, inside or outside the window:
     # the engine keeps those whose moment the window holds.
     wants: Callable[[Facts, Window], Iterable[Want]]
-    # The deals whose time for this rule falls in the window (an index range):
-    # where a scan looks. None: the rule only reacts to events on a deal.
-    clock: Callable[[Window], QuerySet] | None = None
     gone: tuple[Gone, ...] = field(default=())
     # Which of the kind's reminders are this rule's (kinds shared by rules tell
     # theirs apart by occurrence).
     owns: Callable[[str], bool] = field(default=lambda occurrence: True)
     # A closed deal (paid, lost, written off) ends the reminder unless said otherwise.
     ends_with_deal: bool = True
-    # Day-granular and costly to find (the latest touch of every open deal):
-    # looked for by the hourly sweep and on events, not by the minute's scan.
-    sweep_only: bool = False
     # Its cause can arise after the date it is computed from (a deal confirmed
     # at audit two days before the cut-off): never due before it was created.
     not_due_before_created: bool = False
@@ -238,11 +215,6 @@ def iso_moment(value: datetime) -> str:
 
 def iso_day(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def deals(*conditions: Q, **filters) -> QuerySet:
-    """A clock's query: the ids of the deals matching, unsorted."""
-    return Deal.objects.order_by().filter(*conditions, **filters).values_list("pk", flat=True)
 
 
 def setting_hours(name: str) -> timedelta:

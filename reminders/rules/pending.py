@@ -13,7 +13,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils.formats import date_format
 
-from billing.models import Payment, PaymentStatus
 from reminders.models import ReminderKind
 from reminders.rules.base import MANAGER, REP, Facts, Gone, Known, Rule, Want, Window, money_text
 
@@ -41,14 +40,6 @@ def _pending_rule(owner: str) -> Rule:
                 f"{who} — while it is pending the invoice is not chased.",
             )
 
-    def clock(window: Window):
-        return (
-            Payment.objects.order_by()
-            .filter(status=PaymentStatus.PENDING)
-            .filter(recorded_at__gt=window.since - after, recorded_at__lte=window.horizon - after)
-            .values_list("deal_id", flat=True)
-        )
-
     def settled(f: Facts, known: Known) -> bool:
         return all(f"p{p.id}{suffix}" != known.occurrence for p in f.pending)
 
@@ -56,7 +47,6 @@ def _pending_rule(owner: str) -> Rule:
         kind=ReminderKind.PAYMENT_PENDING,
         owner=owner,
         wants=wants,
-        clock=clock,
         owns=lambda occurrence: occurrence.endswith("/manager") == (owner == MANAGER),
         gone=(Gone(settled, "The payment cleared or bounced."),),
         ends_with_deal=False,  # a pending payment on a lost deal is still money to settle

@@ -112,10 +112,6 @@ EMAIL_BOUNCED = Rule(
     kind=ReminderKind.EMAIL_BOUNCED,
     owner=REP,
     wants=_email_bounced,
-    clock=lambda window: [
-        *_undelivered(EmailState.BOUNCED)(window),
-        *_undelivered(EmailState.FAILED)(window),
-    ],
     gone=(
         Gone(_new_address, "A new billing address was entered."),
         Gone(_asked_again, "The email was asked for again."),
@@ -160,12 +156,6 @@ CUSTOMER_SAYS_PAID = Rule(
     kind=ReminderKind.CUSTOMER_SAYS_PAID,
     owner=REP,
     wants=_says_paid,
-    clock=lambda window: (
-        CustomerResponse.objects.order_by()
-        .filter(kind=ResponseKind.PAID, created_at__gt=window.since)
-        .filter(created_at__lte=window.horizon)
-        .values_list("invoice__deal_id", flat=True)
-    ),
     gone=(Gone(_invoice_covered, "Paid: cleared money covers the invoice."),),
     hovers=False,
 )
@@ -273,12 +263,6 @@ PROMISE_PASSED = Rule(
     kind=ReminderKind.PROMISE_PASSED,
     owner=REP,
     wants=_promise_passed,
-    clock=lambda window: (
-        CustomerResponse.objects.order_by()
-        .filter(kind=ResponseKind.PROMISE)
-        .filter(window.mornings("promised_for", lag=timedelta(days=1)))
-        .values_list("invoice__deal_id", flat=True)
-    ),
     gone=(
         Gone(_invoice_covered, "Paid: cleared money covers the invoice."),
         Gone(_promise_replaced, "The customer promised a new date."),
@@ -292,12 +276,6 @@ CUSTOMER_PROMISED = Rule(
     owner=REP,
     wants=_customer_promised,
     wakes=_promised_days_ending,
-    clock=lambda window: (
-        CustomerResponse.objects.order_by()
-        .filter(kind=ResponseKind.PROMISE, created_at__gt=window.since)
-        .filter(created_at__lte=window.horizon)
-        .values_list("invoice__deal_id", flat=True)
-    ),
     gone=(
         Gone(_invoice_covered, "Paid: cleared money covers the invoice."),
         Gone(_promise_replaced, "The customer promised a new date."),
