@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Subquery
 
 from pipeline.models import Deal
 from reminders.models import DealSchedule
@@ -61,25 +60,25 @@ def schedules_due(now: datetime, *, limit: int, after: int = 0) -> list[int]:
 
 
 def schedules_wake(*, now: datetime, deal_ids: Iterable[int] | None = None, rep_id=None) -> int:
-    """Make deals due now (set-based): the given ones, a rep's, or (neither) every deal.
+    """Make deals due now: the given ones, a rep's, or (neither) every deal.
 
-    For what changed outside the services: a data fix, a person's time zone.
-    Deals without a row get one."""
+    For what changed outside the services (a data fix, a person's time zone)
+    and for deals written in bulk (a seed, a restore). One INSERT … SELECT
+    that gives a deal without a row its row; returns how many deals."""
     deals = Deal.objects.order_by()
     if deal_ids is not None:
         deals = deals.filter(pk__in=list(deal_ids))
     if rep_id is not None:
         deals = deals.filter(rep_id=rep_id)
-    woken = DealSchedule.objects.filter(deal_id__in=Subquery(deals.values("pk"))).update(
-        next_at=now
-    )
-    missing = deals.exclude(pk__in=Subquery(DealSchedule.objects.values("deal_id")))
-    created = DealSchedule.objects.bulk_create(
-        [DealSchedule(deal_id=pk, next_at=now) for pk in missing.values_list("pk", flat=True)],
-        ignore_conflicts=True,
-        batch_size=5000,
-    )
-    return woken + len(created)
+    sql, params = deals.values_list("pk").query.sql_with_params()
+    table = connection.ops.quote_name(DealSchedule._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (deal_id, next_at) SELECT d.*, %s FROM ({sql}) d "  # noqa: S608
+            "WHERE true ON CONFLICT (deal_id) DO UPDATE SET next_at = excluded.next_at",
+            [connection.ops.adapt_datetimefield_value(now), *params],
+        )
+        return cursor.rowcount
 
 
 def schedules_due_count(now: datetime) -> int:

@@ -18,7 +18,7 @@ def every_deal_due_now(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {schedule} (deal_id, next_at) SELECT id, %s FROM {deal}",  # noqa: S608
-            [timezone.now()],
+            [schema_editor.connection.ops.adapt_datetimefield_value(timezone.now())],
         )
 
 

@@ -6,10 +6,12 @@ deals whose moment came and nothing else: no hourly sweep. What the sweep was
 a safety net for (an edit in the Django admin) is caught where it happens."""
 
 import datetime
+import io
 from decimal import Decimal
 from html.parser import HTMLParser
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from billing.models import PaymentStatus
@@ -204,16 +206,31 @@ def test_a_person_moving_time_zone_makes_their_deals_due(rep, customer):
 
 
 def test_a_data_fix_ends_with_its_deals_made_due(rep, customer):
-    """A raw UPDATE bypasses the services: ``schedules_wake`` (``manage.py
-    reminders_schedule --deals``) makes the deals due, the next scan decides them."""
+    """A raw UPDATE bypasses the services: ``manage.py reminders_schedule --deals``
+    makes the deals due (``schedules_wake``) and decides them."""
     deal = DealFactory(rep=rep, customer=customer, deposit_required=False)
-    services.reminders_evaluate([deal.pk])
+    other = DealFactory(rep=rep, customer=customer, deposit_required=False)
+    services.reminders_evaluate([deal.pk, other.pk])
     yesterday = timezone.localdate() - datetime.timedelta(days=1)
     type(deal).objects.filter(pk=deal.pk).update(next_step_date=yesterday)
     assert services.reminders_scan(sweep=False).deals == 0  # nothing knows yet
-    assert schedules_wake(now=timezone.now(), deal_ids=[deal.pk]) == 1
-    services.reminders_scan(sweep=False)
+    out = io.StringIO()
+    call_command("reminders_schedule", "--deals", str(deal.pk), stdout=out)
+    assert "1 deals made due" in out.getvalue()
+    assert "1 of 1 due deals decided" in out.getvalue()
     assert ReminderKind.NEXT_STEP_DUE in _kinds(deal)
+    assert _next_at(other) > timezone.now()  # left alone
+
+
+def test_deals_written_in_bulk_are_made_due_with_one_statement(rep, customer):
+    """A seed or a restore writes deals past the services: ``schedules_wake`` gives
+    every deal (or a rep's) a row, due now."""
+    deals = [DealFactory(rep=rep, customer=customer) for _ in range(3)]
+    now = timezone.now()
+    assert schedules_wake(now=now) == 3
+    assert set(DealSchedule.objects.values_list("next_at", flat=True)) == {now}
+    assert services.reminders_scan(now=now, sweep=False).deals == 3
+    assert all(_next_at(d) is None or _next_at(d) > now for d in deals)
 
 
 # --- an edit in the Django admin ------------------------------------------------------

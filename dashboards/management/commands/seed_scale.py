@@ -40,6 +40,7 @@ from pipeline.models import Customer, Deal, Role, StageEvent, Touch, User
 from pipeline.stages import HAPPY_PATH, LostReason, Stage
 from pipeline.terms import PaymentOption, Standing
 from reminders.models import Reminder, ReminderKind, ReminderState
+from reminders.schedule import schedules_wake
 
 BATCH = 5000
 STAGE_WEIGHTS = {
@@ -128,6 +129,9 @@ class Command(BaseCommand):
             self._money(deal_rows, managers)
             self._audits(deal_rows)
             self._reminders(deal_rows)
+            # Written in bulk, past the services: every deal is due for the
+            # reminders' engine, which records its next moment (reminders.schedule).
+            schedules_wake(now=self.now)
         self.stdout.write(
             f"seed_scale: {Deal.objects.count():,} deals, {Customer.objects.count():,} customers, "
             f"{Payment.objects.count():,} payments, {Audit.objects.count():,} audits, "
