@@ -23,38 +23,45 @@ from pipeline.models import Deal
 from reminders.models import DealSchedule
 
 
-def schedules_hold(deal_ids: list[int]) -> None:
-    """Lock these deals' rows for the caller's transaction (PostgreSQL), in id order.
+def schedules_hold(deal_ids: list[int]) -> dict[int, datetime | None]:
+    """Lock these deals' rows for the caller's transaction (PostgreSQL), in id order,
+    and return the moments they hold.
 
     Two workers deciding the same deal at once (the drain and the scan) take
     turns: the second reads the facts the first left, so an older decision
-    never overwrites a newer next moment."""
-    if connection.features.has_select_for_update:
-        list(
-            DealSchedule.objects.select_for_update()
-            .filter(deal_id__in=deal_ids)
-            .order_by("deal_id")
-            .values_list("deal_id", flat=True)
-        )
+    never overwrites a newer next moment. Elsewhere (SQLite: one writer at a
+    time) nothing is read: every moment is written."""
+    if not connection.features.has_select_for_update:
+        return {}
+    return dict(
+        DealSchedule.objects.select_for_update()
+        .filter(deal_id__in=deal_ids)
+        .order_by("deal_id")
+        .values_list("deal_id", "next_at")
+    )
 
 
-def schedules_write(next_at: dict[int, datetime | None]) -> None:
-    """Record each decided deal's next moment: one upsert for the batch."""
-    if next_at:
+def schedules_write(next_at: dict[int, datetime | None], held: dict[int, datetime | None]) -> None:
+    """Record each decided deal's next moment: one upsert for those that moved (a
+    row rewritten for nothing is a dead row the index must step over)."""
+    moved = [
+        DealSchedule(deal_id=deal_id, next_at=at)
+        for deal_id, at in next_at.items()
+        if deal_id not in held or held[deal_id] != at
+    ]
+    if moved:
         DealSchedule.objects.bulk_create(
-            [DealSchedule(deal_id=deal_id, next_at=at) for deal_id, at in next_at.items()],
-            update_conflicts=True,
-            unique_fields=["deal"],
-            update_fields=["next_at"],
+            moved, update_conflicts=True, unique_fields=["deal"], update_fields=["next_at"]
         )
 
 
-def schedules_due(now: datetime, *, limit: int, after: int = 0) -> list[int]:
-    """Up to ``limit`` deals whose moment came, earliest first (past ``after`` when
-    the caller already took those of the same moment)."""
+def schedules_due(now: datetime, *, limit: int) -> list[int]:
+    """Up to ``limit`` deals whose moment came, earliest first."""
+    # In the index's own order, so the LIMIT stops the range scan early whatever
+    # the planner guesses of how many are due.
     return list(
-        DealSchedule.objects.filter(next_at__lte=now, deal_id__gt=after)
-        .order_by("next_at", "deal_id")
+        DealSchedule.objects.filter(next_at__lte=now)
+        .order_by("next_at")
         .values_list("deal_id", flat=True)[:limit]
     )
 

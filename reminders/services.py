@@ -228,14 +228,14 @@ def reminders_evaluate(
         # Inside a caller's transaction the batch is part of it (no savepoint:
         # nothing here goes on after a failed batch).
         with transaction.atomic(savepoint=False):
-            schedules_hold(part)
+            held = schedules_hold(part)
             facts = load_facts(part)
             decision = _Decision()
             for f in facts.values():
                 actor = (actors or {}).get(f.pk, actor_id)
                 _decide(f, window, all_rules=all_rules, actor_id=actor, decision=decision)
             result.add(_apply(decision, now))
-            schedules_write(decision.next_at)
+            schedules_write(decision.next_at, held)
             result.deals += len(facts)
         if on_batch is not None:
             on_batch()
