@@ -274,3 +274,31 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DealSchedule(models.Model):
+    """When the reminders engine must look at a deal again by time alone.
+
+    ``next_at`` is the earliest moment at which any rule could change its
+    decision about the deal (a reminder comes within the horizon, an audit
+    window closes, a promised day passes), written by the engine each time it
+    decides the deal (``reminders.schedule``); empty when only a change to the
+    deal can. The minute's scan reads the rows whose moment came through a
+    partial index, so its cost follows the deals that are due, not the deals
+    stored. A row of the reminders' own: the pipeline never knows it exists.
+    """
+
+    deal = models.OneToOneField(
+        "pipeline.Deal", primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    next_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_at"], name="deal_schedule_next", condition=Q(next_at__isnull=False)
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Deal #{self.deal_id}: next look at {self.next_at or 'its next change'}"

@@ -47,6 +47,7 @@ from reminders.models import (
 )
 from reminders.rules import gone_for, owner_of, rules
 from reminders.rules.base import Facts, Known, Rule, Window
+from reminders.schedule import schedules_due, schedules_hold, schedules_wake, schedules_write
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class _Decision:
         default_factory=lambda: defaultdict(list)
     )
     due: list[int] = field(default_factory=list)
+    next_at: dict[int, datetime | None] = field(default_factory=dict)
 
 
 def _ripe(known: Known, now: datetime) -> bool:
@@ -102,25 +104,31 @@ def _decide(
     window: Window,
     *,
     all_rules: list[Rule],
-    quick: bool,
     actor_id: int | None,
     decision: _Decision,
 ) -> None:
-    """What one deal's reminders need: new ones, resolved ones, due ones."""
+    """What one deal's reminders need: new ones, resolved ones, due ones; and the
+    deal's next moment, the earliest one at which a rule could change its mind."""
     now = f.now = window.now
     existing = {(k.kind, k.occurrence) for k in f.reminders}
     resolved: set[int] = set()
     new: list[tuple[Rule, Reminder]] = []
+    moments: list[datetime] = []
     for rule in all_rules:
-        if quick and rule.sweep_only:
-            continue
+        moments.extend(rule.next_moments(f, window))
         for want in rule.wants(f, window):
             if (rule.kind, want.occ) in existing:
                 continue
             due_at = max(want.due, now) if rule.not_due_before_created else want.due
             if not window.holds(want.at or want.due) or due_at > window.horizon:
+                if (comes := rule.comes_at(want, window)) is not None:
+                    moments.append(comes)
                 continue
             owner_id, queue = owner_of(rule, f)
+            if _gone_already(
+                rule, f, Known(0, rule.kind, want.occ, owner_id, queue, "", due_at, None)
+            ):
+                continue  # e.g. a check-in whose touch came first: a decision is final
             existing.add((rule.kind, want.occ))
             reminder = Reminder(
                 deal_id=f.pk,
@@ -134,6 +142,7 @@ def _decide(
                 updated_at=now,
             )
             new.append((rule, reminder))
+    decision.next_at[f.pk] = min((m for m in moments if m > now), default=None)
     _hover(f, new, now)
     for _rule, reminder in new:
         if reminder.due_at <= now:
@@ -157,6 +166,10 @@ def _decide(
             break
         if known.id not in resolved and _ripe(known, now):
             decision.due.append(known.id)
+
+
+def _gone_already(rule: Rule, f: Facts, candidate: Known) -> bool:
+    return any(gone.when(f, candidate) for gone in gone_for(rule))
 
 
 def _hover(f: Facts, new: list[tuple[Rule, Reminder]], now: datetime) -> None:
@@ -193,11 +206,11 @@ def reminders_evaluate(
     window: Window | None = None,
     actors: dict[int, int | None] | None = None,
     actor_id: int | None = None,
-    quick: bool = False,
     batch: int | None = None,
     on_batch=None,
 ) -> ScanResult:
-    """Bring these deals' reminders up to date: create, resolve, mark due.
+    """Bring these deals' reminders up to date: create, resolve, mark due, and
+    record each deal's next moment (``reminders.schedule``).
 
     ``actors`` (or one ``actor_id`` for all) names whose action changed each
     deal: recorded on the reminders it resolves when the rule names nobody
@@ -212,20 +225,17 @@ def reminders_evaluate(
     result = ScanResult()
     for start in range(0, len(ids), size):
         part = ids[start : start + size]
-        with transaction.atomic():
+        # Inside a caller's transaction the batch is part of it (no savepoint:
+        # nothing here goes on after a failed batch).
+        with transaction.atomic(savepoint=False):
+            held = schedules_hold(part)
             facts = load_facts(part)
             decision = _Decision()
             for f in facts.values():
                 actor = (actors or {}).get(f.pk, actor_id)
-                _decide(
-                    f,
-                    window,
-                    all_rules=all_rules,
-                    quick=quick,
-                    actor_id=actor,
-                    decision=decision,
-                )
+                _decide(f, window, all_rules=all_rules, actor_id=actor, decision=decision)
             result.add(_apply(decision, now))
+            schedules_write(decision.next_at, held)
             result.deals += len(facts)
         if on_batch is not None:
             on_batch()
@@ -272,60 +282,45 @@ def reminders_scan(
     """Apply every rule where time calls for it: create, resolve, mark due.
 
     ``deal_ids`` limits the work to some deals (their whole catch-up window).
-    A sweep (the default; beat's scan once an hour and after any gap) looks
-    at every deal whose time for some rule falls in the whole catch-up
-    window, and at every deal with an open reminder (to resolve those whose
-    cause is gone). The minute's quick scan (``sweep=False``) looks only at
-    what came within the horizon since the last few scans: it stays cheap
-    however much history there is. Changes to deals are not its business:
-    the outbox (``reminders_drain``) brings those.
+    The minute's scan (``sweep=False``, what beat runs) decides the deals
+    whose next moment came (``reminders.schedule``), a batch at a time, over
+    the whole catch-up window: it costs one index probe when nothing is due,
+    and after an outage every moment missed is simply due. Changes to deals
+    are not its business: the outbox (``reminders_drain``) brings those.
+
+    ``sweep`` (the default; never run by beat) first makes every deal due:
+    the whole picture decided anew, as after a data fix in SQL
+    (``manage.py reminders_schedule --all``).
     """
     now = now or timezone.now()
     if deal_ids is not None:
         return reminders_evaluate(deal_ids, now=now, actor_id=actor_id, on_batch=on_batch)
     if sweep:
-        window = Window(now)
-        with transaction.atomic():
-            _plan_for_index_probes()
-            ids = _clocked(window, quick=False)
-            ids.update(
-                Reminder.objects.filter(state__in=OPEN_STATES)
-                .order_by()
-                .values_list("deal_id", flat=True)
-                .distinct()
-            )
-    else:
-        window = Window(now, lookback=timedelta(minutes=settings.REMINDERS_RECENT_MINUTES))
-        ids = _clocked(window, quick=True)
-    result = reminders_evaluate(
-        ids, now=now, window=window, actor_id=actor_id, quick=not sweep, on_batch=on_batch
-    )
+        schedules_wake(now=now)
+    result = _scan_due(Window(now), actor_id=actor_id, on_batch=on_batch)
     result.due += reminders_mark_due(now=now)
     return result
 
 
-def _clocked(window: Window, *, quick: bool) -> set[int]:
-    """The deals whose time for some rule falls in the window: one index range a rule."""
-    found: set[int] = set()
-    for rule in rules():
-        if rule.clock is None or (quick and rule.sweep_only):
-            continue
-        found.update(rule.clock(window))
-    return found
+def _scan_due(window: Window, *, actor_id: int | None, on_batch) -> ScanResult:
+    """Decide the deals whose next moment came, a batch at a time, until none is left.
 
-
-def _plan_for_index_probes() -> None:
-    """Let PostgreSQL read the clocks' index ranges instead of scanning tables.
-
-    For this transaction only, the cost of an index probe is set to what it
-    is on SSDs (REMINDERS_PG_RANDOM_PAGE_COST).
-    """
-    if connection.vendor == "postgresql" and settings.REMINDERS_PG_RANDOM_PAGE_COST:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('random_page_cost', %s, true)",
-                [str(settings.REMINDERS_PG_RANDOM_PAGE_COST)],
+    Each decision moves the deal's moment past this scan's now (or clears
+    it), and a moment set meanwhile by a writer is later than this scan's now
+    too, so every batch reads new deals: the loop ends."""
+    result, last = ScanResult(), None
+    while ids := schedules_due(window.now, limit=settings.REMINDERS_BATCH):
+        if ids == last:  # the clock moved back under us: leave them to the next scan
+            return result
+        last = ids
+        result.add(
+            reminders_evaluate(
+                ids, now=window.now, window=window, actor_id=actor_id, batch=len(ids)
             )
+        )
+        if on_batch is not None:
+            on_batch()
+    return result
 
 
 # --- the outbox: deals that changed -----------------------------------------------------

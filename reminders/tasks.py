@@ -6,8 +6,10 @@ message per job however many events arrive.
 
 - ``reminders_scan``: beat's heartbeat, every REMINDERS_SCAN_SECONDS, on its
   own queue (``heartbeat``) so no backlog of other work delays it, and
-  without an expiry: a late scan still runs. It drains the outbox, creates
-  what time calls for, marks due, and queues the digests.
+  without an expiry: a late scan still runs. It drains the outbox, decides
+  the deals whose next moment came (``reminders.schedule``), marks due, and
+  queues the digests. There is no hourly sweep: after a gap, every moment
+  missed is simply due.
 - ``reminders_drain``: woken by ``deal_changed`` (``reminders.receivers``):
   the changed deals' reminders in batches, now rather than at the next scan.
 - ``reminders_send_digests``: every pending recipient's digest, each claimed
@@ -19,10 +21,8 @@ its worker was killed (``acks_late``), changes nothing more.
 """
 
 import logging
-from datetime import datetime
 
 from celery import shared_task
-from django.conf import settings
 from django.utils import timezone
 
 from reminders import services
@@ -30,19 +30,6 @@ from reminders import services
 logger = logging.getLogger(__name__)
 
 SCAN, DRAIN, DIGESTS = "scan", "drain", "digests"
-
-
-def _is_sweep(now: datetime, previous: datetime | None) -> bool:
-    """A sweep once per REMINDERS_SWEEP_MINUTES, and after any gap in the scans.
-
-    ``previous`` is when any worker last scanned (a row in the database, so
-    every worker process agrees): a worker or broker outage makes the next
-    scan a sweep, which catches up on everything missed.
-    """
-    interval = settings.REMINDERS_SCAN_SECONDS
-    first_of_period = now.timestamp() % (settings.REMINDERS_SWEEP_MINUTES * 60) < interval
-    gap = previous is None or (now - previous).total_seconds() > 2 * interval
-    return first_of_period or gap
 
 
 @shared_task(name="reminders.reminders_scan")
@@ -53,27 +40,26 @@ def reminders_scan() -> dict:
             logger.info("Reminder scan: another scan is running, this one returns.")
             return {"skipped": "another scan is running"}
         now = timezone.now()
-        sweep = _is_sweep(now, services.reminders_last_scan())
-        # What is due goes out first: an hourly sweep (a minute at 100,000 deals)
-        # must not hold up what time has already made due.
+        # What is due goes out first: the deals whose moment came (all of them
+        # after an outage, or the backfill of a new install) must not hold up
+        # what time has already made due.
         due_first = services.reminders_mark_due(now=now)
         if due_first:
             queue_digests()
         drained = services.reminders_drain(now=now, on_batch=run.renew)
-        scanned = services.reminders_scan(now=now, sweep=sweep, on_batch=run.renew)
+        scanned = services.reminders_scan(now=now, sweep=False, on_batch=run.renew)
         queued = queue_digests()
         services.reminders_scan_mark(now=now)
         run.result = {
-            "sweep": sweep,
             "due first": due_first,
             "changed deals": drained.as_dict(),
             "by time": scanned.as_dict(),
             "digests queued": queued,
         }
         logger.info(
-            "Reminder %s: %d due at once; %d changed deals (%d created, %d resolved, %d due); "
+            "Reminder scan: %d due at once; %d changed deals (%d created, %d resolved, %d due); "
             "%d deals by time (%d created, %d resolved, %d due); digests %s",
-            "sweep" if sweep else "scan", due_first,
+            due_first,
             drained.deals, drained.created, drained.resolved, drained.due,
             scanned.deals, scanned.created, scanned.resolved, scanned.due,
             "queued" if queued else "not needed",

@@ -4,9 +4,10 @@ Each rule says, in one place:
 
 - ``wants``: given a deal's facts, the reminders they call for, each with its
   occurrence key, due time and the sentence the panel and the email show;
-- ``clock``: where a scan looks for deals whose time for this rule has come
-  (an index range over a window of time around now), so a scan that finds
-  nothing new reads a few index ranges, not every deal;
+- ``wakes`` (if any): the moments its mind changes by time alone beyond the
+  reminders it wants (an audit window closing), so the engine knows each
+  deal's next moment and the minute's scan reads only the deals whose moment
+  came (``reminders.schedule``);
 - ``owner``: who gets it (the deal's rep, the rep's manager, or a role queue);
 - ``gone``: how to tell that its cause is gone, and the words recorded when
   the engine resolves it.

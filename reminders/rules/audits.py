@@ -25,7 +25,6 @@ from reminders.rules.base import (
     Want,
     Window,
     day_text,
-    deals,
     iso_moment,
 )
 from reminders.rules.records import AuditFact
@@ -88,20 +87,6 @@ def _no_open_audit(states: tuple[str, ...], occ: Callable[[AuditFact], str]):
     return when
 
 
-def _audit_clock(states: list[str], field_name: str):
-    def clock(window: Window):
-        return (
-            Audit.objects.order_by()
-            .filter(
-                state__in=states,
-                **{f"{field_name}__gt": window.since, f"{field_name}__lte": window.horizon},
-            )
-            .values_list("deal_id", flat=True)
-        )
-
-    return clock
-
-
 # --- due, overdue, retry ------------------------------------------------------------
 
 
@@ -123,7 +108,6 @@ AUDIT_DUE = Rule(
     kind=ReminderKind.AUDIT_DUE,
     owner=AUDIT_QUEUE,
     wants=_audit_due,
-    clock=_audit_clock([AuditState.QUEUED], "next_call_at"),
     gone=(
         Gone(
             _no_open_audit((AuditState.QUEUED,), _occ),
@@ -145,11 +129,16 @@ def _audit_overdue(f: Facts, window: Window):
             )
 
 
+def _windows_closing(f: Facts, window: Window):
+    """Its mind changes when a queued audit's window closes."""
+    return (a.call_window_end for a in f.audits if a.state == AuditState.QUEUED)
+
+
 AUDIT_OVERDUE = Rule(
     kind=ReminderKind.AUDIT_OVERDUE,
     owner=MANAGER,
     wants=_audit_overdue,
-    clock=_audit_clock([AuditState.QUEUED], "call_window_end"),
+    wakes=_windows_closing,
     gone=(
         Gone(
             _no_open_audit((AuditState.QUEUED,), _occ),
@@ -177,7 +166,6 @@ AUDIT_RETRY = Rule(
     kind=ReminderKind.AUDIT_RETRY,
     owner=AUDIT_QUEUE,
     wants=_audit_retry,
-    clock=_audit_clock([AuditState.RETRY, AuditState.CALL_BACK], "next_call_at"),
     gone=(
         Gone(
             _no_open_audit((AuditState.RETRY, AuditState.CALL_BACK), _call_occ),
@@ -206,9 +194,6 @@ def _audit_flag_rule(flag: str, kind: str, owner: str, why: Callable[[datetime],
         kind=kind,
         owner=owner,
         wants=wants,
-        clock=lambda window: deals(
-            audit_flag=flag, audit_flag_at__gt=window.since, audit_flag_at__lte=window.horizon
-        ),
         owns=lambda occurrence: occurrence.endswith(f"/{suffix}"),
         gone=(
             Gone(

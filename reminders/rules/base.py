@@ -3,23 +3,21 @@
 
 A rule decides in Python, on facts loaded for a whole batch of deals in a few
 queries (``reminders.facts``): nothing is compiled per rule and per call, so
-one deal costs the same handful of queries as two hundred. SQL is used where
-it is cheap and bounded: a rule's ``clock`` names, through an index range,
-the deals whose time for it falls within a scan's window.
+one deal costs the same handful of queries as two hundred. A rule owns no
+SQL: where a scan looks follows from what the rule wants (``Rule.comes_at``)
+and the moments it names (``Rule.wakes``), recorded per deal by the engine
+(``reminders.schedule``).
 """
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
 from django.utils.formats import date_format
 
-from pipeline.models import Deal, User
 from pipeline.terms import ZERO
 from reminders.models import ReminderKind
 from reminders.rules.records import Answer, AuditFact, Bounce, Debt, Email, Pending, Request
@@ -33,71 +31,23 @@ class Window:
     """The span of time a scan looks at, read from settings once per scan."""
 
     now: datetime
-    # A sweep looks back over the whole catch-up window; the minute's quick
-    # scan only at what entered the window lately (see services.reminders_scan).
-    lookback: timedelta | None = None
+
+    @property
+    def lookahead(self) -> timedelta:
+        return timedelta(hours=settings.REMINDERS_LOOKAHEAD_HOURS)
 
     @property
     def horizon(self) -> datetime:
         """Reminders falling due before this are created now ("coming today")."""
-        return self.now + timedelta(hours=settings.REMINDERS_LOOKAHEAD_HOURS)
+        return self.now + self.lookahead
 
     @property
     def since(self) -> datetime:
         """How far back a scan catches up on what it missed while it was down."""
-        if self.lookback is not None:
-            return self.horizon - self.lookback
         return self.now - timedelta(days=settings.REMINDERS_CATCHUP_DAYS)
 
     def holds(self, moment: datetime) -> bool:
         return self.since < moment <= self.horizon
-
-    def mornings(self, field_name: str, lag: timedelta = timedelta(0), rep: str = "rep") -> Q:
-        """A clock's filter: rows whose date field's morning (``lag`` later) falls in
-        this window.
-
-        A sweep reads a range of dates (one day of slack each side covers
-        every time zone); the quick scan names each (date, time zone) whose
-        morning just came within the horizon, and most minutes there is none
-        (an empty filter: no query at all).
-        """
-        if self.lookback is None:
-            first, last = self.dates(lag)
-            return Q(**{f"{field_name}__gte": first, f"{field_name}__lte": last})
-        wanted = Q(pk__in=[])
-        for zone in self.zones:
-            first, last = self.dates(lag)
-            day = first
-            while day <= last:
-                if self.holds(morning_of(day + lag, zone)):
-                    wanted |= Q(**{field_name: day, f"{rep}__time_zone": zone})
-                day += timedelta(days=1)
-        return wanted
-
-    @cached_property
-    def zones(self) -> list[str]:
-        """The time zones people work in (a morning is the owner's morning)."""
-        return list(User.objects.order_by().values_list("time_zone", flat=True).distinct())
-
-    def morning_days(self, lag: timedelta = timedelta(0)) -> set[date]:
-        """Fact dates whose morning (``lag`` later), in some zone, falls in this window."""
-        first, last = self.dates(lag)
-        found = set()
-        day = first
-        while day <= last:
-            if any(self.holds(morning_of(day + lag, zone)) for zone in self.zones):
-                found.add(day)
-            day += timedelta(days=1)
-        return found
-
-    def dates(self, lag: timedelta = timedelta(0)) -> tuple[date, date]:
-        """The range of fact dates whose reminders (``lag`` later) fall in the window.
-
-        One day of slack each side covers every time zone's morning.
-        """
-        first = (self.since - lag).astimezone(UTC).date() - timedelta(days=1)
-        last = (self.horizon - lag).astimezone(UTC).date() + timedelta(days=1)
-        return first, last
 
 
 @dataclass
@@ -207,24 +157,35 @@ class Rule:
     # The reminders the deal's facts call for, inside or outside the window:
     # the engine keeps those whose moment the window holds.
     wants: Callable[[Facts, Window], Iterable[Want]]
-    # The deals whose time for this rule falls in the window (an index range):
-    # where a scan looks. None: the rule only reacts to events on a deal.
-    clock: Callable[[Window], QuerySet] | None = None
     gone: tuple[Gone, ...] = field(default=())
     # Which of the kind's reminders are this rule's (kinds shared by rules tell
     # theirs apart by occurrence).
     owns: Callable[[str], bool] = field(default=lambda occurrence: True)
     # A closed deal (paid, lost, written off) ends the reminder unless said otherwise.
     ends_with_deal: bool = True
-    # Day-granular and costly to find (the latest touch of every open deal):
-    # looked for by the hourly sweep and on events, not by the minute's scan.
-    sweep_only: bool = False
     # Its cause can arise after the date it is computed from (a deal confirmed
     # at audit two days before the cut-off): never due before it was created.
     not_due_before_created: bool = False
     # Hover, don't smother: a second reminder of the kind on the deal the same
     # day waits a day. Not for news that is "at once" (a bounce, a dispute).
     hovers: bool = True
+    # Moments at which the rule's mind changes by time alone, beyond the
+    # reminders it wants (those come by themselves, ``comes_at``): an audit
+    # window closing, a promised day passing, a cut-off going by. The engine
+    # keeps the earliest one after now as the deal's next moment.
+    wakes: Callable[[Facts, Window], Iterable[datetime]] | None = None
+
+    def comes_at(self, want: Want, window: Window) -> datetime | None:
+        """When a reminder it wants, not made at this scan, will be: the moment
+        both its time and its due time come within the horizon (None: its time
+        is already past the catch-up window, it never will)."""
+        moment = want.at or want.due
+        if moment <= window.since:
+            return None
+        return max(moment, want.due) - window.lookahead
+
+    def next_moments(self, f: Facts, window: Window) -> Iterable[datetime]:
+        return self.wakes(f, window) if self.wakes is not None else ()
 
 
 # --- helpers ------------------------------------------------------------------------
@@ -254,11 +215,6 @@ def iso_moment(value: datetime) -> str:
 
 def iso_day(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def deals(*conditions: Q, **filters) -> QuerySet:
-    """A clock's query: the ids of the deals matching, unsorted."""
-    return Deal.objects.order_by().filter(*conditions, **filters).values_list("pk", flat=True)
 
 
 def setting_hours(name: str) -> timedelta:

@@ -10,13 +10,12 @@ no invoice, such as a deposit), ``requests`` (exception requests),
 ``answers`` (what the customer said through their link), loaded by ``load`` in
 seven queries."""
 
-import calendar
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 
 from billing.models import (
     LIVE_STATUSES,
@@ -47,7 +46,6 @@ from reminders.rules.base import (
     Want,
     Window,
     day_text,
-    deals,
     local_day,
     money_text,
     morning_of,
@@ -141,22 +139,10 @@ def _bounced_rule(owner: str) -> Rule:
                 "the deal is not paid — ask for the money again.",
             )
 
-    def clock(window: Window):
-        return (
-            PaymentEvent.objects.order_by()
-            .filter(
-                to_status__in=[PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK],
-                at__gt=window.since,
-                at__lte=window.horizon,
-            )
-            .values_list("payment__deal_id", flat=True)
-        )
-
     return Rule(
         kind=ReminderKind.PAYMENT_BOUNCED,
         owner=owner,
         wants=wants,
-        clock=clock,
         owns=lambda occurrence: occurrence.endswith(f"/{suffix}"),
         hovers=False,  # a bounce is "at once" (DOMAIN.md), a second one the same day too
     )
@@ -175,7 +161,6 @@ class Owed:
 
     model: type  # billing's Invoice or Instalment
     facts: str  # the Facts attribute that lists them
-    rep: str  # the path from it to its deal's rep
     prefix: str
     noun: str
 
@@ -185,8 +170,8 @@ class Owed:
         return f"Instalment {debt.label} of the payment plan"
 
 
-INVOICE = Owed(Invoice, "invoices", "deal__rep", "i", "invoice")
-INSTALMENT = Owed(Instalment, "instalments", "plan__deal__rep", "n", "instalment")
+INVOICE = Owed(Invoice, "invoices", "i", "invoice")
+INSTALMENT = Owed(Instalment, "instalments", "n", "instalment")
 
 
 def _payment_rule(kind: str, days: int, owner: str, owed: Owed = INVOICE) -> Rule:
@@ -209,13 +194,6 @@ def _payment_rule(kind: str, days: int, owner: str, owed: Owed = INVOICE) -> Rul
                     f"{days} days ago: ask for the money — avoiding it does not work."
                 )
             yield Want(f"{owed.prefix}{debt.id}{rung}", morning_of(debt.due_date + lag, f.tz), why)
-
-    def clock(window: Window):
-        deal = owed.rep.removesuffix("__rep")
-        rows = owed.model.objects.order_by().filter(window.mornings("due_date", lag, rep=owed.rep))
-        if owed.model is Invoice:
-            rows = rows.filter(voided_at__isnull=True)
-        return rows.values_list(f"{deal}_id", flat=True)
 
     def paid(f: Facts, known: Known) -> bool:
         return not any(
@@ -246,7 +224,6 @@ def _payment_rule(kind: str, days: int, owner: str, owed: Owed = INVOICE) -> Rul
         kind=kind,
         owner=owner,
         wants=wants,
-        clock=clock,
         owns=lambda occurrence: mine.fullmatch(occurrence) is not None,
         gone=(
             Gone(paid, f"Paid: cleared money covers the {owed.noun}."),
@@ -323,6 +300,15 @@ def _invoice_cutoff(f: Facts, window: Window):
     )
 
 
+def _next_cutoff_named(f: Facts, window: Window):
+    """The cut-off it names moves to the next one the day after it (by that morning)."""
+    if f.cutoff_day is None or f.payment_option != PaymentOption.INVOICE:
+        return
+    if f.stage in (Stage.AUDIT_CONFIRMED, Stage.DELIVERED):
+        deadline = invoice_deadline(f.cutoff_day, local_day(window.now, f.tz), _cutoff_lead().days)
+        yield morning_of(deadline.cutoff + timedelta(days=1), f.tz)
+
+
 def _invoice_on_its_way(f: Facts, known: Known) -> bool:
     return _left_to_invoice(f) <= 0 and not _unsent_invoices(f)
 
@@ -339,33 +325,11 @@ def _how_it_went(f: Facts, known: Known) -> str:
     return "Sent: the invoice was emailed to the customer."
 
 
-def _cutoff_clock(window: Window):
-    lead = _cutoff_lead()
-    first, last = window.dates(lag=-lead)
-    if window.lookback is not None:  # the quick scan: only cut-offs whose morning just came
-        cutoffs = window.morning_days(lag=-lead)
-        if not cutoffs:
-            return deals(pk__in=[])
-        first, last = min(cutoffs), max(cutoffs)
-    days: set[int] = set()
-    day = max(first, window.now.date())
-    while day <= last:
-        days.add(day.day)
-        if day.day == calendar.monthrange(day.year, day.month)[1]:
-            days.update(range(day.day + 1, 32))  # a cut-off past a short month's end
-        day += timedelta(days=1)
-    return deals(
-        payment_option=PaymentOption.INVOICE,
-        stage__in=[Stage.AUDIT_CONFIRMED, Stage.DELIVERED],
-        customer__accounting_cutoff_day__in=sorted(days),
-    )
-
-
 INVOICE_CUTOFF = Rule(
     kind=ReminderKind.INVOICE_CUTOFF,
     owner=REP,
     wants=_invoice_cutoff,
-    clock=_cutoff_clock,
+    wakes=_next_cutoff_named,
     gone=(Gone(_invoice_on_its_way, _how_it_went),),
     not_due_before_created=True,
 )
@@ -380,18 +344,6 @@ def _what(kind: str) -> str:
     if kind == ExceptionKind.WAIVE_DEPOSIT:
         return "waive the deposit"
     return "allow invoicing this slow payer"
-
-
-def _requests_clock(moment: str, *conditions):
-    def clock(window: Window):
-        return (
-            ExceptionRequest.objects.order_by()
-            .filter(*conditions, **{f"{moment}__gt": window.since})
-            .filter(**{f"{moment}__lte": window.horizon})
-            .values_list("deal_id", flat=True)
-        )
-
-    return clock
 
 
 def _asked(f: Facts, window: Window):
@@ -420,7 +372,6 @@ EXCEPTION_ASKED = Rule(
     kind=ReminderKind.EXCEPTION_ASKED,
     owner=MANAGER,
     wants=_asked,
-    clock=_requests_clock("asked_at", Q(state=RequestState.ASKED)),
     gone=(
         Gone(_decided_as(RequestState.APPROVED), "Decided: approved.", by=_decider),
         Gone(_decided_as(RequestState.DECLINED), "Decided: declined.", by=_decider),
@@ -458,7 +409,6 @@ EXCEPTION_DECIDED = Rule(
     kind=ReminderKind.EXCEPTION_DECIDED,
     owner=REP,
     wants=_decided,
-    clock=_requests_clock("decided_at", ~Q(state=RequestState.ASKED)),
     # The rep marks it done; a paid deal is no reason to hide the answer.
     ends_with_deal=False,
     hovers=False,

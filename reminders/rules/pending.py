@@ -15,7 +15,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils.formats import date_format
 
-from billing.models import Payment, PaymentStatus
 from reminders.models import ReminderKind
 from reminders.rules.base import MANAGER, REP, Facts, Gone, Known, Rule, Want, Window, money_text
 
@@ -43,14 +42,6 @@ def _pending_rule(owner: str) -> Rule:
                 f"{who} — while it is pending the invoice is not chased.",
             )
 
-    def clock(window: Window):
-        return (
-            Payment.objects.order_by()
-            .filter(status=PaymentStatus.PENDING)
-            .filter(recorded_at__gt=window.since - after, recorded_at__lte=window.horizon - after)
-            .values_list("deal_id", flat=True)
-        )
-
     def settled(f: Facts, known: Known) -> bool:
         return all(f"p{p.id}{suffix}" != known.occurrence for p in f.pending)
 
@@ -58,7 +49,6 @@ def _pending_rule(owner: str) -> Rule:
         kind=ReminderKind.PAYMENT_PENDING,
         owner=owner,
         wants=wants,
-        clock=clock,
         owns=lambda occurrence: (
             occurrence.endswith("/manager")
             if owner == MANAGER
@@ -87,12 +77,6 @@ PAYING_ONLINE_RULE = Rule(
     kind=ReminderKind.PAYMENT_PENDING,
     owner=REP,
     wants=_paying_online_wants,
-    clock=lambda window: (
-        Payment.objects.order_by()
-        .filter(status=PaymentStatus.PENDING)
-        .filter(recorded_at__gt=window.since, recorded_at__lte=window.horizon)
-        .values_list("deal_id", flat=True)
-    ),
     owns=lambda occurrence: occurrence.endswith("/online"),
     gone=(
         Gone(

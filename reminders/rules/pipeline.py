@@ -6,10 +6,6 @@ deal by ``reminders.facts``."""
 
 from datetime import UTC, timedelta
 
-from django.db.models import F, OuterRef, Subquery
-from django.db.models.functions import Coalesce
-
-from pipeline.models import Touch
 from pipeline.stages import CLOSED_STAGES, Stage
 from reminders.models import ReminderKind
 from reminders.rules.base import (
@@ -22,7 +18,6 @@ from reminders.rules.base import (
     Want,
     Window,
     day_text,
-    deals,
     iso_day,
     morning_of,
     setting_days,
@@ -57,18 +52,10 @@ def _check_in(f: Facts, window: Window):
         )
 
 
-def _check_in_clock(window: Window):
-    delay = setting_hours("REMINDERS_CHECK_IN_HOURS")
-    return deals(
-        promised_at__gt=window.since - delay, promised_at__lte=window.horizon - delay
-    ).exclude(stage__in=sorted(CLOSED_STAGES))
-
-
 CHECK_IN = Rule(
     kind=ReminderKind.CHECK_IN,
     owner=REP,
     wants=_check_in,
-    clock=_check_in_clock,
     gone=(
         # A touch after the promise day is the check-in.
         Gone(
@@ -97,21 +84,10 @@ def _deposit_missing(f: Facts, window: Window):
         )
 
 
-def _deposit_clock(window: Window):
-    delay = _deposit_days()
-    return deals(
-        stage=Stage.PROMISED,
-        deposit_required=True,
-        promised_at__gt=window.since - delay,
-        promised_at__lte=window.horizon - delay,
-    )
-
-
 DEPOSIT_MISSING = Rule(
     kind=ReminderKind.DEPOSIT_MISSING,
     owner=REP,
     wants=_deposit_missing,
-    clock=_deposit_clock,
     gone=(
         Gone(lambda f, known: f.stage != Stage.PROMISED, "Deposit is in."),
         Gone(lambda f, known: not f.deposit_required, "Deposit waived."),
@@ -132,13 +108,6 @@ def _delivery_overdue(f: Facts, window: Window):
         )
 
 
-def _delivery_clock(window: Window):
-    grace = setting_days("REMINDERS_DELIVERY_GRACE_DAYS")
-    return deals(
-        window.mornings("expected_delivery_date", lag=grace), delivered_at__isnull=True
-    ).exclude(stage__in=sorted(CLOSED_STAGES))
-
-
 def _date_moved(field_name: str):
     def when(f: Facts, known: Known) -> bool:
         day = getattr(f, field_name)
@@ -151,7 +120,6 @@ DELIVERY_OVERDUE = Rule(
     kind=ReminderKind.DELIVERY_OVERDUE,
     owner=REP,
     wants=_delivery_overdue,
-    clock=_delivery_clock,
     gone=(
         Gone(lambda f, known: f.delivered_at is not None, "Delivered."),
         Gone(_date_moved("expected_delivery_date"), "Expected delivery date moved."),
@@ -171,16 +139,10 @@ def _satisfaction(f: Facts, window: Window):
         )
 
 
-def _satisfaction_clock(window: Window):
-    delay = setting_days("REMINDERS_SATISFACTION_DAYS")
-    return deals(delivered_at__gt=window.since - delay, delivered_at__lte=window.horizon - delay)
-
-
 SATISFACTION_CHECK = Rule(
     kind=ReminderKind.SATISFACTION_CHECK,
     owner=REP,
     wants=_satisfaction,
-    clock=_satisfaction_clock,
     gone=(
         Gone(
             _touched_after(setting_days("REMINDERS_SATISFACTION_DAYS")),
@@ -210,9 +172,6 @@ NEXT_STEP_DUE = Rule(
     kind=ReminderKind.NEXT_STEP_DUE,
     owner=REP,
     wants=_next_step,
-    clock=lambda window: deals(window.mornings("next_step_date")).exclude(
-        stage__in=sorted(CLOSED_STAGES)
-    ),
     gone=(
         Gone(
             _date_moved("next_step_date"),
@@ -231,33 +190,17 @@ def _stale(f: Facts, window: Window):
         return
     stale = setting_days("REMINDERS_STALE_DAYS")
     last_activity = f.last_touch_at or f.promised_at
-    if f.promised_at + stale <= window.horizon:
-        yield Want(
-            last_activity.astimezone(UTC).date().isoformat(),
-            last_activity + stale,
-            f"No touch since {day_text(last_activity)}: always have a reason to call back.",
-        )
-
-
-def _stale_clock(window: Window):
-    stale = setting_days("REMINDERS_STALE_DAYS")
-    last_touch = Subquery(
-        Touch.objects.filter(deal=OuterRef("pk")).order_by("-happened_at").values("happened_at")[:1]
-    )
-    return (
-        deals(promised_at__lte=window.horizon - stale)
-        .exclude(stage__in=sorted(CLOSED_STAGES))
-        .annotate(last_activity=Coalesce(last_touch, F("promised_at")))
-        .filter(last_activity__gt=window.since - stale, last_activity__lte=window.horizon - stale)
+    yield Want(
+        last_activity.astimezone(UTC).date().isoformat(),
+        last_activity + stale,
+        f"No touch since {day_text(last_activity)}: always have a reason to call back.",
     )
 
 
 STALE_DEAL = Rule(
     kind=ReminderKind.STALE_DEAL,
-    sweep_only=True,
     owner=REP,
     wants=_stale,
-    clock=_stale_clock,
     gone=(
         Gone(
             _touched_after(setting_days("REMINDERS_STALE_DAYS")),

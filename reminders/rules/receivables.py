@@ -112,10 +112,6 @@ EMAIL_BOUNCED = Rule(
     kind=ReminderKind.EMAIL_BOUNCED,
     owner=REP,
     wants=_email_bounced,
-    clock=lambda window: [
-        *_undelivered(EmailState.BOUNCED)(window),
-        *_undelivered(EmailState.FAILED)(window),
-    ],
     gone=(
         Gone(_new_address, "A new billing address was entered."),
         Gone(_asked_again, "The email was asked for again."),
@@ -160,12 +156,6 @@ CUSTOMER_SAYS_PAID = Rule(
     kind=ReminderKind.CUSTOMER_SAYS_PAID,
     owner=REP,
     wants=_says_paid,
-    clock=lambda window: (
-        CustomerResponse.objects.order_by()
-        .filter(kind=ResponseKind.PAID, created_at__gt=window.since)
-        .filter(created_at__lte=window.horizon)
-        .values_list("invoice__deal_id", flat=True)
-    ),
     gone=(Gone(_invoice_covered, "Paid: cleared money covers the invoice."),),
     hovers=False,
 )
@@ -238,6 +228,11 @@ def _promise_due(f: Facts, known: Known) -> bool:
     return f.now is not None and f.now >= morning_of(day + timedelta(days=1), f.tz)
 
 
+def _promised_days_ending(f: Facts, window: Window):
+    """Its reminder is resolved, and no longer wanted, the morning after the promised day."""
+    return (morning_of(a.promised_for + timedelta(days=1), f.tz) for a in _standing_promises(f))
+
+
 def _promise_passed(f: Facts, window: Window):
     for answer in _standing_promises(f):
         debt = _unpaid_invoice(f, answer.invoice_id)
@@ -268,12 +263,6 @@ PROMISE_PASSED = Rule(
     kind=ReminderKind.PROMISE_PASSED,
     owner=REP,
     wants=_promise_passed,
-    clock=lambda window: (
-        CustomerResponse.objects.order_by()
-        .filter(kind=ResponseKind.PROMISE)
-        .filter(window.mornings("promised_for", lag=timedelta(days=1), rep="invoice__deal__rep"))
-        .values_list("invoice__deal_id", flat=True)
-    ),
     gone=(
         Gone(_invoice_covered, "Paid: cleared money covers the invoice."),
         Gone(_promise_replaced, "The customer promised a new date."),
@@ -286,12 +275,7 @@ CUSTOMER_PROMISED = Rule(
     kind=ReminderKind.CUSTOMER_PROMISED,
     owner=REP,
     wants=_customer_promised,
-    clock=lambda window: (
-        CustomerResponse.objects.order_by()
-        .filter(kind=ResponseKind.PROMISE, created_at__gt=window.since)
-        .filter(created_at__lte=window.horizon)
-        .values_list("invoice__deal_id", flat=True)
-    ),
+    wakes=_promised_days_ending,
     gone=(
         Gone(_invoice_covered, "Paid: cleared money covers the invoice."),
         Gone(_promise_replaced, "The customer promised a new date."),

@@ -6,8 +6,6 @@ the answer. One reminder of each kind per request (occurrence ``t<id>``)."""
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q
-
 from pipeline.terms_history import TermsChange, TermsChangeState
 from reminders.models import ReminderKind
 from reminders.rules.base import MANAGER, REP, Facts, Gone, Known, Rule, Want, Window
@@ -61,18 +59,6 @@ def load(facts: dict[int, Facts]) -> None:
         )
 
 
-def _clock(moment: str, *conditions):
-    def clock(window: Window):
-        return (
-            TermsChange.objects.order_by()
-            .filter(*conditions, path="manager", **{f"{moment}__gt": window.since})
-            .filter(**{f"{moment}__lte": window.horizon})
-            .values_list("deal_id", flat=True)
-        )
-
-    return clock
-
-
 def _asked(f: Facts, window: Window):
     for ask in f.terms_asks:
         if ask.state == TermsChangeState.ASKED:
@@ -100,7 +86,6 @@ TERMS_CHANGE_ASKED = Rule(
     kind=ReminderKind.TERMS_CHANGE_ASKED,
     owner=MANAGER,
     wants=_asked,
-    clock=_clock("asked_at", Q(state=TermsChangeState.ASKED)),
     gone=(
         Gone(_decided_as(TermsChangeState.APPROVED), "Decided: approved.", by=_decider),
         Gone(_decided_as(TermsChangeState.DECLINED), "Decided: declined.", by=_decider),
@@ -128,7 +113,6 @@ TERMS_CHANGE_DECIDED = Rule(
     kind=ReminderKind.TERMS_CHANGE_DECIDED,
     owner=REP,
     wants=_decided,
-    clock=_clock("decided_at", Q(decided_at__isnull=False)),
     ends_with_deal=False,
     hovers=False,
 )

@@ -16,6 +16,7 @@ from pipeline.models import Deal
 from pipeline.stages import Stage
 from reminders import services, tasks
 from reminders.models import Job, Reminder, ReminderDigest, ReminderKind, ReminderState
+from reminders.schedule import schedules_wake
 from tests.factories import (
     AuditFactory,
     DealFactory,
@@ -144,7 +145,8 @@ def test_a_second_scan_while_one_runs_returns_at_once(rep, customer):
 
 
 def test_a_scan_whose_worker_died_is_taken_over_after_its_lease(rep, customer, settings):
-    DealFactory(rep=rep, customer=customer, next_step_date=timezone.localdate())
+    deal = DealFactory(rep=rep, customer=customer, next_step_date=timezone.localdate())
+    schedules_wake(now=timezone.now(), deal_ids=[deal.pk])  # its moment came
     services.job_start(tasks.SCAN)
     # The killed worker's lease runs out.
     Job.objects.filter(name=tasks.SCAN).update(

@@ -253,34 +253,7 @@ def test_digests_racing_on_postgresql_send_one_email(rep):
     assert len(mail.outbox) == 1
 
 
-# --- the minute's quick scan and the hourly sweep -----------------------------------
-
-
-@pytest.mark.django_db
-def test_the_quick_scan_creates_what_just_came_within_the_horizon(rep, customer):
-    now = timezone.now()
-    deal = DealFactory(rep=rep, customer=customer, promised_at=now - datetime.timedelta(minutes=1))
-    Deal.objects.filter(pk=deal.pk).update(updated_at=now - datetime.timedelta(days=1))
-    reminders_scan(now=now, sweep=False)
-    assert Reminder.objects.filter(deal=deal, kind=ReminderKind.CHECK_IN).exists()
-
-
-@pytest.mark.django_db
-def test_the_quick_scan_leaves_old_facts_of_unchanged_deals_to_the_sweep(rep, customer):
-    now = timezone.now()
-    deal = DealFactory(
-        rep=rep,
-        customer=customer,
-        deposit_required=False,
-        promised_at=now - datetime.timedelta(days=20),
-        next_step_date=timezone.localdate() - datetime.timedelta(days=3),
-    )
-    TouchFactory(deal=deal, happened_at=now - datetime.timedelta(days=4))
-    Deal.objects.filter(pk=deal.pk).update(updated_at=now - datetime.timedelta(days=3))
-    reminders_scan(now=now, sweep=False)
-    assert not Reminder.objects.filter(deal=deal).exists()
-    reminders_scan(now=now, sweep=True)
-    assert Reminder.objects.filter(deal=deal, kind=ReminderKind.NEXT_STEP_DUE).exists()
+# --- the minute's scan (by each deal's next moment: tests/reminders/test_schedule.py) ---
 
 
 @pytest.mark.django_db
@@ -300,25 +273,11 @@ def test_the_heartbeat_drains_changes_whose_task_was_lost(rep, customer):
     )
     TouchFactory(deal=deal, happened_at=now - datetime.timedelta(days=4))
     deal_changed_on_commit(deal_id=deal.pk, actor_id=rep.pk)  # its drain never ran
-    reminders_scan(now=now, sweep=False)  # the quick scan alone leaves old facts be
+    reminders_scan(now=now, sweep=False)  # the scan by time alone knows of no change
     assert not Reminder.objects.filter(deal=deal, kind=ReminderKind.NEXT_STEP_DUE).exists()
     tasks.reminders_scan()
     assert Reminder.objects.filter(deal=deal, kind=ReminderKind.NEXT_STEP_DUE).exists()
     assert deal_changes_pending() == 0
-
-
-@pytest.mark.django_db
-def test_beat_sweeps_on_the_first_scan_after_a_gap_and_each_hour(settings):
-    from reminders.tasks import _is_sweep
-
-    settings.REMINDERS_SCAN_SECONDS = 60
-    settings.REMINDERS_SWEEP_MINUTES = 60
-    on_the_hour = datetime.datetime(2026, 11, 22, 10, 0, 20, tzinfo=datetime.UTC)
-    later = on_the_hour + datetime.timedelta(minutes=7)
-    assert _is_sweep(later, None)  # the very first scan catches up
-    assert not _is_sweep(later, later - datetime.timedelta(seconds=60))
-    assert _is_sweep(on_the_hour, on_the_hour - datetime.timedelta(seconds=60))
-    assert _is_sweep(later, later - datetime.timedelta(minutes=30))  # an outage: catch up
 
 
 @pytest.mark.django_db
@@ -331,7 +290,7 @@ def test_the_last_scan_time_is_shared_by_every_worker():
 
 
 @pytest.mark.django_db
-def test_a_scan_killed_half_way_leaves_the_gap_so_the_next_one_sweeps(monkeypatch):
+def test_a_scan_killed_half_way_leaves_no_mark_and_the_next_one_runs_in_full(monkeypatch):
     from reminders import tasks
 
     sweeps = []
@@ -348,7 +307,7 @@ def test_a_scan_killed_half_way_leaves_the_gap_so_the_next_one_sweeps(monkeypatc
         tasks.reminders_scan()
     assert services.reminders_last_scan() is None  # the killed scan left no mark
     tasks.reminders_scan()
-    assert sweeps == [True, True]  # the next one still sweeps
+    assert sweeps == [False, False]  # beat never sweeps: each deal's moment says what is due
     assert services.reminders_last_scan() is not None  # and, done, leaves its mark
 
 

@@ -46,6 +46,7 @@ from pipeline.models import Customer, Deal, Role, StageEvent, Touch, User
 from pipeline.stages import HAPPY_PATH, LostReason, Stage
 from pipeline.terms import PaymentOption, Standing
 from reminders.models import Reminder, ReminderKind, ReminderState
+from reminders.schedule import schedules_wake
 
 CHUNK = 50_000  # deals whose rows are built and copied at a time (bounded memory)
 STAGE_WEIGHTS = {
@@ -117,6 +118,9 @@ class Command(BaseCommand):
                 self._audits(chunk)
                 self._reminders(chunk)
             del deal_rows, customers
+            # Written in bulk, past the services: every deal is due for the
+            # reminders' engine, which records its next moment (reminders.schedule).
+            schedules_wake(now=self.now)
             loaded = monotonic() - started
             history = history_rows([Deal, Customer, User, Payment, Invoice])
             outbox = outbox_rows(recent=min(200, deals))
