@@ -27,7 +27,7 @@ from pipeline.stages import Stage
 from receivables import links
 from reminders.models import Reminder, ReminderKind, ReminderState
 from reminders.services import reminders_scan
-from tests.factories import DealFactory, InvoiceFactory
+from tests.factories import DealFactory, InvoiceFactory, PaymentFactory
 from tests.online.conftest import browser_confirm, signed_post
 
 pytestmark = pytest.mark.django_db
@@ -417,3 +417,15 @@ def test_a_statement_link_offers_pay_now_for_each_open_invoice_and_no_other(
     assert Client().get(f"/online/pay/{token}/{delivered_invoice.pk}/").status_code == 200
     elsewhere = InvoiceFactory(deal=DealFactory(rep=other_rep, deposit_required=False))
     assert Client().get(f"/online/pay/{token}/{elsewhere.pk}/").status_code == 404
+
+
+def test_an_invoice_paid_by_check_meanwhile_offers_no_card_payment(delivered_invoice, rep):
+    client = Client()
+    client.get(delivered_invoice.pay_url)  # the intent exists, unpaid
+    PaymentFactory(
+        deal=delivered_invoice.deal, invoice=delivered_invoice, amount=Decimal("1000.00")
+    )
+    page = client.get(delivered_invoice.pay_url).content.decode()
+    assert "Nothing to pay online" in page and "Pay $" not in page
+    assert client.post(f"{delivered_invoice.pay_url}start/").status_code == 409
+    assert Payment.objects.filter(method="card").count() == 0
