@@ -577,6 +577,8 @@ LOGGING = {
         "django.request": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         # WeasyPrint narrates each step of every PDF at INFO; its warnings still show.
         "weasyprint": {"level": "WARNING"},
+        # The Stripe library narrates every request at INFO (ids only, never a card).
+        "stripe": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
     },
 }

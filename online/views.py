@@ -99,9 +99,12 @@ def pay(request: HttpRequest, token: str, invoice_id: int) -> HttpResponse:
         context["state"] = "nothing"
         return _with_processor(render(request, "online/pay.html", context))
     error = found.last_payment_error
+    state = _state(intent, found)
+    if state == "pay" and services.due_for(invoice) is None:
+        state = "nothing"  # paid meanwhile by other means: nothing left to ask
     context.update(
         intent=intent,
-        state=_state(intent, found),
+        state=state,
         declined=(error.message if error and found.status == "requires_payment_method" else ""),
         client_secret=found.client_secret,
         publishable_key=processor.publishable_key(),

@@ -24,8 +24,10 @@ from billing.models import (
 from online import processor, services
 from online.models import Intent, IntentPayment
 from pipeline.stages import Stage
+from receivables import links
 from reminders.models import Reminder, ReminderKind, ReminderState
 from reminders.services import reminders_scan
+from tests.factories import DealFactory, InvoiceFactory, PaymentFactory
 from tests.online.conftest import browser_confirm, signed_post
 
 pytestmark = pytest.mark.django_db
@@ -402,3 +404,28 @@ def test_the_pay_page_runs_a_fixed_number_of_queries(
     client.get(delivered_invoice.pay_url)  # the intent is made on the first visit
     with django_assert_max_num_queries(12):
         assert client.get(delivered_invoice.pay_url).status_code == 200
+
+
+def test_a_statement_link_offers_pay_now_for_each_open_invoice_and_no_other(
+    delivered_invoice, rep, customer, other_rep
+):
+    link = links.customer_link_create(customer=customer, created_by=rep)
+    token = links.customer_link_token(link)
+    page = Client().get(links.customer_link_path(link)).content.decode()
+    assert f"/online/pay/{token}/{delivered_invoice.pk}/" in page
+    assert f"Pay now: {delivered_invoice.display_number}" in page
+    assert Client().get(f"/online/pay/{token}/{delivered_invoice.pk}/").status_code == 200
+    elsewhere = InvoiceFactory(deal=DealFactory(rep=other_rep, deposit_required=False))
+    assert Client().get(f"/online/pay/{token}/{elsewhere.pk}/").status_code == 404
+
+
+def test_an_invoice_paid_by_check_meanwhile_offers_no_card_payment(delivered_invoice, rep):
+    client = Client()
+    client.get(delivered_invoice.pay_url)  # the intent exists, unpaid
+    PaymentFactory(
+        deal=delivered_invoice.deal, invoice=delivered_invoice, amount=Decimal("1000.00")
+    )
+    page = client.get(delivered_invoice.pay_url).content.decode()
+    assert "Nothing to pay online" in page and "Pay $" not in page
+    assert client.post(f"{delivered_invoice.pay_url}start/").status_code == 409
+    assert Payment.objects.filter(method="card").count() == 0
