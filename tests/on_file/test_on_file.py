@@ -212,6 +212,17 @@ def test_without_the_team_setting_delivery_charges_nothing(
     assert not OnFileCharge.objects.exists()
 
 
+def test_the_manager_sees_and_turns_the_team_setting_on_and_off(manager_client, manager):
+    page = manager_client.get("/online/card/team/")
+    assert page.status_code == 200
+    assert "charged only when the rep or you press" in page.content.decode()
+    manager_client.post("/online/card/team/", {"charge_on_delivery": "on"})
+    page = manager_client.get("/online/card/team/")
+    assert "charged automatically when delivery is recorded" in page.content.decode()
+    manager_client.post("/online/card/team/", {})
+    assert not TeamCharging.objects.get(manager=manager).charge_on_delivery
+
+
 def test_a_rep_cannot_change_the_team_setting(rep_client):
     assert rep_client.post("/online/card/team/", {"charge_on_delivery": "on"}).status_code == 403
     assert not TeamCharging.objects.exists()
