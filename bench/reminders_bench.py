@@ -325,8 +325,9 @@ def _start(kind: str, **extra: str) -> subprocess.Popen:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(30)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
 
 
 def _queued() -> int:
@@ -450,7 +451,7 @@ def measure_import() -> dict:
         time.sleep(8)  # the worker is up (or, on a busy machine, still failing to start)
         for _ in range(30):
             if worker.poll() is not None:
-                return _import_in_process()
+                return moments.import_in_process(_import, _check_ins, _forget)
             time.sleep(0.5)
         imported = time.monotonic()  # the import's own time counts
         _import(200, "i")
@@ -464,27 +465,6 @@ def measure_import() -> dict:
     log(
         f"200 deals imported, one worker: their 200 check-ins existed {figures['import_200_check_ins_s']} s "
         "after the import was sent (target <= 5 s; before: 41.6 s)"
-    )
-    return figures
-
-
-def _import_in_process() -> dict:
-    """No worker could start (its output says why): the drain the worker would run,
-    run here right after the import, timed the same way."""
-    from reminders.services import reminders_drain
-
-    log("  the worker exited at start: the drain runs in this process instead")
-    imported = time.monotonic()
-    _import(200, "i")
-    reminders_drain()
-    took = time.monotonic() - imported
-    figures = {"import_200_check_ins_s": round(took, 1), "import_200_check_ins": _check_ins("i")}
-    figures["import_200_in_process"] = True
-    _forget("i")
-    log(
-        f"200 deals imported, drained in this process: their {figures['import_200_check_ins']} "
-        f"check-ins existed {figures['import_200_check_ins_s']} s after the import was sent "
-        "(target <= 5 s)"
     )
     return figures
 
