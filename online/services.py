@@ -14,12 +14,10 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from billing import services as billing
 from billing.models import (
-    LIVE_STATUSES,
     EventSource,
     Instalment,
     Invoice,
@@ -31,7 +29,6 @@ from billing.models import (
 )
 from online import on_file, processor, refunds
 from online.models import Intent, IntentPayment, IntentPurpose
-from pipeline.terms import ZERO
 
 # --- what the customer can pay -------------------------------------------------
 
@@ -46,8 +43,7 @@ class Due:
 
 
 def _live(**where) -> Decimal:
-    total = Payment.objects.filter(status__in=LIVE_STATUSES, **where).aggregate(t=Sum("amount"))
-    return total["t"] or ZERO
+    return billing.live_money(**where)
 
 
 def due_for(invoice: Invoice) -> Due | None:

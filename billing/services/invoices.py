@@ -13,7 +13,6 @@ from billing.models import (
     LIVE_STATUSES,
     Invoice,
     InvoiceSequence,
-    Payment,
     invoice_due_date,
 )
 from billing.models.credit_notes import CreditNote, next_credit_note_number
@@ -28,7 +27,7 @@ from billing.services.errors import (
     _refuse_closed,
     _require_manager,
 )
-from billing.services.standing import customer_refresh_standing
+from billing.services.standing import customer_refresh_standing, live_money
 from pipeline.history import history_record_update
 from pipeline.models import Deal, User
 from pipeline.terms import PaymentOption, money_sum
@@ -45,9 +44,7 @@ def invoiced_money(deal_id: int) -> Decimal:
 
 def invoiceable_money(deal: Deal) -> Decimal:
     """What is left to invoice (``billing.policy.left_to_invoice``), from the ledger."""
-    paid_without_invoice = Payment.objects.filter(deal_id=deal.pk, invoice__isnull=True).aggregate(
-        total=money_sum("amount", status__in=LIVE_STATUSES)
-    )["total"]
+    paid_without_invoice = live_money(deal.pk, invoice__isnull=True)
     return left_to_invoice(deal.amount, invoiced_money(deal.pk), paid_without_invoice)
 
 

@@ -5,7 +5,7 @@ a money write moves the deal."""
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import Q, Sum
+from django.db.models import F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -42,9 +42,29 @@ def _refunded(deal_id: int) -> Decimal:
     return refunds.aggregate(total=Coalesce(Sum("amount"), ZERO))["total"]
 
 
-def live_money(deal_id: int) -> Decimal:
-    """Money received and not bounced (pending or cleared), less what was refunded."""
-    return _sum(Payment.objects.filter(deal_id=deal_id), *LIVE_STATUSES) - _refunded(deal_id)
+def live_money(deal_id: int | None = None, **where) -> Decimal:
+    """Money received and not bounced (pending or cleared), less what was refunded, on
+    a deal's payments (``live_money(deal.pk)``) or on those ``where`` says
+    (``invoice=…``, ``instalment=…``, ``deal_id=…, invoice__isnull=True``).
+
+    The one definition of "money in or on its way": what is left to pay, to
+    invoice, or to charge is an amount less this."""
+    if deal_id is not None:
+        where["deal_id"] = deal_id
+    given_back = (
+        Refund.objects.live()
+        .filter(payment=OuterRef("pk"))
+        .order_by()
+        .values("payment")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    # One query: each live payment less what was given back of it.
+    return (
+        Payment.objects.filter(status__in=LIVE_STATUSES, **where)
+        .annotate(back=Coalesce(Subquery(given_back), ZERO))
+        .aggregate(total=Coalesce(Sum(F("amount") - F("back")), ZERO))["total"]
+    )
 
 
 def deposit_is_in(deal: Deal) -> bool:

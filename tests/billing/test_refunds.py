@@ -142,6 +142,28 @@ def test_an_invoice_refunded_in_part_is_owed_again(rep, customer, manager):
     assert Invoice.objects.with_cleared().get(pk=invoice.pk).cleared == Decimal("750.00")
 
 
+def test_what_is_refunded_is_asked_for_again_by_the_pay_page_and_left_to_invoice(
+    rep, customer, manager
+):
+    """One definition of money in (billing.services.live_money): the customer's pay page
+    asks for the refunded part of an invoice, and a refunded deposit is invoiced again."""
+    from online.services import due_for
+
+    deal = DealFactory(
+        rep=rep, customer=customer, deposit_required=False, stage=Stage.AUDIT_CONFIRMED,
+        amount=Decimal("1500.00"),
+    )  # fmt: skip
+    deposit = clear(record(deal, rep, "300.00", kind="deposit"), manager)
+    assert services.invoiceable_money(deal) == Decimal("1200.00")
+    invoice = InvoiceFactory(deal=deal, amount=Decimal("1200.00"))
+    payment = clear(record(deal, rep, "1200.00", kind="final", invoice=invoice), manager)
+    assert due_for(invoice) is None
+    refund(payment, manager, "200.00")
+    assert due_for(invoice).amount == Decimal("200.00")
+    refund(deposit, manager, "100.00")
+    assert services.invoiceable_money(deal) == Decimal("100.00")
+
+
 # --- Refused, nothing written -------------------------------------------
 
 
