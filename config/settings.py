@@ -116,7 +116,8 @@ TEMPLATES = [
     },
 ]
 
-# Measured under a day of 300 people (bench/day.py): README, "Connections".
+# Off: under a day of 100 and 300 people (bench/day.py) the pool was not faster
+# than persistent per-thread connections (README, "Scaling out and connections").
 DATABASE_POOL_DEFAULT = False
 DATABASES = {
     "default": dj_database_url.parse(
@@ -135,10 +136,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         f"-c work_mem={env_str('DATABASE_WORK_MEM', '16MB')} "
         f"-c max_parallel_workers_per_gather={env_int('DATABASE_PARALLEL_WORKERS', 0)}"
     )
-    # Django's built-in psycopg pool (README: "Connections"): each process keeps
-    # its own pool (gunicorn forks its workers before any connection is made;
-    # Celery's processes do not pool, config/celery.py). A pool replaces the
-    # persistent per-thread connection (CONN_MAX_AGE must then be 0).
+    # Django's built-in psycopg pool (README: "Scaling out and connections"):
+    # each process keeps its own (gunicorn forks its workers before any
+    # connection is made; Celery's processes do not pool, config/celery.py).
+    # A pool replaces the persistent per-thread connection (CONN_MAX_AGE 0).
     if env_bool("DATABASE_POOL", DATABASE_POOL_DEFAULT):
         import psycopg_pool
 

@@ -140,8 +140,8 @@ def test_two_webs_and_two_workers_one_killed_mid_send_lose_nothing_and_double_no
     rep,
     manager,
     stack,
-    smtp_server,
-    receiver,  # noqa: F811 - the fixtures imported above
+    smtp_server,  # noqa: F811 - the fixture imported above
+    receiver,  # noqa: F811
 ):
     smtp = smtp_server
     # Hashed as production hashes (the tests' own hasher is a fast one the
