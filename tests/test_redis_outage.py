@@ -197,8 +197,10 @@ def test_with_redis_killed_every_page_and_write_works_and_the_cache_comes_back(
     deal = DealFactory(rep=rep)
     everything_answers = dict.fromkeys(_pages(rep_client, manager_client, deal), 200)
 
-    # Redis up: the pages are cached in it and the writes' follow-up work is queued in it.
+    # Redis up: the cache is in it (the pages keep nothing there: they read the
+    # database) and the writes' follow-up work is queued in it.
     assert _pages(rep_client, manager_client, deal) == everything_answers
+    cache.set("probe", "up")
     assert cache_redis.dbsize() > 0
     up = _writes(rep_client, manager_client, rep)
     assert broker_redis.llen("celery") > 0
@@ -209,8 +211,10 @@ def test_with_redis_killed_every_page_and_write_works_and_the_cache_comes_back(
     Job.objects.update(queued_until=None)
     with caplog.at_level(logging.WARNING):
         assert _pages(rep_client, manager_client, deal) == everything_answers
+        assert cache.get("probe", "missing") == "missing"  # a miss, not an error
         down = _writes(rep_client, manager_client, rep)
         assert _pages(rep_client, manager_client, deal) == everything_answers
+        cache.set("probe", "down")
     slow = {write: seconds for write, seconds in down.items() if seconds >= WRITE_SECONDS}
     assert not slow, f"writes waited on the down broker: {slow} (with Redis up: {up})"
     print(f"\nwrite seconds, Redis up: {up}\nwrite seconds, Redis down: {down}")
@@ -228,6 +232,7 @@ def test_with_redis_killed_every_page_and_write_works_and_the_cache_comes_back(
     time.sleep(ForgivingRedisCache.RETRY_SECONDS)
     assert cache_redis.dbsize() == 0
     assert _pages(rep_client, manager_client, deal) == everything_answers
+    cache.set("probe", "back")
     assert cache_redis.dbsize() > 0
     assert cache.get("a-key-never-set", "missing") == "missing"
     reminders_scan()
