@@ -47,6 +47,10 @@ def reminder_panel(request: HttpRequest) -> HttpResponse:
     panel = selectors.reminder_panel(user, now, version=version)
     response = _render_panel(request, panel)
     response["ETag"] = f'"{panel.version}"'
+    if request.htmx:
+        # What moved the reminders (a payment cleared, a bounce, a new deal) may have
+        # moved the home's figures too: they refresh on this event (home.html).
+        response["HX-Trigger"] = "reminders-changed"
     return _no_store(response)
 
 

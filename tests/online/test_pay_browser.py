@@ -78,6 +78,9 @@ def test_the_customer_pays_with_the_test_card_and_the_deal_reaches_payment_clear
 ):
     log_in(page, live_server, "rep")
     panel = page.locator("#reminders-panel")
+    cleared = page.locator("#home-month .tile").nth(2)  # Promised, Received, Cleared
+    expect(cleared).to_contain_text("Cleared")
+    expect(cleared).to_contain_text("$0.00")
     page.evaluate("window.__not_reloaded = true")
 
     customer, context, violations = _pay(
@@ -96,6 +99,8 @@ def test_the_customer_pays_with_the_test_card_and_the_deal_reaches_payment_clear
     assert delivered_invoice.deal.stage == Stage.PAYMENT_CLEARED
     reminders_scan()
     expect(panel).not_to_contain_text("The customer is paying online", timeout=10_000)
+    # The rep's open home shows the money cleared this month, without a reload.
+    expect(cleared).to_contain_text("$1,000.00", timeout=10_000)
     assert page.evaluate("window.__not_reloaded") is True
     page.goto(f"{live_server.url}{delivered_invoice.deal.get_absolute_url()}")
     expect(page.locator("body")).to_contain_text("Payment cleared")
