@@ -11,7 +11,7 @@ follows at once, as for every bounce) or waits on the customer to authenticate
 """
 
 import contextlib
-import uuid
+import secrets
 from datetime import datetime, timedelta
 
 from celery import shared_task
@@ -101,7 +101,7 @@ def on_file_link_send(*, deal_id: int, actor: User) -> OnFileSetup:
             "The customer has no email address: add one on the customer's page first."
         )
     setup = OnFileSetup.objects.create(
-        deal=deal, key=uuid.uuid4().hex, sent_to=address, created_by=actor
+        deal=deal, key=secrets.token_urlsafe(24), sent_to=address, created_by=actor
     )
     transaction.on_commit(lambda: on_file_email_task.delay("setup", setup.pk))
     return setup

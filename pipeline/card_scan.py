@@ -39,6 +39,8 @@ UNMASKED = {
     "billing.WebhookEvent.event_id": "the processor's event id: masking it could make two "
     "events one and drop the second as a replay",
     "billing.WebhookEvent.type": "checked against the known event types before it is saved",
+    "pipeline.NotPaidTotal.stage": "a deal's stage code, copied by the database's trigger "
+    "(pipeline/not_paid.py): the trigger writes it, no person does",
     "receivables.CustomerEmail.message_id": "made by Cleared of letters only "
     "(receivables.mail.new_message_id); the same on every retry, so it must not change",
 }
