@@ -66,3 +66,4 @@ format: install
 # 1,000,000 column; ARGS passes more (e.g. ARGS="--reuse --reuse-results 100k").
 bench: install
 	$(PY) bench/table.py $(if $(DEALS),--deals $(DEALS)) $(ARGS)
+	$(PY) bench/processor_run.py
