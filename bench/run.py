@@ -2,9 +2,7 @@
 
     python bench/run.py            # 10,000 and 100,000 deals on PostgreSQL, page by page
     python bench/run.py --deals 20000 --small 5000 --reuse
-
-(`make bench` prints issue 23's table of every figure: bench/table.py, which
-calls ``bench_size`` here.)
+    (`make bench` is bench/table.py: issue 23's table; it calls bench_size here)
 
 It builds two PostgreSQL databases with ``seed_scale`` (reused with --reuse when
 they already hold the data), starts gunicorn on loopback (2 workers) against
@@ -84,11 +82,8 @@ def psql(sql: str) -> None:
     )
 
 
-# Management commands run, in order, after `migrate` on a database kept with
-# --reuse (and after a fresh seed): the backfills of columns and tables newer
-# than the seeded data, e.g. ["reminders_backfill_next_moment"]. Each must be
-# idempotent (run on every --reuse). Add yours when your migration adds data
-# the seed does not write.
+# Run in order after `migrate` (on --reuse and after a seed): backfills of what newer
+# migrations add to old data, e.g. ["reminders_backfill_next_moment"]; idempotent.
 BACKFILLS: list[list[str]] = []
 
 
@@ -101,9 +96,7 @@ def migrate_and_backfill(url: str) -> None:
 
 
 def prepare_database(name: str, deals: int, reuse: bool, report: list | None = None) -> str:
-    """The database ``name`` with ``deals`` seeded (kept with ``reuse`` when it holds
-    them, brought up to date by migrate and the backfills); ``report`` gets
-    seed_scale's summary line when it seeds."""
+    """``name`` with ``deals`` seeded (or kept with ``reuse``); ``report`` gets seed_scale's line."""
     url = f"{PG}/{name}"
     if reuse:
         probe = manage(
