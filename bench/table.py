@@ -180,7 +180,8 @@ FIGURES = [
         "hourly sweep (now: an hour of minute scans)",
         "≤ 5 s",
         _reminders("hour_of_scans_s", 1, "s", 5),
-        lambda r, url: explain("scan", url, "--sweep"),
+        # The hour is 60 minute scans: a profile of one (a sweep now wakes every deal).
+        lambda r, url: explain("scan", url),
     ),
     Figure(
         "import",
