@@ -158,6 +158,10 @@ def gunicorn(db_url: str, workers: int = 2, cache_seconds: int | None = None):
         "SECURE_SSL_REDIRECT": "false",
         "CLEARED_VAR_DIR": str(ROOT / "var" / "bench"),
         "LOG_LEVEL": "WARNING",
+        # Production settings ask for the processor's keys; nothing here pays online.
+        "STRIPE_SECRET_KEY": "sk_test_bench",
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_bench",
+        "STRIPE_WEBHOOK_SECRET": "whsec_bench",
     }
     if cache_seconds is not None:
         env["CLEARED_BOARD_TOTALS_SECONDS"] = str(cache_seconds)
