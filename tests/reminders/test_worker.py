@@ -31,6 +31,7 @@ from django.utils import timezone
 from pipeline.models import Customer, Deal
 from reminders import services
 from reminders.models import Reminder, ReminderKind, ReminderState
+from reminders.schedule import schedules_wake
 from tests import needs
 from tests.factories import DealFactory
 
@@ -265,6 +266,9 @@ def _deals_due(rep, count: int) -> list[int]:
         )
         for n in range(count)
     )
+    # Written in bulk past the services, as a data load is: it wakes its deals for the
+    # engine (reminders.schedule), which the scan then decides.
+    schedules_wake(now=now, deal_ids=[deal.pk for deal in deals])
     return [deal.pk for deal in deals]
 
 
