@@ -63,6 +63,19 @@ def due_for(invoice: Invoice) -> Due | None:
     return Due(invoice, instalment, left) if left > 0 else None
 
 
+def pay_state(invoice: Invoice, found) -> str:
+    """What the customer's pay page offers, from the invoice's PaymentIntent as the
+    processor has it: "paid", "processing", "closed", the card form ("pay"), or
+    "nothing" when the invoice was paid meanwhile by other means."""
+    if found.status == "succeeded":
+        return "paid"
+    if found.status == "processing":
+        return "processing"
+    if found.status == "canceled":
+        return "closed"
+    return "pay" if due_for(invoice) is not None else "nothing"
+
+
 def _intent_lookup(invoice: Invoice, instalment: Instalment | None) -> Intent | None:
     intents = Intent.objects.filter(purpose=IntentPurpose.PAY_LINK)
     if instalment is not None:

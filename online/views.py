@@ -64,17 +64,6 @@ def _invoice_of(request: HttpRequest, token: str, invoice_id: int):
     return (link, invoice), None
 
 
-def _state(intent, found) -> str:
-    """What the page shows: paid, processing, or the card form."""
-    if found.status == "succeeded":
-        return "paid"
-    if found.status == "processing":
-        return "processing"
-    if found.status == "canceled":
-        return "closed"
-    return "pay"
-
-
 @public_page
 @require_GET
 def pay(request: HttpRequest, token: str, invoice_id: int) -> HttpResponse:
@@ -99,9 +88,7 @@ def pay(request: HttpRequest, token: str, invoice_id: int) -> HttpResponse:
         context["state"] = "nothing"
         return _with_processor(render(request, "online/pay.html", context))
     error = found.last_payment_error
-    state = _state(intent, found)
-    if state == "pay" and services.due_for(invoice) is None:
-        state = "nothing"  # paid meanwhile by other means: nothing left to ask
+    state = services.pay_state(invoice, found)
     context.update(
         intent=intent,
         state=state,
