@@ -331,8 +331,17 @@ class Deal(models.Model):
                 name="deal_rep_stage_next_step",
                 include=["amount"],
             ),
-            # A seller's month: deals promised this month (billing.reports.team_month_figures).
-            models.Index(fields=["sold_by", "promised_at"], name="deal_seller_promised"),
+            # A seller's month (billing.reports.team_month_figures): deals promised
+            # this month, and the ids of a seller's deals its pending payments join
+            # to. Covering, so both are index-only: a rep with 20,000 deals read
+            # them all from the table for the home's "pending" (180 -> 22 ms at 1,000,000).
+            models.Index(
+                fields=["sold_by", "promised_at"],
+                name="deal_seller_promised",
+                include=["id", "amount", "stage", "audit_flag", "lost_reason"],
+            ),
+            # The customers a rep sells to (Customer.objects.visible_to): index-only.
+            models.Index(fields=["rep", "customer"], name="deal_rep_customer"),
             # A recount of the Not paid yet totals (pipeline.not_paid: check and
             # rebuild) and a team's unpaid deals: every column a recount reads is
             # in the index, so it is an index-only scan (72 -> 45 ms at 100,000 deals).

@@ -342,9 +342,13 @@ class Payment(models.Model):
         ordering = ["-recorded_at", "-id"]
         indexes = [
             models.Index(fields=["deal", "status"]),
-            # The managers' clearing queue: pending payments, oldest first.
+            # The managers' clearing queue: pending payments, oldest first; and a
+            # month's pending money (billing.reports), index-only with its deal and amount.
             models.Index(
-                fields=["recorded_at"], condition=Q(status="pending"), name="pending_payment_queue"
+                fields=["recorded_at"],
+                condition=Q(status="pending"),
+                include=["deal", "amount"],
+                name="pending_payment_queue",
             ),
         ]
         constraints = [
