@@ -45,7 +45,7 @@ from reminders.models import (
     ReminderDigest,
     ReminderState,
 )
-from reminders.rules import gone_for, owner_of, rules
+from reminders.rules import ended_for, gone_for, owner_of, rules
 from reminders.rules.base import Facts, Known, Rule, Window
 from reminders.schedule import schedules_due, schedules_hold, schedules_wake, schedules_write
 
@@ -115,6 +115,10 @@ def _decide(
     new: list[tuple[Rule, Reminder]] = []
     moments: list[datetime] = []
     for rule in all_rules:
+        if ended_for(rule, f):
+            # Each of its wants would be gone already: no reminder, no moment (a lost
+            # deal's queued audit does not wake it when the call window closes).
+            continue
         moments.extend(rule.next_moments(f, window))
         for want in rule.wants(f, window):
             if (rule.kind, want.occ) in existing:
