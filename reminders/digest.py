@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -31,16 +32,41 @@ def _recipient_filter(recipient: str) -> Q:
     return Q(owner__isnull=True, queue=key)
 
 
+def _pending_recipients_sql() -> str:
+    """Who has due reminders not yet emailed: the distinct owners, and the queues of
+    reminders without one, each read as a skip scan of the ``reminder_to_notify``
+    partial index (one index probe per recipient: the smallest owner after the last
+    one found), so it costs the recipients, not the reminders waiting for them."""
+    table = connection.ops.quote_name(Reminder._meta.db_table)
+    pending = f"FROM {table} WHERE state = %(due)s AND notified_at IS NULL"
+    # ORDER BY the index's own columns, LIMIT 1: PostgreSQL reads one entry (a MIN
+    # over "owner_id IS NULL" would read every entry of the queue's range).
+    first_owner = f"SELECT owner_id {pending} AND owner_id IS NOT NULL"
+    first_queue = f"SELECT queue {pending} AND owner_id IS NULL"
+    return f"""
+        WITH RECURSIVE owners (owner_id) AS (
+            SELECT ({first_owner} ORDER BY owner_id LIMIT 1)
+            UNION ALL
+            SELECT ({first_owner} AND owner_id > owners.owner_id ORDER BY owner_id LIMIT 1)
+            FROM owners WHERE owners.owner_id IS NOT NULL
+        ), queues (queue) AS (
+            SELECT ({first_queue} ORDER BY owner_id, queue LIMIT 1)
+            UNION ALL
+            SELECT ({first_queue} AND queue > queues.queue ORDER BY owner_id, queue LIMIT 1)
+            FROM queues WHERE queues.queue IS NOT NULL
+        )
+        SELECT owner_id, '' FROM owners WHERE owner_id IS NOT NULL
+        UNION ALL
+        SELECT NULL, queue FROM queues WHERE queue IS NOT NULL
+    """  # noqa: S608 - the table's name, quoted; every value is a parameter
+
+
 def reminders_pending_recipients(*, now: datetime | None = None) -> list[str]:
     """Recipients with due reminders not yet emailed, whose digest may go now."""
     now = now or timezone.now()
-    pending = (
-        Reminder.objects.filter(state=ReminderState.DUE, notified_at__isnull=True)
-        .order_by()
-        .values_list("owner_id", "queue")
-        .distinct()
-    )
-    recipients = {recipient_of(owner_id, queue) for owner_id, queue in pending}
+    with connection.cursor() as cursor:
+        cursor.execute(_pending_recipients_sql(), {"due": ReminderState.DUE})
+        recipients = {recipient_of(owner_id, queue) for owner_id, queue in cursor.fetchall()}
     if not recipients:
         return []
     interval = timedelta(minutes=settings.REMINDERS_DIGEST_MINUTES)

@@ -45,7 +45,7 @@ from reminders.models import (
     ReminderDigest,
     ReminderState,
 )
-from reminders.rules import gone_for, owner_of, rules
+from reminders.rules import ended_for, gone_for, owner_of, rules
 from reminders.rules.base import Facts, Known, Rule, Window
 from reminders.schedule import schedules_due, schedules_hold, schedules_wake, schedules_write
 
@@ -115,6 +115,10 @@ def _decide(
     new: list[tuple[Rule, Reminder]] = []
     moments: list[datetime] = []
     for rule in all_rules:
+        if ended_for(rule, f):
+            # Each of its wants would be gone already: no reminder, no moment (a lost
+            # deal's queued audit does not wake it when the call window closes).
+            continue
         moments.extend(rule.next_moments(f, window))
         for want in rule.wants(f, window):
             if (rule.kind, want.occ) in existing:
@@ -431,36 +435,34 @@ def reminders_mark_due(*, now: datetime, deal_ids: list[int] | None = None) -> i
     other; elsewhere the UPDATE's own ``WHERE state = …`` is the compare-and-set.
     """
     marked = 0
-    ripe = [
-        condition
-        for condition, earliest in (
-            (Q(state=ReminderState.SCHEDULED, due_at__lte=now), "due_at"),
-            (Q(state=ReminderState.SNOOZED, snoozed_until__lte=now), "snoozed_until"),
-        )
-        # Each reads the first entry of its own partial index (ordered, so the
-        # planner cannot prefer a table scan); most scans stop here.
-        if Reminder.objects.filter(condition).order_by(earliest).values("pk")[:1]
-    ]
-    if not ripe:
-        return 0
-    condition = ripe[0] if len(ripe) == 1 else ripe[0] | ripe[1]
     skip_locked = connection.features.has_select_for_update_skip_locked
-    while True:
-        with transaction.atomic():
-            claim = Reminder.objects.filter(condition).order_by()
-            if deal_ids is not None:
-                claim = claim.filter(deal_id__in=deal_ids)
-            if skip_locked:
-                claim = claim.select_for_update(skip_locked=True)
-            ids = list(claim.values_list("id", flat=True)[:CLAIM_BATCH])
-            if ids:
-                marked += (
-                    Reminder.objects.filter(condition, id__in=ids)
-                    .order_by()
-                    .update(state=ReminderState.DUE, updated_at=now)
-                )
-        if len(ids) < CLAIM_BATCH:
-            return marked
+    for condition, earliest in (
+        (Q(state=ReminderState.SCHEDULED, due_at__lte=now), "due_at"),
+        (Q(state=ReminderState.SNOOZED, snoozed_until__lte=now), "snoozed_until"),
+    ):
+        # Each claim reads its own partial index in its own order: the LIMIT stops
+        # the range scan at the last ripe entry. Unordered, a planner whose
+        # statistics are stale (a backfill just made thousands due) may prefer
+        # reading the whole table for a handful of rows.
+        ripe = Reminder.objects.filter(condition).order_by(earliest)
+        # The index's first entry alone, without a transaction: most scans stop here.
+        if not ripe.values("pk")[:1]:
+            continue
+        if deal_ids is not None:
+            ripe = ripe.filter(deal_id__in=deal_ids)
+        while True:
+            with transaction.atomic():
+                claim = ripe.select_for_update(skip_locked=True) if skip_locked else ripe
+                ids = list(claim.values_list("id", flat=True)[:CLAIM_BATCH])
+                if ids:
+                    marked += (
+                        Reminder.objects.filter(condition, id__in=ids)
+                        .order_by()
+                        .update(state=ReminderState.DUE, updated_at=now)
+                    )
+            if len(ids) < CLAIM_BATCH:
+                break
+    return marked
 
 
 SCAN_MARK = "scan:last"

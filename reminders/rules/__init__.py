@@ -93,12 +93,16 @@ def owner_of(rule: Rule, f: Facts) -> tuple[int | None, str]:
     return f.rep_id, ReminderQueue.NONE
 
 
+# The stages at which a deal's end resolves a rule's reminders: closed (paid, lost
+# or written off), or, for a rule whose reminders outlive payment, lost or written off.
+_ENDING_STAGES = {True: CLOSED_STAGES, False: (Stage.LOST, Stage.WRITTEN_OFF)}
+
 DEAL_CLOSED = Gone(
-    lambda f, known: f.stage in CLOSED_STAGES,
+    lambda f, known: f.stage in _ENDING_STAGES[True],
     "The deal is closed: paid, lost or written off.",
 )
 DEAL_LOST = Gone(
-    lambda f, known: f.stage in (Stage.LOST, Stage.WRITTEN_OFF),
+    lambda f, known: f.stage in _ENDING_STAGES[False],
     "The deal is lost or written off.",
 )
 
@@ -106,3 +110,9 @@ DEAL_LOST = Gone(
 def gone_for(rule: Rule) -> tuple[Gone, ...]:
     """Every way a reminder of this rule's kind is resolved, the deal's end first."""
     return ((DEAL_CLOSED if rule.ends_with_deal else DEAL_LOST), *rule.gone)
+
+
+def ended_for(rule: Rule, f: Facts) -> bool:
+    """The deal's end resolves every reminder of this rule (``gone_for``'s first way):
+    it wants none and has no moment, until a change to the deal reopens it."""
+    return f.stage in _ENDING_STAGES[rule.ends_with_deal]

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db.models import OuterRef, Subquery
-from django.utils.formats import date_format
 
 from audits.models import Audit, AuditState, CallAttempt
 from reminders.models import ReminderKind
@@ -74,8 +73,9 @@ def _call_occ(audit: AuditFact) -> str | None:
 
 
 def _clock(value: datetime) -> str:
-    zone = ZoneInfo(settings.DEFAULT_USER_TIME_ZONE)
-    return date_format(value.astimezone(zone), "D j M, H:i")
+    """'Mon 23 Nov, 14:30' in the default zone."""
+    local = value.astimezone(ZoneInfo(settings.DEFAULT_USER_TIME_ZONE))
+    return f"{day_text(local.date())}, {local:%H:%M}"
 
 
 def _no_open_audit(states: tuple[str, ...], occ: Callable[[AuditFact], str]):

@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils.formats import date_format
+from django.utils.translation import get_language
 
 from pipeline.terms import ZERO
 from reminders.models import ReminderKind
@@ -205,6 +207,13 @@ def local_day(moment: datetime, time_zone: str | None) -> date:
 def day_text(value: date | datetime) -> str:
     """A fact's day as words that stay true later: 'Mon 23 Nov'."""
     day = value.astimezone(UTC).date() if isinstance(value, datetime) else value
+    return _day_words(day, get_language())
+
+
+@lru_cache(maxsize=4096)
+def _day_words(day: date, language: str | None) -> str:
+    # Every rule words its reminders' sentences at every decision, wanted or not:
+    # a handful of days in a handful of languages (the key), formatted once each.
     return date_format(day, "D j M")
 
 

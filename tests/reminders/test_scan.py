@@ -19,7 +19,7 @@ from reminders.models import (
     ReminderState,
 )
 from reminders.services import reminders_scan
-from tests.factories import DealFactory, ReminderFactory, TouchFactory
+from tests.factories import DealFactory, ReminderFactory, TouchFactory, UserFactory
 
 
 def _deals_with_next_steps(rep, count: int, days_ago: int = 0) -> list[Deal]:
@@ -207,6 +207,39 @@ def test_audit_queue_reminders_are_emailed_to_every_auditor(rep, auditor):
     assert services.reminders_pending_recipients() == ["queue:audit"]
     assert services.reminders_send_digest(recipient="queue:audit") == 1
     assert mail.outbox[0].to == [auditor.email]
+
+
+@pytest.mark.django_db
+def test_pending_recipients_are_each_owner_and_queue_with_due_reminders_not_yet_emailed(
+    rep, auditor, django_assert_num_queries
+):
+    """Read as a skip scan, one recipient at a time: every owner and queue with a due
+    reminder not emailed is found once, however many reminders each has waiting."""
+    other, quiet = UserFactory(username="other-rep"), UserFactory(username="quiet-rep")
+    deal = DealFactory(rep=rep)
+    now = timezone.now()
+
+    def reminder(occurrence, *, owner, queue="", state=ReminderState.DUE, notified_at=None):
+        ReminderFactory(
+            deal=deal,
+            kind=ReminderKind.NEXT_STEP_DUE,
+            occurrence=occurrence,
+            owner=owner,
+            queue=queue,
+            due_at=now,
+            state=state,
+            notified_at=notified_at,
+        )
+
+    for n in range(3):
+        reminder(f"rep-{n}", owner=rep)
+        reminder(f"queue-{n}", owner=None, queue=ReminderQueue.AUDIT)
+    reminder("other", owner=other)
+    reminder("emailed", owner=quiet, notified_at=now)  # in a digest already
+    reminder("coming", owner=quiet, state=ReminderState.SCHEDULED)  # not due yet
+    with django_assert_num_queries(2):  # the recipients, then whose digest must wait
+        pending = services.reminders_pending_recipients(now=now)
+    assert pending == sorted([f"user:{rep.pk}", f"user:{other.pk}", "queue:audit"])
 
 
 # --- concurrency (PostgreSQL: row locks and real parallel transactions) -----------------

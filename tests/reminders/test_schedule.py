@@ -92,6 +92,22 @@ def test_the_scan_decides_a_deal_at_its_moment_and_not_before(rep, customer):
     assert _next_at(deal) > moment  # on to the one after (the stale deal's)
 
 
+def test_a_lost_deal_is_not_woken_when_its_queued_audits_window_closes(rep, customer):
+    """A rule's reminders that the deal's end resolves give it no moment either: the
+    escalation of a lost deal's audit would be resolved at once, so never made."""
+    now = timezone.now()
+    deal = DealFactory(rep=rep, customer=customer, deposit_required=False, promised_at=now)
+    audit = AuditFactory(deal=deal, call_window_start=now + datetime.timedelta(hours=30))
+    services.reminders_evaluate([deal.pk], now=now)
+    assert _next_at(deal) is not None
+    type(deal).objects.filter(pk=deal.pk).update(stage=Stage.LOST, lost_reason="Went elsewhere")
+    services.reminders_evaluate([deal.pk], now=now)
+    assert _next_at(deal) is None
+    closed = audit.call_window_end + datetime.timedelta(minutes=1)
+    assert services.reminders_scan(now=closed, sweep=False).deals == 0
+    assert services.reminders_evaluate([deal.pk], now=closed).created == 0  # nothing missed
+
+
 def test_a_scan_with_nothing_due_costs_the_same_few_queries_however_many_deals(
     rep, customer, django_assert_num_queries
 ):
