@@ -256,6 +256,30 @@ def visible_rep_condition(user) -> Q | None:
     return Q(pk__in=[])
 
 
+def disputed_at_audit(prefix: str = "") -> Q:
+    """Deals disputed at audit: awaiting the manager, or marked lost for it.
+
+    Nothing about them counts in promised vs cleared or in commission.
+    ``prefix`` reads them through a foreign key (``"deal__"``).
+    """
+    return Q(**{f"{prefix}audit_flag": AuditFlag.DISPUTED}) | Q(
+        **{f"{prefix}stage": Stage.LOST, f"{prefix}lost_reason": LostReason.DISPUTED_AT_AUDIT}
+    )
+
+
+def not_disputed_at_audit(prefix: str = "") -> Q:
+    """Not ``disputed_at_audit``, said as "not one of the disputed deals' ids".
+
+    The disputed deals are few and have a partial index of their own
+    (``deal_disputed_at_audit_ids``), so this is a hashed lookup in a handful
+    of ids: a month's figures over tens of thousands of rows no longer join
+    every deal to read its flag (billing.reports: 594 -> ~20 ms at 1,000,000 deals).
+    ``prefix`` reads the deal through a foreign key (``"deal__"``).
+    """
+    disputed = Deal.objects.filter(disputed_at_audit()).values("pk")
+    return ~Q(**{f"{prefix}pk__in": disputed})
+
+
 class DealQuerySet(models.QuerySet):
     def visible_to(self, user) -> "DealQuerySet":
         """The deals ``user`` sees (``visible_rep_condition``).
@@ -332,7 +356,14 @@ class Deal(models.Model):
                 include=["amount"],
             ),
             # A seller's month: deals promised this month (billing.reports.team_month_figures).
-            models.Index(fields=["sold_by", "promised_at"], name="deal_seller_promised"),
+            # The amount and the id (``not_disputed_at_audit``) are in it, so a team's
+            # month is an index-only scan, not a heap page a deal (133 -> ~10 ms for
+            # a 50-rep team's 27,000 deals of the month at 1,000,000 deals).
+            models.Index(
+                fields=["sold_by", "promised_at"],
+                name="deal_seller_promised",
+                include=["amount", "id"],
+            ),
             # A recount of the Not paid yet totals (pipeline.not_paid: check and
             # rebuild) and a team's unpaid deals: every column a recount reads is
             # in the index, so it is an index-only scan (72 -> 45 ms at 100,000 deals).
@@ -351,6 +382,11 @@ class Deal(models.Model):
                 name="deal_not_paid_moved",
                 condition=Q(stage__in=["promised", "deposit", "audit_confirmed", "delivered"])
                 & ~Q(audit_flag="disputed"),
+            ),
+            # The deals disputed at audit, awaiting a decision or lost for it: the
+            # few ids the month's figures leave out (``not_disputed_at_audit``).
+            models.Index(
+                fields=["id"], name="deal_disputed_at_audit_ids", condition=disputed_at_audit()
             ),
             # The disputed deals awaiting a manager's decision (board, manager home).
             models.Index(
@@ -492,17 +528,6 @@ class Deal(models.Model):
     @property
     def next_step_overdue(self) -> bool:
         return not self.is_closed and self.next_step_date < timezone.localdate()
-
-
-def disputed_at_audit(prefix: str = "") -> Q:
-    """Deals disputed at audit: awaiting the manager, or marked lost for it.
-
-    Nothing about them counts in promised vs cleared or in commission.
-    ``prefix`` reads them through a foreign key (``"deal__"``).
-    """
-    return Q(**{f"{prefix}audit_flag": AuditFlag.DISPUTED}) | Q(
-        **{f"{prefix}stage": Stage.LOST, f"{prefix}lost_reason": LostReason.DISPUTED_AT_AUDIT}
-    )
 
 
 class StageEvent(AppendOnlyModel):
