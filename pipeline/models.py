@@ -376,10 +376,22 @@ class Deal(models.Model):
             ),
             # The board's totals count the deals last moved on the day a stage's
             # rotting limit cuts through from the deals themselves
-            # (dashboards.totals): one day of one stage, an index range.
+            # (dashboards.totals): one day of one stage, an index-only range
+            # (it holds every column the count reads).
             models.Index(
                 fields=["stage", "stage_changed_at"],
                 name="deal_not_paid_moved",
+                include=["rep", "promised_at", "amount", "cleared_amount"],
+                condition=Q(stage__in=["promised", "deposit", "audit_confirmed", "delivered"])
+                & ~Q(audit_flag="disputed"),
+            ),
+            # ... and the deals promised on each day an aging bucket's first
+            # midnight cuts through: one day, an index-only range (3 days of a
+            # 50-rep team at 1,000,000 deals: ~50 ms of heap pages -> ~10 ms).
+            models.Index(
+                fields=["promised_at"],
+                name="deal_not_paid_promised",
+                include=["rep", "stage", "amount", "cleared_amount"],
                 condition=Q(stage__in=["promised", "deposit", "audit_confirmed", "delivered"])
                 & ~Q(audit_flag="disputed"),
             ),
