@@ -38,8 +38,12 @@ def rotting_condition(now: datetime) -> Q:
     """Deals with no movement for longer than their stage's limit (settings)."""
     condition = Q(pk__in=[])
     for stage, cutoff in _rotting_cutoffs(now).items():
-        condition |= Q(stage=stage, stage_changed_at__lt=cutoff)
+        condition |= _rotting_in(stage, cutoff)
     return condition
+
+
+def _rotting_in(stage: str, cutoff: datetime) -> Q:
+    return Q(stage=stage, stage_changed_at__lt=cutoff)
 
 
 def _rotting_cutoffs(now: datetime) -> dict[str, datetime]:
@@ -147,17 +151,14 @@ def _bucket(today: date) -> Case:
 
 
 def _on_edges(age_edges: list[date], cutoffs: dict[str, datetime]) -> tuple[list[Q], list[Q]]:
-    """Deals promised on each aging edge day; deals of each stage last moved on
-    its rotting edge day (the UTC day of its cutoff) and before the cutoff: rotting."""
+    """Deals promised on each aging edge day; the rotting deals of each stage
+    last moved on its rotting edge day (the UTC day of its cutoff)."""
     on_age_edges = [
         Q(promised_at__gte=_utc_start(day), promised_at__lt=_utc_start(day, 1)) for day in age_edges
     ]
     on_rot_edges = [
-        Q(
-            stage=stage,
-            stage_changed_at__gte=_utc_start(cutoff.astimezone(UTC).date()),
-            stage_changed_at__lt=cutoff,
-        )
+        _rotting_in(stage, cutoff)
+        & Q(stage_changed_at__gte=_utc_start(cutoff.astimezone(UTC).date()))
         for stage, cutoff in cutoffs.items()
     ]
     return on_age_edges, on_rot_edges
