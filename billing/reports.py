@@ -13,7 +13,7 @@ from billing.models import (
     Payment,
     PaymentStatus,
 )
-from pipeline.models import Deal, disputed_at_audit
+from pipeline.models import Deal, not_disputed_at_audit
 from pipeline.terms import (
     ZERO,
     money_sum,
@@ -62,7 +62,7 @@ def team_month_figures(
     rep_ids = list(rep_ids)
     promised = dict(
         Deal.objects.filter(sold_by_id__in=rep_ids, promised_at__gte=start, promised_at__lt=end)
-        .exclude(disputed_at_audit())
+        .filter(not_disputed_at_audit())
         .order_by()
         .values_list("sold_by_id")
         .annotate(total=money_sum("amount"))
@@ -77,7 +77,7 @@ def team_month_figures(
                 recorded_at__gte=start,
                 recorded_at__lt=end,
             )
-            .exclude(disputed_at_audit("deal__"))
+            .filter(not_disputed_at_audit("deal__"))
             .order_by()
             .values_list("deal__sold_by_id")
             .annotate(total=money_sum("amount"))
@@ -86,7 +86,7 @@ def team_month_figures(
     ledger = {
         row["rep_id"]: row
         for row in CommissionEntry.objects.filter(rep_id__in=rep_ids, at__gte=start, at__lt=end)
-        .exclude(disputed_at_audit("deal__"))
+        .filter(not_disputed_at_audit("deal__"))
         .order_by()
         .values("rep_id")
         .annotate(cleared=money_sum("base"), earned=money_sum("amount"))
@@ -113,7 +113,7 @@ def commission_ledger(rep_ids, month: date):
     start, end = month_bounds(month)
     return (
         CommissionEntry.objects.filter(rep_id__in=list(rep_ids), at__gte=start, at__lt=end)
-        .exclude(disputed_at_audit("deal__"))
+        .filter(not_disputed_at_audit("deal__"))
         .select_related("rep", "deal", "deal__customer", "payment")
         .order_by("-at", "-id")
     )

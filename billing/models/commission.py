@@ -120,7 +120,15 @@ class CommissionEntry(AppendOnlyModel):
     class Meta:
         ordering = ["-at", "-id"]
         verbose_name_plural = "commission entries"
-        indexes = [models.Index(fields=["rep", "at"])]
+        indexes = [
+            # The month's cleared and earned money of a team (billing.reports):
+            # index-only, with the deal for ``not_disputed_at_audit``.
+            models.Index(
+                fields=["rep", "at"],
+                name="commission_rep_at",
+                include=["deal", "base", "amount"],
+            )
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["payment", "kind"],

@@ -19,7 +19,7 @@ from billing.models import (
     PaymentStatus,
     TermsException,
 )
-from billing.reports import rep_month_figures
+from billing.reports import commission_ledger, rep_month_figures
 from billing.selectors import deal_money
 from pipeline import services as pipeline_services
 from pipeline.models import Customer, Deal, StageEvent
@@ -424,3 +424,29 @@ def test_the_webhook_source_is_recorded_without_a_person(delivered_deal, rep):
     event = payment.events.first()
     assert (event.actor, event.source) == (None, EventSource.WEBHOOK)
     assert Deal.objects.get(pk=delivered_deal.pk).stage == Stage.PAYMENT_CLEARED
+
+
+@pytest.mark.parametrize(
+    "disputed",
+    [
+        {"audit_flag": "disputed", "audit_flag_at": timezone.now()},
+        {"stage": Stage.LOST, "lost_reason": LostReason.DISPUTED_AT_AUDIT},
+    ],
+)
+def test_nothing_of_a_deal_disputed_at_audit_counts_in_the_month(
+    rep, customer, manager, disputed, django_assert_num_queries
+):
+    kept = DealFactory(rep=rep, customer=customer, amount=Decimal("2000.00"))
+    gone = DealFactory(rep=rep, customer=customer, amount=Decimal("3000.00"))
+    for deal in (kept, gone):
+        pipeline_services.deal_move(
+            deal_id=deal.pk, to_stage=Stage.DEPOSIT, actor=None, as_role=SYSTEM
+        )
+        clear(record(deal, rep, "400.00"), manager)
+        record(deal, rep, "100.00", kind=PaymentKind.INSTALMENT)
+    Deal.objects.filter(pk=gone.pk).update(**disputed)  # as the audit's outcome writes it
+    with django_assert_num_queries(3):
+        figures = rep_month_figures(rep)
+    assert (figures.promised, figures.pending) == (Decimal("2000.00"), Decimal("100.00"))
+    assert (figures.cleared, figures.earned) == (Decimal("400.00"), Decimal("40.00"))
+    assert [entry.deal for entry in commission_ledger([rep.pk], timezone.localdate())] == [kept]

@@ -18,6 +18,7 @@ from django.urls import reverse
 from billing.models import Invoice, Payment
 from pipeline.deal_changes import DealChange
 from pipeline.models import Customer, Deal, User
+from pipeline.not_paid import LONG_AGO, Axis, NotPaidTotal, drift, fold_days
 from pipeline.stages import Stage
 from reminders.models import Reminder
 
@@ -91,3 +92,12 @@ def test_a_rep_signs_in_and_sees_their_deals_and_reminders(seeded):
 def test_a_second_load_is_refused(seeded):
     with pytest.raises(Exception, match="already loaded"):
         call_command("seed_scale", deals=10)
+
+
+def test_the_board_summary_is_folded_as_beats_hourly_fold_keeps_it(seeded):
+    first_kept = fold_days()
+    kept = NotPaidTotal.objects.exclude(day=LONG_AGO)
+    assert NotPaidTotal.objects.filter(day=LONG_AGO).exists()  # 240 days of deals: some fold
+    assert not kept.filter(axis=Axis.PROMISED, day__lt=first_kept[Axis.PROMISED]).exists()
+    assert not kept.filter(axis=Axis.MOVED, day__lt=first_kept[Axis.MOVED]).exists()
+    assert drift() == []

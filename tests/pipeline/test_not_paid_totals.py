@@ -287,6 +287,24 @@ def test_old_days_fold_into_one_row_and_the_totals_stay_exact(manager, rep, sett
     assert drift() == []
 
 
+def test_fold_board_totals_folds_now_what_beat_folds_every_hour(rep, capsys):
+    DealFactory(rep=rep, promised_at=timezone.now() - datetime.timedelta(days=150))
+    call_command("fold_board_totals")
+    assert capsys.readouterr().out.startswith("fold_board_totals: ")
+    assert NotPaidTotal.objects.get(rep=rep, axis="promised").day == LONG_AGO
+    assert drift() == []
+
+
+def test_the_board_totals_are_one_query_with_every_edge_day_counted(
+    manager, rep, django_assert_num_queries
+):
+    DealFactory(rep=rep)
+    assert manager.is_manager  # the roles: read once a request, by the navigation too
+    with django_assert_num_queries(1):
+        totals = board_totals(manager)
+    assert totals.count == 1
+
+
 def test_the_fold_keeps_apart_every_day_the_board_tells_apart(settings):
     """The board's oldest bucket and the longest rotting limit are younger than the fold."""
     today = datetime.date(2026, 12, 7)
