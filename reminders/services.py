@@ -324,6 +324,11 @@ def _scan_due(window: Window, *, actor_id: int | None, on_batch) -> ScanResult:
         )
         if on_batch is not None:
             on_batch()
+        if len(ids) < settings.REMINDERS_BATCH:
+            # The range held no more: asking again costs a query every minute for
+            # nothing. A moment a writer sets meanwhile at or before this now (a
+            # wake) is the next minute's scan's.
+            return result
     return result
 
 
@@ -436,17 +441,22 @@ def reminders_mark_due(*, now: datetime, deal_ids: list[int] | None = None) -> i
     """
     marked = 0
     skip_locked = connection.features.has_select_for_update_skip_locked
-    for condition, earliest in (
+    claims = [
         (Q(state=ReminderState.SCHEDULED, due_at__lte=now), "due_at"),
         (Q(state=ReminderState.SNOOZED, snoozed_until__lte=now), "snoozed_until"),
+    ]
+    # Each claim reads its own partial index in its own order: the LIMIT stops
+    # the range scan at the last ripe entry. Unordered, a planner whose
+    # statistics are stale (a backfill just made thousands due) may prefer
+    # reading the whole table for a handful of rows.
+    ripes = [
+        Reminder.objects.filter(condition).order_by(earliest) for condition, earliest in claims
+    ]
+    for (condition, _earliest), ripe, found in zip(
+        claims, ripes, _first_entries(ripes), strict=True
     ):
-        # Each claim reads its own partial index in its own order: the LIMIT stops
-        # the range scan at the last ripe entry. Unordered, a planner whose
-        # statistics are stale (a backfill just made thousands due) may prefer
-        # reading the whole table for a handful of rows.
-        ripe = Reminder.objects.filter(condition).order_by(earliest)
-        # The index's first entry alone, without a transaction: most scans stop here.
-        if not ripe.values("pk")[:1]:
+        # Nothing ripe in its index: no transaction, no claim (most scans stop here).
+        if not found:
             continue
         if deal_ids is not None:
             ripe = ripe.filter(deal_id__in=deal_ids)
@@ -463,6 +473,17 @@ def reminders_mark_due(*, now: datetime, deal_ids: list[int] | None = None) -> i
             if len(ids) < CLAIM_BATCH:
                 break
     return marked
+
+
+def _first_entries(ripes: list) -> tuple[bool, ...]:
+    """Whether each ripe range holds an entry: each index's first entry, all in one query."""
+    # Scalar subqueries, not EXISTS: EXISTS drops the ORDER BY … LIMIT 1 that keeps
+    # PostgreSQL reading the partial index from its start (measured: 244 ms a probe).
+    probes = [ripe.values("pk")[:1].query.sql_with_params() for ripe in ripes]
+    sql = "SELECT " + ", ".join(f"({probe})" for probe, _params in probes)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [param for _probe, params in probes for param in params])
+        return tuple(first is not None for first in cursor.fetchone())
 
 
 SCAN_MARK = "scan:last"

@@ -30,29 +30,18 @@ from reminders.rules.records import AuditFact
 
 
 def load(facts: dict[int, Facts]) -> None:
-    """Every audit of the batch's deals, and each deal's latest auditor: two queries."""
-    rows = Audit.objects.order_by().filter(deal_id__in=list(facts)).values_list(
-        "deal_id", "id", "state", "next_call_at", "call_window_start", "call_window_end",
-        "no_answer_count",
-    )  # fmt: skip
-    for deal_id, *fields in rows:
-        facts[deal_id].audits.append(AuditFact(*fields))
-    if not any(f.audits for f in facts.values()):
-        return
+    """Every audit of the batch's deals, each row with its deal's latest auditor: one query."""
     latest = Subquery(
         CallAttempt.objects.filter(audit__deal_id=OuterRef("deal_id"))
         .order_by("-at", "-id")
         .values("auditor_id")[:1]
     )
-    audited = {f.pk for f in facts.values() if f.audits}
-    auditors = (
-        Audit.objects.order_by("deal_id")
-        .filter(deal_id__in=audited)
-        .distinct()
-        .annotate(auditor=latest)
-        .values_list("deal_id", "auditor")
-    )
-    for deal_id, auditor in auditors:
+    rows = Audit.objects.order_by().filter(deal_id__in=list(facts)).annotate(auditor=latest)
+    for deal_id, auditor, *fields in rows.values_list(
+        "deal_id", "auditor", "id", "state", "next_call_at", "call_window_start",
+        "call_window_end", "no_answer_count",
+    ):  # fmt: skip
+        facts[deal_id].audits.append(AuditFact(*fields))
         facts[deal_id].last_auditor_id = auditor
 
 

@@ -30,23 +30,24 @@ ONCE = "once"
 
 @dataclass(frozen=True)
 class Window:
-    """The span of time a scan looks at, read from settings once per scan."""
+    """The span of time a scan looks at, read from settings once per scan.
+
+    Every rule asks it of every deal (tens of thousands of times an hour at a
+    million deals): its bounds are computed when it is made, not per question."""
 
     now: datetime
+    lookahead: timedelta = field(init=False)
+    # Reminders falling due before this are created now ("coming today").
+    horizon: datetime = field(init=False)
+    # How far back a scan catches up on what it missed while it was down.
+    since: datetime = field(init=False)
 
-    @property
-    def lookahead(self) -> timedelta:
-        return timedelta(hours=settings.REMINDERS_LOOKAHEAD_HOURS)
-
-    @property
-    def horizon(self) -> datetime:
-        """Reminders falling due before this are created now ("coming today")."""
-        return self.now + self.lookahead
-
-    @property
-    def since(self) -> datetime:
-        """How far back a scan catches up on what it missed while it was down."""
-        return self.now - timedelta(days=settings.REMINDERS_CATCHUP_DAYS)
+    def __post_init__(self) -> None:
+        lookahead = timedelta(hours=settings.REMINDERS_LOOKAHEAD_HOURS)
+        object.__setattr__(self, "lookahead", lookahead)
+        object.__setattr__(self, "horizon", self.now + lookahead)
+        since = self.now - timedelta(days=settings.REMINDERS_CATCHUP_DAYS)
+        object.__setattr__(self, "since", since)
 
     def holds(self, moment: datetime) -> bool:
         return self.since < moment <= self.horizon
@@ -207,14 +208,19 @@ def local_day(moment: datetime, time_zone: str | None) -> date:
 def day_text(value: date | datetime) -> str:
     """A fact's day as words that stay true later: 'Mon 23 Nov'."""
     day = value.astimezone(UTC).date() if isinstance(value, datetime) else value
-    return _day_words(day, get_language())
+    return _day_words(day, get_language(), "D j M")
+
+
+def short_day_text(day: date) -> str:
+    """A day without its weekday: '23 Nov'."""
+    return _day_words(day, get_language(), "j M")
 
 
 @lru_cache(maxsize=4096)
-def _day_words(day: date, language: str | None) -> str:
+def _day_words(day: date, language: str | None, pattern: str) -> str:
     # Every rule words its reminders' sentences at every decision, wanted or not:
     # a handful of days in a handful of languages (the key), formatted once each.
-    return date_format(day, "D j M")
+    return date_format(day, pattern)
 
 
 def iso_moment(value: datetime) -> str:

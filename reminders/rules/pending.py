@@ -13,10 +13,20 @@ Facts (``reminders.rules.base.Facts``): ``pending``, loaded with the live paymen
 from datetime import timedelta
 
 from django.conf import settings
-from django.utils.formats import date_format
 
 from reminders.models import ReminderKind
-from reminders.rules.base import MANAGER, REP, Facts, Gone, Known, Rule, Want, Window, money_text
+from reminders.rules.base import (
+    MANAGER,
+    REP,
+    Facts,
+    Gone,
+    Known,
+    Rule,
+    Want,
+    Window,
+    money_text,
+    short_day_text,
+)
 
 
 def _after(owner: str) -> timedelta:
@@ -30,7 +40,7 @@ def _pending_rule(owner: str) -> Rule:
 
     def wants(f: Facts, window: Window):
         for payment in f.pending:
-            since = date_format(payment.recorded_at.date(), "j M")
+            since = short_day_text(payment.recorded_at.date())
             days = (window.now - payment.recorded_at).days
             reference = f" ({payment.reference[:40]})" if payment.reference else ""
             who = "Clear it or bounce it" if owner == MANAGER else "Check with the bank"

@@ -366,3 +366,21 @@ def test_the_scan_logs_everything_it_marked_due(rep, deal, caplog):
     assert due == 3 == Reminder.objects.filter(state=ReminderState.DUE).count()
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Reminder ")]
     assert "3 due at once" in line
+
+
+@pytest.mark.django_db
+def test_due_marking_finds_a_ripe_snooze_and_a_ripe_schedule_each_alone(rep, make_reminder):
+    """Both ripe indexes are probed in one query: either may be the one holding work."""
+    deal = DealFactory(rep=rep, customer__owner=rep)
+    now = timezone.now()
+    over = now - datetime.timedelta(minutes=1)
+    snoozed = make_reminder(deal, state=ReminderState.SNOOZED, snoozed_until=over)
+    later = make_reminder(deal, due_in_minutes=30)
+    assert services.reminders_mark_due(now=now) == 1
+    snoozed.refresh_from_db()
+    later.refresh_from_db()
+    assert (snoozed.state, later.state) == (ReminderState.DUE, ReminderState.SCHEDULED)
+    assert services.reminders_mark_due(now=now) == 0
+    assert services.reminders_mark_due(now=now + datetime.timedelta(minutes=31)) == 1
+    later.refresh_from_db()
+    assert later.state == ReminderState.DUE
