@@ -149,21 +149,18 @@ def customer_matches(user, *, exclude: int | None = None, limit: int = 5, **type
     return Matches(visible=visible, hidden=hidden.exists())
 
 
-def _distinct_ids(customer_id: int) -> set[int]:
-    rows = CustomerDistinct.objects.filter(Q(first_id=customer_id) | Q(second_id=customer_id))
-    return {pk for pair in rows.values_list("first_id", "second_id") for pk in pair} - {customer_id}
-
-
 def matches_of(customer: Customer):
     """Every other customer matching ``customer`` and not declared a different person."""
     condition = match_condition(
         name=customer.name, company=customer.company, email=customer.email, phone=customer.phone
     )
-    return (
-        Customer.objects.exclude(pk=customer.pk)
-        .filter(condition)
-        .exclude(pk__in=_distinct_ids(customer.pk))
+    # The pairs are kept lower id first: the others are on either side.
+    distinct = (
+        CustomerDistinct.objects.filter(first_id=customer.pk)
+        .values("second_id")
+        .union(CustomerDistinct.objects.filter(second_id=customer.pk).values("first_id"))
     )
+    return Customer.objects.exclude(pk=customer.pk).filter(condition).exclude(pk__in=distinct)
 
 
 def standing_floor(customer: Customer) -> tuple[str, str] | None:
