@@ -126,23 +126,31 @@ def read_rows(user: User, text: str) -> list[ImportRow]:
             "The first line must name the columns; missing: " + ", ".join(missing) + "."
         )
     reader.fieldnames = headers
-    reps = _team_reps(user)
-    customers = {
-        (c.name.strip().lower(), c.phone.strip()): c for c in Customer.objects.visible_to(user)
-    }
-    rows = []
+    lines = []
     try:
         for number, raw in enumerate(reader, start=2):
-            if len(rows) >= MAX_ROWS:
+            if len(lines) >= MAX_ROWS:
                 raise CsvImportError(f"At most {MAX_ROWS} rows can be imported at once.")
             values = {key: (value or "").strip() for key, value in raw.items() if key}
             if any(values.values()):
-                rows.append(_check_row(number, values, user=user, reps=reps, customers=customers))
+                lines.append((number, values))
     except csv.Error as exc:
         raise CsvImportError(f"Line {reader.line_num} is not valid CSV ({exc}).") from None
-    if not rows:
+    if not lines:
         raise CsvImportError("The file has no rows under its header line.")
-    return rows
+    reps = _team_reps(user)
+    customers = _named_customers(user, {values.get("phone", "") for _, values in lines})
+    return [
+        _check_row(number, values, user=user, reps=reps, customers=customers)
+        for number, values in lines
+    ]
+
+
+def _named_customers(user: User, phones: set[str]) -> dict[tuple[str, str], Customer]:
+    """The customers ``user`` sees that a row may name again, by (name in any case,
+    phone): only those with a phone of the file, not every customer of the team."""
+    found = Customer.objects.visible_to(user).filter(phone__in=sorted(phones - {""}))
+    return {(c.name.strip().lower(), c.phone.strip()): c for c in found}
 
 
 def _check_row(number: int, values: dict, *, user, reps, customers) -> ImportRow:

@@ -11,8 +11,9 @@ from django.conf import settings
 from django.db.models import Q
 
 from billing.models import Invoice
+from pipeline.keys import MIN_PHONE_DIGITS, phone_key
 from pipeline.models import Customer, Deal, User
-from pipeline.selectors import MIN_PHONE_DIGITS, customers_by_contact, phone_key
+from pipeline.selectors import customers_by_contact
 
 MAX_RESULTS = 20
 MIN_QUERY = 2

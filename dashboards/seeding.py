@@ -44,7 +44,8 @@ def write(model, objs: list) -> list:
         return objs
     for obj, pk in zip(objs, _ids(model, len(objs)), strict=True):
         obj.pk = pk
-    fields = model._meta.concrete_fields
+    # A generated column (Customer's match keys) is the database's to fill.
+    fields = [f for f in model._meta.concrete_fields if not f.generated]
     kept = [f for f in fields if getattr(f, "auto_now", False)]
     if connection.vendor != "postgresql":
         given = {f.attname: [getattr(o, f.attname) for o in objs] for f in kept}

@@ -150,14 +150,18 @@ class ChangeHistory(HistoricalRecords):
 
     def create_historical_record(self, instance, history_type, using=None):
         history_model = getattr(type(instance), self.manager_name).model
-        previous = (
-            history_model.objects.filter(**{instance._meta.pk.attname: instance.pk})
-            .order_by("-history_date", "-history_id")
-            .first()
-        )
+        # A creation has nothing before it to compare with: no query for it
+        # (an import of 200 deals creates 400 rows).
+        previous = None
+        if history_type == "~":
+            previous = (
+                history_model.objects.filter(**{instance._meta.pk.attname: instance.pk})
+                .order_by("-history_date", "-history_id")
+                .first()
+            )
         current = _current_values(history_model, instance)
         changes = []
-        if previous is not None and history_type == "~":
+        if previous is not None:
             changes = [
                 [name, _as_text(getattr(previous, attname)), current[name]]
                 for name, attname in _snapshot_names(history_model)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.functional import cached_property
 
+from pipeline import keys
 from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedEmailField, MaskedTextField
 from pipeline.stages import (
@@ -124,6 +125,14 @@ class User(AbstractUser):
         return self.get_full_name() or self.username
 
 
+def _key_column(expression, *, max_length: int) -> models.GeneratedField:
+    return models.GeneratedField(
+        expression=expression,
+        output_field=models.CharField(max_length=max_length),
+        db_persist=True,
+    )
+
+
 class CustomerQuerySet(models.QuerySet):
     def visible_to(self, user) -> "CustomerQuerySet":
         """Reps see customers they sell to; managers their team's; superusers all.
@@ -192,12 +201,29 @@ class Customer(models.Model):
     # transaction that grants one (billing.services.invoicing_allow).
     invoicing_exception = MaskedCharField(max_length=400, blank=True, default="")
     invoicing_exception_until = models.DateField(null=True, blank=True)
+    # The keys a customer is matched and searched by (pipeline/keys.py), kept
+    # by the database from the columns above, whatever writes them (a save,
+    # update(), the seed's COPY). Not in the change history: they are the
+    # name, company, email and phone again.
+    name_key = _key_column(keys.name_key_sql(), max_length=200)
+    company_key = _key_column(keys.company_key_sql(), max_length=200)
+    email_key = _key_column(keys.email_key_sql(), max_length=254)
+    phone_key = _key_column(keys.phone_key_sql(), max_length=40)
 
     objects = CustomerQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
-        indexes = [models.Index(fields=["owner", "name"])]
+        indexes = [
+            models.Index(fields=["owner", "name"]),
+            # Matching a customer (pipeline.sameness.match_condition: the same
+            # name, email or phone) among all of them, on every new customer,
+            # imported row and standing refresh; the company is read on the
+            # few rows of the same name.
+            models.Index(fields=["name_key"], name="customer_name_key"),
+            models.Index(fields=["email_key"], name="customer_email_key"),
+            models.Index(fields=["phone_key"], name="customer_phone_key"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.company})" if self.company else self.name
@@ -636,5 +662,5 @@ from pipeline.not_paid import NotPaidTotal  # noqa: E402, F401 - the board's tot
 from pipeline.sameness import CustomerDistinct, CustomerMerge  # noqa: E402, F401
 
 track(Deal, excluded_fields=["updated_at"])
-track(Customer)
+track(Customer, excluded_fields=["name_key", "company_key", "email_key", "phone_key"])
 track(User, excluded_fields=USER_UNTRACKED, bases=(UserHistoryMeta,))

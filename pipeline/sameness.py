@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower, Replace
 from django.utils import timezone
 
+from pipeline import keys
 from pipeline.access import can_manage
 from pipeline.changes import customer_changes
 from pipeline.masking import MaskedCharField, MaskedJSONField
 from pipeline.models import Customer
-from pipeline.selectors import _phone_key_sql, name_key, phone_key
 from pipeline.terms import Standing
 
 # Worst first: a standing "better" than another lets the customer do more.
@@ -100,41 +99,23 @@ class CustomerMerge(models.Model):
         return self.absorbed.get("name", f"#{self.absorbed_id}")
 
 
-def _company_key(company: str) -> str:
-    return "".join((company or "").lower().split())
-
-
-def _keyed(customers):
-    def squeezed(column):
-        return Lower(
-            Replace(
-                Replace(column, models.Value(" "), models.Value("")),
-                models.Value("\t"),
-                models.Value(""),
-            )
-        )
-
-    return customers.annotate(
-        m_name=squeezed("name"),
-        m_company=squeezed("company"),
-        m_email=Lower("email"),
-        m_phone=_phone_key_sql(),
-    )
-
-
 def match_condition(*, name: str = "", company: str = "", email: str = "", phone: str = "") -> Q:
-    """Same phone digits, same email, or same name and company: the one rule."""
+    """Same phone digits, same email, or same name and company: the one rule.
+
+    Read on the keys the database keeps on each customer (pipeline/keys.py),
+    each an index lookup.
+    """
     condition = Q(pk__in=[])
-    if key := name_key(name or ""):
+    if key := keys.name_key(name):
         # The same name at the same company; a company missing on either side
         # (not typed yet, or never entered) does not tell them apart.
-        company_key = _company_key(company)
-        same_company = Q(m_company=company_key) | Q(m_company="") if company_key else Q()
-        condition |= Q(m_name=key) & same_company
-    if key := (email or "").strip().lower():
-        condition |= Q(m_email=key)
-    if key := phone_key(phone or ""):
-        condition |= Q(m_phone=key)
+        company_key = keys.company_key(company)
+        same_company = Q(company_key=company_key) | Q(company_key="") if company_key else Q()
+        condition |= Q(name_key=key) & same_company
+    if key := keys.email_key(email):
+        condition |= Q(email_key=key)
+    if key := keys.phone_key(phone):
+        condition |= Q(phone_key=key)
     return condition
 
 
@@ -153,11 +134,11 @@ class Matches:
 def customer_matches(user, *, exclude: int | None = None, limit: int = 5, **typed) -> Matches:
     """The existing customers the typed one (name, company, email, phone) may be."""
     condition = match_condition(**typed)
-    found = _keyed(Customer.objects.all()).filter(condition)
+    found = Customer.objects.filter(condition)
     if exclude is not None:
         found = found.exclude(pk=exclude)
     visible = list(
-        _keyed(Customer.objects.visible_to(user))
+        Customer.objects.visible_to(user)
         .filter(condition, pk__in=found.values("pk"))
         .select_related("owner")
         .order_by("name", "id")[:limit]
@@ -168,21 +149,18 @@ def customer_matches(user, *, exclude: int | None = None, limit: int = 5, **type
     return Matches(visible=visible, hidden=hidden.exists())
 
 
-def _distinct_ids(customer_id: int) -> set[int]:
-    rows = CustomerDistinct.objects.filter(Q(first_id=customer_id) | Q(second_id=customer_id))
-    return {pk for pair in rows.values_list("first_id", "second_id") for pk in pair} - {customer_id}
-
-
 def matches_of(customer: Customer):
     """Every other customer matching ``customer`` and not declared a different person."""
     condition = match_condition(
         name=customer.name, company=customer.company, email=customer.email, phone=customer.phone
     )
-    return (
-        _keyed(Customer.objects.exclude(pk=customer.pk))
-        .filter(condition)
-        .exclude(pk__in=_distinct_ids(customer.pk))
+    # The pairs are kept lower id first: the others are on either side.
+    distinct = (
+        CustomerDistinct.objects.filter(first_id=customer.pk)
+        .values("second_id")
+        .union(CustomerDistinct.objects.filter(second_id=customer.pk).values("first_id"))
     )
+    return Customer.objects.exclude(pk=customer.pk).filter(condition).exclude(pk__in=distinct)
 
 
 def standing_floor(customer: Customer) -> tuple[str, str] | None:
@@ -206,7 +184,7 @@ def standing_floor(customer: Customer) -> tuple[str, str] | None:
 
 def typed_floor(**typed) -> tuple[str, str] | None:
     """The worst standing among the existing customers a typed one matches, with why."""
-    found = _keyed(Customer.objects.all()).filter(match_condition(**typed))
+    found = Customer.objects.filter(match_condition(**typed))
     worst = min(found, key=lambda c: (STANDING_RANK[c.standing], c.pk), default=None)
     if worst is None:
         return None

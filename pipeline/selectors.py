@@ -3,10 +3,10 @@
 from datetime import date
 from itertools import chain
 
-from django.db.models import CharField, Count, Q, Sum, Value
-from django.db.models.functions import Lower, Replace
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from pipeline import keys
 from pipeline.changes import deal_changes
 from pipeline.models import Customer, Deal
 from pipeline.stages import NOT_PAID_STAGES, Stage
@@ -95,31 +95,8 @@ def stage_summary(deals) -> list[dict]:
 
 # --- likely duplicate customers -------------------------------------------
 # Two customers are likely the same when their names match ignoring case and
-# spaces, or they share an email (any case) or a phone number (its digits).
-# Keys are computed the same way in Python and in SQL (works on SQLite too).
-
-PHONE_PUNCTUATION = (" ", "-", "(", ")", ".", "+", "/")
-MIN_PHONE_DIGITS = 6
-
-
-def name_key(name: str) -> str:
-    return "".join(name.lower().split())
-
-
-def phone_key(phone: str) -> str:
-    digits = "".join(ch for ch in phone if ch.isdigit())
-    return digits if len(digits) >= MIN_PHONE_DIGITS else ""
-
-
-def _name_key_sql():
-    return Lower(Replace(Replace("name", Value(" "), Value("")), Value("\t"), Value("")))
-
-
-def _phone_key_sql():
-    expression = "phone"
-    for mark in PHONE_PUNCTUATION:
-        expression = Replace(expression, Value(mark), Value(""), output_field=CharField())
-    return expression
+# spaces, or they share an email (any case) or a phone number (its digits):
+# the keys of pipeline/keys.py, kept on each customer by the database.
 
 
 def _duplicate_condition(names: set[str], emails: set[str], phones: set[str]) -> Q:
@@ -133,22 +110,16 @@ def _duplicate_condition(names: set[str], emails: set[str], phones: set[str]) ->
     return condition
 
 
-def _keyed(customers):
-    return customers.annotate(
-        name_key=_name_key_sql(), email_key=Lower("email"), phone_key=_phone_key_sql()
-    )
-
-
 def customers_by_contact(visible, *, phone: str = "", email: str = ""):
     """The customers among ``visible`` whose phone has these digits in it (at least
     ``MIN_PHONE_DIGITS``), or whose email or billing email is this one, any case:
     the nav's search box (dashboards.search), keyed as duplicates are."""
     condition = Q(pk__in=[])
-    if digits := phone_key(phone):
+    if digits := keys.phone_key(phone):
         condition |= Q(phone_key__contains=digits)
-    if email := email.strip().lower():
+    if email := keys.email_key(email):
         condition |= Q(email_key=email) | Q(billing_email__iexact=email)
-    return _keyed(visible).filter(condition).order_by("name", "id")
+    return visible.filter(condition).order_by("name", "id")
 
 
 def duplicates_among(visible, customers) -> dict[int, list[Customer]]:
@@ -159,22 +130,21 @@ def duplicates_among(visible, customers) -> dict[int, list[Customer]]:
     customers = list(customers)
     if not customers:
         return {}
-    keys = {
-        c.pk: (name_key(c.name), (c.email or "").strip().lower(), phone_key(c.phone))
+    own = {
+        c.pk: (keys.name_key(c.name), keys.email_key(c.email), keys.phone_key(c.phone))
         for c in customers
     }
-    names = {k[0] for k in keys.values()}
-    emails = {k[1] for k in keys.values()}
-    phones = {k[2] for k in keys.values()}
+    names = {k[0] for k in own.values()}
+    emails = {k[1] for k in own.values()}
+    phones = {k[2] for k in own.values()}
     candidates = list(
-        _keyed(visible)
-        .filter(_duplicate_condition(names, emails, phones))
-        .only("pk", "name", "company", "email", "phone")
+        visible.filter(_duplicate_condition(names, emails, phones))
+        .only("pk", "name", "company", "email", "phone", "name_key", "email_key", "phone_key")
         .order_by("name", "id")
     )
     found: dict[int, list[Customer]] = {}
     for customer in customers:
-        name, email, phone = keys[customer.pk]
+        name, email, phone = own[customer.pk]
         found[customer.pk] = [
             other
             for other in candidates
