@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("pipeline", "0030_not_paid_moved_index"),
+        ("pipeline", "0034_deal_rep_customer"),
     ]
 
     operations = [
