@@ -13,7 +13,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from pipeline.models import Role
+from dashboards import export
+from pipeline.models import Deal, Role
 from pipeline.stages import Stage
 from reminders.models import ReminderKind, ReminderState
 from tests.factories import DealFactory, ReminderFactory, UserFactory
@@ -187,3 +188,27 @@ def test_the_export_reads_the_board_in_a_few_queries_however_many_deals(manager_
     sql = [query["sql"] for query in queries]
     assert len(sql) <= 9, sql
     assert len([q for q in sql if 'FROM "pipeline_deal"' in q]) == 1, sql
+
+
+@pytest.mark.needs_postgres("the export's read transaction and its planner setting")
+@pytest.mark.django_db(transaction=True)
+def test_the_exports_planner_setting_ends_with_its_read(manager_client, team):
+    _download(manager_client)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW cursor_tuple_fraction")
+        assert cursor.fetchone()[0] == "0.1"  # the server's default, on the kept connection
+    assert not connection.in_atomic_block
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_download_cut_short_ends_the_read_and_leaves_the_connection_usable(
+    manager_client, team, monkeypatch
+):
+    monkeypatch.setattr(export, "CHUNK_LINES", 1)
+    response = manager_client.get("/board/export.csv")
+    chunks = iter(response.streaming_content)
+    assert next(chunks).startswith(b"deal_id,")
+    assert next(chunks).startswith(str(team["overdue"].pk).encode())  # mid-read
+    response.close()  # the browser went away
+    assert not connection.in_atomic_block
+    assert Deal.objects.filter(rep=team["rep"]).count() == 5
