@@ -65,13 +65,15 @@ def test_a_database_from_before_the_move_keeps_every_reminder_row_and_its_schema
     # Other migrations on the way may change other tables (the page cache's
     # stamps are dropped): none touches a reminder table, but for what later
     # migrations add on purpose (the digest's lease, reminders.0003; each deal's
-    # next moment, reminders.0012; the open reminders' covering indexes, reminders.0013).
+    # next moment, reminders.0012; the open reminders' covering indexes, reminders.0013;
+    # the board's next reminder of a deal, reminders.0014).
     later = (
         '"claimed_until"',
         '"reminders_job"',
         '"reminders_dealschedule"',
         '"reminder_open_by_owner"',
         '"reminder_open_by_queue"',
+        '"reminder_open_next_by_deal"',
     )
     ddl = [
         q["sql"]
