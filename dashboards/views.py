@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 from billing.reports import team_month_figures
 from dashboards import board, search, totals
 from pipeline import access, selectors
+from pipeline.forms import search_text
 from pipeline.models import Deal
 from pipeline.views import HOME_CARDS_PER_STAGE, MOVE_TARGETS
 from reminders.selectors import team_reminders
@@ -54,5 +55,10 @@ def _manager_home(request: HttpRequest) -> HttpResponse:
 def search_page(request: HttpRequest) -> HttpResponse:
     """The nav's search box: deals and customers found by invoice number, phone or email."""
     access.require_seller(request.user, "Search is for reps and managers.")
-    results = search.search(request.user, request.GET.get("q", ""))
-    return render(request, "dashboards/search.html", {"results": results})
+    # The one reading of a search box's text (a NUL byte, which PostgreSQL refuses
+    # in any text, is left out with a message, not searched for).
+    query, search_error = search_text(request.GET)
+    results = search.search(request.user, query)
+    return render(
+        request, "dashboards/search.html", {"results": results, "search_error": search_error}
+    )

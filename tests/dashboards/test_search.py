@@ -86,3 +86,11 @@ def test_search_reads_a_fixed_number_of_queries(
         _search(rep_client, "555 0101234")
     with django_assert_max_num_queries(9):
         _search(rep_client, "INV-00102")
+
+
+def test_a_nul_byte_in_the_search_is_left_out_with_a_message(rep_client, dana_deal, dana):
+    # PostgreSQL refuses a NUL in any text: searched for as typed, it was a 500
+    # (found by the generated-input test on the search page).
+    page = _search(rep_client, "Dana\x00 Whitfield")
+    assert "Search text can&#x27;t contain control characters" in page
+    assert dana.get_absolute_url() in page
