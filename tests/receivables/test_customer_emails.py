@@ -619,7 +619,8 @@ def test_the_app_starts_and_says_so_on_a_machine_without_pango(tmp_path):
         "django.setup(); from django.core.management import call_command; "
         # The checks that need no database (the customers' generated match keys ask
         # the server's version: a database, not Pango, would be what that tests).
-        "call_command('check', databases=[]); import billing.urls; from receivables.pdf import pdf_unavailable; "
+        "call_command('check', databases=[]); import billing.urls; "
+        "from receivables.pdf import pdf_unavailable; "
         "print(pdf_unavailable())"
     )
     result = subprocess.run(
