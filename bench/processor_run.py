@@ -50,7 +50,18 @@ def main() -> int:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "STRIPE_SECRET_KEY")
+        # STRIPE_API_BASE too: under `make bench` the Makefile has exported the
+        # default localstripe's address (port 8420), and `make run` would keep it
+        # rather than point the app at the localstripe it starts on STRIPE_PORT
+        # (the pay page then answered 503: no processor there).
+        if key
+        not in (
+            "DATABASE_URL",
+            "CELERY_BROKER_URL",
+            "CACHE_URL",
+            "STRIPE_SECRET_KEY",
+            "STRIPE_API_BASE",
+        )
     }
     env |= {
         "PORT": str(port),
