@@ -10,6 +10,7 @@ bench/processor_bench.py against it, prints its figure, and stops everything.
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -95,11 +96,24 @@ def main() -> int:
         return bench.returncode
     finally:
         os.killpg(app.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             app.wait(timeout=20)
-        except subprocess.TimeoutExpired:
+        # The workers make started can outlive make itself (a warm shutdown, or
+        # a signal they missed): wait for the whole group, then kill what is left.
+        deadline = time.monotonic() + 15
+        while _group_alive(app.pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if _group_alive(app.pid):
             os.killpg(app.pid, signal.SIGKILL)
         log.close()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 if __name__ == "__main__":
