@@ -53,20 +53,21 @@ def test_closed_reminders_are_not_the_next_one(manager, rep):
 
 def test_the_board_shows_the_next_to_come_and_an_overdue_one_distinctly(manager_client, rep):
     coming = DealFactory(rep=rep, customer__name="Coming Co")
-    _reminder(coming, "soon", 3, kind=ReminderKind.PAYMENT_DUE)
+    soon = _reminder(coming, "soon", 3, kind=ReminderKind.PAYMENT_DUE).due_at
     _reminder(coming, "later", 50)
     overdue = DealFactory(rep=rep, customer__name="Overdue Co")
-    _reminder(overdue, "past", -30, ReminderState.DUE, kind=ReminderKind.PAYMENT_OVERDUE)
-    _reminder(overdue, "next", 20)
+    past = _reminder(overdue, "past", -30, ReminderState.DUE, kind=ReminderKind.PAYMENT_OVERDUE)
+    then = timezone.localtime(_reminder(overdue, "next", 20).due_at)
     html = manager_client.get("/board/").text
 
-    soon = timezone.localtime(_at(3))
+    # The times the reminders were made with, not the clock read again (a minute
+    # may have turned meanwhile).
+    soon = timezone.localtime(soon)
     row = _row(html, coming)
     assert f"{soon:%-d %b, %H:%M}" in row and "overdue" not in row
     assert "Payment due" in row
 
-    since = timezone.localtime(_at(-30))
-    then = timezone.localtime(_at(20))
+    since = timezone.localtime(past.due_at)
     row = _row(html, overdue)
     assert "overdue</span>" in row and f"since {since:%-d %b, %H:%M}" in row
     assert "Payment overdue" in row and f"then {then:%-d %b, %H:%M}" in row
@@ -83,8 +84,8 @@ def test_sorting_by_next_reminder_puts_the_most_overdue_first(manager_client, re
 
 def test_a_reminder_due_within_the_day_is_due_not_overdue(manager_client, rep):
     deal = DealFactory(rep=rep, customer__name="Due Co")
-    _reminder(deal, "just", -2, ReminderState.DUE)
+    just = _reminder(deal, "just", -2, ReminderState.DUE)
     row = _row(manager_client.get("/board/").text, deal)
-    since = timezone.localtime(_at(-2))
+    since = timezone.localtime(just.due_at)
     assert "due</span>" in row and f"since {since:%-d %b, %H:%M}" in row
     assert "overdue" not in row
