@@ -14,7 +14,6 @@ from django.utils.crypto import salted_hmac
 from django.utils.functional import cached_property
 
 from pipeline import keys
-from pipeline.ledger import AppendOnlyModel
 from pipeline.masking import MaskedCharField, MaskedEmailField, MaskedTextField
 from pipeline.stages import (
     BEFORE_AUDIT_STAGES,
@@ -588,94 +587,13 @@ class Deal(models.Model):
         return not self.is_closed and self.next_step_date < timezone.localdate()
 
 
-class StageEvent(AppendOnlyModel):
-    """An immutable record of one change of stage: who, when, from, to, why."""
-
-    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="stage_events")
-    from_stage = models.CharField(max_length=20, choices=Stage.choices, blank=True)
-    to_stage = models.CharField(max_length=20, choices=Stage.choices)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        help_text="Empty when Cleared moved the deal from a recorded fact.",
-    )
-    at = models.DateTimeField(default=timezone.now)
-    reason = MaskedTextField(blank=True)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["deal", "-at"])]
-
-    def __str__(self) -> str:
-        return f"{self.deal_id}: {self.from_stage or '—'} → {self.to_stage}"
-
-
-class Reassignment(AppendOnlyModel):
-    """An immutable record that a deal was given from one rep to another: who, when, why.
-
-    Written when a manager deactivates a leaver and hands their open deals on
-    (pipeline.services.user_deactivate); shown on the deal's timeline.
-    """
-
-    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="reassignments")
-    from_rep = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
-    to_rep = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    at = models.DateTimeField(default=timezone.now)
-    reason = MaskedCharField(max_length=300)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["deal", "-at"])]
-
-    def __str__(self) -> str:
-        return f"{self.deal_id}: {self.from_rep_id} → {self.to_rep_id}"
-
-
-class TouchKind(models.TextChoices):
-    CALL = "call", "Call"
-    VISIT = "visit", "Visit"
-    EMAIL = "email", "Email"
-    MEETING = "meeting", "Meeting"
-    # Written by Cleared, not a rep: the customer answered through their signed
-    # link (receivables.links): "I've paid" or "I'll pay on …". Not offered in the touch form.
-    CUSTOMER_LINK = "link", "Customer's own answer"
-
-
-class Touch(models.Model):
-    """One contact with the customer; always closes on something agreed."""
-
-    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="touches")
-    author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="touches"
-    )
-    kind = models.CharField(max_length=10, choices=TouchKind.choices)
-    happened_at = models.DateTimeField(default=timezone.now)
-    discussed = MaskedTextField("what was discussed")
-    agreed_to = MaskedCharField("what the customer agreed to", max_length=300)
-    next_step = MaskedCharField(max_length=300)
-    next_step_date = models.DateField()
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-
-    class Meta:
-        ordering = ["-happened_at", "-id"]
-        indexes = [models.Index(fields=["deal", "-happened_at"])]
-        verbose_name_plural = "touches"
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} on deal #{self.deal_id}"
-
-
+# A deal's timeline: its moves, handovers and touches (pipeline/timeline.py).
 # Every change on the record (pipeline/history.py); duplicates decided and merged.
 from pipeline.deal_changes import DealChange  # noqa: E402, F401 - the domain event's outbox
 from pipeline.history import USER_UNTRACKED, UserHistoryMeta, track  # noqa: E402
 from pipeline.not_paid import NotPaidTotal  # noqa: E402, F401 - the board's totals, kept exact
 from pipeline.sameness import CustomerDistinct, CustomerMerge  # noqa: E402, F401
+from pipeline.timeline import Reassignment, StageEvent, Touch, TouchKind  # noqa: E402, F401
 
 track(Deal, excluded_fields=["updated_at"])
 track(Customer, excluded_fields=["name_key", "company_key", "email_key", "phone_key"])
