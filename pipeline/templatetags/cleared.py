@@ -31,14 +31,6 @@ def query_with(context, **changes) -> str:
     return f"?{encoded}" if encoded else "?"
 
 
-@register.filter
-def age_days(moment) -> int:
-    """Whole days from a moment to today, in the user's time zone."""
-    from django.utils import timezone
-
-    return (timezone.localdate() - timezone.localtime(moment).date()).days
-
-
 @register.simple_tag
 def card_moves(deal, user) -> list:
     """The stages ``user`` may move ``deal`` to from a card: legal moves only

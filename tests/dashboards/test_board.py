@@ -248,6 +248,19 @@ def test_the_board_page_and_the_export_agree(manager_client, fixture):
         assert f"#{row['deal_id']} " in board.text
 
 
+def test_the_board_escapes_what_people_typed_in_its_rows(manager_client, rep):
+    rep.first_name, rep.last_name = "<i>Ann", "O'Neil"
+    rep.save()
+    deal = DealFactory(
+        rep=rep, title='<script>alert("t")</script>', customer__name="<b>Evil</b> & Co"
+    )
+    html = manager_client.get("/board/").text
+    assert "&lt;b&gt;Evil&lt;/b&gt; &amp; Co" in html
+    assert f"#{deal.pk} &lt;script&gt;alert(&quot;t&quot;)&lt;/script&gt;" in html
+    assert "&lt;i&gt;Ann O&#x27;Neil" in html
+    assert "<b>Evil" not in html and "<script>alert" not in html and "<i>Ann" not in html
+
+
 def test_reps_and_auditors_cannot_open_the_board(rep_client, auditor_client):
     for client in (rep_client, auditor_client):
         assert client.get("/board/").status_code == 403
