@@ -15,7 +15,13 @@ from django.utils import timezone
 
 from billing.reports import cleared_money_moves, cleared_money_sum
 from dashboards.totals import BoardTotals
-from pipeline.models import Deal, User, disputed_at_audit
+from pipeline.models import (
+    Deal,
+    User,
+    disputed_at_audit,
+    not_disputed_at_audit,
+    visible_rep_condition,
+)
 from pipeline.stages import Stage
 from pipeline.terms import ZERO
 
@@ -122,12 +128,15 @@ def promised_vs_cleared_by_week(user: User, today: date, weeks: int = 12) -> Cha
         .values("week")
         .annotate(total=Sum("amount"))
     }
+    # Credited to the rep who earned it, as the month's figures are: a handover moves
+    # none of it, and the team's weeks are a range of the ``commission_rep_at`` index.
+    moves = cleared_money_moves(
+        timezone.make_aware(datetime.combine(first, datetime.min.time()))
+    ).filter(not_disputed_at_audit("deal__"))
+    team = visible_rep_condition(user)
     cleared = {
         row["week"].date() if hasattr(row["week"], "date") else row["week"]: row["total"]
-        for row in cleared_money_moves(
-            timezone.make_aware(datetime.combine(first, datetime.min.time()))
-        )
-        .filter(deal__in=deals)
+        for row in (moves if team is None else moves.filter(team))
         .annotate(week=TruncWeek("at"))
         .order_by()
         .values("week")

@@ -12,6 +12,7 @@ from billing.models import PaymentMethodKind
 from billing.reports import team_month_figures
 from billing.services import refunds as refund_services
 from dashboards.charts import promised_vs_cleared_by_week
+from pipeline.models import Deal
 from pipeline.stages import Stage
 from tests.factories import DealFactory
 
@@ -156,3 +157,15 @@ def test_the_chart_costs_two_queries_whatever_the_refunds(
     with django_assert_num_queries(2):
         chart = promised_vs_cleared_by_week(manager, timezone.localdate())
     assert chart.groups[-1].bars[1].value == Decimal("450.00")
+
+
+def test_cleared_money_stays_on_the_chart_of_the_team_whose_rep_earned_it(
+    open_deal, rep, manager, other_rep
+):
+    cleared(open_deal, manager, "1000.00")
+    # The deal moves to another team's rep (an operator in the admin): what cleared
+    # before stays with its earner, on the chart as in the month's per-rep figures.
+    Deal.objects.filter(pk=open_deal.pk).update(rep=other_rep)
+    assert cleared_bar(manager, THIS_WEEK) == Decimal("1000.00")
+    assert cleared_bar(other_rep.manager, THIS_WEEK) == Decimal("0.00")
+    assert team_month_figures([rep.pk], timezone.localdate())[rep.pk].cleared == Decimal("1000.00")
