@@ -128,8 +128,9 @@ def promised_vs_cleared_by_week(user: User, today: date, weeks: int = 12) -> Cha
         .values("week")
         .annotate(total=Sum("amount"))
     }
-    # Credited to the rep who earned it, as the month's figures are: a handover moves
-    # none of it, and the team's weeks are a range of the ``commission_rep_at`` index.
+    # Credited to the rep who earned it, as the month's figures are: a deal that moves
+    # on leaves what cleared with its earner, and the team's weeks are a range per rep
+    # (``commission_rep_at``), however long the ledger.
     moves = cleared_money_moves(
         timezone.make_aware(datetime.combine(first, datetime.min.time()))
     ).filter(not_disputed_at_audit("deal__"))

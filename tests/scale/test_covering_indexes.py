@@ -14,12 +14,9 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from billing import services as billing
 from billing.reports import rep_month_figures
 from dashboards import board
-from dashboards.charts import promised_vs_cleared_by_week
 from pipeline.models import Customer
 from reminders.selectors import panel_version, reminders_due_count
 from tests.factories import DealFactory, PaymentFactory, ReminderFactory
@@ -57,19 +54,6 @@ def test_a_sellers_pending_money_reads_only_indexes(rep):
     plan = _plans(lambda: rep_month_figures(rep), '"billing_payment"."amount"')
     assert "Index Only Scan using pending_payment_queue" in plan, plan
     assert "Index Only Scan using deal_seller_promised" in plan, plan
-
-
-def test_the_teams_cleared_weeks_read_only_the_commission_index(rep, manager):
-    # The chart's cleared money is the commission ledger's (billing.reports.cleared_money_moves):
-    # twelve weeks of a team off ``commission_rep_at``, however long the ledger.
-    payment = PaymentFactory(deal=DealFactory(rep=rep, amount=Decimal("900.00")))
-    billing.payment_clear(payment_id=payment.pk, actor=manager)
-    assert promised_vs_cleared_by_week(manager, timezone.localdate()).groups[-1].bars[1].value
-    plan = _plans(
-        lambda: promised_vs_cleared_by_week(manager, timezone.localdate()),
-        'FROM "billing_commissionentry"',
-    )
-    assert "Index Only Scan using commission_rep_at" in plan, plan
 
 
 def test_the_customers_a_rep_sells_to_come_from_the_deals_index(rep):
