@@ -1,11 +1,14 @@
-"""Reports on the ledger: a month's promised, pending and cleared money and the
-commission earned, per rep and for a team. Sums are done in SQL."""
+"""Reports on the ledger: cleared money in a period (``cleared_money_moves``), a month's
+promised, pending and cleared money and the commission earned, per rep and for a team.
+Sums are done in SQL."""
 
 import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.models import (
@@ -19,6 +22,36 @@ from pipeline.terms import (
     money_sum,
 )
 
+# --- Cleared money in a period -------------------------------------------
+
+
+def cleared_money_moves(start: datetime, end: datetime | None = None) -> QuerySet:
+    """The moves of cleared money from ``start`` (to ``end``, when given), as rows whose
+    ``base`` is the money and ``at`` the moment: money that cleared (positive), and
+    money that left again after clearing (negative) — a bounce, a charge-back, a refund
+    (in full or in part, counted from the moment it is written, even while the
+    processor is still sending it). A refund the processor refused comes back
+    (positive) the moment it failed.
+
+    The one definition of "cleared money in a period, less what went back" (DOMAIN.md,
+    Commission: it is not a sale until it is paid): each move counts in the period it
+    happened, so money given back lowers the period it left, not the one it had cleared
+    in, and a period's figure, once read or paid out as commission, does not change
+    afterwards. The rows are the commission
+    ledger's (``CommissionEntry``: every clearing and every taking back writes one, in
+    the same transaction); sum them with ``cleared_money_sum`` and group them as the
+    figure needs — a rep's month (``team_month_figures``), the board's weeks
+    (``dashboards.charts.promised_vs_cleared_by_week``).
+    """
+    moves = CommissionEntry.objects.filter(at__gte=start)
+    return moves if end is None else moves.filter(at__lt=end)
+
+
+def cleared_money_sum() -> Coalesce:
+    """The aggregate over ``cleared_money_moves``: their money, 0.00 when none."""
+    return money_sum("base")
+
+
 # --- Commission -------------------------------------------
 
 
@@ -29,7 +62,8 @@ class MonthFigures:
     promised: deals promised in the month; pending: payments recorded in the
     month and still not cleared; cleared: money cleared in the month, less
     what bounced or was charged back after clearing (the commission ledger's
-    base); earned: commission earned in the month, less clawbacks.
+    base, refunds taken off in the month they were given: ``cleared_money_moves``);
+    earned: commission earned in the month, less clawbacks.
     """
 
     promised: Decimal = ZERO
@@ -85,11 +119,12 @@ def team_month_figures(
     )
     ledger = {
         row["rep_id"]: row
-        for row in CommissionEntry.objects.filter(rep_id__in=rep_ids, at__gte=start, at__lt=end)
+        for row in cleared_money_moves(start, end)
+        .filter(rep_id__in=rep_ids)
         .filter(not_disputed_at_audit("deal__"))
         .order_by()
         .values("rep_id")
-        .annotate(cleared=money_sum("base"), earned=money_sum("amount"))
+        .annotate(cleared=cleared_money_sum(), earned=money_sum("amount"))
     }
     return {
         rep_id: MonthFigures(

@@ -6,15 +6,22 @@ read without colour (and without the picture, for a screen reader).
 """
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Avg, DurationField, ExpressionWrapper, F, Sum
 from django.db.models.functions import TruncWeek
+from django.utils import timezone
 
-from billing.models import Payment, PaymentStatus
+from billing.reports import cleared_money_moves, cleared_money_sum
 from dashboards.totals import BoardTotals
-from pipeline.models import Deal, User, disputed_at_audit
+from pipeline.models import (
+    Deal,
+    User,
+    disputed_at_audit,
+    not_disputed_at_audit,
+    visible_rep_condition,
+)
 from pipeline.stages import Stage
 from pipeline.terms import ZERO
 
@@ -69,7 +76,7 @@ class Chart:
 
     def layout(self) -> "Chart":
         bars = [bar for group in self.groups for bar in group.bars]
-        top = max((float(bar.value) for bar in bars), default=0.0) or 1.0
+        top = max((max(float(bar.value), 0.0) for bar in bars), default=0.0) or 1.0
         slot = WIDTH / max(len(self.groups), 1)
         # Past 6 groups the labels would overlap: label every other one.
         crowded = len(self.groups) > 6
@@ -81,7 +88,9 @@ class Chart:
             for position, bar in enumerate(group.bars):
                 bar.width = width
                 bar.x = index * slot + slot * 0.15 + position * width
-                bar.height = PLOT_HEIGHT * float(bar.value) / top
+                # A week that gave back more than cleared is below zero: its value
+                # is written out over a flat bar, never drawn at a negative height.
+                bar.height = PLOT_HEIGHT * max(float(bar.value), 0.0) / top
                 bar.y = TOP + PLOT_HEIGHT - bar.height
         return self
 
@@ -103,7 +112,11 @@ def week_start(day: date) -> date:
 
 
 def promised_vs_cleared_by_week(user: User, today: date, weeks: int = 12) -> Chart:
-    """Money promised and money cleared, week by week, for the user's team."""
+    """Money promised and money cleared, week by week, for the user's team.
+
+    Cleared is ``billing.reports.cleared_money_moves``: money given back (a refund,
+    a bounce, a charge-back) lowers the week it left, as it lowers the month it left
+    in the per-rep figures (``billing.reports.team_month_figures``)."""
     first = week_start(today) - timedelta(weeks=weeks - 1)
     # Nothing about a sale disputed at audit counts in promised vs cleared.
     deals = Deal.objects.visible_to(user).exclude(disputed_at_audit())
@@ -115,15 +128,20 @@ def promised_vs_cleared_by_week(user: User, today: date, weeks: int = 12) -> Cha
         .values("week")
         .annotate(total=Sum("amount"))
     }
+    # Credited to the rep who earned it, as the month's figures are: a deal that moves
+    # on leaves what cleared with its earner, and the team's weeks are a range per rep
+    # (``commission_rep_at``), however long the ledger.
+    moves = cleared_money_moves(
+        timezone.make_aware(datetime.combine(first, datetime.min.time()))
+    ).filter(not_disputed_at_audit("deal__"))
+    team = visible_rep_condition(user)
     cleared = {
         row["week"].date() if hasattr(row["week"], "date") else row["week"]: row["total"]
-        for row in Payment.objects.filter(
-            deal__in=deals, status=PaymentStatus.CLEARED, cleared_at__date__gte=first
-        )
-        .annotate(week=TruncWeek("cleared_at"))
+        for row in (moves if team is None else moves.filter(team))
+        .annotate(week=TruncWeek("at"))
         .order_by()
         .values("week")
-        .annotate(total=Sum("amount"))
+        .annotate(total=cleared_money_sum())
     }
     groups = []
     for index in range(weeks):

@@ -121,8 +121,9 @@ class CommissionEntry(AppendOnlyModel):
         ordering = ["-at", "-id"]
         verbose_name_plural = "commission entries"
         indexes = [
-            # The month's cleared and earned money of a team (billing.reports):
-            # index-only, with the deal for ``not_disputed_at_audit``.
+            # The month's cleared and earned money of a team, and the board's weeks of
+            # cleared money (billing.reports.cleared_money_moves): index-only, with the
+            # deal for ``not_disputed_at_audit``.
             models.Index(
                 fields=["rep", "at"],
                 name="commission_rep_at",

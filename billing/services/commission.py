@@ -155,9 +155,19 @@ def commission_refund_claw_back(
 def commission_refund_restore(
     *, refund: Refund, deal: Deal, actor: User | None, at: datetime
 ) -> CommissionEntry | None:
-    """A refund the processor refused gave nothing back: its clawback is earned again."""
+    """A refund the processor refused gave nothing back: its clawback is earned again.
+
+    Not once the payment was bounced or charged back since: that clawback took back
+    everything the payment still earned and every cent of its base, so nothing of it
+    is cleared any more (the refused refund's money left with the charge-back).
+    """
     clawed = CommissionEntry.objects.filter(refund=refund, kind=CommissionKind.REFUND).first()
     if clawed is None:
+        return None
+    taken_back = CommissionEntry.objects.filter(
+        payment=refund.payment, kind=CommissionKind.CLAWBACK
+    ).exists()
+    if taken_back:
         return None
     return CommissionEntry.objects.create(
         rep=clawed.rep,
