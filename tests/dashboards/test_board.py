@@ -3,6 +3,7 @@
 import csv
 import datetime
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -259,6 +260,32 @@ def test_the_board_escapes_what_people_typed_in_its_rows(manager_client, rep):
     assert f"#{deal.pk} &lt;script&gt;alert(&quot;t&quot;)&lt;/script&gt;" in html
     assert "&lt;i&gt;Ann O&#x27;Neil" in html
     assert "<b>Evil" not in html and "<script>alert" not in html and "<i>Ann" not in html
+
+
+def test_the_month_per_rep_shows_promised_cleared_and_the_share_that_cleared(
+    manager_client, manager, rep, teammate
+):
+    deal = DealFactory(rep=rep, amount=Decimal("1000.00"), stage=Stage.DELIVERED)
+    payment = billing.payment_record(
+        deal_id=deal.pk,
+        recorded_by=rep,
+        kind="instalment",
+        method="bank_transfer",
+        amount=Decimal("666.66"),
+    )
+    billing.payment_clear(payment_id=payment.pk, actor=manager)
+    html = manager_client.get(f"/board/?rep={teammate.pk}").text
+    rows = dict(re.findall(r'<tr><td><a href="\?rep=(\d+)">[^<]*</a></td>(.*?)</tr>', html))
+    cells = lambda pk: re.findall(r'<td class="num">([^<]*)</td>', rows[str(pk)])  # noqa: E731
+    assert cells(rep.pk) == ["$1,000.00", "$666.66", "67%"]
+    assert cells(teammate.pk) == ["$0.00", "$0.00", "—"]  # nothing promised: no share
+    assert f'<option value="{teammate.pk}" selected>' in html  # the filter shown stays chosen
+    assert f'<option value="{rep.pk}">' in html
+
+
+def test_a_manager_without_reps_is_told_so_on_the_board(manager_client):
+    html = manager_client.get("/board/").text
+    assert "No reps on your team yet." in html
 
 
 def test_reps_and_auditors_cannot_open_the_board(rep_client, auditor_client):
