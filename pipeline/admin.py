@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db import router, transaction
 
 from pipeline import enrollment
 from pipeline.account_forms import PersonFields
@@ -20,6 +21,26 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ActionsLikeEdits:
+    """An admin action (a bulk "Delete selected" above all) is logged and committed
+    as a single edit is, so whoever follows the admin's edits through their log
+    entries (reminders puts the deal an entry touched in its outbox) sees both alike.
+
+    Django bulk-creates the log entries of a deletion of several rows, and a bulk
+    insert sends no ``post_save``: each entry is saved here as a single deletion's
+    is. And an action runs outside a transaction, its entries committed before its
+    rows change: it runs in one here, as the change and delete views do, so the
+    deal's reminders are decided from the rows the action left. Mixed into every
+    admin of ours that can delete (tests/test_admin.py checks it)."""
+
+    def log_deletions(self, request, queryset):
+        return [entry for obj in queryset for entry in super().log_deletions(request, [obj])]
+
+    def response_action(self, request, queryset, **kwargs):
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            return super().response_action(request, queryset, **kwargs)
+
+
 class UserAddForm(PersonFields, AdminUserCreationForm):
     pass
 
@@ -29,7 +50,7 @@ class UserEditForm(PersonFields, UserChangeForm):
 
 
 @admin.register(User)
-class ClearedUserAdmin(UserAdmin):
+class ClearedUserAdmin(ActionsLikeEdits, UserAdmin):
     form = UserEditForm
     add_form = UserAddForm
     fieldsets = UserAdmin.fieldsets + (
@@ -58,7 +79,7 @@ class ClearedUserAdmin(UserAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(ActionsLikeEdits, admin.ModelAdmin):
     list_display = ("name", "company", "phone", "owner", "created_at")
     search_fields = ("name", "company", "email")
     list_select_related = ("owner",)
@@ -85,7 +106,7 @@ class StageEventInline(admin.TabularInline):
 
 
 @admin.register(Deal)
-class DealAdmin(admin.ModelAdmin):
+class DealAdmin(ActionsLikeEdits, admin.ModelAdmin):
     list_display = ("id", "title", "customer", "rep", "stage", "amount", "promised_at")
     list_filter = ("stage", "payment_option")
     search_fields = ("title", "customer__name", "customer__company")
@@ -113,7 +134,7 @@ class StageEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Touch)
-class TouchAdmin(admin.ModelAdmin):
+class TouchAdmin(ActionsLikeEdits, admin.ModelAdmin):
     list_display = ("deal", "kind", "author", "happened_at", "next_step_date")
     list_filter = ("kind",)
     list_select_related = ("deal", "author")

@@ -1,11 +1,11 @@
 from django.conf import settings
 from django.utils.functional import SimpleLazyObject
 
+from reminders.selectors import reminder_panel, reminders_due_count
+
 
 def reminders(request) -> dict:
     """The nav badge's count and the home panel, each read only if a page shows it."""
-    from reminders.selectors import reminder_panel, reminders_due_count
-
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}

@@ -5,10 +5,10 @@
   is queued at a time, however many deals changed);
 - a leaver's handover (``pipeline.team``): their open reminders go with their deals;
 - writes that bypass the services, and so the outbox: an edit in the Django
-  admin (its log entry, written in the edit's transaction) puts the deal in
-  the outbox; a person's time zone or manager changing (their change history)
-  makes their deals due now (``reminders.schedule``). There is no sweep to
-  catch them later.
+  admin (its log entry, written in the edit's transaction; an action's, one a
+  row, see ``pipeline.admin.ActionsLikeEdits``) puts the deal in the outbox;
+  a person's time zone or manager changing (their change history) makes their
+  deals due now (``reminders.schedule``). There is no sweep to catch them later.
 """
 
 from asgiref.local import Local

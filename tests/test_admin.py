@@ -7,12 +7,15 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group
+from django.test import RequestFactory
 from django.urls import reverse
 
 from dashboards.demo import seed_people
+from pipeline.admin import ActionsLikeEdits
 from pipeline.models import Deal, Role, User
 from tests.conftest import _client_for
 from tests.factories import UserFactory
+from tests.test_layers import APPS
 
 pytestmark = pytest.mark.django_db
 
@@ -94,3 +97,19 @@ def test_the_migration_takes_staff_off_everyone_but_superusers(staff_manager):
     staff_manager.refresh_from_db()
     root.refresh_from_db()
     assert (staff_manager.is_staff, root.is_staff) == (False, True)
+
+
+def test_every_admin_of_ours_that_deletes_logs_a_bulk_deletion_row_by_row():
+    """A bulk deletion's log entries are what wakes the reminders of the deals it
+    touched (reminders.receivers), as one deletion's entry does: each is saved,
+    never bulk-created without a signal, in the deletion's transaction
+    (pipeline.admin.ActionsLikeEdits)."""
+    request = RequestFactory().get("/admin/")
+    request.user = UserFactory(username="root", is_staff=True, is_superuser=True)
+    deleting = {
+        model._meta.label: isinstance(model_admin, ActionsLikeEdits)
+        for model, model_admin in admin.site._registry.items()
+        if model._meta.app_label in APPS and model_admin.has_delete_permission(request)
+    }
+    assert {"pipeline.Deal", "pipeline.Touch"} <= deleting.keys()
+    assert [label for label, logged in deleting.items() if not logged] == []

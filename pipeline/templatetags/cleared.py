@@ -3,6 +3,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django import template
 from django.conf import settings
 
+from pipeline.services import role_for_moves
 from pipeline.stages import Stage, next_moves
 
 register = template.Library()
@@ -35,9 +36,6 @@ def query_with(context, **changes) -> str:
 def card_moves(deal, user) -> list:
     """The stages ``user`` may move ``deal`` to from a card: legal moves only
     (the transitions table), never Lost or Written off (they need a reason)."""
-    # pipeline.services imports billing, which imports this module (money).
-    from pipeline.services import role_for_moves
-
     return [
         move.target
         for move in next_moves(deal, role_for_moves(user))

@@ -2,6 +2,7 @@
 email finds the deal and the customer, within what the person may see."""
 
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
 from django.urls import reverse
@@ -34,12 +35,34 @@ def _search(client, q):
     return response.content.decode()
 
 
+class _InputValues(HTMLParser):
+    """Each input's value by its id, as a browser reads the page."""
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.values: dict[str, str] = {}
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "input" and a.get("id"):
+            self.values[a["id"]] = a.get("value") or ""
+
+
 def test_an_invoice_number_finds_its_deal_and_customer(rep_client, invoice, dana_deal, dana):
     for typed in ("INV-00009", "inv-9", "9"):
         page = _search(rep_client, typed)
         assert "INV-00009" in page
         assert dana_deal.get_absolute_url() in page
         assert dana.get_absolute_url() in page
+
+
+def test_the_nav_box_shows_the_searched_text_without_the_nul_byte(rep_client, dana):
+    # The raw query echoed back showed the NUL as "\ufffd" in the nav box.
+    page = _search(rep_client, "Dana\x00 Whitfield")
+    values = _InputValues(page).values
+    assert values["nav-q"] == values["search-q"] == "Dana Whitfield"
+    assert "\x00" not in page and "\ufffd" not in page
 
 
 def test_a_phone_however_typed_finds_the_customer_and_deal(rep_client, dana_deal, dana):

@@ -11,11 +11,14 @@ from decimal import Decimal
 from html.parser import HTMLParser
 
 import pytest
+from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.core.management import call_command
 from django.utils import timezone
 
 from billing.models import PaymentStatus
 from pipeline.events import deal_changes_pending
+from pipeline.models import Touch
 from pipeline.stages import Stage
 from reminders import services, tasks
 from reminders.models import DealSchedule, Reminder, ReminderKind, ReminderState
@@ -307,4 +310,58 @@ def test_an_edit_in_the_admin_gets_its_reminders_at_the_next_scan(rep, customer)
     tasks.reminders_scan()
     reminder = Reminder.objects.get(deal=deal, kind=ReminderKind.NEXT_STEP_DUE)
     assert reminder.state == ReminderState.DUE and reminder.owner == rep
+    assert deal_changes_pending() == 0
+
+
+def test_touches_deleted_in_bulk_in_the_admin_get_their_deals_reminders_at_the_next_scan(
+    rep, customer
+):
+    """An operator deletes a deal's two touches at once ("Delete selected" on the
+    changelist): the deal goes into the outbox as after one edit, and the next
+    minute's scan finds it stale, its last touch gone."""
+    # Stale (14 days without a touch) 6 days ago: within the scan's catch-up.
+    promised = timezone.now() - datetime.timedelta(days=20)
+    deal = DealFactory(rep=rep, customer=customer, deposit_required=False, promised_at=promised)
+    touches = [TouchFactory(deal=deal), TouchFactory(deal=deal)]
+    services.reminders_scan(deal_ids=[deal.pk])
+    assert ReminderKind.STALE_DEAL not in _kinds(deal)
+    operator = _client_for(UserFactory(username="root", is_staff=True, is_superuser=True))
+    response = operator.post(
+        "/admin/pipeline/touch/",
+        {"action": "delete_selected", "_selected_action": [t.pk for t in touches], "post": "yes"},
+    )
+    assert response.status_code == 302, response.text[:2000]
+    assert not deal.touches.exists()
+    assert deal_changes_pending() == 1  # the bulk deletion is in the outbox
+    tasks.reminders_scan()
+    reminder = Reminder.objects.get(deal=deal, kind=ReminderKind.STALE_DEAL)
+    assert reminder.state == ReminderState.DUE and reminder.owner == rep
+    assert deal_changes_pending() == 0
+
+
+def test_a_bulk_deletion_that_fails_leaves_no_log_entry_and_no_deal_in_the_outbox(
+    rep, customer, monkeypatch
+):
+    """The action's log entries (and so the outbox rows they wrote) commit with its
+    deletion or not at all, as a single edit's do: the drain never decides a deal
+    from the rows as they were before the action."""
+    deal = DealFactory(rep=rep, customer=customer, deposit_required=False)
+    touches = [TouchFactory(deal=deal), TouchFactory(deal=deal)]
+
+    def fail(self, request, queryset):
+        raise RuntimeError("the database went away mid-deletion")
+
+    monkeypatch.setattr(admin.site._registry[Touch].__class__, "delete_queryset", fail)
+    operator = _client_for(UserFactory(username="root", is_staff=True, is_superuser=True))
+    with pytest.raises(RuntimeError):
+        operator.post(
+            "/admin/pipeline/touch/",
+            {
+                "action": "delete_selected",
+                "_selected_action": [t.pk for t in touches],
+                "post": "yes",
+            },
+        )
+    assert deal.touches.count() == 2
+    assert not LogEntry.objects.filter(object_id__in=[str(t.pk) for t in touches]).exists()
     assert deal_changes_pending() == 0
