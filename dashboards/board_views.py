@@ -26,7 +26,10 @@ def board_view(request: HttpRequest) -> HttpResponse:
     filters = board.BoardFilters.from_query(request.GET)
     deals = board.board_deals(request.user, filters, with_reminder_details=True)
     page = board.board_page(
-        deals, filters, after=request.GET.get("after", ""), before=request.GET.get("before", "")
+        deals.only(*board.ROW_FIELDS),
+        filters,
+        after=request.GET.get("after", ""),
+        before=request.GET.get("before", ""),
     )
     context = {
         "filters": filters,
