@@ -215,15 +215,18 @@ def not_paid_yet(user: User) -> QuerySet:
 
 
 def disputed_awaiting_decision(user: User) -> QuerySet:
-    """The team's sales disputed at audit whose manager has not decided, oldest first."""
+    """The team's sales disputed at audit whose manager has not decided, oldest
+    first, with what their list shows (templates/dashboards/_disputed.html)."""
     return (
         Deal.objects.visible_to(user)
         .filter(audit_flag=AuditFlag.DISPUTED)
         .select_related("customer", "rep")
+        .only("id", "title", "amount", "audit_flag_at", "customer__name", *REP_NAME_FIELDS)
         .order_by("audit_flag_at", "id")
     )
 
 
+REP_NAME_FIELDS = ("rep__username", "rep__first_name", "rep__last_name")  # str(rep)
 # The columns a board row shows (dashboards/templatetags/dashboards.py) and its
 # cursor reads: the page loads these, not the ~75 of a deal, its customer and
 # its rep (a field left out would cost a query a row: the page's query count is tested).
@@ -236,9 +239,7 @@ ROW_FIELDS = (
     "promised_at",
     "customer__name",
     "customer__standing",
-    "rep__username",
-    "rep__first_name",
-    "rep__last_name",
+    *REP_NAME_FIELDS,
 )
 
 

@@ -7,6 +7,8 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing import services as billing
@@ -286,6 +288,29 @@ def test_the_month_per_rep_shows_promised_cleared_and_the_share_that_cleared(
 def test_a_manager_without_reps_is_told_so_on_the_board(manager_client):
     html = manager_client.get("/board/").text
     assert "No reps on your team yet." in html
+
+
+def _disputed(rep, name):
+    return DealFactory(
+        rep=rep, customer__name=name, audit_flag="disputed", audit_flag_at=timezone.now()
+    )
+
+
+@pytest.mark.parametrize("path", ["/board/", "/"])  # the board and the manager's home
+def test_sales_disputed_at_audit_are_listed_apart_at_one_query_however_many(
+    manager_client, rep, path
+):
+    first = _disputed(rep, "Echo")
+    with CaptureQueriesContext(connection) as one:
+        manager_client.get(path)
+    more = [_disputed(rep, "Foxtrot"), _disputed(rep, "Golf")]
+    with CaptureQueriesContext(connection) as three:
+        html = manager_client.get(path).text
+    listed = html.split('id="disputed-at-audit"')[1].split("</article>")[0]
+    for deal in (first, *more):
+        assert f"#{deal.pk} {deal.customer.name} — {deal.title}" in listed
+    assert listed.count(str(rep)) == 3
+    assert len(three.captured_queries) == len(one.captured_queries)
 
 
 def test_reps_and_auditors_cannot_open_the_board(rep_client, auditor_client):
