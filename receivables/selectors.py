@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import (
     F,
+    OuterRef,
     Q,
 )
 from django.utils import timezone
@@ -51,34 +52,38 @@ def chase_effect(reps, *, since: datetime, week: timedelta = timedelta(days=7)) 
     """The share of overdue money that came in within a week of a chase email, per rung.
 
     Per email: the money still owed on the invoice when it went (its amount
-    less what had cleared before) and the payments recorded (cleared since)
-    in the week after it — up to the next chase of the same invoice, so no
-    payment counts twice. The total counts each invoice's debt once, at its
-    first chase. Two queries.
+    less what had cleared on it before, net of what was refunded before:
+    billing's ``paid_against`` as of the email's ``sent_at``) and the payments
+    recorded (cleared since) in the week after it — up to the next chase of
+    the same invoice, so no payment counts twice. The total counts each
+    invoice's debt once, at its first chase. Two queries.
     """
     emails = list(
         CustomerEmail.objects.filter(
             kind=EmailKind.CHASE, state=EmailState.SENT, deal__rep__in=reps, sent_at__gte=since
         )
         .select_related("invoice")
+        # What had cleared on the invoice when the email went, less what was refunded by then.
+        .annotate(
+            paid_when_sent=paid_against("invoice", of="invoice_id", before=OuterRef("sent_at"))
+        )
         .order_by("invoice_id", "sent_at", "id")
     )
     payments: dict[int, list] = {}
-    for invoice_id, amount, recorded_at, cleared_at in Payment.objects.filter(
+    for invoice_id, amount, recorded_at in Payment.objects.filter(
         invoice_id__in={email.invoice_id for email in emails}, status=PaymentStatus.CLEARED
-    ).values_list("invoice_id", "amount", "recorded_at", "cleared_at"):
-        payments.setdefault(invoice_id, []).append((amount, recorded_at, cleared_at))
+    ).values_list("invoice_id", "amount", "recorded_at"):
+        payments.setdefault(invoice_id, []).append((amount, recorded_at))
     per_rung: dict[int, list[Decimal]] = {}
     total_owed = total_in = ZERO
     for index, email in enumerate(emails):
-        paid = payments.get(email.invoice_id, [])
-        before = sum((a for a, _, cleared in paid if cleared and cleared < email.sent_at), ZERO)
-        owed = max(email.invoice.amount - before, ZERO)
+        owed = max(email.invoice.amount - email.paid_when_sent, ZERO)
         following = emails[index + 1] if index + 1 < len(emails) else None
         end = email.sent_at + week
         if following is not None and following.invoice_id == email.invoice_id:
             end = min(end, following.sent_at)
-        came = sum((a for a, recorded, _ in paid if email.sent_at <= recorded < end), ZERO)
+        on_invoice = payments.get(email.invoice_id, [])
+        came = sum((a for a, recorded in on_invoice if email.sent_at <= recorded < end), ZERO)
         came = min(came, owed)
         figures = per_rung.setdefault(email.rung, [0, ZERO, ZERO])
         figures[0] += 1

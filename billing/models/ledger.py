@@ -466,19 +466,26 @@ def paid_against(
     link: str,
     *,
     status: str = PaymentStatus.CLEARED,
-    before: datetime | None = None,
+    before: datetime | OuterRef | None = None,
     moment: str = "cleared_at",
+    of: str = "pk",
 ) -> Expression:
     """Money cleared on an invoice (``link="invoice"``) or an instalment: the sum of
     its payments in ``status`` (cleared unless told), 0.00 when none, as a
     subquery on the invoice's (instalment's) row. ``before``: only payments whose
     ``moment`` came earlier (a statement as of a day). Cleared money given back
-    (``Refund``, live) is taken off: a refunded invoice is owed again.
+    (``Refund``, live) is taken off: a refunded invoice is owed again (and, with
+    ``before``, a refund counts from when it was given).
+
+    ``of`` names the outer row's field that holds the invoice: its ``pk``, or
+    ``invoice_id`` on a row that points at one, whose own moment ``before`` may
+    then be (``OuterRef("sent_at")``: what was paid when a chase email went).
 
     The one definition of "money cleared on an invoice": ``Invoice.cleared_money``,
-    ``InvoiceQuerySet.with_cleared``, the statements, DSO and the reminders read it.
+    ``InvoiceQuerySet.with_cleared``, the statements, DSO, the reminders and the
+    chase's effect (receivables.selectors.chase_effect) read it.
     """
-    payments = Payment.objects.filter(**{link: OuterRef("pk")}, status=status)
+    payments = Payment.objects.filter(**{link: OuterRef(of)}, status=status)
     if before is not None:
         payments = payments.filter(**{f"{moment}__lt": before})
     total = payments.order_by().values(link).annotate(total=Sum("amount")).values("total")
@@ -486,7 +493,7 @@ def paid_against(
     if status != PaymentStatus.CLEARED:
         return paid
     # Money given back no longer counts as paid (a refund, in full or in part).
-    refunds = Refund.objects.live().filter(**{f"payment__{link}": OuterRef("pk")})
+    refunds = Refund.objects.live().filter(**{f"payment__{link}": OuterRef(of)})
     if before is not None:
         refunds = refunds.filter(at__lt=before, **{f"payment__{moment}__lt": before})
     given_back = (

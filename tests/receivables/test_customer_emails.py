@@ -26,7 +26,7 @@ from billing import services as billing_services
 from billing.services import BillingError
 from pipeline.models import Customer, Touch, TouchKind
 from pipeline.stages import AuditFlag, Stage
-from receivables import chase, mail, pdf, sending
+from receivables import chase, mail, pdf, selectors, sending
 from receivables.models import ChaseTemplate, CustomerEmail, EmailKind, EmailState
 from reminders import services as reminder_services
 from reminders.models import Reminder, ReminderKind
@@ -572,6 +572,65 @@ def test_the_chasing_page_shows_recent_emails_and_the_chase_effect(
     assert '<strong id="chase-share">10%</strong>' in content
     assert 'width="40"' in content  # the +7 rung's bar
     assert content.count("Payment reminder ·") == 4
+
+
+def _effect(rep) -> dict:
+    """The chase's effect over the rep's chases of the last month."""
+    return selectors.chase_effect([rep], since=timezone.now() - datetime.timedelta(days=30))
+
+
+def _refund(payment, manager, amount: str):
+    return billing_services.payment_refund(
+        payment_id=payment.pk, actor=manager, amount=Decimal(amount), reason="Returned one unit"
+    )
+
+
+def test_a_refund_given_before_the_chase_is_owed_again_when_it_goes(
+    rep, manager, billed, smtp_server
+):
+    invoice = _invoice(billed, overdue_days=8)
+    paid = PaymentFactory(deal=billed, invoice=invoice, amount=Decimal("600.00"), status="cleared")
+    refund = _refund(paid, manager, "250.00")
+    email = mail.chase_request(invoice_id=invoice.pk, rung=7, sender=rep)
+    _send_all()
+    email.refresh_from_db()
+    assert refund.at < email.sent_at
+    effect = _effect(rep)
+    # 1,000 less the 600 cleared left 400 owed; the 250 given back is owed again.
+    assert effect["total"].owed == Decimal("650.00")
+    assert [rung.owed for rung in effect["rungs"]] == [Decimal("650.00")]
+
+
+def test_a_refund_given_after_the_chase_leaves_what_was_owed_when_it_went(
+    rep, manager, billed, smtp_server
+):
+    invoice = _invoice(billed, overdue_days=8)
+    paid = PaymentFactory(deal=billed, invoice=invoice, amount=Decimal("600.00"), status="cleared")
+    mail.chase_request(invoice_id=invoice.pk, rung=7, sender=rep)
+    _send_all()
+    assert _effect(rep)["total"].owed == Decimal("400.00")
+    _refund(paid, manager, "250.00")
+    assert invoice.cleared_money() == Decimal("350.00")  # owed again from now on
+    assert _effect(rep)["total"].owed == Decimal("400.00")
+
+
+def test_the_chase_effect_is_two_queries_however_many_chases_and_refunds(
+    rep, manager, billed, smtp_server, django_assert_num_queries
+):
+    for _ in range(3):
+        deal = DealFactory(
+            rep=rep, customer=billed.customer, deposit_required=False, stage=Stage.DELIVERED
+        )
+        invoice = _invoice(deal, overdue_days=8)
+        paid = PaymentFactory(
+            deal=deal, invoice=invoice, amount=Decimal("600.00"), status="cleared"
+        )
+        _refund(paid, manager, "100.00")
+        mail.chase_request(invoice_id=invoice.pk, rung=7, sender=rep)
+    _send_all()
+    with django_assert_num_queries(2):
+        effect = _effect(rep)
+    assert (effect["total"].emails, effect["total"].owed) == (3, Decimal("1500.00"))
 
 
 def test_a_payment_reminder_links_to_its_chase_page(rep, billed):
