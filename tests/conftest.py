@@ -1,5 +1,6 @@
 import os
 import time
+from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
@@ -7,9 +8,12 @@ from django.db import DatabaseError
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 
+from billing.models import PaymentMethodKind
+from billing.services import refunds as refund_services
 from pipeline.accounts import SESSION_HAS_DEVICE
 from pipeline.card_scan import find_card_numbers, tables_written_in_this_transaction
 from pipeline.models import Role
+from pipeline.stages import Stage
 from tests import needs
 from tests.factories import CustomerFactory, DealFactory, UserFactory
 from tests.two_factor import device_for
@@ -205,6 +209,33 @@ def customer(rep):
 @pytest.fixture
 def deal(rep, customer):
     return DealFactory(rep=rep, customer=customer)
+
+
+# --- Money tests shared by billing and the board's charts ---------------------
+
+
+@pytest.fixture
+def open_deal(rep, customer):
+    """A delivered 5,000.00 deal, no deposit: payments on it never cover it (no stage move)."""
+    return DealFactory(
+        rep=rep,
+        customer=customer,
+        amount=Decimal("5000.00"),
+        deposit_required=False,
+        stage=Stage.DELIVERED,
+    )
+
+
+@pytest.fixture
+def processor(monkeypatch):
+    """A processor that owns card payments (their refunds are ``processing`` until it
+    answers) and records the refunds it was asked to send."""
+    sent: list[int] = []
+    sender = refund_services.RefundSender(
+        owns=lambda payment: payment.method == PaymentMethodKind.CARD, send=sent.append
+    )
+    monkeypatch.setattr(refund_services, "_senders", [sender])
+    return sent
 
 
 from tests.browser import browser, page  # noqa: E402, F401 - fixtures

@@ -12,9 +12,6 @@ from django.utils import timezone
 from billing import services
 from billing.models import CommissionEntry, CommissionKind, PaymentMethodKind
 from billing.reports import cleared_money_moves, month_bounds, rep_month_figures
-from billing.services import refunds as refund_services
-from pipeline.stages import Stage
-from tests.factories import DealFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -25,27 +22,6 @@ def _mid_month(months_ago: int) -> datetime:
     for _ in range(months_ago):
         day = (day.replace(day=1) - timedelta(days=1)).replace(day=15)
     return timezone.make_aware(datetime.combine(day, datetime.min.time()) + timedelta(hours=12))
-
-
-@pytest.fixture
-def open_deal(rep, customer):
-    """A delivered 5,000.00 deal, no deposit: payments on it never cover it (no stage move)."""
-    return DealFactory(
-        rep=rep,
-        customer=customer,
-        amount=Decimal("5000.00"),
-        deposit_required=False,
-        stage=Stage.DELIVERED,
-    )
-
-
-@pytest.fixture
-def processor(monkeypatch):
-    """A processor that owns card payments (their refunds are ``processing`` until it answers)."""
-    sender = refund_services.RefundSender(
-        owns=lambda payment: payment.method == PaymentMethodKind.CARD, send=lambda refund_id: None
-    )
-    monkeypatch.setattr(refund_services, "_senders", [sender])
 
 
 def cleared(deal, by, manager, amount, at, method=PaymentMethodKind.CHECK):

@@ -15,7 +15,6 @@ from billing.models import (
     RefundStatus,
 )
 from billing.selectors import deal_money
-from billing.services import refunds as refund_services
 from pipeline.stages import Stage
 from tests.billing.money import bounce, clear, record
 from tests.factories import DealFactory, InvoiceFactory
@@ -205,17 +204,6 @@ def test_only_cleared_money_is_refunded(rep, manager, delivered_deal):
 
 
 # --- Through a payment processor -------------------------------------------
-
-
-@pytest.fixture
-def processor(monkeypatch):
-    """A processor that owns card payments and records what it was asked to send."""
-    sent: list[int] = []
-    sender = refund_services.RefundSender(
-        owns=lambda payment: payment.method == "card", send=sent.append
-    )
-    monkeypatch.setattr(refund_services, "_senders", [sender])
-    return sent
 
 
 def test_a_processor_payment_is_refunded_processing_and_sent_after_commit(

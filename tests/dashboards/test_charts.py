@@ -10,7 +10,6 @@ from django.utils import timezone
 from billing import services
 from billing.models import PaymentMethodKind
 from billing.reports import team_month_figures
-from billing.services import refunds as refund_services
 from dashboards.charts import promised_vs_cleared_by_week
 from pipeline.models import Deal
 from pipeline.stages import Stage
@@ -19,27 +18,6 @@ from tests.factories import DealFactory
 pytestmark = pytest.mark.django_db
 
 THIS_WEEK, THREE_WEEKS_AGO = 0, 3
-
-
-@pytest.fixture
-def open_deal(rep, customer):
-    """A delivered 5,000.00 deal, no deposit: payments on it never cover it (no stage move)."""
-    return DealFactory(
-        rep=rep,
-        customer=customer,
-        amount=Decimal("5000.00"),
-        deposit_required=False,
-        stage=Stage.DELIVERED,
-    )
-
-
-@pytest.fixture
-def processor(monkeypatch):
-    """A processor that owns card payments (their refunds are ``processing`` until it answers)."""
-    sender = refund_services.RefundSender(
-        owns=lambda payment: payment.method == PaymentMethodKind.CARD, send=lambda refund_id: None
-    )
-    monkeypatch.setattr(refund_services, "_senders", [sender])
 
 
 def cleared(deal, manager, amount, weeks_ago=THIS_WEEK, method=PaymentMethodKind.CHECK):
