@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +19,7 @@ from billing import services as billing
 from dashboards.board import BUCKETS
 from dashboards.totals import board_totals, count_totals
 from pipeline import services
-from pipeline.models import Deal
+from pipeline.models import Deal, Role
 from pipeline.not_paid import LONG_AGO, NotPaidTotal, drift, fold, fold_days, rebuild
 from pipeline.stages import AuditFlag, LostReason, Stage
 from pipeline.terms import PaymentOption
@@ -124,22 +124,28 @@ def test_the_kept_totals_equal_a_recount_after_any_sequence_of_writes(
         transaction.set_rollback(True)
 
 
-@pytest.mark.django_db
-def test_the_board_totals_are_exact_on_each_side_of_every_boundary(manager, rep, settings):
-    """Deals a second either side of each bucket's midnight (a +05:30 viewer's) and
-    of each stage's rotting limit: the summary's edge days are counted from the deals."""
-    now = timezone.now()
-    today = now.astimezone(KOLKATA).date()
+def _deals_on_every_boundary(rep, now, zone, rotting_days) -> None:
+    """Deals a second either side of each bucket's midnight (a ``zone`` viewer's, at
+    ``now``) and of each stage's rotting limit."""
+    today = now.astimezone(zone).date()
     for days in (30, 60, 90):
         midnight = datetime.datetime.combine(
-            today - datetime.timedelta(days=days), datetime.time.min, tzinfo=KOLKATA
+            today - datetime.timedelta(days=days), datetime.time.min, tzinfo=zone
         )
         for second in (-1, 0, 1):
             DealFactory(rep=rep, promised_at=midnight + datetime.timedelta(seconds=second))
-    for stage, days in settings.CLEARED_ROTTING_DAYS.items():
+    for stage, days in rotting_days.items():
         for second in (-1, 1):
             moved = now - datetime.timedelta(days=days, seconds=second)
             DealFactory(rep=rep, stage=stage, stage_changed_at=moved, promised_at=moved)
+
+
+@pytest.mark.django_db
+def test_the_board_totals_are_exact_on_each_side_of_every_boundary(manager, rep, settings):
+    """A +05:30 viewer's midnights and every rotting limit, a second either side:
+    the summary's edge days are counted from the deals."""
+    now = timezone.now()
+    _deals_on_every_boundary(rep, now, KOLKATA, settings.CLEARED_ROTTING_DAYS)
     with timezone.override(KOLKATA):
         kept, counted = board_totals(manager, now=now), count_totals(manager, now=now)
     assert kept == counted
@@ -153,6 +159,49 @@ def test_a_rep_sees_the_totals_of_their_own_deals_only(rep, other_rep):
     DealFactory(rep=other_rep, amount=Decimal("900.00"))
     assert board_totals(rep).outstanding == Decimal("400.00")
     assert board_totals(other_rep).outstanding == Decimal("900.00")
+
+
+def test_the_totals_query_compiled_once_a_team_reads_each_moment_afresh(
+    manager, rep, teammate, monkeypatch, settings
+):
+    """The totals' SQL is compiled once per team; each read fills in its own day and
+    moment: a read 40 days on, in another time zone, is exact on that day's boundaries."""
+    now = timezone.now()
+    later = now + datetime.timedelta(days=40)
+    _deals_on_every_boundary(rep, now, datetime.UTC, settings.CLEARED_ROTTING_DAYS)
+    _deals_on_every_boundary(teammate, later, KOLKATA, settings.CLEARED_ROTTING_DAYS)
+    board_totals(manager, now=now)  # compiled here
+    built = []  # the totals' query is a union of parts: building it again means compiling it
+    real_union = QuerySet.union
+    monkeypatch.setattr(QuerySet, "union", lambda *a, **k: built.append(1) or real_union(*a, **k))
+    rotting = []
+    for zone, at in ((datetime.UTC, now), (KOLKATA, later), (datetime.UTC, now)):
+        with timezone.override(zone):
+            kept = board_totals(manager, now=at)
+            assert built == []  # the compiled query, filled in
+            assert kept == count_totals(manager, now=at)
+            rotting.append(kept.rotting_count)
+    assert rotting[0] < rotting[1]  # 40 days on, more deals have rotted
+    assert kept == board_totals(manager, now=now)
+
+
+def test_a_compiled_totals_query_follows_the_team_as_it_changes(manager, rep, teammate):
+    """The team is read when the query runs, not when it was compiled: a rep moved to
+    another manager leaves the totals at once, and is on the new manager's."""
+    DealFactory(rep=rep, amount=Decimal("400.00"))
+    DealFactory(rep=teammate, amount=Decimal("900.00"))
+    assert board_totals(manager).outstanding == Decimal("1300.00")
+    teammate.manager = UserFactory(role=Role.MANAGER)
+    teammate.save()
+    assert board_totals(manager).outstanding == Decimal("400.00")
+    assert board_totals(teammate.manager).outstanding == Decimal("900.00")
+    assert board_totals(rep).outstanding == Decimal("400.00")
+
+
+def test_an_auditor_reads_no_totals(auditor, rep):
+    DealFactory(rep=rep)
+    totals = board_totals(auditor)
+    assert (totals.count, totals.outstanding, totals.rotting_count) == (0, Decimal("0.00"), 0)
 
 
 def _form_data(page) -> dict:
