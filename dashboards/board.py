@@ -90,32 +90,31 @@ def _stage_order() -> Case:
     )
 
 
-def _open_reminders(now: datetime | None = None):
+def _open_reminders():
     """A deal's open reminders by the time each asks for attention (the end of a
-    snooze, else the due time), earliest first; with ``now``, only those still to come."""
-    shown = Coalesce("snoozed_until", "due_at")
-    reminders = (
+    snooze, else the due time), earliest first."""
+    return (
         Reminder.objects.filter(deal=OuterRef("pk"), state__in=["scheduled", "due", "snoozed"])
-        .annotate(shown=shown)
+        .annotate(shown=Coalesce("snoozed_until", "due_at"))
         .order_by("shown", "id")
     )
-    return reminders.filter(shown__gt=now) if now is not None else reminders
 
 
-def _next_reminder() -> Subquery:
+def _next_reminder(reminders) -> Subquery:
     """The earliest time an open reminder asks for attention: in the past when one is
     overdue (the board shows "overdue since"), else the next one to come. A snoozed
     reminder counts from the end of its snooze, not from its first due time."""
-    return Subquery(_open_reminders().values("shown")[:1], output_field=DateTimeField())
+    return Subquery(reminders.values("shown")[:1], output_field=DateTimeField())
 
 
-def _next_reminder_kind() -> Subquery:
-    return Subquery(_open_reminders().values("kind")[:1], output_field=CharField())
+def _next_reminder_kind(reminders) -> Subquery:
+    return Subquery(reminders.values("kind")[:1], output_field=CharField())
 
 
-def _coming_reminder(now: datetime) -> Subquery:
+def _coming_reminder(reminders, now: datetime) -> Subquery:
     """The next reminder still to come, shown under an overdue one ("then …")."""
-    return Subquery(_open_reminders(now).values("shown")[:1], output_field=DateTimeField())
+    coming = reminders.filter(shown__gt=now)
+    return Subquery(coming.values("shown")[:1], output_field=DateTimeField())
 
 
 # Sort keys: what the URL says → the expression the database orders by.
@@ -284,15 +283,16 @@ def sort_deals(
 ) -> QuerySet:
     """``deals`` with the board's columns, in the order ``filters.sort`` names (the
     order ``board_page`` pages through)."""
+    reminders = _open_reminders()  # built once, read three ways
     deals = deals.annotate(
         outstanding_amount=ExpressionWrapper(F("amount") - F("cleared_amount"), output_field=MONEY),
         stage_order=_stage_order(),
-        next_reminder_at=Coalesce(_next_reminder(), Value(NO_REMINDER)),
+        next_reminder_at=Coalesce(_next_reminder(reminders), Value(NO_REMINDER)),
     ).select_related("customer", "rep")
     if with_reminder_details:
         deals = deals.annotate(
-            next_reminder_kind=_next_reminder_kind(),
-            coming_reminder_at=_coming_reminder(timezone.now()),
+            next_reminder_kind=_next_reminder_kind(reminders),
+            coming_reminder_at=_coming_reminder(reminders, timezone.now()),
         )
     column, reverse = SORTS[filters.sort_key]
     descending = filters.descending != reverse

@@ -3,14 +3,14 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from html import escape
 
 from django import template
-from django.template.defaultfilters import date as date_filter
 from django.utils import timezone
+from django.utils.dates import MONTHS_3
 from django.utils.safestring import SafeString
 
 from dashboards.board import NO_REMINDER, bucket_for_age
 from pipeline.models import Deal
 from pipeline.stages import Stage
-from pipeline.templatetags.cleared import money
+from pipeline.templatetags.cleared import money, query_with
 from pipeline.terms import Standing
 from reminders.models import ReminderKind
 
@@ -94,8 +94,53 @@ def _next_reminder_cell(deal: Deal, now: datetime, day_ago: datetime) -> str:
 
 
 def _moment(moment: datetime) -> str:
-    """A moment in the viewer's time zone, as the board shows it: "7 Dec, 14:05"."""
-    return escape(date_filter(timezone.localtime(moment), "j M, H:i"))
+    """A moment in the viewer's time zone, as the board shows it: "7 Dec, 14:05"
+    (the ``date`` filter's "j M, H:i", without its format-string parser)."""
+    local = timezone.localtime(moment)
+    return escape(f"{local.day} {MONTHS_3[local.month].title()}, {local:%H:%M}")
+
+
+# The board's sortable columns: (sort key, label, right-aligned).
+_COLUMNS = (
+    ("customer", "Customer", False),
+    ("rep", "Rep", False),
+    ("stage", "Stage", False),
+    ("amount", "Amount", True),
+    ("cleared", "Cleared", True),
+    ("outstanding", "Outstanding", True),
+    ("age", "Age", True),
+    ("standing", "Standing", False),
+    ("next_reminder", "Next reminder", False),
+)
+_ARROWS = {"ascending": " ▲", "descending": " ▼", "": ""}
+_TH = (
+    '<th scope="col" class="{num}"{aria}><a href="{url}" hx-get="{url}" hx-target="#board-table"'
+    ' hx-swap="outerHTML" hx-push-url="true">{label}{arrow}</a></th>\n'
+)
+
+
+@register.simple_tag(takes_context=True)
+def board_headers(context, sort: str) -> SafeString:
+    """The board's column headers: each a link sorting by it (again: the other way),
+    the sorted one marked for screen readers (``aria-sort``) and with an arrow."""
+    cells = []
+    for key, label, num in _COLUMNS:
+        order = "ascending" if sort == key else "descending" if sort == f"-{key}" else ""
+        url = escape(
+            query_with(
+                context, sort=f"-{key}" if order == "ascending" else key, after="", before=""
+            )
+        )
+        cells.append(
+            _TH.format(
+                num="num" if num else "",
+                aria=f' aria-sort="{order}"' if order else "",
+                url=url,
+                label=escape(label),
+                arrow=_ARROWS[order],
+            )
+        )
+    return SafeString("".join(cells))
 
 
 _REP_MONTH = (

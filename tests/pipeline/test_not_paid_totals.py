@@ -174,15 +174,16 @@ def test_the_totals_query_compiled_once_a_team_reads_each_moment_afresh(
     built = []  # the totals' query is a union of parts: building it again means compiling it
     real_union = QuerySet.union
     monkeypatch.setattr(QuerySet, "union", lambda *a, **k: built.append(1) or real_union(*a, **k))
-    rotting = []
+    reads = []
     for zone, at in ((datetime.UTC, now), (KOLKATA, later), (datetime.UTC, now)):
+        today = at.astimezone(zone).date()
         with timezone.override(zone):
-            kept = board_totals(manager, now=at)
+            kept = board_totals(manager, today=today, now=at)
             assert built == []  # the compiled query, filled in
-            assert kept == count_totals(manager, now=at)
-            rotting.append(kept.rotting_count)
-    assert rotting[0] < rotting[1]  # 40 days on, more deals have rotted
-    assert kept == board_totals(manager, now=now)
+            assert kept == count_totals(manager, today=today, now=at)
+        reads.append(kept)
+    assert reads[0].rotting_count < reads[1].rotting_count  # 40 days on, more have rotted
+    assert reads[0] == reads[2]
 
 
 def test_a_compiled_totals_query_follows_the_team_as_it_changes(manager, rep, teammate):
@@ -198,10 +199,14 @@ def test_a_compiled_totals_query_follows_the_team_as_it_changes(manager, rep, te
     assert board_totals(rep).outstanding == Decimal("400.00")
 
 
-def test_an_auditor_reads_no_totals(auditor, rep):
-    DealFactory(rep=rep)
+def test_an_auditor_reads_no_totals_and_an_operator_every_teams(auditor, rep, other_rep):
+    DealFactory(rep=rep, amount=Decimal("400.00"))
+    DealFactory(rep=other_rep, amount=Decimal("900.00"))
     totals = board_totals(auditor)
     assert (totals.count, totals.outstanding, totals.rotting_count) == (0, Decimal("0.00"), 0)
+    operator = UserFactory(is_superuser=True, is_staff=True)
+    assert board_totals(operator).outstanding == Decimal("1300.00")
+    assert board_totals(operator) == count_totals(operator)
 
 
 def _form_data(page) -> dict:
