@@ -22,7 +22,7 @@ from django.utils import timezone
 from pipeline.ledger import AppendOnlyModel, AppendOnlyQuerySet
 from pipeline.masking import MaskedCharField, MaskedJSONField, MaskedTextField
 from pipeline.models import Deal
-from pipeline.templatetags.cleared import money
+from pipeline.terms import money_text
 
 # The third no-answer flakes the deal (DOMAIN.md): back to the rep to re-close.
 FLAKE_AFTER_NO_ANSWERS = 3
@@ -358,7 +358,7 @@ class CallScript(AppendOnlyModel):
             "customer": deal.customer.name,
             "company": deal.customer.company or deal.customer.name,
             "what": deal.title,
-            "amount": money(deal.amount),
+            "amount": money_text(deal.amount),
             "payment": deal.get_payment_option_display(),
             "deposit": "a deposit first" if deal.deposit_required else "no deposit",
             "delivery": f"{deal.expected_delivery_date:%A %-d %B %Y}",

@@ -9,7 +9,7 @@ from billing.forms import RefundForm
 from billing.models import Payment, RefundStatus
 from billing.views import _done, _form_page, _refused_or_back
 from pipeline.access import get_deal_for, require_manager
-from pipeline.templatetags.cleared import money
+from pipeline.terms import money_text
 
 PROCESSING = RefundStatus.PROCESSING
 
@@ -40,7 +40,7 @@ def payment_refund(request: HttpRequest, pk: int) -> HttpResponse:
             return _done(
                 request,
                 deal,
-                f"Refunded {money(refund.amount)} of the {money(payment.amount)} payment"
+                f"Refunded {money_text(refund.amount)} of the {money_text(payment.amount)} payment"
                 f"{how}. The deal is in {deal.get_stage_display()}.",
             )
     return _form_page(
@@ -48,10 +48,10 @@ def payment_refund(request: HttpRequest, pk: int) -> HttpResponse:
         deal=deal,
         form=form,
         title=f"Refund the {payment.get_method_display().lower()} payment of "
-        f"{money(payment.amount)}",
+        f"{money_text(payment.amount)}",
         submit="Refund",
         action=reverse("billing:payment_refund", args=[payment.pk]),
         hint=f"{payment.get_kind_display()} · {payment.reference or 'no reference'} · "
-        f"{money(left)} left to refund. The refund comes off the deal's cleared money and "
+        f"{money_text(left)} left to refund. The refund comes off the deal's cleared money and "
         "claws back the rep's commission in proportion.",
     )

@@ -45,8 +45,7 @@ from pipeline.forms import AskManagerForm, DealForm
 from pipeline.models import Deal, Role, User
 from pipeline.selectors import customer_terms
 from pipeline.stages import Stage
-from pipeline.templatetags.cleared import money
-from pipeline.terms import PaymentOption
+from pipeline.terms import PaymentOption, money_text
 from pipeline.terms_freeze import terms_frozen_by
 
 PER_PAGE = 25
@@ -115,8 +114,8 @@ def payment_new(request: HttpRequest, pk: int) -> HttpResponse:
             return _done(
                 request,
                 deal,
-                f"{payment.get_kind_display()} of {money(payment.amount)} recorded: pending until "
-                "a manager clears it.",
+                f"{payment.get_kind_display()} of {money_text(payment.amount)} recorded: "
+                "pending until a manager clears it.",
             )
     return _form_page(
         request,
@@ -125,7 +124,7 @@ def payment_new(request: HttpRequest, pk: int) -> HttpResponse:
         title="Record a payment",
         submit="Record the payment",
         action=reverse("billing:payment_new", args=[deal.pk]),
-        hint=f"Open balance: {money(figures.open_balance)}. It stays pending until a manager "
+        hint=f"Open balance: {money_text(figures.open_balance)}. It stays pending until a manager "
         "clears it; only cleared money counts.",
     )
 
@@ -220,8 +219,8 @@ def plan_new(request: HttpRequest, pk: int) -> HttpResponse:
         title="Set a payment plan",
         submit="Split the balance",
         action=reverse("billing:plan_new", args=[deal.pk]),
-        hint=f"Splits the open balance of {money(figures.open_balance)} into dated instalments, "
-        "each due and chased on its own."
+        hint=f"Splits the open balance of {money_text(figures.open_balance)} into dated "
+        "instalments, each due and chased on its own."
         + (
             f" The terms are frozen ({frozen}): the rep's manager sets a plan, with why in the "
             "note, and it goes on the deal's timeline."
@@ -308,14 +307,14 @@ def payment_status(request: HttpRequest, pk: int) -> HttpResponse:
             return _done(
                 request,
                 deal,
-                f"Payment of {money(payment.amount)} {payment.get_status_display().lower()}. "
+                f"Payment of {money_text(payment.amount)} {payment.get_status_display().lower()}. "
                 f"The deal is in {deal.get_stage_display()}.",
             )
     return _form_page(
         request,
         deal=deal,
         form=form,
-        title=f"{payment.get_method_display()} of {money(payment.amount)}: clear or bounce",
+        title=f"{payment.get_method_display()} of {money_text(payment.amount)}: clear or bounce",
         submit="Save",
         action=reverse("billing:payment_status", args=[payment.pk]),
         hint=f"{payment.get_kind_display()} · {payment.reference or 'no reference'} · "

@@ -30,8 +30,7 @@ from online.models import Intent, IntentPayment, IntentPurpose
 from online.on_file_models import OnFileCharge, OnFileSetup, TeamCharging
 from pipeline.models import Deal, User
 from pipeline.stages import Stage
-from pipeline.templatetags.cleared import money
-from pipeline.terms import PaymentOption
+from pipeline.terms import PaymentOption, money_text
 
 SETUP_SALT = "cleared.online.card-on-file"
 AUTH_SALT = "cleared.online.authenticate"
@@ -366,10 +365,12 @@ def team_charging_set(*, manager: User, on: bool) -> TeamCharging:
 def charge_describe(charge: OnFileCharge) -> str:
     """The charge's state as the rep reads it."""
     if charge.payment_id is None:
-        return f"Charging {money(charge.amount)}: waiting for the processor."
+        return f"Charging {money_text(charge.amount)}: waiting for the processor."
     if charge.payment.status == PaymentStatus.PENDING and charge.needs_action_at:
-        return f"{money(charge.amount)}: waiting on the customer to authenticate with their bank."
-    return f"{money(charge.amount)}: {charge.payment.get_status_display().lower()}."
+        return (
+            f"{money_text(charge.amount)}: waiting on the customer to authenticate with their bank."
+        )
+    return f"{money_text(charge.amount)}: {charge.payment.get_status_display().lower()}."
 
 
 def authenticate_url(charge: OnFileCharge) -> str:
@@ -411,7 +412,7 @@ def on_file_email_send(kind: str, row_id: int) -> None:
     values = {
         "name": deal.customer.name,
         "title": deal.title,
-        "amount": money(amount),
+        "amount": money_text(amount),
         "url": url,
         "rep": rep,
     }

@@ -31,6 +31,17 @@ def money_sum(expression: str, **filter_kwargs) -> Coalesce:
     )
 
 
+def money_text(value) -> str:
+    """An amount as Cleared writes it everywhere (pages, emails, PDFs, call scripts,
+    reminders): $1,250.00, −$20.00 below zero (the deployment's currency symbol),
+    rounded to the cent half up; "—" when there is no amount."""
+    if value is None or value == "":
+        return "—"
+    amount = Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+    sign = "−" if amount < 0 else ""
+    return f"{sign}{settings.CURRENCY_SYMBOL}{abs(amount):,.2f}"
+
+
 def money_round(value: Decimal) -> Decimal:
     """Round an amount to the cent, half up: 1.005 → 1.01, 1.004 → 1.00.
 

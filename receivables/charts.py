@@ -8,7 +8,7 @@ classes in static/css/cleared.css.
 from dataclasses import dataclass
 from decimal import Decimal
 
-from pipeline.templatetags.cleared import money
+from pipeline.terms import money_text
 
 LABEL_WIDTH = 140
 BAR_SPACE = 200
@@ -85,9 +85,9 @@ def receivables_chart(customers) -> Chart:
                     Bar("current", LABEL_WIDTH + overdue, current),
                 ],
                 value_x=LABEL_WIDTH + overdue + current + 6,
-                value=money(customer.open),
-                title=f"{customer.name}: {money(customer.open)} open, "
-                f"{money(customer.overdue)} overdue",
+                value=money_text(customer.open),
+                title=f"{customer.name}: {money_text(customer.open)} open, "
+                f"{money_text(customer.overdue)} overdue",
             )
         )
     return Chart(

@@ -34,7 +34,7 @@ from billing.services import BillingError
 from pipeline import services as pipeline_services
 from pipeline.access import can_manage, team_members
 from pipeline.models import Deal, TouchKind, User
-from pipeline.templatetags.cleared import money
+from pipeline.terms import money_text
 from receivables.models import CustomerLink, CustomerResponse, ResponseKind
 from receivables.selectors import open_invoices
 
@@ -299,7 +299,7 @@ def customer_respond(
 def _touch_for(invoices: list[Invoice], kind, reference, promised_for, today) -> None:
     deal = invoices[0].deal
     names = ", ".join(
-        f"{invoice.display_number} ({money(invoice.amount - invoice.cleared)})"
+        f"{invoice.display_number} ({money_text(invoice.amount - invoice.cleared)})"
         for invoice in invoices
     )
     if kind == ResponseKind.PAID:

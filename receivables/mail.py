@@ -40,7 +40,7 @@ from pipeline.access import can_manage, manages_rep
 from pipeline.masking import mask_card_numbers
 from pipeline.models import Deal, User
 from pipeline.stages import Stage
-from pipeline.templatetags.cleared import money
+from pipeline.terms import money_text
 from pipeline.text import single_line
 from receivables import chase
 from receivables.models import NEVER_REACHED, ChaseTemplate, CustomerEmail, EmailKind, EmailState
@@ -121,7 +121,7 @@ def invoice_values(invoice: Invoice, today: date | None = None) -> dict[str, str
     return {
         "customer": deal.customer.company or deal.customer.name,
         "invoice_number": invoice.display_number,
-        "amount_due": money(invoice.amount - invoice.cleared_money()),
+        "amount_due": money_text(invoice.amount - invoice.cleared_money()),
         "due_date": date_format(invoice.due_date, "j F Y"),
         "days_overdue": str(max((today - invoice.due_date).days, 0)),
         "rep_name": str(deal.rep),

@@ -10,8 +10,8 @@ from django.utils.safestring import SafeString
 from dashboards.board import NO_REMINDER, bucket_for_age
 from pipeline.models import Deal
 from pipeline.stages import Stage
-from pipeline.templatetags.cleared import money, query_with
-from pipeline.terms import Standing
+from pipeline.templatetags.cleared import query_with
+from pipeline.terms import Standing, money_text
 from reminders.models import ReminderKind
 
 register = template.Library()
@@ -69,9 +69,9 @@ def _board_row(deal: Deal, today: date, now: datetime, day_ago: datetime) -> str
         rep=escape(str(deal.rep)),
         stage=escape(deal.stage),
         stage_label=escape(_STAGE_LABELS.get(deal.stage, deal.stage)),
-        amount=escape(money(deal.amount)),
-        cleared=escape(money(deal.cleared_amount)),
-        outstanding=escape(money(deal.outstanding_amount)),
+        amount=escape(money_text(deal.amount)),
+        cleared=escape(money_text(deal.cleared_amount)),
+        outstanding=escape(money_text(deal.outstanding_amount)),
         days=days,
         bucket=escape(bucket_for_age(days).key),
         standing=escape(customer.standing),
@@ -159,8 +159,8 @@ def rep_month_rows(rep_figures) -> SafeString:
         _REP_MONTH.format(
             pk=rep.pk,
             rep=escape(str(rep)),
-            promised=escape(money(figures.promised)),
-            cleared=escape(money(figures.cleared)),
+            promised=escape(money_text(figures.promised)),
+            cleared=escape(money_text(figures.cleared)),
             share=f"{_percent(figures.cleared, figures.promised)}%" if figures.promised else "—",
         )
         for rep, figures in rep_figures

@@ -1,22 +1,16 @@
-from decimal import ROUND_HALF_UP, Decimal
-
 from django import template
-from django.conf import settings
 
 from pipeline.services import role_for_moves
 from pipeline.stages import Stage, next_moves
+from pipeline.terms import money_text
 
 register = template.Library()
 
 
 @register.filter
 def money(value) -> str:
-    """A Decimal amount as the deployment's currency: $1,250.00."""
-    if value is None or value == "":
-        return "—"
-    amount = Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    sign = "−" if amount < 0 else ""
-    return f"{sign}{settings.CURRENCY_SYMBOL}{abs(amount):,.2f}"
+    """``{{ amount|money }}``: ``pipeline.terms.money_text`` ($1,250.00)."""
+    return money_text(value)
 
 
 @register.simple_tag(takes_context=True)

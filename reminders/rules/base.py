@@ -236,10 +236,5 @@ def setting_hours(name: str) -> timedelta:
     return timedelta(hours=getattr(settings, name))
 
 
-def money_text(amount) -> str:
-    """An amount as the reminders' sentences write it: "$1,200.00"."""
-    return f"{settings.CURRENCY_SYMBOL}{amount:,.2f}"
-
-
 def setting_days(name: str, default: int | None = None) -> timedelta:
     return timedelta(days=getattr(settings, name, default))

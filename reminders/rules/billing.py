@@ -33,7 +33,7 @@ from billing.models import (
 )
 from billing.policy import invoice_deadline, left_to_invoice
 from pipeline.stages import Stage
-from pipeline.terms import PaymentOption
+from pipeline.terms import PaymentOption, money_text
 from receivables.models import EmailState
 from reminders.models import ReminderKind
 from reminders.rules.base import (
@@ -47,7 +47,6 @@ from reminders.rules.base import (
     Window,
     day_text,
     local_day,
-    money_text,
     morning_of,
     setting_days,
 )

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 
+from pipeline.terms import money_text
 from reminders.models import ReminderKind
 from reminders.rules.base import (
     MANAGER,
@@ -24,7 +25,6 @@ from reminders.rules.base import (
     Rule,
     Want,
     Window,
-    money_text,
     short_day_text,
 )
 

@@ -13,6 +13,7 @@ from datetime import UTC, date, timedelta
 from django.db.models import Q
 
 from billing.models import invoice_display_number
+from pipeline.terms import money_text
 from receivables.models import CustomerEmail, CustomerResponse, EmailKind, EmailState, ResponseKind
 from reminders.models import ReminderKind
 from reminders.rules.base import (
@@ -24,7 +25,6 @@ from reminders.rules.base import (
     Want,
     Window,
     day_text,
-    money_text,
     morning_of,
 )
 from reminders.rules.records import Answer, Debt, Email
