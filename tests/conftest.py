@@ -1,11 +1,14 @@
 import os
+import threading
 import time
 from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
+from django.core.servers.basehttp import ThreadedWSGIServer
 from django.db import DatabaseError
 from django.test import Client
+from django.test.testcases import LiveServerThread
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from billing.models import PaymentMethodKind
@@ -21,6 +24,32 @@ from tests.two_factor import device_for
 # Playwright's sync API runs an event loop in the test thread; Django refuses
 # ORM calls from a thread with a running loop unless told this is fine. Tests only.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+class _OneRequestAtATimeOnSharedSQLite(ThreadedWSGIServer):
+    """The live server, serving one request at a time where its threads share a connection.
+
+    On the in-memory SQLite test database, pytest-django's live server hands every
+    request thread the test's one connection; two requests at once (the nav badge
+    and the reminders panel polling together) used it concurrently and SQLite
+    answered "bad parameter or other API misuse" (seen once in a bare run). There,
+    the app is entered by one request at a time. On PostgreSQL each thread has its
+    own connection and nothing changes. (Tests where the app waits on a request to
+    itself, localstripe's webhooks, already run on PostgreSQL only.)
+    """
+
+    def set_app(self, application):
+        if self.connections_override:
+            lock, app = threading.Lock(), application
+
+            def application(environ, start_response):
+                with lock:
+                    return app(environ, start_response)
+
+        super().set_app(application)
+
+
+LiveServerThread.server_class = _OneRequestAtATimeOnSharedSQLite
 
 
 @pytest.fixture(autouse=True)
