@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import DateTimeField, F, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -16,6 +16,7 @@ from billing.models import (
     Payment,
     PaymentStatus,
 )
+from pipeline.compiled import Compiled, InBatch, Slot
 from pipeline.models import Deal, not_disputed_at_audit
 from pipeline.terms import (
     ZERO,
@@ -93,48 +94,54 @@ def team_month_figures(
     shows only promised vs cleared, like the Not paid yet board.
     """
     start, end = month_bounds(month)
-    rep_ids = list(rep_ids)
-    promised = dict(
-        Deal.objects.filter(sold_by_id__in=rep_ids, promised_at__gte=start, promised_at__lt=end)
+    month_of = {"reps": list(rep_ids), "start": start, "end": end}
+    promised = dict(_PROMISED.rows(**month_of))
+    pending = dict(_PENDING.rows(**month_of)) if with_pending else {}
+    ledger = {rep_id: (cleared, earned) for rep_id, cleared, earned in _LEDGER.rows(**month_of)}
+    return {
+        rep_id: MonthFigures(
+            promised=promised.get(rep_id, ZERO),
+            pending=pending.get(rep_id, ZERO),
+            cleared=ledger.get(rep_id, (ZERO, ZERO))[0],
+            earned=ledger.get(rep_id, (ZERO, ZERO))[1],
+        )
+        for rep_id in month_of["reps"]
+    }
+
+
+# The month's three sums, each built once (``pipeline.compiled``): every page with a
+# team's figures (the board, the team page) runs their SQL, not the ORM's building.
+_START, _END = Slot("start", DateTimeField()), Slot("end", DateTimeField())
+_PROMISED = Compiled(
+    lambda: (
+        Deal.objects.filter(InBatch(F("sold_by_id"), "reps"))
+        .filter(promised_at__gte=_START, promised_at__lt=_END)
         .filter(not_disputed_at_audit())
         .order_by()
         .values_list("sold_by_id")
         .annotate(total=money_sum("amount"))
     )
-    pending = (
-        {}
-        if not with_pending
-        else dict(
-            Payment.objects.filter(
-                deal__sold_by_id__in=rep_ids,
-                status=PaymentStatus.PENDING,
-                recorded_at__gte=start,
-                recorded_at__lt=end,
-            )
-            .filter(not_disputed_at_audit("deal__"))
-            .order_by()
-            .values_list("deal__sold_by_id")
-            .annotate(total=money_sum("amount"))
-        )
-    )
-    ledger = {
-        row["rep_id"]: row
-        for row in cleared_money_moves(start, end)
-        .filter(rep_id__in=rep_ids)
+)
+_PENDING = Compiled(
+    lambda: (
+        Payment.objects.filter(InBatch(F("deal__sold_by_id"), "reps"))
+        .filter(status=PaymentStatus.PENDING, recorded_at__gte=_START, recorded_at__lt=_END)
         .filter(not_disputed_at_audit("deal__"))
         .order_by()
-        .values("rep_id")
+        .values_list("deal__sold_by_id")
+        .annotate(total=money_sum("amount"))
+    )
+)
+_LEDGER = Compiled(
+    lambda: (
+        cleared_money_moves(_START, _END)
+        .filter(InBatch(F("rep_id"), "reps"))
+        .filter(not_disputed_at_audit("deal__"))
+        .order_by()
+        .values_list("rep_id")
         .annotate(cleared=cleared_money_sum(), earned=money_sum("amount"))
-    }
-    return {
-        rep_id: MonthFigures(
-            promised=promised.get(rep_id, ZERO),
-            pending=pending.get(rep_id, ZERO),
-            cleared=ledger.get(rep_id, {}).get("cleared", ZERO),
-            earned=ledger.get(rep_id, {}).get("earned", ZERO),
-        )
-        for rep_id in rep_ids
-    }
+    )
+)
 
 
 def rep_month_figures(rep, month: date | None = None) -> MonthFigures:

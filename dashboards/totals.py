@@ -27,7 +27,6 @@ from django.db.models import (
     Count,
     DateField,
     DateTimeField,
-    Expression,
     F,
     Q,
     QuerySet,
@@ -39,6 +38,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from dashboards.board import BUCKETS, _start_of, not_paid_yet
+from pipeline.compiled import Compiled, Slot
 from pipeline.models import User
 from pipeline.not_paid import OUTSTANDING, Axis, NotPaidTotal
 from pipeline.stages import NOT_PAID_STAGES, Stage
@@ -84,8 +84,7 @@ def board_totals(user: User, today: date | None = None, now: datetime | None = N
     ``now`` the moment rotting is measured from.
     """
     moments = _moments(today or timezone.localdate(), now or timezone.now())
-    connection = connections[router.db_for_read(NotPaidTotal)]
-    team = _team_key(user, connection)
+    team = _team_key(user, connections[router.db_for_read(NotPaidTotal)])
     if team is None:  # sees no deal (an auditor)
         return _board_totals(_empty())
     # The query's SQL depends on whose deals are read (``team``: the visibility
@@ -93,19 +92,10 @@ def board_totals(user: User, today: date | None = None, now: datetime | None = N
     # day or the moment: those are its open parameters. Compiled once per
     # team, it costs a board read its SQL and not the ~10 ms of building and
     # compiling its nine parts again (issue 23, "board page / its own SQL").
-    key = (connection.alias, team, tuple(settings.CLEARED_ROTTING_DAYS))
-    if (compiled := _COMPILED.get(key)) is None:
-        if len(_COMPILED) >= _COMPILED_MAX:
-            _COMPILED.clear()
-        compiled = _COMPILED[key] = _compile(_totals_rows_query(user, _slots(moments)), connection)
-    sql, params = compiled
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [_fill(param, moments, connection) for param in params])
-        rows = cursor.fetchall()
-    to_money = _money_converter(connection)
+    key = (team, tuple(settings.CLEARED_ROTTING_DAYS))
+    rows = _TOTALS.rows(user, key=key, **moments)
     totals = _empty()
     for stage, source, group, deals, money in rows:
-        deals, money = int(deals), to_money(money)
         if source == Axis.PROMISED:
             _add(totals["by_stage"][Stage(stage)], deals, money)
             if group != EDGE:
@@ -182,33 +172,11 @@ def _moments(today: date, now: datetime) -> dict[str, date | datetime]:
     return moments
 
 
-class _Slot(Expression):
-    """A value left open in a compiled query (``%s``), filled in at each read."""
-
-    def __init__(self, name: str, output_field):
-        super().__init__(output_field=output_field)
-        self.name = name
-
-    def as_sql(self, compiler, connection):
-        return "%s", [self]
-
-
-def _slots(moments: dict) -> dict[str, _Slot]:
+def _slots(moments: dict) -> dict[str, Slot]:
     return {
-        name: _Slot(name, DateTimeField() if isinstance(value, datetime) else DateField())
+        name: Slot(name, DateTimeField() if isinstance(value, datetime) else DateField())
         for name, value in moments.items()
     }
-
-
-def _fill(param, moments: dict, connection):
-    """A compiled query's parameter, its slot (if it is one) given this read's value."""
-    if not isinstance(param, _Slot):
-        return param
-    return param.output_field.get_db_prep_value(moments[param.name], connection)
-
-
-_COMPILED: dict[tuple, tuple[str, tuple]] = {}  # per process: (db, team, stages) -> SQL
-_COMPILED_MAX = 1024  # teams; past it, the cache starts again
 
 
 def _team_key(user: User, connection) -> tuple[str, tuple] | None:
@@ -222,24 +190,6 @@ def _team_key(user: User, connection) -> tuple[str, tuple] | None:
     except EmptyResultSet:
         return None
     return sql, tuple(params)
-
-
-def _compile(rows: QuerySet, connection) -> tuple[str, tuple]:
-    sql, params = rows.query.get_compiler(connection=connection).as_sql()
-    return sql, tuple(params)
-
-
-def _money_converter(connection):
-    """What the ORM does to a summed amount it reads (a Decimal on every database)."""
-    money = Value(ZERO, output_field=MONEY)
-    converters = [*connection.ops.get_db_converters(money), money.convert_value]
-
-    def convert(value):
-        for converter in converters:
-            value = converter(value, money, connection)
-        return value
-
-    return convert
 
 
 def count_totals(user: User, today: date | None = None, now: datetime | None = None):
@@ -338,3 +288,8 @@ def _board_totals(totals: dict) -> BoardTotals:
         count=sum(group["count"] for group in by_stage),
         outstanding=sum((group["outstanding"] for group in by_stage), ZERO),
     )
+
+
+_SLOTS = _slots(_moments(date(2000, 1, 1), datetime(2000, 1, 1, tzinfo=UTC)))
+# Per process, one compiled query per (team, rotting stages); past 1,024, it starts again.
+_TOTALS = Compiled(lambda user: _totals_rows_query(user, _SLOTS))

@@ -8,6 +8,7 @@ of queries whether the batch holds one deal or five hundred.
 
 from django.db.models import F, OuterRef, Subquery
 
+from pipeline.compiled import Compiled, InBatch
 from pipeline.models import Deal, Touch
 from reminders.models import Reminder
 from reminders.rules import LOADERS
@@ -46,25 +47,47 @@ def _latest_touch(field_name: str) -> Subquery:
     )
 
 
-def load_facts(deal_ids: list[int]) -> dict[int, Facts]:
-    """The facts of these deals (those that still exist), keyed by deal id."""
-    rows = (
+_FIELDS = (*DEAL_FIELDS, "last_touch_at", "last_touch_author_id", *RELATED_FIELDS)
+# Each query compiled once (``pipeline.compiled``): the batch's ids are its one
+# parameter, so a batch costs the queries' SQL, not building them again.
+_DEALS = Compiled(
+    lambda: (
         Deal.objects.order_by()
-        .filter(pk__in=deal_ids)
+        .filter(InBatch(F("pk"), "ids"))
         .annotate(
             last_touch_at=_latest_touch("happened_at"),
             last_touch_author_id=_latest_touch("author_id"),
+            **RELATED_FIELDS,
         )
-        .values(*DEAL_FIELDS, "last_touch_at", "last_touch_author_id", **RELATED_FIELDS)
+        .values_list(*_FIELDS)
     )
-    facts = {row["pk"]: Facts(**row) for row in rows}
+)
+_REMINDERS = Compiled(
+    lambda: (
+        Reminder.objects.order_by()
+        .filter(InBatch(F("deal_id"), "ids"))
+        .values_list(
+            "deal_id",
+            "id",
+            "kind",
+            "occurrence",
+            "owner_id",
+            "queue",
+            "state",
+            "due_at",
+            "snoozed_until",
+        )
+    )  # fmt: skip
+)
+
+
+def load_facts(deal_ids: list[int]) -> dict[int, Facts]:
+    """The facts of these deals (those that still exist), keyed by deal id."""
+    rows = _DEALS.rows(ids=deal_ids)
+    facts = {row[0]: Facts(**dict(zip(_FIELDS, row, strict=True))) for row in rows}
     if not facts:
         return facts
-    known = Reminder.objects.order_by().filter(deal_id__in=list(facts)).values_list(
-        "deal_id", "id", "kind", "occurrence", "owner_id", "queue", "state", "due_at",
-        "snoozed_until",
-    )  # fmt: skip
-    for deal_id, *fields in known:
+    for deal_id, *fields in _REMINDERS.rows(ids=list(facts)):
         facts[deal_id].reminders.append(Known(*fields))
     for load in LOADERS:
         load(facts)

@@ -18,9 +18,29 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import connection
+from django.db.models import DateTimeField, F
 
+from pipeline.compiled import Compiled, InBatch, Slot
 from pipeline.models import Deal
 from reminders.models import DealSchedule
+
+# The scan's two reads of the schedule run every minute and every batch: each is
+# built once (``pipeline.compiled``), its moment and its ids left open.
+_HOLD = Compiled(
+    lambda: (
+        DealSchedule.objects.select_for_update()
+        .filter(InBatch(F("deal_id"), "ids"))
+        .order_by("deal_id")
+        .values_list("deal_id", "next_at")
+    )
+)
+_DUE = Compiled(
+    lambda limit: (
+        DealSchedule.objects.filter(next_at__lte=Slot("now", DateTimeField()))
+        .order_by("next_at")
+        .values_list("deal_id")[:limit]
+    )
+)
 
 
 def schedules_hold(deal_ids: list[int]) -> dict[int, datetime | None]:
@@ -33,12 +53,7 @@ def schedules_hold(deal_ids: list[int]) -> dict[int, datetime | None]:
     time) nothing is read: every moment is written."""
     if not connection.features.has_select_for_update:
         return {}
-    return dict(
-        DealSchedule.objects.select_for_update()
-        .filter(deal_id__in=deal_ids)
-        .order_by("deal_id")
-        .values_list("deal_id", "next_at")
-    )
+    return dict(_HOLD.rows(ids=deal_ids))
 
 
 def schedules_write(next_at: dict[int, datetime | None], held: dict[int, datetime | None]) -> None:
@@ -59,11 +74,7 @@ def schedules_due(now: datetime, *, limit: int) -> list[int]:
     """Up to ``limit`` deals whose moment came, earliest first."""
     # In the index's own order, so the LIMIT stops the range scan early whatever
     # the planner guesses of how many are due.
-    return list(
-        DealSchedule.objects.filter(next_at__lte=now)
-        .order_by("next_at")
-        .values_list("deal_id", flat=True)[:limit]
-    )
+    return [deal_id for (deal_id,) in _DUE.rows(limit, key=limit, now=now)]
 
 
 def schedules_wake(*, now: datetime, deal_ids: Iterable[int] | None = None, rep_id=None) -> int:

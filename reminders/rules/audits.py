@@ -9,9 +9,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.db.models import F, OuterRef, Subquery
 
 from audits.models import Audit, AuditState, CallAttempt
+from pipeline.compiled import Compiled, InBatch
 from reminders.models import ReminderKind
 from reminders.rules.base import (
     AUDIT_QUEUE,
@@ -29,18 +30,25 @@ from reminders.rules.base import (
 from reminders.rules.records import AuditFact
 
 
-def load(facts: dict[int, Facts]) -> None:
-    """Every audit of the batch's deals, each row with its deal's latest auditor: one query."""
+def _audits():
     latest = Subquery(
         CallAttempt.objects.filter(audit__deal_id=OuterRef("deal_id"))
         .order_by("-at", "-id")
         .values("auditor_id")[:1]
     )
-    rows = Audit.objects.order_by().filter(deal_id__in=list(facts)).annotate(auditor=latest)
-    for deal_id, auditor, *fields in rows.values_list(
+    rows = Audit.objects.order_by().filter(InBatch(F("deal_id"), "ids")).annotate(auditor=latest)
+    return rows.values_list(
         "deal_id", "auditor", "id", "state", "next_call_at", "call_window_start",
         "call_window_end", "no_answer_count",
-    ):  # fmt: skip
+    )  # fmt: skip
+
+
+_AUDITS = Compiled(_audits)  # built once: the batch's ids are its parameter
+
+
+def load(facts: dict[int, Facts]) -> None:
+    """Every audit of the batch's deals, each row with its deal's latest auditor: one query."""
+    for deal_id, auditor, *fields in _AUDITS.rows(ids=list(facts)):
         facts[deal_id].audits.append(AuditFact(*fields))
         facts[deal_id].last_auditor_id = auditor
 

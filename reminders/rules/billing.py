@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 
 from billing.models import (
     LIVE_STATUSES,
@@ -32,6 +32,7 @@ from billing.models import (
     paid_against,
 )
 from billing.policy import invoice_deadline, left_to_invoice
+from pipeline.compiled import Compiled, InBatch
 from pipeline.stages import Stage
 from pipeline.terms import PaymentOption, money_text
 from receivables.models import EmailState
@@ -58,64 +59,105 @@ def _person(first: str | None, last: str | None, username: str | None, fallback:
     return f"{first or ''} {last or ''}".strip() or username or fallback
 
 
+# The loader's queries, each built once (``pipeline.compiled``): the batch's ids
+# are their one parameter.
+_BOUNCES = Compiled(
+    lambda: (
+        PaymentEvent.objects.order_by()
+        .filter(
+            InBatch(F("payment__deal_id"), "ids"),
+            to_status__in=[PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK],
+        )
+        .values_list("payment__deal_id", "payment_id", "at", "to_status", "payment__amount")
+    )
+)
+_INVOICES = Compiled(
+    lambda: (
+        Invoice.objects.order_by()
+        .filter(InBatch(F("deal_id"), "ids"), voided_at__isnull=True)
+        .annotate(paid=paid_against("invoice"))
+        .values_list("deal_id", "id", "number", "amount", "due_date", "paid")
+    )
+)
+# The live payments, once for two facts: money in without an invoice (the
+# cut-off's "left to invoice") and payments still pending (reminders.rules.pending).
+_LIVE = Compiled(
+    lambda: (
+        Payment.objects.order_by()
+        .filter(InBatch(F("deal_id"), "ids"), status__in=LIVE_STATUSES)
+        .annotate(
+            online=Exists(
+                PaymentEvent.objects.filter(
+                    payment=OuterRef("pk"),
+                    to_status=PaymentStatus.PENDING,
+                    source=EventSource.WEBHOOK,
+                )
+            )
+        )
+        .values_list(
+            "deal_id",
+            "id",
+            "invoice_id",
+            "status",
+            "amount",
+            "method",
+            "reference",
+            "recorded_at",
+            "online",
+        )
+    )  # fmt: skip
+)
+_INSTALMENTS = Compiled(
+    lambda: (
+        Instalment.objects.order_by()
+        .filter(InBatch(F("plan__deal_id"), "ids"))
+        .annotate(paid=paid_against("instalment"))
+        .values_list("plan__deal_id", "id", "sequence", "amount", "due_date", "paid")
+    )
+)
+_REQUESTS = Compiled(
+    lambda: (
+        ExceptionRequest.objects.order_by()
+        .filter(InBatch(F("deal_id"), "ids"))
+        .values_list(
+            "deal_id",
+            "id",
+            "kind",
+            "state",
+            "reason",
+            "asked_at",
+            "decided_at",
+            "decided_by_id",
+            "decision_note",
+            "rep__first_name",
+            "rep__last_name",
+            "rep__username",
+            "decided_by__first_name",
+            "decided_by__last_name",
+            "decided_by__username",
+        )
+    )  # fmt: skip
+)
+
+
 def load(facts: dict[int, Facts]) -> None:
     """Bounces, invoices, live payments, instalments and exception requests of the
     batch's deals."""
     ids = list(facts)
-    bounces = PaymentEvent.objects.order_by().filter(
-        payment__deal_id__in=ids, to_status__in=[PaymentStatus.BOUNCED, PaymentStatus.CHARGED_BACK]
-    )
-    for deal_id, *fields in bounces.values_list(
-        "payment__deal_id", "payment_id", "at", "to_status", "payment__amount"
-    ):
+    for deal_id, *fields in _BOUNCES.rows(ids=ids):
         facts[deal_id].bounces.append(Bounce(*fields))
-    invoices = (
-        Invoice.objects.order_by()
-        .filter(deal_id__in=ids, voided_at__isnull=True)
-        .annotate(paid=paid_against("invoice"))
-        .values_list("deal_id", "id", "number", "amount", "due_date", "paid")
-    )
-    for deal_id, pk, number, amount, due_date, paid in invoices:
+    for deal_id, pk, number, amount, due_date, paid in _INVOICES.rows(ids=ids):
         label = invoice_display_number(number)  # "INV-00009", as everywhere
         facts[deal_id].invoices.append(Debt(pk, label, amount, due_date, paid))
         facts[deal_id].invoiced += amount
-    # The live payments, once for two facts: money in without an invoice (the
-    # cut-off's "left to invoice") and payments still pending (reminders.rules.pending).
-    by_processor = PaymentEvent.objects.filter(
-        payment=OuterRef("pk"), to_status=PaymentStatus.PENDING, source=EventSource.WEBHOOK
-    )
-    live = (
-        Payment.objects.order_by()
-        .filter(deal_id__in=ids, status__in=LIVE_STATUSES)
-        .annotate(online=Exists(by_processor))
-    )
-    for deal_id, pk, invoice_id, status, amount, *pending in live.values_list(
-        "deal_id", "id", "invoice_id", "status", "amount", "method", "reference", "recorded_at",
-        "online",
-    ):  # fmt: skip
+    for deal_id, pk, invoice_id, status, amount, *pending in _LIVE.rows(ids=ids):
         if invoice_id is None:
             facts[deal_id].paid_without_invoice += amount
         if status == PaymentStatus.PENDING:
             facts[deal_id].pending.append(Pending(pk, amount, *pending))
-    instalments = (
-        Instalment.objects.order_by()
-        .filter(plan__deal_id__in=ids)
-        .annotate(paid=paid_against("instalment"))
-        .values_list("plan__deal_id", "id", "sequence", "amount", "due_date", "paid")
-    )
-    for deal_id, *fields in instalments:
+    for deal_id, *fields in _INSTALMENTS.rows(ids=ids):
         facts[deal_id].instalments.append(Debt(*fields))
-    requests = (
-        ExceptionRequest.objects.order_by()
-        .filter(deal_id__in=ids)
-        .values_list(
-            "deal_id", "id", "kind", "state", "reason", "asked_at", "decided_at",
-            "decided_by_id", "decision_note", "rep__first_name", "rep__last_name",
-            "rep__username", "decided_by__first_name", "decided_by__last_name",
-            "decided_by__username",
-        )
-    )  # fmt: skip
-    for deal_id, *fields, rf, rl, ru, df, dl, du in requests:
+    for deal_id, *fields, rf, rl, ru, df, dl, du in _REQUESTS.rows(ids=ids):
         rep_name = _person(rf, rl, ru, "Your rep")
         facts[deal_id].requests.append(
             Request(*fields, rep_name, _person(df, dl, du, "Your manager"))

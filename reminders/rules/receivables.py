@@ -10,9 +10,10 @@ checked against billing's ``invoices``.
 
 from datetime import UTC, date, timedelta
 
-from django.db.models import Q
+from django.db.models import F, Q
 
 from billing.models import invoice_display_number
+from pipeline.compiled import Compiled, InBatch
 from pipeline.terms import money_text
 from receivables.models import CustomerEmail, CustomerResponse, EmailKind, EmailState, ResponseKind
 from reminders.models import ReminderKind
@@ -29,19 +30,52 @@ from reminders.rules.base import (
 )
 from reminders.rules.records import Answer, Debt, Email
 
+# Built once (``pipeline.compiled``): the batch's ids are each query's one parameter.
+_EMAILS = Compiled(
+    lambda: (
+        CustomerEmail.objects.order_by()
+        .filter(
+            Q(kind=EmailKind.INVOICE)
+            | Q(state__in=(EmailState.BOUNCED, EmailState.FAILED), settled_at__isnull=False),
+            InBatch(F("deal_id"), "ids"),
+        )
+        .values_list(
+            "deal_id",
+            "id",
+            "settled_at",
+            "to_address",
+            "kind",
+            "invoice__number",
+            "invoice_id",
+            "state",
+            "next_attempt_at",
+            "sent_at",
+            "outcome",
+        )
+    )  # fmt: skip
+)
+_ANSWERS = Compiled(
+    lambda: (
+        CustomerResponse.objects.order_by("created_at", "id")
+        .filter(InBatch(F("invoice__deal_id"), "ids"))
+        .values_list(
+            "invoice__deal_id",
+            "id",
+            "kind",
+            "invoice_id",
+            "reference",
+            "promised_for",
+            "created_at",
+            "invoice__deal__customer__name",
+        )
+    )  # fmt: skip
+)
+
 
 def load(facts: dict[int, Facts]) -> None:
     """The batch's invoice emails, emails bounced or failed, and the customer's answers."""
     ids = list(facts)
-    emails = CustomerEmail.objects.order_by().filter(
-        Q(kind=EmailKind.INVOICE)
-        | Q(state__in=(EmailState.BOUNCED, EmailState.FAILED), settled_at__isnull=False),
-        deal_id__in=ids,
-    )
-    for deal_id, *fields in emails.values_list(
-        "deal_id", "id", "settled_at", "to_address", "kind", "invoice__number", "invoice_id",
-        "state", "next_attempt_at", "sent_at", "outcome",
-    ):  # fmt: skip
+    for deal_id, *fields in _EMAILS.rows(ids=ids):
         email = Email(*fields)
         if email.state == EmailState.BOUNCED:
             facts[deal_id].bounced_emails.append(email)
@@ -49,11 +83,7 @@ def load(facts: dict[int, Facts]) -> None:
             facts[deal_id].failed_emails.append(email)
         if email.kind == EmailKind.INVOICE:
             facts[deal_id].invoice_emails.append(email)
-    answers = CustomerResponse.objects.order_by("created_at", "id").filter(invoice__deal_id__in=ids)
-    for deal_id, *fields in answers.values_list(
-        "invoice__deal_id", "id", "kind", "invoice_id", "reference", "promised_for",
-        "created_at", "invoice__deal__customer__name",
-    ):  # fmt: skip
+    for deal_id, *fields in _ANSWERS.rows(ids=ids):
         facts[deal_id].answers.append(Answer(*fields))
 
 

@@ -6,6 +6,9 @@ the answer. One reminder of each kind per request (occurrence ``t<id>``)."""
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import F
+
+from pipeline.compiled import Compiled, InBatch
 from pipeline.terms_history import TermsChange, TermsChangeState
 from reminders.models import ReminderKind
 from reminders.rules.base import MANAGER, REP, Facts, Gone, Known, Rule, Want, Window
@@ -29,33 +32,38 @@ def _person(first, last, username, fallback: str) -> str:
     return f"{first or ''} {last or ''}".strip() or username or fallback
 
 
+_ASKS = Compiled(  # built once (``pipeline.compiled``): the batch's ids are its parameter
+    lambda: (
+        TermsChange.objects.order_by()
+        .filter(InBatch(F("deal_id"), "ids"), path="manager")
+        .values_list(
+            "deal_id",
+            "id",
+            "state",
+            "changes",
+            "reason",
+            "asked_at",
+            "decided_at",
+            "decided_by_id",
+            "decision_note",
+            "asked_by__first_name",
+            "asked_by__last_name",
+            "asked_by__username",
+            "decided_by__first_name",
+            "decided_by__last_name",
+            "decided_by__username",
+        )
+    )  # fmt: skip
+)
+
+
 def load(facts: dict[int, Facts]) -> None:
     """The terms changes asked of a manager, for the batch's deals: one query."""
-    rows = (
-        TermsChange.objects.order_by()
-        .filter(deal_id__in=list(facts), path="manager")
-        .select_related("asked_by", "decided_by")
-    )
-    for change in rows:
-        decider = change.decided_by
-        facts[change.deal_id].terms_asks.append(
-            TermsAsk(
-                id=change.pk,
-                state=change.state,
-                summary=change.summary,
-                reason=change.reason,
-                asked_at=change.asked_at,
-                decided_at=change.decided_at,
-                decided_by_id=change.decided_by_id,
-                decision_note=change.decision_note,
-                asked_by=_person(
-                    change.asked_by.first_name,
-                    change.asked_by.last_name,
-                    change.asked_by.username,
-                    "Your rep",
-                ),
-                decided_by=str(decider) if decider else "Your manager",
-            )
+    for deal_id, pk, state, changes, *fields, af, al, au, df, dl, du in _ASKS.rows(ids=list(facts)):
+        summary = TermsChange(changes=changes).summary  # the change in words, as everywhere
+        asked_by, decided_by = _person(af, al, au, "Your rep"), _person(df, dl, du, "Your manager")
+        facts[deal_id].terms_asks.append(
+            TermsAsk(pk, state, summary, *fields, asked_by, decided_by)
         )
 
 

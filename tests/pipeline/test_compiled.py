@@ -1,0 +1,89 @@
+"""Queries compiled once (``pipeline.compiled``): the same rows as the ORM's own
+query, whatever the values and the batch's length, with the SQL built once."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.db.models import DateTimeField, Exists, F, OuterRef
+from django.utils import timezone
+
+from pipeline.compiled import Compiled, InBatch, Slot
+from pipeline.models import Deal, Role, Touch
+from tests.factories import DealFactory, TouchFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _deals_query(built: list):
+    def build():
+        built.append(1)
+        return (
+            Deal.objects.order_by("pk")
+            .filter(InBatch(F("pk"), "ids"), promised_at__lt=Slot("before", DateTimeField()))
+            .annotate(touched=Exists(Touch.objects.filter(deal_id=OuterRef("pk"))))
+            .values_list("pk", "amount", "promised_at", "touched", "customer__name")
+        )
+
+    return build
+
+
+def test_rows_are_the_orms_rows_for_any_batch_and_moment_with_the_sql_built_once():
+    now, rep = timezone.now(), UserFactory(role=Role.REP)
+    deals = [
+        DealFactory(
+            rep=rep,
+            amount=Decimal("12.5") * (day + 1),
+            promised_at=now - datetime.timedelta(days=day),
+        )
+        for day in range(6)
+    ]
+    TouchFactory(deal=deals[1])
+    TouchFactory(deal=deals[4])
+    built, later = [], now + datetime.timedelta(seconds=1)
+    query = Compiled(_deals_query(built))
+    for ids, before in [
+        ([d.pk for d in deals[:2]], now),
+        ([d.pk for d in deals], now - datetime.timedelta(days=2, hours=1)),
+        ([deals[5].pk, deals[0].pk, deals[5].pk, 10**9], now + datetime.timedelta(days=1)),
+        ([], now),
+    ]:
+        expected = list(
+            Deal.objects.order_by("pk")
+            .filter(pk__in=ids, promised_at__lt=before)
+            .annotate(touched=Exists(Touch.objects.filter(deal_id=OuterRef("pk"))))
+            .values_list("pk", "amount", "promised_at", "touched", "customer__name")
+        ) if ids else []  # fmt: skip
+        rows = query.rows(ids=ids, before=before)
+        assert rows == expected
+        for _pk, amount, promised_at, touched, _name in rows:
+            assert isinstance(amount, Decimal)
+            assert promised_at.tzinfo is not None
+            assert type(touched) is bool
+    assert {row[0] for row in query.rows(ids=[d.pk for d in deals], before=later)} == {
+        d.pk for d in deals
+    }
+    assert len(built) == 2  # once to know the model's database, once to compile
+
+
+def test_each_key_is_its_own_compiled_query():
+    deal = DealFactory(rep=UserFactory(role=Role.REP))
+    built = []
+
+    def build(stage):
+        built.append(stage)
+        return Deal.objects.filter(InBatch(F("pk"), "ids"), stage=stage).values_list("pk")
+
+    query = Compiled(build)
+    assert query.rows(deal.stage, key=deal.stage, ids=[deal.pk]) == [(deal.pk,)]
+    assert query.rows("lost", key="lost", ids=[deal.pk]) == []
+    assert query.rows(deal.stage, key=deal.stage, ids=[deal.pk]) == [(deal.pk,)]
+    assert built.count("lost") == 1 and built.count(deal.stage) == 2
+
+
+def test_a_batch_holds_whole_numbers_only():
+    deal = DealFactory(rep=UserFactory(role=Role.REP))
+    query = Compiled(lambda: Deal.objects.filter(InBatch(F("pk"), "ids")).values_list("pk"))
+    assert query.rows(ids=[str(deal.pk)]) == [(deal.pk,)]
+    with pytest.raises(ValueError):
+        query.rows(ids=[f"{deal.pk}) OR (1=1"])
