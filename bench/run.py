@@ -366,11 +366,46 @@ def page_sql(db_url: str, paths: dict[str, tuple[str, str]], runs: int) -> dict[
         "            if attempt:\n"
         "                samples.append(elapsed)\n"  # the first replay warms the caches
         "        page['sql_ms'] = round(statistics.median(samples), 1)\n"
-        "        del page['sql']\n"
+        "out['_connection'] = {k: v for k, v in params.items() if isinstance(v, (str, int))}\n"
         "print(json.dumps(out))"
     )
     result = manage(db_url, "shell", "-c", code)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def page_and_sql_paired(url: str, cookie: str, sql: list[str], connection: dict, runs: int):
+    """The page and its own SQL timed in turns, ``runs`` pairs: one request, then one
+    replay of the queries it ran (``page_sql``'s capture, on a connection with
+    Django's parameters, rolled back). Both halves of "page ÷ its own SQL" are then
+    measured in the same seconds: a moment the database is busier (autovacuum
+    after the reminders' import, a checkpoint) slows both, not only one of them."""
+    import psycopg
+
+    def replay(raw) -> float:
+        started = time.perf_counter()
+        with raw.cursor() as cur:
+            for query in sql:
+                cur.execute(query)
+                if cur.description is not None:
+                    cur.fetchall()
+        elapsed = (time.perf_counter() - started) * 1000
+        raw.rollback()
+        return elapsed
+
+    pages, replays = [], []
+    with psycopg.connect(**connection) as raw:
+        replay(raw), fetch(url, cookie)  # warm: caches, the server's connection
+        for _ in range(runs):
+            elapsed, status, _ = fetch(url, cookie)
+            if status != 200:
+                raise RuntimeError(f"{url} answered {status}")
+            pages.append(elapsed)
+            replays.append(replay(raw))
+    return {
+        "median_ms": round(statistics.median(pages), 1),
+        "sql_ms": round(statistics.median(replays), 1),
+        "pairs": runs,
+    }
 
 
 def ratio(numerator: float, denominator: float) -> str:
@@ -461,6 +496,10 @@ def bench_size(label: str, db_url: str, runs: int) -> dict:
         "U.objects.create_superuser('scale_admin', 'a@example.com', 'x')",
     )
     measured = page_sql(db_url, pages, runs)
+    connection = measured.pop("_connection")
+    board_sql = measured["board, first page"]["sql"]
+    for page in measured.values():
+        del page["sql"]
     sessions = {user: session_for(db_url, user) for user in {u for u, _ in pages.values()}}
     results = {}
     with gunicorn(db_url) as (base, process):
@@ -474,6 +513,15 @@ def bench_size(label: str, db_url: str, runs: int) -> dict:
                 f"{results[name]['queries']:3d} queries ({results[name]['queries_cached']} "
                 f"from cache); its SQL alone {sql:.1f} ms: page / its own SQL = {ratio(page, sql)}"
             )
+        results["board, first page, paired"] = page_and_sql_paired(
+            base + pages["board, first page"][1], cookies[manager], board_sql, connection, runs
+        )
+        paired = results["board, first page, paired"]
+        log(
+            f"  [{label}] {'board, first page, paired':32} median "
+            f"{paired['median_ms']:7.1f} ms, its SQL in the same turns {paired['sql_ms']:.1f} ms: "
+            f"page / its own SQL = {ratio(paired['median_ms'], paired['sql_ms'])}"
+        )
         results["board after a write"] = board_after_writes(
             base, db_url, cookies[manager], manager, runs
         )
