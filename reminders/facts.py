@@ -63,22 +63,11 @@ _DEALS = Compiled(
     )
 )
 _REMINDERS = Compiled(
-    lambda: (
-        Reminder.objects.order_by()
-        .filter(InBatch(F("deal_id"), "ids"))
-        .values_list(
-            "deal_id",
-            "id",
-            "kind",
-            "occurrence",
-            "owner_id",
-            "queue",
-            "state",
-            "due_at",
-            "snoozed_until",
-        )
-    )  # fmt: skip
-)
+    lambda: Reminder.objects.order_by().filter(InBatch(F("deal_id"), "ids")).values_list(
+        "deal_id", "id", "kind", "occurrence", "owner_id", "queue", "state", "due_at",
+        "snoozed_until",
+    )
+)  # fmt: skip
 
 
 def load_facts(deal_ids: list[int]) -> dict[int, Facts]:

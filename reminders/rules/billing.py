@@ -82,31 +82,16 @@ _INVOICES = Compiled(
 # The live payments, once for two facts: money in without an invoice (the
 # cut-off's "left to invoice") and payments still pending (reminders.rules.pending).
 _LIVE = Compiled(
-    lambda: (
-        Payment.objects.order_by()
-        .filter(InBatch(F("deal_id"), "ids"), status__in=LIVE_STATUSES)
-        .annotate(
-            online=Exists(
-                PaymentEvent.objects.filter(
-                    payment=OuterRef("pk"),
-                    to_status=PaymentStatus.PENDING,
-                    source=EventSource.WEBHOOK,
-                )
-            )
-        )
-        .values_list(
-            "deal_id",
-            "id",
-            "invoice_id",
-            "status",
-            "amount",
-            "method",
-            "reference",
-            "recorded_at",
-            "online",
-        )
-    )  # fmt: skip
-)
+    lambda: Payment.objects.order_by()
+    .filter(InBatch(F("deal_id"), "ids"), status__in=LIVE_STATUSES)
+    .annotate(online=Exists(PaymentEvent.objects.filter(
+        payment=OuterRef("pk"), to_status=PaymentStatus.PENDING, source=EventSource.WEBHOOK
+    )))
+    .values_list(
+        "deal_id", "id", "invoice_id", "status", "amount", "method", "reference", "recorded_at",
+        "online",
+    )
+)  # fmt: skip
 _INSTALMENTS = Compiled(
     lambda: (
         Instalment.objects.order_by()
@@ -116,28 +101,15 @@ _INSTALMENTS = Compiled(
     )
 )
 _REQUESTS = Compiled(
-    lambda: (
-        ExceptionRequest.objects.order_by()
-        .filter(InBatch(F("deal_id"), "ids"))
-        .values_list(
-            "deal_id",
-            "id",
-            "kind",
-            "state",
-            "reason",
-            "asked_at",
-            "decided_at",
-            "decided_by_id",
-            "decision_note",
-            "rep__first_name",
-            "rep__last_name",
-            "rep__username",
-            "decided_by__first_name",
-            "decided_by__last_name",
-            "decided_by__username",
-        )
-    )  # fmt: skip
-)
+    lambda: ExceptionRequest.objects.order_by()
+    .filter(InBatch(F("deal_id"), "ids"))
+    .values_list(
+        "deal_id", "id", "kind", "state", "reason", "asked_at", "decided_at",
+        "decided_by_id", "decision_note", "rep__first_name", "rep__last_name",
+        "rep__username", "decided_by__first_name", "decided_by__last_name",
+        "decided_by__username",
+    )
+)  # fmt: skip
 
 
 def load(facts: dict[int, Facts]) -> None:

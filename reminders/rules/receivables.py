@@ -32,44 +32,25 @@ from reminders.rules.records import Answer, Debt, Email
 
 # Built once (``pipeline.compiled``): the batch's ids are each query's one parameter.
 _EMAILS = Compiled(
-    lambda: (
-        CustomerEmail.objects.order_by()
-        .filter(
-            Q(kind=EmailKind.INVOICE)
-            | Q(state__in=(EmailState.BOUNCED, EmailState.FAILED), settled_at__isnull=False),
-            InBatch(F("deal_id"), "ids"),
-        )
-        .values_list(
-            "deal_id",
-            "id",
-            "settled_at",
-            "to_address",
-            "kind",
-            "invoice__number",
-            "invoice_id",
-            "state",
-            "next_attempt_at",
-            "sent_at",
-            "outcome",
-        )
-    )  # fmt: skip
-)
+    lambda: CustomerEmail.objects.order_by()
+    .filter(
+        Q(kind=EmailKind.INVOICE)
+        | Q(state__in=(EmailState.BOUNCED, EmailState.FAILED), settled_at__isnull=False),
+        InBatch(F("deal_id"), "ids"),
+    )
+    .values_list(
+        "deal_id", "id", "settled_at", "to_address", "kind", "invoice__number", "invoice_id",
+        "state", "next_attempt_at", "sent_at", "outcome",
+    )
+)  # fmt: skip
 _ANSWERS = Compiled(
-    lambda: (
-        CustomerResponse.objects.order_by("created_at", "id")
-        .filter(InBatch(F("invoice__deal_id"), "ids"))
-        .values_list(
-            "invoice__deal_id",
-            "id",
-            "kind",
-            "invoice_id",
-            "reference",
-            "promised_for",
-            "created_at",
-            "invoice__deal__customer__name",
-        )
-    )  # fmt: skip
-)
+    lambda: CustomerResponse.objects.order_by("created_at", "id")
+    .filter(InBatch(F("invoice__deal_id"), "ids"))
+    .values_list(
+        "invoice__deal_id", "id", "kind", "invoice_id", "reference", "promised_for",
+        "created_at", "invoice__deal__customer__name",
+    )
+)  # fmt: skip
 
 
 def load(facts: dict[int, Facts]) -> None:

@@ -33,28 +33,15 @@ def _person(first, last, username, fallback: str) -> str:
 
 
 _ASKS = Compiled(  # built once (``pipeline.compiled``): the batch's ids are its parameter
-    lambda: (
-        TermsChange.objects.order_by()
-        .filter(InBatch(F("deal_id"), "ids"), path="manager")
-        .values_list(
-            "deal_id",
-            "id",
-            "state",
-            "changes",
-            "reason",
-            "asked_at",
-            "decided_at",
-            "decided_by_id",
-            "decision_note",
-            "asked_by__first_name",
-            "asked_by__last_name",
-            "asked_by__username",
-            "decided_by__first_name",
-            "decided_by__last_name",
-            "decided_by__username",
-        )
-    )  # fmt: skip
-)
+    lambda: TermsChange.objects.order_by()
+    .filter(InBatch(F("deal_id"), "ids"), path="manager")
+    .values_list(
+        "deal_id", "id", "state", "changes", "reason", "asked_at", "decided_at",
+        "decided_by_id", "decision_note", "asked_by__first_name", "asked_by__last_name",
+        "asked_by__username", "decided_by__first_name", "decided_by__last_name",
+        "decided_by__username",
+    )
+)  # fmt: skip
 
 
 def load(facts: dict[int, Facts]) -> None:
