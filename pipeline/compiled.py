@@ -75,6 +75,22 @@ class Compiled:
         self._compiled: dict[tuple, tuple] = {}
 
     def rows(self, *build_args, key=(), using: str | None = None, **values) -> list[tuple]:
+        sql, params, converters, connection = self._prepared(build_args, key, using, values)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if not converters:
+            return rows
+        return [_converted(row, converters, connection) for row in rows]
+
+    def count(self, *build_args, key=(), using: str | None = None, **values) -> int:
+        """How many rows the query returns, counted by the database."""
+        sql, params, _converters, connection = self._prepared(build_args, key, using, values)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM ({sql}) counted", params)  # noqa: S608
+            return cursor.fetchone()[0]
+
+    def _prepared(self, build_args, key, using, values) -> tuple:
         alias = using or self._alias(build_args)
         compiled = self._compiled.get((alias, key))
         if compiled is None:
@@ -83,15 +99,8 @@ class Compiled:
             compiled = self._compiled[(alias, key)] = self._compile(alias, build_args)
         sql, params, converters = compiled
         connection = connections[alias]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                sql,
-                [p.fill(values[p.name], connection) if isinstance(p, Slot) else p for p in params],
-            )
-            rows = cursor.fetchall()
-        if not converters:
-            return rows
-        return [_converted(row, converters, connection) for row in rows]
+        filled = [p.fill(values[p.name], connection) if isinstance(p, Slot) else p for p in params]
+        return sql, filled, converters, connection
 
     def _alias(self, build_args) -> str:
         if not hasattr(self, "_model"):

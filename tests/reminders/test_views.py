@@ -8,9 +8,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from pipeline.models import Role
 from reminders.models import Reminder, ReminderKind, ReminderQueue, ReminderState
-from reminders.selectors import reminder_panel
-from tests.factories import DealFactory, ReminderFactory
+from reminders.selectors import reminder_panel, reminders_due_count
+from tests.factories import DealFactory, ReminderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -285,3 +286,27 @@ def test_actions_are_saved_while_the_broker_is_down(
     assert response.status_code == 302
     due.refresh_from_db()
     assert due.state == ReminderState.DONE
+
+
+def test_the_badge_counts_each_persons_own_and_their_queues_at_each_moment():
+    """The badge's query is compiled once per set of role queues (pipeline.compiled):
+    whose reminders and which moment are its parameters, never frozen at the first."""
+    now = timezone.now()
+    rep, other = UserFactory(role=Role.REP), UserFactory(role=Role.REP)
+    auditor = UserFactory(role=Role.AUDITOR)
+    deal = DealFactory(rep=rep)
+    ReminderFactory(deal=deal, due_at=now - datetime.timedelta(hours=1))
+    ReminderFactory(deal=deal, due_at=now + datetime.timedelta(hours=1))
+    ReminderFactory(
+        deal=deal,
+        state=ReminderState.SNOOZED,
+        due_at=now - datetime.timedelta(days=1),
+        snoozed_until=now + datetime.timedelta(hours=2),
+    )
+    ReminderFactory(deal=deal, owner=None, queue=ReminderQueue.AUDIT, due_at=now)
+    ReminderFactory(deal=DealFactory(rep=other), due_at=now - datetime.timedelta(minutes=5))
+    later = now + datetime.timedelta(hours=3)
+    assert [reminders_due_count(rep, now), reminders_due_count(rep, later)] == [1, 3]
+    assert [reminders_due_count(other, now), reminders_due_count(other, later)] == [1, 1]
+    assert [reminders_due_count(auditor, now), reminders_due_count(auditor, later)] == [1, 1]
+    assert reminders_due_count(rep, now - datetime.timedelta(hours=2)) == 0
