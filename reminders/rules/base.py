@@ -223,6 +223,12 @@ def _day_words(day: date, language: str | None, pattern: str) -> str:
     return date_format(day, pattern)
 
 
+def person_text(first: str | None, last: str | None, username: str | None, fallback: str) -> str:
+    """A person as a reminder names them: their full name, else their username (as
+    ``str(user)``), else ``fallback`` when there is nobody ("Your manager")."""
+    return f"{first or ''} {last or ''}".strip() or username or fallback
+
+
 def iso_moment(value: datetime) -> str:
     """A moment as an occurrence key: ISO 8601 in UTC, the same on every database."""
     return value.astimezone(UTC).isoformat()

@@ -49,15 +49,11 @@ from reminders.rules.base import (
     day_text,
     local_day,
     morning_of,
+    person_text,
     setting_days,
 )
 from reminders.rules.receivables import promise_standing
 from reminders.rules.records import Answer, Bounce, Debt, Pending, Request
-
-
-def _person(first: str | None, last: str | None, username: str | None, fallback: str) -> str:
-    return f"{first or ''} {last or ''}".strip() or username or fallback
-
 
 # The loader's queries, each built once (``pipeline.compiled``): the batch's ids
 # are their one parameter.
@@ -130,9 +126,9 @@ def load(facts: dict[int, Facts]) -> None:
     for deal_id, *fields in _INSTALMENTS.rows(ids=ids):
         facts[deal_id].instalments.append(Debt(*fields))
     for deal_id, *fields, rf, rl, ru, df, dl, du in _REQUESTS.rows(ids=ids):
-        rep_name = _person(rf, rl, ru, "Your rep")
+        rep_name = person_text(rf, rl, ru, "Your rep")
         facts[deal_id].requests.append(
-            Request(*fields, rep_name, _person(df, dl, du, "Your manager"))
+            Request(*fields, rep_name, person_text(df, dl, du, "Your manager"))
         )
 
 

@@ -11,7 +11,7 @@ from django.db.models import F
 from pipeline.compiled import Compiled, InBatch
 from pipeline.terms_history import TermsChange, TermsChangeState
 from reminders.models import ReminderKind
-from reminders.rules.base import MANAGER, REP, Facts, Gone, Known, Rule, Want, Window
+from reminders.rules.base import MANAGER, REP, Facts, Gone, Known, Rule, Want, Window, person_text
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,6 @@ class TermsAsk:
     decision_note: str
     asked_by: str
     decided_by: str
-
-
-def _person(first, last, username, fallback: str) -> str:
-    return f"{first or ''} {last or ''}".strip() or username or fallback
 
 
 _ASKS = Compiled(  # built once (``pipeline.compiled``): the batch's ids are its parameter
@@ -48,7 +44,8 @@ def load(facts: dict[int, Facts]) -> None:
     """The terms changes asked of a manager, for the batch's deals: one query."""
     for deal_id, pk, state, changes, *fields, af, al, au, df, dl, du in _ASKS.rows(ids=list(facts)):
         summary = TermsChange(changes=changes).summary  # the change in words, as everywhere
-        asked_by, decided_by = _person(af, al, au, "Your rep"), _person(df, dl, du, "Your manager")
+        asked_by = person_text(af, al, au, "Your rep")
+        decided_by = person_text(df, dl, du, "Your manager")
         facts[deal_id].terms_asks.append(
             TermsAsk(pk, state, summary, *fields, asked_by, decided_by)
         )
