@@ -21,12 +21,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import CharField, Q
 from django.utils import timezone
 
 from pipeline import keys
 from pipeline.access import can_manage
 from pipeline.changes import customer_changes
+from pipeline.compiled import Compiled, Slot
 from pipeline.masking import MaskedCharField, MaskedJSONField
 from pipeline.models import Customer
 from pipeline.terms import Standing
@@ -105,18 +106,55 @@ def match_condition(*, name: str = "", company: str = "", email: str = "", phone
     Read on the keys the database keeps on each customer (pipeline/keys.py),
     each an index lookup.
     """
+    return _condition(
+        keys.name_key(name), keys.company_key(company), keys.email_key(email), keys.phone_key(phone)
+    )
+
+
+def _condition(name_key, company_key, email_key, phone_key) -> Q:
+    """The rule on the typed customer's keys: each a value, "" when not typed, or
+    (for ``_MATCHING``) a ``Slot`` filled at each run."""
     condition = Q(pk__in=[])
-    if key := keys.name_key(name):
+    if name_key:
         # The same name at the same company; a company missing on either side
         # (not typed yet, or never entered) does not tell them apart.
-        company_key = keys.company_key(company)
         same_company = Q(company_key=company_key) | Q(company_key="") if company_key else Q()
-        condition |= Q(name_key=key) & same_company
-    if key := keys.email_key(email):
-        condition |= Q(email_key=key)
-    if key := keys.phone_key(phone):
-        condition |= Q(phone_key=key)
+        condition |= Q(name_key=name_key) & same_company
+    if email_key:
+        condition |= Q(email_key=email_key)
+    if phone_key:
+        condition |= Q(phone_key=phone_key)
     return condition
+
+
+_KEYS = ("name", "company", "email", "phone")
+
+
+# ``match_condition`` compiled once for each shape (which keys were typed): an
+# import checks every row's new customer, twice, and building the query cost
+# more than running it.
+def _matching_query(shape: tuple[bool, ...]):
+    slots = (Slot(key, CharField()) if on else "" for key, on in zip(_KEYS, shape, strict=True))
+    return Customer.objects.filter(_condition(*slots)).order_by().values_list("pk", "standing")
+
+
+_MATCHING = Compiled(_matching_query)
+
+
+def matching(*, name: str = "", company: str = "", email: str = "", phone: str = ""):
+    """(id, standing) of every customer the typed one matches (``match_condition``)."""
+    found = {
+        "name": keys.name_key(name),
+        "company": keys.company_key(company),
+        "email": keys.email_key(email),
+        "phone": keys.phone_key(phone),
+    }
+    # A company tells names apart only beside a name: alone it matches nothing.
+    shape = (bool(found["name"]), bool(found["name"] and found["company"]))
+    shape += (bool(found["email"]), bool(found["phone"]))
+    if not (shape[0] or shape[2] or shape[3]):
+        return []
+    return _MATCHING.rows(shape, key=shape, **found)
 
 
 @dataclass(frozen=True)
@@ -133,17 +171,16 @@ class Matches:
 
 def customer_matches(user, *, exclude: int | None = None, limit: int = 5, **typed) -> Matches:
     """The existing customers the typed one (name, company, email, phone) may be."""
-    condition = match_condition(**typed)
-    found = Customer.objects.filter(condition)
-    if exclude is not None:
-        found = found.exclude(pk=exclude)
+    found = [pk for pk, _standing in matching(**typed) if pk != exclude]
+    if not found:  # most new customers: one compiled query, nothing to build
+        return Matches(visible=[], hidden=False)
     visible = list(
         Customer.objects.visible_to(user)
-        .filter(condition, pk__in=found.values("pk"))
+        .filter(pk__in=found)
         .select_related("owner")
         .order_by("name", "id")[:limit]
     )
-    hidden = found.exclude(pk__in=[c.pk for c in visible]).exclude(
+    hidden = Customer.objects.filter(pk__in=found).exclude(
         pk__in=Customer.objects.visible_to(user).values("pk")
     )
     return Matches(visible=visible, hidden=hidden.exists())
@@ -163,12 +200,20 @@ def matches_of(customer: Customer):
     return Customer.objects.exclude(pk=customer.pk).filter(condition).exclude(pk__in=distinct)
 
 
+def _matching_of(customer: Customer):
+    return matching(
+        name=customer.name, company=customer.company, email=customer.email, phone=customer.phone
+    )
+
+
 def standing_floor(customer: Customer) -> tuple[str, str] | None:
     """The worst standing among the older customers ``customer`` matches, with why;
     None when there is none (no match, or all declared different people).
 
     Older only: the copy follows the original, never the other way round.
     """
+    if not any(pk < customer.pk for pk, _standing in _matching_of(customer)):
+        return None  # no older match: nothing to read (most new customers)
     worst = None
     for other in matches_of(customer).filter(pk__lt=customer.pk).order_by("pk"):
         if worst is None or STANDING_RANK[other.standing] < STANDING_RANK[worst.standing]:
@@ -184,11 +229,11 @@ def standing_floor(customer: Customer) -> tuple[str, str] | None:
 
 def typed_floor(**typed) -> tuple[str, str] | None:
     """The worst standing among the existing customers a typed one matches, with why."""
-    found = Customer.objects.filter(match_condition(**typed))
-    worst = min(found, key=lambda c: (STANDING_RANK[c.standing], c.pk), default=None)
+    found = matching(**typed)
+    worst = min(found, key=lambda row: (STANDING_RANK[row[1]], row[0]), default=None)
     if worst is None:
         return None
-    return worst.standing, "Matches an existing customer: their standing until a manager decides."
+    return worst[1], "Matches an existing customer: their standing until a manager decides."
 
 
 def with_floor(customer: Customer, standing: str, reason: str) -> tuple[str, str]:
@@ -201,6 +246,8 @@ def with_floor(customer: Customer, standing: str, reason: str) -> tuple[str, str
 
 def newer_matches(customer: Customer) -> list[int]:
     """The ids of the newer customers whose floor ``customer`` may be (to refresh them)."""
+    if not any(pk > customer.pk for pk, _standing in _matching_of(customer)):
+        return []
     return list(matches_of(customer).filter(pk__gt=customer.pk).values_list("pk", flat=True))
 
 

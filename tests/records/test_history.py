@@ -16,7 +16,7 @@ from pipeline.history import acting_as, acting_via, set_acting_via
 from pipeline.models import Customer, Deal, Role, User
 from pipeline.services import deal_move, deal_update
 from pipeline.stages import Stage
-from tests.factories import PaymentFactory, UserFactory
+from tests.factories import DealFactory, PaymentFactory, UserFactory
 
 VISA = "4111 1111 1111 1111"
 
@@ -169,3 +169,12 @@ def test_a_creation_is_recorded_without_reading_the_history_first(rep):
     touching = [q["sql"] for q in captured.captured_queries if history in q["sql"]]
     assert len(touching) == 1 and touching[0].startswith("INSERT")
     assert customer.history.get().history_type == "+"
+
+
+def test_a_records_history_manager_is_built_once_and_still_reads_only_that_record(rep, deal):
+    other = DealFactory(rep=rep, customer=deal.customer)
+    deal_update(deal_id=deal.pk, actor=rep, expected_version=deal.version, title="Renamed")
+    assert type(deal.history) is type(Deal.history) is type(other.history)
+    assert {row.id for row in deal.history.all()} == {deal.pk}
+    assert deal.history.count() == 2 and other.history.count() == 1
+    assert Deal.history.filter(id__in=[deal.pk, other.pk]).count() == 3

@@ -16,7 +16,13 @@ from django.utils import timezone
 from dashboards.importing import read_rows
 from pipeline import keys
 from pipeline.models import Customer
-from pipeline.sameness import customer_matches, match_condition, matches_of, typed_floor
+from pipeline.sameness import (
+    customer_matches,
+    match_condition,
+    matches_of,
+    matching,
+    typed_floor,
+)
 from pipeline.selectors import customers_by_contact, duplicates_among
 from tests.factories import CustomerFactory
 
@@ -127,3 +133,36 @@ def test_an_import_reads_only_the_customers_its_rows_may_name_not_every_customer
         post_init.disconnect(count, sender=Customer)
     assert rows[0].customer == dana
     assert set(made) == {dana.pk}  # the customer named, and nobody else of the 31
+
+
+TYPINGS = [
+    TYPED,
+    {"name": "dana whitfield"},  # a name alone: any company
+    {"name": "Dana Whitfield", "company": "Acme"},  # another company: not Dana
+    {"name": "Dana Whitfield", "company": "WHITFIELD  dental"},
+    {"company": "Whitfield Dental"},  # a company alone matches nothing
+    {"email": "DANA@whitfield.example"},
+    {"phone": "555-300-0001"},
+    {"phone": "12345"},  # too few digits to be a phone's key
+    {"name": "x' OR '1'='1", "email": "' OR 1=1 --", "phone": "1); DROP TABLE x; --555300"},
+    {},
+]
+
+
+@pytest.mark.parametrize("typed", TYPINGS)
+def test_the_compiled_match_finds_exactly_what_the_rule_finds(rep, other_rep, dana, typed):
+    CustomerFactory(owner=rep, name="Dana Whitfield", company="", phone="555 300 0009")
+    CustomerFactory(owner=other_rep, name="Bo Lind", email="dana@whitfield.example", phone="")
+    CustomerFactory(owner=rep, name="Cy Moss", company="Acme", phone="(555) 300-0001")
+    by_rule = Customer.objects.filter(match_condition(**typed)).values_list("pk", "standing")
+    # Twice: the second run reuses the compiled SQL with its values filled anew.
+    assert sorted(matching(**typed)) == sorted(by_rule)
+    assert sorted(matching(**typed)) == sorted(by_rule)
+
+
+def test_a_customer_matching_nobody_costs_one_query_to_check(rep, dana):
+    typed = {"name": "Someone New", "company": "Elsewhere", "phone": "555 999 0000"}
+    with CaptureQueriesContext(connection) as captured:
+        assert not customer_matches(rep, **typed)
+        assert typed_floor(**typed) is None
+    assert len(captured.captured_queries) == 2  # one match lookup each, nothing built on it
