@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from hooks.models import Delivery, Event, Subscription
+from pipeline.compiled import Compiled
 from pipeline.masking import mask_json
 from pipeline.models import Deal
 
@@ -63,13 +64,20 @@ def chat_parts(deal: Deal, what: str) -> dict:
     return {"who": person_name(deal.rep), "title": deal.title, "what": what}
 
 
+# Every write that may be news asks which subscriptions want it (most find none):
+# the question is compiled once (``pipeline.compiled``).
+_LIVE = Compiled(
+    lambda: Subscription.objects.filter(is_active=True).order_by().values_list("pk", "events")
+)
+
+
 def wanting(event_type: str) -> list[Subscription]:
-    """Live subscriptions that want this type of event (one query; most writes stop here)."""
-    return [
-        s
-        for s in Subscription.objects.filter(is_active=True).select_related("owner")
-        if s.wants(event_type)
-    ]
+    """Live subscriptions that want this type of event (one query when none does:
+    most writes stop here)."""
+    ids = [pk for pk, events in _LIVE.rows() if Subscription(events=events).wants(event_type)]
+    if not ids:
+        return []
+    return list(Subscription.objects.filter(pk__in=ids, is_active=True).select_related("owner"))
 
 
 def in_scope(subscriptions: list[Subscription], deal_id: int) -> list[Subscription]:

@@ -6,14 +6,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audits import services as audit_services
 from audits.models import Outcome
 from billing import services as billing_services
-from hooks import sources
-from hooks.models import Delivery, DeliveryState, Event, Format, Subscription
+from hooks import outbox, sources
+from hooks.models import Delivery, DeliveryState, Event, EventType, Format, Subscription
 from pipeline import services
 from pipeline.models import Role
 from pipeline.stages import LostReason, Stage
@@ -187,6 +188,28 @@ def test_an_event_nobody_asked_for_writes_nothing(receiver, manager, deal, rep):
     Subscription.objects.create(owner=manager, url=receiver.url, events=["payment.cleared"])
     services.deal_move(deal_id=deal.pk, to_stage=Stage.LOST, actor=rep, lost_reason="other")
     assert Event.objects.count() == 0
+
+
+def test_the_subscriptions_wanting_an_event_are_read_afresh_at_each_write(
+    receiver, manager, rep, customer
+):
+    wants = Subscription.objects.create(
+        owner=manager, url=receiver.url, events=[EventType.DEAL_PROMISED]
+    )
+    Subscription.objects.create(owner=manager, url=receiver.url, events=["payment.cleared"])
+    Subscription.objects.create(
+        owner=manager, url=receiver.url, events=[EventType.DEAL_PROMISED], is_active=False
+    )
+    assert [s.pk for s in outbox.wanting(EventType.DEAL_PROMISED)] == [wants.pk]
+    assert outbox.wanting(EventType.DEAL_LOST) == []
+    _promise(rep, customer)
+    assert Event.objects.filter(type=EventType.DEAL_PROMISED).count() == 1
+    Subscription.objects.filter(pk=wants.pk).update(is_active=False)
+    with CaptureQueriesContext(connection) as captured:
+        _promise(rep, customer, title="Second order")
+    assert Event.objects.count() == 1  # the switched-off subscription wants nothing now
+    outbox_queries = [q for q in captured.captured_queries if "hooks_subscription" in q["sql"]]
+    assert len(outbox_queries) == 1  # nobody wants it: the one compiled question
 
 
 def test_a_card_number_in_a_payment_reference_never_leaves_in_full(
