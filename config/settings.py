@@ -136,6 +136,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         f"-c work_mem={env_str('DATABASE_WORK_MEM', '16MB')} "
         f"-c max_parallel_workers_per_gather={env_int('DATABASE_PARALLEL_WORKERS', 0)}"
     )
+    # The ORM binds its values in the client and never prepares a statement;
+    # pipeline.compiled's queries (the reminders engine, the board's totals, the
+    # badge) run on server-side binding and are prepared at their first use on
+    # each connection: parsed and planned once, not at every batch or page.
+    # DATABASE_PREPARED_STATEMENTS=false behind a pooler that cannot keep them
+    # (PgBouncer in transaction mode).
+    if env_bool("DATABASE_PREPARED_STATEMENTS", True):
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 0
     # Django's built-in psycopg pool (README: "Scaling out and connections"):
     # each process keeps its own (gunicorn forks its workers before any
     # connection is made; Celery's processes do not pool, config/celery.py).

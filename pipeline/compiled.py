@@ -13,7 +13,8 @@ query's SQL and the ORM's converters of its columns, nothing more.
 import json
 from collections.abc import Callable, Iterable
 
-from django.db import connections, router
+from django.db import connections, models, router
+from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.models import Expression, Field, Lookup, QuerySet
 
 
@@ -36,12 +37,16 @@ class _IdList(Slot):
 
     def fill(self, value: Iterable[int], connection):
         ids = [int(pk) for pk in value]  # whole numbers only, whatever the caller gave
-        return ids if connection.vendor == "postgresql" else json.dumps(ids)
+        if connection.vendor == "postgresql":
+            # An array literal: psycopg's dumper of a Python list scans every
+            # element (~1 ms a batch of 200); the text is cast by the query.
+            return "{" + ",".join(map(str, ids)) + "}"
+        return json.dumps(ids)
 
 
 class InBatch(Lookup):
     """``lhs`` is one of a list of ids given as one parameter (the slot ``name``):
-    ``= ANY(%s)`` on PostgreSQL (the plan of an ``IN (…)`` list), ``IN (SELECT
+    ``= ANY(%s::bigint[])`` on PostgreSQL (the plan of an ``IN (…)`` list), ``IN (SELECT
     value FROM json_each(%s))`` elsewhere. Used as ``.filter(InBatch(F("deal_id"),
     "ids"))``."""
 
@@ -54,7 +59,7 @@ class InBatch(Lookup):
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s)", (*lhs_params, self.rhs)
+            return f"{lhs} = ANY(%s::bigint[])", (*lhs_params, self.rhs)
         # lhs is the compiled column: no value is ever in the text.
         return f"{lhs} IN (SELECT value FROM json_each(%s))", (*lhs_params, self.rhs)  # noqa: S608
 
@@ -76,7 +81,7 @@ class Compiled:
 
     def rows(self, *build_args, key=(), using: str | None = None, **values) -> list[tuple]:
         sql, params, converters, connection = self._prepared(build_args, key, using, values)
-        with connection.cursor() as cursor:
+        with _cursor(connection) as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         if not converters:
@@ -86,7 +91,7 @@ class Compiled:
     def count(self, *build_args, key=(), using: str | None = None, **values) -> int:
         """How many rows the query returns, counted by the database."""
         sql, params, _converters, connection = self._prepared(build_args, key, using, values)
-        with connection.cursor() as cursor:
+        with _cursor(connection) as cursor:
             cursor.execute(f"SELECT COUNT(*) FROM ({sql}) counted", params)  # noqa: S608
             return cursor.fetchone()[0]
 
@@ -115,6 +120,19 @@ class Compiled:
         return sql, tuple(params), compiler.get_converters(columns)
 
 
+def _cursor(connection):
+    """A cursor that prepares its statements on PostgreSQL: server-side binding
+    (the ORM's own cursors bind in the client, which cannot prepare), wrapped as
+    Django wraps every cursor (its errors, ``execute_wrappers``, the query log)."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    connection.ensure_connection()
+    raw = ServerBindingCursor(connection.connection)
+    if connection.queries_logged:
+        return connection.make_debug_cursor(raw)
+    return connection.make_cursor(raw)
+
+
 def _converted(row, converters: dict, connection) -> tuple:
     row = list(row)
     for position, (functions, expression) in converters.items():
@@ -123,3 +141,82 @@ def _converted(row, converters: dict, connection) -> tuple:
             value = convert(value, expression, connection)
         row[position] = value
     return tuple(row)
+
+
+# Fields whose Python value is the value PostgreSQL is sent (the ORM's
+# get_db_prep_save hands it on unchanged); any other field (a masked one, JSON,
+# a decimal) is prepared by the field itself.
+_AS_IS = {
+    models.BigAutoField,
+    models.BigIntegerField,
+    models.IntegerField,
+    models.PositiveIntegerField,
+    models.ForeignKey,
+    models.OneToOneField,
+    models.CharField,
+    models.TextField,
+    models.DateTimeField,
+    models.DateField,
+    models.BooleanField,
+}
+_INSERTS: dict[tuple, str] = {}
+
+
+def bulk_insert(model, objs: list, *, unique_fields=(), update_fields=()) -> None:
+    """``model.objects.bulk_create(objs, …)``: with ``update_fields``, an upsert on
+    ``unique_fields``; without, rows that break a unique constraint are skipped
+    (``ignore_conflicts``).
+
+    On PostgreSQL, one prepared ``INSERT … SELECT FROM unnest(…)`` of a binary
+    array per column: the same statement Django writes, without its per-value
+    Python (each value of each row through its field: ~0.2 ms a reminder row,
+    a sixth of the reminders engine's hour). Elsewhere, ``bulk_create`` itself.
+    Objects get no primary key back.
+    """
+    if not objs:
+        return
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        if update_fields:
+            model.objects.bulk_create(
+                objs,
+                update_conflicts=True,
+                unique_fields=unique_fields,
+                update_fields=update_fields,
+            )
+        else:
+            model.objects.bulk_create(objs, ignore_conflicts=True)
+        return
+    # As bulk_create: every column but a generated one and the id the database gives.
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if f is not model._meta.auto_field and not f.generated
+    ]
+    key = (model, tuple(unique_fields), tuple(update_fields))
+    sql = _INSERTS.get(key)
+    if sql is None:
+        sql = _INSERTS[key] = _insert_sql(model, fields, unique_fields, update_fields, connection)
+    columns = []
+    for field in fields:
+        values = [getattr(obj, field.attname) for obj in objs]
+        if type(field) not in _AS_IS:
+            values = [field.get_db_prep_save(value, connection) for value in values]
+        columns.append(values)
+    with _cursor(connection) as cursor:
+        cursor.execute(sql, columns)
+
+
+def _insert_sql(model, fields, unique_fields, update_fields, connection) -> str:
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(f.column) for f in fields)
+    arrays = ", ".join(f"%b::{f.cast_db_type(connection)}[]" for f in fields)
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({names}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+    if not update_fields:
+        return sql + "ON CONFLICT DO NOTHING"
+    unique = ", ".join(quote(model._meta.get_field(name).column) for name in unique_fields)
+    updates = ", ".join(
+        f"{quote(c)} = EXCLUDED.{quote(c)}"
+        for c in (model._meta.get_field(name).column for name in update_fields)
+    )
+    return sql + f"ON CONFLICT ({unique}) DO UPDATE SET {updates}"

@@ -20,7 +20,7 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import DateTimeField, F
 
-from pipeline.compiled import Compiled, InBatch, Slot
+from pipeline.compiled import Compiled, InBatch, Slot, bulk_insert
 from pipeline.models import Deal
 from reminders.models import DealSchedule
 
@@ -64,10 +64,7 @@ def schedules_write(next_at: dict[int, datetime | None], held: dict[int, datetim
         for deal_id, at in next_at.items()
         if deal_id not in held or held[deal_id] != at
     ]
-    if moved:
-        DealSchedule.objects.bulk_create(
-            moved, update_conflicts=True, unique_fields=["deal"], update_fields=["next_at"]
-        )
+    bulk_insert(DealSchedule, moved, unique_fields=["deal"], update_fields=["next_at"])
 
 
 def schedules_due(now: datetime, *, limit: int) -> list[int]:

@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from pipeline.compiled import bulk_insert
 from pipeline.events import deal_changes_claim, deal_changes_done
 from pipeline.models import User
 from reminders.digest import (  # noqa: F401 - the digest's services, importable from here
@@ -249,7 +250,8 @@ def reminders_evaluate(
 def _apply(decision: _Decision, now: datetime) -> ScanResult:
     result = ScanResult()
     if decision.create:
-        Reminder.objects.bulk_create(decision.create, ignore_conflicts=True)
+        # Never twice: a reminder that exists already is skipped (its unique occurrence).
+        bulk_insert(Reminder, decision.create)
         result.created = len(decision.create)
         result.due = sum(1 for r in decision.create if r.state == ReminderState.DUE)
     for (resolution, by), ids in decision.resolve.items():

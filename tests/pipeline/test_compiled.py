@@ -8,8 +8,9 @@ import pytest
 from django.db.models import DateTimeField, Exists, F, OuterRef
 from django.utils import timezone
 
-from pipeline.compiled import Compiled, InBatch, Slot
+from pipeline.compiled import Compiled, InBatch, Slot, bulk_insert
 from pipeline.models import Deal, Role, Touch
+from reminders.models import DealSchedule, Reminder, ReminderKind, ReminderQueue, ReminderState
 from tests.factories import DealFactory, TouchFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -87,3 +88,55 @@ def test_a_batch_holds_whole_numbers_only():
     assert query.rows(ids=[str(deal.pk)]) == [(deal.pk,)]
     with pytest.raises(ValueError):
         query.rows(ids=[f"{deal.pk}) OR (1=1"])
+
+
+def _reminder_rows(deal_ids):
+    fields = [f.attname for f in Reminder._meta.concrete_fields if f.attname != "id"]
+    return sorted(Reminder.objects.filter(deal_id__in=deal_ids).values_list(*fields))
+
+
+def test_bulk_insert_writes_what_bulk_create_writes_and_skips_what_exists():
+    rep, now = UserFactory(role=Role.REP), timezone.now()
+    first, second = DealFactory(rep=rep), DealFactory(rep=rep)
+
+    def made(deal):
+        return [
+            Reminder(
+                deal_id=deal.pk, kind=ReminderKind.CHECK_IN, occurrence="once", owner_id=rep.pk,
+                why="Card 4111 1111 1111 1111 on the call", due_at=now, created_at=now,
+                updated_at=now,
+            ),
+            Reminder(
+                deal_id=deal.pk, kind=ReminderKind.AUDIT_DUE, occurrence="a1", owner_id=None,
+                queue=ReminderQueue.AUDIT, why="Call window", due_at=now, created_at=now,
+                updated_at=now, state=ReminderState.DUE,
+            ),
+        ]  # fmt: skip
+
+    Reminder.objects.bulk_create(made(first))
+    bulk_insert(Reminder, made(second))
+    by_orm, by_insert = _reminder_rows([first.pk]), _reminder_rows([second.pk])
+    assert [row[1:] for row in by_insert] == [row[1:] for row in by_orm]  # all but the deal
+    assert "4111 1111 1111 1111" not in str(by_insert)  # masked as the field masks it
+    again = made(second)
+    again[0].why = "A second time"
+    bulk_insert(Reminder, again)  # the same occurrences: skipped, never twice
+    assert _reminder_rows([second.pk]) == by_insert
+
+
+def test_bulk_insert_upserts_on_the_unique_fields():
+    rep, now = UserFactory(role=Role.REP), timezone.now()
+    first, second = DealFactory(rep=rep), DealFactory(rep=rep)
+    DealSchedule.objects.update_or_create(deal_id=first.pk, defaults={"next_at": now})
+    later = now + datetime.timedelta(hours=3)
+    bulk_insert(
+        DealSchedule,
+        [DealSchedule(deal_id=first.pk, next_at=later), DealSchedule(deal_id=second.pk)],
+        unique_fields=["deal"],
+        update_fields=["next_at"],
+    )
+    assert dict(
+        DealSchedule.objects.filter(deal_id__in=[first.pk, second.pk]).values_list(
+            "deal_id", "next_at"
+        )
+    ) == {first.pk: later, second.pk: None}

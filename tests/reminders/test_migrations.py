@@ -19,6 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 BEFORE = [("pipeline", "0017_mask_invoicing_exception_copy"), ("reminders", None)]
 TABLES = ("pipeline_reminder", "pipeline_reminderdigest")
 DDL = ("CREATE", "ALTER", "DROP", "TRUNCATE")
+INDEXES_CHANGED = ("reminders", "0014_reminder_open_next_by_deal")
 
 
 def _schema() -> dict[str, dict]:
@@ -75,9 +76,12 @@ def test_a_database_from_before_the_move_keeps_every_reminder_row_and_its_schema
         '"reminder_open_by_queue"',
         '"reminder_open_next_by_deal"',
     )
+    # Up to reminders.0014: reminders.0015 changes the table's indexes on purpose
+    # (and SQLite rebuilds the table for it).
+    recorded = [f"'reminders', '{INDEXES_CHANGED[1]}'" in q["sql"] for q in moved]
     ddl = [
         q["sql"]
-        for q in moved
+        for q in moved[: recorded.index(True)]
         if q["sql"].lstrip().upper().startswith(("CREATE", "ALTER", "DROP"))
         and "reminder" in q["sql"]
         and not any(name in q["sql"] for name in later)
