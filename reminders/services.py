@@ -141,7 +141,7 @@ def _decide(
                 occurrence=want.occ,
                 owner_id=owner_id,
                 queue=queue,
-                why=want.why[:300],
+                why=want.words[:300],
                 due_at=due_at,
                 created_at=now,
                 updated_at=now,

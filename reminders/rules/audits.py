@@ -69,9 +69,13 @@ def _call_occ(audit: AuditFact) -> str | None:
     return f"a{audit.id}@{iso_moment(audit.next_call_at)}"
 
 
+def _zone() -> ZoneInfo:
+    return ZoneInfo(settings.DEFAULT_USER_TIME_ZONE)
+
+
 def _clock(value: datetime) -> str:
     """'Mon 23 Nov, 14:30' in the default zone."""
-    local = value.astimezone(ZoneInfo(settings.DEFAULT_USER_TIME_ZONE))
+    local = value.astimezone(_zone())
     return f"{day_text(local.date())}, {local:%H:%M}"
 
 
@@ -90,13 +94,14 @@ def _no_open_audit(states: tuple[str, ...], occ: Callable[[AuditFact], str]):
 def _audit_due(f: Facts, window: Window):
     for audit in f.audits:
         if audit.state == AuditState.QUEUED and audit.next_call_at is not None:
-            zone = ZoneInfo(settings.DEFAULT_USER_TIME_ZONE)
             yield Want(
                 _occ(audit),
                 audit.call_window_start,
-                f"Call window {_clock(audit.call_window_start)}–"
-                f"{audit.call_window_end.astimezone(zone):%H:%M}: "
-                "phone the customer and close the sale a second time.",
+                lambda audit=audit: (
+                    f"Call window {_clock(audit.call_window_start)}–"
+                    f"{audit.call_window_end.astimezone(_zone()):%H:%M}: "
+                    "phone the customer and close the sale a second time."
+                ),
                 at=audit.next_call_at,
             )
 
@@ -122,7 +127,9 @@ def _audit_overdue(f: Facts, window: Window):
             yield Want(
                 _occ(audit),
                 audit.call_window_end,
-                f"Audit window closed {_clock(audit.call_window_end)} with no call attempt.",
+                lambda audit=audit: (
+                    f"Audit window closed {_clock(audit.call_window_end)} with no call attempt."
+                ),
             )
 
 

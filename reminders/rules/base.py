@@ -132,12 +132,19 @@ class Want:
 
     ``at`` is the moment checked against the scan's window, when it is not the
     due time itself (an audit due is found by its next call, due at its window).
+    ``why`` may be a function of nothing that words it: most wants exist already
+    or are not due yet, and the engine words only the reminder it makes (a rule
+    that yields in a loop binds the loop's values: ``lambda audit=audit: …``).
     """
 
     occ: str
     due: datetime
-    why: str
+    why: str | Callable[[], str]
     at: datetime | None = None
+
+    @property
+    def words(self) -> str:
+        return self.why() if callable(self.why) else self.why
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,10 @@ def _check_in(f: Facts, window: Window):
         yield Want(
             ONCE,
             f.promised_at + setting_hours("REMINDERS_CHECK_IN_HOURS"),
-            f"Promised {day_text(f.promised_at)}: check in, make them feel good "
-            "about their decision.",
+            lambda: (
+                f"Promised {day_text(f.promised_at)}: check in, make them feel good "
+                "about their decision."
+            ),
         )
 
 
@@ -80,7 +82,9 @@ def _deposit_missing(f: Facts, window: Window):
         yield Want(
             ONCE,
             f.promised_at + _deposit_days(),
-            f"Deposit required since the promise on {day_text(f.promised_at)}: none received.",
+            lambda: (
+                f"Deposit required since the promise on {day_text(f.promised_at)}: none received."
+            ),
         )
 
 
@@ -104,7 +108,9 @@ def _delivery_overdue(f: Facts, window: Window):
         yield Want(
             iso_day(f.expected_delivery_date),
             morning_of(f.expected_delivery_date + grace, f.tz),
-            f"Delivery expected on {day_text(f.expected_delivery_date)}: not delivered yet.",
+            lambda: (
+                f"Delivery expected on {day_text(f.expected_delivery_date)}: not delivered yet."
+            ),
         )
 
 
@@ -135,7 +141,9 @@ def _satisfaction(f: Facts, window: Window):
         yield Want(
             ONCE,
             f.delivered_at + setting_days("REMINDERS_SATISFACTION_DAYS"),
-            f"Delivered on {day_text(f.delivered_at)}: check the customer is happy with it.",
+            lambda: (
+                f"Delivered on {day_text(f.delivered_at)}: check the customer is happy with it."
+            ),
         )
 
 
@@ -164,7 +172,7 @@ def _next_step(f: Facts, window: Window):
         yield Want(
             iso_day(f.next_step_date),
             morning_of(f.next_step_date, f.tz),
-            f"Next step for {day_text(f.next_step_date)}: {f.next_step}",
+            lambda: f"Next step for {day_text(f.next_step_date)}: {f.next_step}",
         )
 
 
@@ -193,7 +201,7 @@ def _stale(f: Facts, window: Window):
     yield Want(
         last_activity.astimezone(UTC).date().isoformat(),
         last_activity + stale,
-        f"No touch since {day_text(last_activity)}: always have a reason to call back.",
+        lambda: f"No touch since {day_text(last_activity)}: always have a reason to call back.",
     )
 
 

@@ -4,6 +4,7 @@ import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from audits.models import Audit, AuditState
@@ -306,6 +307,20 @@ def test_an_audit_window_closed_without_a_call_escalates_to_the_manager(rep, cus
     assert overdue.owner == manager
     assert overdue.state == ReminderState.DUE
     assert "no call attempt" in overdue.why
+
+
+def test_audits_closed_on_two_deals_each_name_their_own_window(rep, customer, manager):
+    # Their sentences are worded only for the reminders made, each from its own facts.
+    now = timezone.now()
+    audits = [
+        _audit(_quiet_deal(rep, customer), now - datetime.timedelta(hours=5), now - ago)
+        for ago in (datetime.timedelta(hours=4), datetime.timedelta(minutes=10))
+    ]
+    reminders_scan(now=now)
+    for audit in audits:
+        overdue = _only(ReminderKind.AUDIT_OVERDUE, deal=audit.deal)
+        closed = audit.call_window_end.astimezone(ZoneInfo(settings.DEFAULT_USER_TIME_ZONE))
+        assert f"{closed:%H:%M} with no call attempt" in overdue.why
 
 
 def test_no_escalation_before_the_window_closes(rep, customer):
