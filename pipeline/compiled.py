@@ -126,8 +126,12 @@ def _cursor(connection):
     Django wraps every cursor (its errors, ``execute_wrappers``, the query log)."""
     if connection.vendor != "postgresql":
         return connection.cursor()
+    # As connection.cursor() opens one: health check, connection, errors, thread.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
-    raw = ServerBindingCursor(connection.connection)
+    with connection.wrap_database_errors:
+        raw = ServerBindingCursor(connection.connection)
+    connection.validate_thread_sharing()
     if connection.queries_logged:
         return connection.make_debug_cursor(raw)
     return connection.make_cursor(raw)
