@@ -203,7 +203,7 @@ def bulk_insert(model, objs: list, *, unique_fields=(), update_fields=()) -> Non
         sql = _INSERTS[key] = _insert_sql(model, fields, unique_fields, update_fields, connection)
     columns = []
     for field in fields:
-        values = [getattr(obj, field.attname) for obj in objs]
+        values = [field.pre_save(obj, True) for obj in objs]  # auto_now and the like
         if type(field) not in _AS_IS:
             values = [field.get_db_prep_save(value, connection) for value in values]
         columns.append(values)
@@ -214,7 +214,9 @@ def bulk_insert(model, objs: list, *, unique_fields=(), update_fields=()) -> Non
 def _insert_sql(model, fields, unique_fields, update_fields, connection) -> str:
     quote = connection.ops.quote_name
     names = ", ".join(quote(f.column) for f in fields)
-    arrays = ", ".join(f"%b::{f.cast_db_type(connection)}[]" for f in fields)
+    # Without the type's length, as Django's own unnest insert: varchar[], not
+    # varchar(24)[], whose cast would cut a value too long instead of refusing it.
+    arrays = ", ".join(f"%b::{f.db_type(connection).split('(')[0]}[]" for f in fields)
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({names}) SELECT * FROM unnest({arrays}) "  # noqa: S608
     if not update_fields:
         return sql + "ON CONFLICT DO NOTHING"

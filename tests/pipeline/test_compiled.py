@@ -5,6 +5,7 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.db import DataError, transaction
 from django.db.models import DateTimeField, Exists, F, OuterRef
 from django.utils import timezone
 
@@ -140,3 +141,18 @@ def test_bulk_insert_upserts_on_the_unique_fields():
             "deal_id", "next_at"
         )
     ) == {first.pk: later, second.pk: None}
+
+
+@pytest.mark.needs_postgres("SQLite keeps a string of any length")
+def test_bulk_insert_refuses_a_value_too_long_for_its_column_as_bulk_create_does():
+    rep, now = UserFactory(role=Role.REP), timezone.now()
+    deal = DealFactory(rep=rep)
+    too_long = Reminder(
+        deal_id=deal.pk, kind=ReminderKind.CHECK_IN, occurrence="x" * 65, owner_id=rep.pk,
+        why="Call", due_at=now, created_at=now, updated_at=now,
+    )  # fmt: skip
+    with pytest.raises(DataError), transaction.atomic():
+        Reminder.objects.bulk_create([too_long])
+    with pytest.raises(DataError), transaction.atomic():
+        bulk_insert(Reminder, [too_long])
+    assert not Reminder.objects.filter(deal_id=deal.pk).exists()
