@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 from django.db import connections, models, router
 from django.db.backends.postgresql.base import ServerBindingCursor
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Expression, Field, Lookup, QuerySet
 
 
@@ -133,8 +134,17 @@ def _cursor(connection):
         raw = ServerBindingCursor(connection.connection)
     connection.validate_thread_sharing()
     if connection.queries_logged:
-        return connection.make_debug_cursor(raw)
+        return _LoggedCursor(raw, connection)
     return connection.make_cursor(raw)
+
+
+class _LoggedCursor(CursorDebugWrapper):
+    """Django's debug cursor, logging the statement with its values in it (as it
+    logs the ORM's): a prepared statement's own text is not kept by psycopg."""
+
+    def execute(self, sql, params=None):
+        with self.debug_sql(self.db.ops.compose_sql(sql, params)):
+            return CursorWrapper.execute(self, sql, params)
 
 
 def _converted(row, converters: dict, connection) -> tuple:
