@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import models
-from django.db.models import CharField, Q
+from django.db.models import CharField, IntegerField, Q
 from django.utils import timezone
 
 from pipeline import keys
@@ -135,14 +135,15 @@ _KEYS = ("name", "company", "email", "phone")
 # more than running it.
 def _matching_query(shape: tuple[bool, ...]):
     slots = (Slot(key, CharField()) if on else "" for key, on in zip(_KEYS, shape, strict=True))
-    return Customer.objects.filter(_condition(*slots)).order_by().values_list("pk", "standing")
+    found = Customer.objects.filter(_condition(*slots)).order_by()
+    return found.values_list("pk", "standing", "name")
 
 
 _MATCHING = Compiled(_matching_query)
 
 
 def matching(*, name: str = "", company: str = "", email: str = "", phone: str = ""):
-    """(id, standing) of every customer the typed one matches (``match_condition``)."""
+    """(id, standing, name) of every customer the typed one matches (``match_condition``)."""
     found = {
         "name": keys.name_key(name),
         "company": keys.company_key(company),
@@ -171,7 +172,7 @@ class Matches:
 
 def customer_matches(user, *, exclude: int | None = None, limit: int = 5, **typed) -> Matches:
     """The existing customers the typed one (name, company, email, phone) may be."""
-    found = [pk for pk, _standing in matching(**typed) if pk != exclude]
+    found = [pk for pk, _standing, _name in matching(**typed) if pk != exclude]
     if not found:  # most new customers: one compiled query, nothing to build
         return Matches(visible=[], hidden=False)
     visible = list(
@@ -191,13 +192,27 @@ def matches_of(customer: Customer):
     condition = match_condition(
         name=customer.name, company=customer.company, email=customer.email, phone=customer.phone
     )
-    # The pairs are kept lower id first: the others are on either side.
-    distinct = (
-        CustomerDistinct.objects.filter(first_id=customer.pk)
-        .values("second_id")
-        .union(CustomerDistinct.objects.filter(second_id=customer.pk).values("first_id"))
+    found = Customer.objects.exclude(pk=customer.pk).filter(condition)
+    return found.exclude(pk__in=sorted(distinct_from(customer)))
+
+
+# The pairs are kept lower id first: the others are on either side.
+_DISTINCT = Compiled(
+    lambda: (
+        CustomerDistinct.objects.filter(
+            Q(first_id=Slot("customer", IntegerField()))
+            | Q(second_id=Slot("customer", IntegerField()))
+        )
+        .order_by()
+        .values_list("first_id", "second_id")
     )
-    return Customer.objects.exclude(pk=customer.pk).filter(condition).exclude(pk__in=distinct)
+)
+
+
+def distinct_from(customer: Customer) -> set[int]:
+    """The customers a manager said are different people from ``customer``."""
+    pairs = _DISTINCT.rows(customer=customer.pk)
+    return {second if first == customer.pk else first for first, second in pairs}
 
 
 def _matching_of(customer: Customer):
@@ -212,19 +227,20 @@ def standing_floor(customer: Customer) -> tuple[str, str] | None:
 
     Older only: the copy follows the original, never the other way round.
     """
-    if not any(pk < customer.pk for pk, _standing in _matching_of(customer)):
-        return None  # no older match: nothing to read (most new customers)
-    worst = None
-    for other in matches_of(customer).filter(pk__lt=customer.pk).order_by("pk"):
-        if worst is None or STANDING_RANK[other.standing] < STANDING_RANK[worst.standing]:
-            worst = other
+    older = [row for row in _matching_of(customer) if row[0] < customer.pk]
+    if older:  # most new customers have none: nothing more to read
+        distinct = distinct_from(customer)
+        older = [row for row in older if row[0] not in distinct]
+    # The worst standing; of equals, the oldest customer.
+    worst = min(older, key=lambda row: (STANDING_RANK[row[1]], row[0]), default=None)
     if worst is None:
         return None
+    pk, standing, name = worst
     reason = (
-        f"Matches {worst.name} (#{worst.pk}), standing {worst.get_standing_display()}: "
+        f"Matches {name} (#{pk}), standing {Standing(standing).label}: "
         "the same until a manager says they are different people."
     )
-    return worst.standing, reason[:200]
+    return standing, reason[:200]
 
 
 def typed_floor(**typed) -> tuple[str, str] | None:
@@ -246,9 +262,11 @@ def with_floor(customer: Customer, standing: str, reason: str) -> tuple[str, str
 
 def newer_matches(customer: Customer) -> list[int]:
     """The ids of the newer customers whose floor ``customer`` may be (to refresh them)."""
-    if not any(pk > customer.pk for pk, _standing in _matching_of(customer)):
+    newer = [pk for pk, _standing, _name in _matching_of(customer) if pk > customer.pk]
+    if not newer:
         return []
-    return list(matches_of(customer).filter(pk__gt=customer.pk).values_list("pk", flat=True))
+    distinct = distinct_from(customer)
+    return sorted(pk for pk in newer if pk not in distinct)
 
 
 def customer_declare_distinct(*, first: Customer, second: Customer, actor) -> CustomerDistinct:
