@@ -60,15 +60,20 @@ def _due_now(now: datetime) -> Q:
     )
 
 
-def reminders_due_count(user: User, now: datetime | None = None) -> int:
-    """How many reminders ask for the user's attention now (the nav badge, on every page).
+# The nav badge counts up to this and then says "99+": a manager with 38,000
+# escalations due costs the same as a rep with three, on every page.
+BADGE_CAP = 99
 
-    The two halves of ``_due_now`` counted apart and added: each is an
-    index-only range of ``reminder_open_by_owner``, where their OR made
-    PostgreSQL read every due row from the table (a manager with 38,600
-    escalations at 1,000,000 deals: 31-75 ms a page). Built once per set of
-    role queues (``pipeline.compiled``): the person and the moment are its
-    parameters.
+
+def reminders_due_count(user: User, now: datetime | None = None) -> int:
+    """How many reminders ask for the user's attention now (the nav badge, on every
+    page), counted up to ``BADGE_CAP + 1`` (the badge shows "99+"; the panel and
+    the list give the exact numbers).
+
+    The two halves of ``_due_now`` are read apart: each is an index-only range of
+    ``reminder_open_by_owner``, where their OR made PostgreSQL read every due row
+    from the table. Built once per set of role queues (``pipeline.compiled``):
+    the person and the moment are its parameters.
     """
     queues = _queues_of(user)
     return _DUE.count(queues, key=queues, owner=user.pk, now=now or timezone.now())
@@ -79,7 +84,8 @@ def _due_union(queues: tuple[str, ...]) -> QuerySet:
     now = Slot("now", DateTimeField())
     due = mine.filter(state__in=[ReminderState.SCHEDULED, ReminderState.DUE], due_at__lte=now)
     woken = mine.filter(state=ReminderState.SNOOZED, snoozed_until__lte=now)
-    return due.values_list("pk").union(woken.values_list("pk"), all=True).order_by()
+    union = due.values_list("pk").union(woken.values_list("pk"), all=True).order_by()
+    return union[: BADGE_CAP + 1]
 
 
 _DUE = Compiled(_due_union)

@@ -58,7 +58,7 @@ def _render_panel(request: HttpRequest, panel, status: int = 200, error: str = "
     context = {
         "reminders_panel": panel,
         "reminders_error": error,
-        "reminders_due_count": panel.due_count,
+        "reminders_due_count": min(panel.due_count, selectors.BADGE_CAP + 1),
         # The badge in the nav follows the panel (an out-of-band swap).
         "badge_oob": True,
     }

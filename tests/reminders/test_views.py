@@ -310,3 +310,31 @@ def test_the_badge_counts_each_persons_own_and_their_queues_at_each_moment():
     assert [reminders_due_count(other, now), reminders_due_count(other, later)] == [1, 1]
     assert [reminders_due_count(auditor, now), reminders_due_count(auditor, later)] == [1, 1]
     assert reminders_due_count(rep, now - datetime.timedelta(hours=2)) == 0
+
+
+def test_past_99_due_the_badge_says_99_plus_and_counts_no_further(rep_client, rep, customer):
+    now = timezone.now()
+    deals = DealFactory.create_batch(3, rep=rep, customer=customer)
+    Reminder.objects.bulk_create(
+        Reminder(
+            deal=deals[n % 3], kind=ReminderKind.STALE_DEAL, occurrence=f"o{n}", owner=rep,
+            why="Call back", due_at=now - datetime.timedelta(minutes=n + 1),
+            state=ReminderState.DUE,
+        )
+        for n in range(130)
+    )  # fmt: skip
+    assert reminders_due_count(rep) == 100  # counted up to the cap, not all 130
+    body = rep_client.get(reverse("reminder_list")).content.decode()
+    assert 'class="badge reminder-count">99+<' in body
+    assert 'aria-label="Reminders: more than 99 due"' in body
+    # The panel knows the exact number; the badge it swaps in says the same 99+.
+    panel = rep_client.get(reverse("reminder_panel"), HTTP_HX_REQUEST="true").content.decode()
+    assert 'class="badge reminder-count">99+<' in panel
+    # Polling with the capped count: nothing changed, nothing sent.
+    assert rep_client.get(BADGE, {"n": "100"}).status_code == 204
+    Reminder.objects.filter(occurrence__in=[f"o{n}" for n in range(40)]).update(
+        state=ReminderState.DONE
+    )
+    assert reminders_due_count(rep) == 90
+    again = rep_client.get(BADGE, {"n": "100"}).content.decode()
+    assert 'class="badge reminder-count">90<' in again
