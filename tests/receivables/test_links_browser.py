@@ -41,7 +41,9 @@ def _shot(page, name: str, *, phone_fits: bool = True) -> None:
 
 
 def _days(n: int) -> datetime.date:
-    return timezone.localdate() + datetime.timedelta(days=n)
+    # The customer's page counts days in the site's zone (nobody is signed in
+    # there), whatever zone an earlier signed-in request left this thread in.
+    return timezone.localdate(timezone=timezone.get_default_timezone()) + datetime.timedelta(days=n)
 
 
 @pytest.fixture(autouse=True)
@@ -88,7 +90,7 @@ def test_the_rep_makes_a_link_the_customer_promises_and_the_rep_sees_it(
         assert "$8,450.00" in them.locator(".summary").inner_text()
         assert "6 days ago" in them.locator(".summary").inner_text()
         _shot(them, "customer-link-invoice")
-        day = timezone.localdate() + datetime.timedelta(days=4)
+        day = _days(4)
         them.get_by_label("I'll pay on").fill(day.isoformat())
         them.get_by_role("button", name="Promise this date").click()
         them.wait_for_selector(".done")
@@ -117,7 +119,7 @@ def test_the_customer_sees_their_statement_and_a_refused_date_keeps_its_message(
     page.goto(f"{live_server.url}{links.customer_link_path(link)}")
     assert "$9,250.00" in page.locator(".summary").inner_text()
     _shot(page, "customer-link-statement")
-    far = (timezone.localdate() + datetime.timedelta(days=90)).isoformat()
+    far = _days(90).isoformat()
     page.get_by_label("I'll pay on").fill(far)
     page.get_by_role("button", name="Promise this date").click()
     assert "Please pick a day by" in page.locator("#promise .field-error").inner_text()

@@ -2,6 +2,7 @@
 
 import datetime
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.sessions.models import Session
@@ -27,9 +28,9 @@ def test_a_reminder_falling_due_appears_on_the_open_dashboard_and_is_marked_done
     page.evaluate("window.__not_reloaded = true")
 
     # The rep's next step is for today; beat's next scan finds it due.
-    Deal.objects.filter(pk=deal.pk).update(
-        next_step_date=timezone.localdate(), next_step="Call Dana"
-    )
+    # Today where the rep is (the thread's zone may be whoever signed in last).
+    today = timezone.localdate(timezone=ZoneInfo(rep.time_zone))
+    Deal.objects.filter(pk=deal.pk).update(next_step_date=today, next_step="Call Dana")
     reminders_scan()
     reminder = Reminder.objects.get(kind=ReminderKind.NEXT_STEP_DUE)
 
