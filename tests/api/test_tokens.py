@@ -1,13 +1,16 @@
 """API tokens: shown once, stored hashed, last used kept, revocable, scoped."""
 
 import hashlib
+import secrets
+import string
 
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.test import Client
 
 from api.models import ApiToken, Scope
-from api.services import api_token_create, api_token_revoke
+from api.services import api_token_create, api_token_revoke, new_prefix
+from pipeline.masking import contains_card_number
 from tests.api.conftest import ApiClient, api_for
 
 pytestmark = pytest.mark.django_db
@@ -143,3 +146,24 @@ def test_an_operator_sees_tokens_in_the_admin_and_revokes_one_never_seeing_a_sec
         {"action": "revoke", "_selected_action": [new.token.pk]},
     )
     assert ApiClient(new.secret).get(f"/deals/{deal.pk}").status_code == 401
+
+
+def test_a_prefix_never_holds_a_card_number_even_when_the_random_draw_is_all_digits(
+    rep, deal, monkeypatch
+):
+    # Twelve digits that pass the Luhn check: a prefix made of them would be
+    # taken for a card number (and fail the scan after this test).
+    drawn = "401288888803"
+    assert contains_card_number(drawn)
+    monkeypatch.setattr(secrets, "token_hex", lambda n: drawn[: 2 * n])
+    new = api_token_create(user=rep, name="Sync", scope=Scope.READ, verified=False)
+    assert len(new.token.prefix) == 12 and new.token.prefix[0] in "abcdef"
+    assert not contains_card_number(new.token.prefix)
+    assert ApiClient(new.secret).get(f"/deals/{deal.pk}").status_code == 200
+    monkeypatch.undo()
+    prefixes = {new_prefix() for _ in range(2000)}
+    assert len(prefixes) == 2000
+    assert all(
+        len(p) == 12 and p[0] in "abcdef" and set(p) <= set(string.hexdigits.lower())
+        for p in prefixes
+    )
