@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import (
+    BigIntegerField,
     Case,
     CharField,
     DateTimeField,
@@ -31,8 +32,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from pipeline.compiled import Compiled, Slot, where_key
 from pipeline.forms import parse_id, search_text
-from pipeline.models import Deal, User
+from pipeline.models import Deal, User, deal_url
 from pipeline.not_paid import NOT_PAID_YET
 from pipeline.stages import NOT_PAID_STAGES, AuditFlag
 from pipeline.terms import MONEY, PaymentOption, Standing
@@ -67,14 +69,22 @@ def bucket_for_age(days: int) -> Bucket:
     return BUCKETS[-1]
 
 
-def _promised_bounds(bucket: Bucket, today: date) -> Q:
-    """Aging buckets as ranges of promise dates: an index range scan, not a computed age."""
-    # A deal promised on `today - n days` is n days old; compare on the local day.
+def _bucket_moments(bucket: Bucket, today: date) -> dict[str, datetime]:
+    """The moments a bucket's promise dates lie between, by name: a deal promised on
+    ``today - n days`` is n days old, compared on the viewer's local day."""
     newest = today - timedelta(days=bucket.min_days)
-    condition = Q(promised_at__lt=_start_of(newest + timedelta(days=1)))
+    moments = {"bucket_before": _start_of(newest + timedelta(days=1))}
     if bucket.max_days is not None:
-        oldest = today - timedelta(days=bucket.max_days)
-        condition &= Q(promised_at__gte=_start_of(oldest))
+        moments["bucket_from"] = _start_of(today - timedelta(days=bucket.max_days))
+    return moments
+
+
+def _promised_bounds(bucket: Bucket, at: dict) -> Q:
+    """Aging buckets as ranges of promise dates: an index range scan, not a computed age.
+    ``at`` holds ``_bucket_moments``' names (their values, or a compiled query's slots)."""
+    condition = Q(promised_at__lt=at["bucket_before"])
+    if bucket.max_days is not None:
+        condition &= Q(promised_at__gte=at["bucket_from"])
     return condition
 
 
@@ -226,20 +236,6 @@ def disputed_awaiting_decision(user: User) -> QuerySet:
 
 
 REP_NAME_FIELDS = ("rep__username", "rep__first_name", "rep__last_name")  # str(rep)
-# The columns a board row shows (dashboards/templatetags/dashboards.py) and its
-# cursor reads: the page loads these, not the ~75 of a deal, its customer and
-# its rep (a field left out would cost a query a row: the page's query count is tested).
-ROW_FIELDS = (
-    "id",
-    "title",
-    "stage",
-    "amount",
-    "cleared_amount",
-    "promised_at",
-    "customer__name",
-    "customer__standing",
-    *REP_NAME_FIELDS,
-)
 
 
 def board_deals(
@@ -260,29 +256,49 @@ def board_deals(
 
 def filter_deals(deals: QuerySet, filters: BoardFilters, today: date | None = None) -> QuerySet:
     """``deals`` narrowed by the board's filters (the board; the API's deal list)."""
-    today = today or timezone.localdate()
-    if filters.rep:
-        deals = deals.filter(rep_id=filters.rep)
-    if filters.stage:
-        deals = deals.filter(stage=filters.stage)
+    return _filtered(deals, filters, _filter_values(filters, today or timezone.localdate()))
+
+
+def _filter_values(filters: BoardFilters, today: date) -> dict:
+    """What the filters compare with, by name (``_filtered`` reads them)."""
+    values = {
+        "rep": filters.rep,
+        "stage": filters.stage,
+        "standing": filters.standing,
+        "payment_option": filters.payment_option,
+        "q": filters.q,
+    }
     if filters.bucket:
-        deals = deals.filter(_promised_bounds(BUCKETS_BY_KEY[filters.bucket], today))
+        values |= _bucket_moments(BUCKETS_BY_KEY[filters.bucket], today)
+    return values
+
+
+def _filtered(deals: QuerySet, filters: BoardFilters, at: dict) -> QuerySet:
+    """``deals`` narrowed by the filters ``filters`` sets, each compared with its
+    value in ``at`` (``_filter_values``: the values, or a compiled query's slots)."""
+    if filters.rep:
+        deals = deals.filter(rep_id=at["rep"])
+    if filters.stage:
+        deals = deals.filter(stage=at["stage"])
+    if filters.bucket:
+        deals = deals.filter(_promised_bounds(BUCKETS_BY_KEY[filters.bucket], at))
     if filters.standing:
-        deals = deals.filter(customer__standing=filters.standing)
+        deals = deals.filter(customer__standing=at["standing"])
     if filters.payment_option:
-        deals = deals.filter(payment_option=filters.payment_option)
+        deals = deals.filter(payment_option=at["payment_option"])
     if filters.q:
         deals = deals.filter(
-            Q(customer__name__icontains=filters.q) | Q(customer__company__icontains=filters.q)
+            Q(customer__name__icontains=at["q"]) | Q(customer__company__icontains=at["q"])
         )
     return deals
 
 
 def sort_deals(
-    deals: QuerySet, filters: BoardFilters, *, with_reminder_details: bool = False
+    deals: QuerySet, filters: BoardFilters, *, with_reminder_details: bool = False, now=None
 ) -> QuerySet:
     """``deals`` with the board's columns, in the order ``filters.sort`` names (the
-    order ``board_page`` pages through)."""
+    order ``board_page`` pages through). ``now`` (the reminder still to come is
+    after it) is the current moment unless given (a compiled query's slot)."""
     reminders = _open_reminders()  # built once, read three ways
     deals = deals.annotate(
         outstanding_amount=ExpressionWrapper(F("amount") - F("cleared_amount"), output_field=MONEY),
@@ -292,7 +308,7 @@ def sort_deals(
     if with_reminder_details:
         deals = deals.annotate(
             next_reminder_kind=_next_reminder_kind(reminders),
-            coming_reminder_at=_coming_reminder(reminders, timezone.now()),
+            coming_reminder_at=_coming_reminder(reminders, timezone.now() if now is None else now),
         )
     column, reverse = SORTS[filters.sort_key]
     descending = filters.descending != reverse
@@ -378,7 +394,7 @@ def _key_value(deal: Deal, column: str):
 
 @dataclass
 class BoardPage:
-    deals: list[Deal]
+    deals: list
     next_cursor: str | None
     prev_cursor: str | None
     is_first: bool
@@ -388,26 +404,39 @@ def board_page(
     deals: QuerySet, filters: BoardFilters, after: str = "", before: str = "", size=PAGE_SIZE
 ) -> BoardPage:
     """One page of ``deals`` after (or before) a cursor: a keyset page, not an OFFSET."""
-    column, reverse = SORTS[filters.sort_key]
-    descending = filters.descending != reverse
+    column, descending = _sort_of(filters)
     cursor = decode_cursor(after or before, column) if (after or before) else None
     going_back = bool(before) and cursor is not None
     if cursor is not None:
-        value, pk = cursor
-        # Going forward in a descending order (or back in an ascending one) wants smaller keys.
-        smaller = descending != going_back
-        op = "lt" if smaller else "gt"
-        # (key, id) beyond the cursor, written so the first condition is an
-        # index range on the key: "key >= v AND (key > v OR id > pk)". The
-        # plain "key > v OR (key = v AND id > pk)" makes PostgreSQL scan from
-        # the start of the index, so deep pages would cost more than page 1.
-        deals = deals.filter(
-            Q(**{f"{column}__{op}e": value})
-            & (Q(**{f"{column}__{op}": value}) | Q(**{f"pk__{op}": pk}))
-        )
+        deals = _beyond(deals, column, descending != going_back, *cursor)
     if going_back:
         deals = deals.reverse()
-    rows = list(deals[: size + 1])
+    return _paged(list(deals[: size + 1]), size, cursor, going_back, column, _key_value)
+
+
+def _sort_of(filters: BoardFilters) -> tuple[str, bool]:
+    """The column the board is ordered by, and whether descending."""
+    column, reverse = SORTS[filters.sort_key]
+    return column, filters.descending != reverse
+
+
+def _beyond(deals: QuerySet, column: str, smaller: bool, value, pk) -> QuerySet:
+    """``deals`` whose (key, id) is beyond the cursor's: smaller ones going forward
+    in a descending order (or back in an ascending one), else greater ones."""
+    op = "lt" if smaller else "gt"
+    # Written so the first condition is an index range on the key: "key >= v
+    # AND (key > v OR id > pk)". The plain "key > v OR (key = v AND id > pk)"
+    # makes PostgreSQL scan from the start of the index, so deep pages would
+    # cost more than page 1.
+    return deals.filter(
+        Q(**{f"{column}__{op}e": value})
+        & (Q(**{f"{column}__{op}": value}) | Q(**{f"pk__{op}": pk}))
+    )
+
+
+def _paged(rows: list, size: int, cursor, going_back: bool, column: str, key_of) -> BoardPage:
+    """The page of ``rows`` (up to ``size + 1`` read beyond the cursor, in the
+    order read): its cursors made of ``key_of(row, column)`` and the row's id."""
     has_more = len(rows) > size
     rows = rows[:size]
     if going_back:
@@ -417,8 +446,159 @@ def board_page(
     if rows:
         if has_more or going_back:
             last = rows[-1]
-            next_cursor = encode_cursor(_key_value(last, column), last.pk)
+            next_cursor = encode_cursor(key_of(last, column), last.pk)
         if not first_page:
             first = rows[0]
-            prev_cursor = encode_cursor(_key_value(first, column), first.pk)
+            prev_cursor = encode_cursor(key_of(first, column), first.pk)
     return BoardPage(rows, next_cursor, prev_cursor, first_page)
+
+
+# --- the board's own page, compiled -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BoardRow:
+    """A deal as a board row shows it (``board_rows``): ``_ROW_COLUMNS``, read as values."""
+
+    pk: int
+    title: str
+    stage: str
+    amount: Decimal
+    cleared_amount: Decimal
+    outstanding_amount: Decimal
+    promised_at: datetime
+    customer_name: str
+    customer_standing: str
+    rep_username: str
+    rep_first_name: str
+    rep_last_name: str
+    stage_order: int
+    next_reminder_at: datetime
+    next_reminder_kind: str | None
+    coming_reminder_at: datetime | None
+
+    @property
+    def rep_name(self) -> str:
+        """As ``str(rep)``: the full name, else the username."""
+        return f"{self.rep_first_name} {self.rep_last_name}".strip() or self.rep_username
+
+    def get_absolute_url(self) -> str:
+        return deal_url(self.pk)
+
+    @staticmethod
+    def key(row: "BoardRow", column: str):
+        """The value of a sort column (``SORTS``: "customer__name" is ``customer_name``)."""
+        return getattr(row, column.replace("__", "_"))
+
+
+# The columns a board row shows (dashboards/templatetags/dashboards.py) and its
+# cursor reads, not the ~75 of a deal, its customer and its rep.
+_ROW_COLUMNS = (
+    "pk",
+    "title",
+    "stage",
+    "amount",
+    "cleared_amount",
+    "outstanding_amount",
+    "promised_at",
+    "customer__name",
+    "customer__standing",
+    *REP_NAME_FIELDS,
+    "stage_order",
+    "next_reminder_at",
+    "next_reminder_kind",
+    "coming_reminder_at",
+)
+# What a slot of the page's query holds, by the Python type of its value.
+_SLOT_FIELDS = {
+    int: BigIntegerField,
+    str: CharField,
+    datetime: DateTimeField,
+    Decimal: lambda: MONEY,
+}
+
+
+def _slot_field(value):
+    return next(field() for kind, field in _SLOT_FIELDS.items() if isinstance(value, kind))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the board page's SQL depends on besides whose deals it reads: which
+    filters are set (the bucket by name: an open bucket has no lower bound), the
+    order, the cursor's direction (none, "after", "before") and the page size."""
+
+    filters: BoardFilters
+    cursor: str
+    size: int
+
+    @property
+    def key(self) -> tuple:
+        f = self.filters
+        return (
+            bool(f.rep),
+            bool(f.stage),
+            f.bucket,
+            bool(f.standing),
+            bool(f.payment_option),
+            bool(f.q),
+            f.sort,
+            self.cursor,
+            self.size,
+        )
+
+
+def _page_query(user: User, shape: _Shape, values: dict) -> QuerySet:
+    """``board_page``'s query of ``board_deals(user, filters, with_reminder_details=True)``,
+    every value a slot: built and compiled once per team and ``_Shape``."""
+    at = {name: Slot(name, _slot_field(value)) for name, value in values.items()}
+    filters = shape.filters
+    deals = sort_deals(
+        _filtered(not_paid_yet(user), filters, at),
+        filters,
+        with_reminder_details=True,
+        now=at["now"],
+    )
+    column, descending = _sort_of(filters)
+    going_back = shape.cursor == "before"
+    if shape.cursor:
+        deals = _beyond(deals, column, descending != going_back, at["cursor_key"], at["cursor_pk"])
+    if going_back:
+        deals = deals.reverse()
+    return deals.values_list(*_ROW_COLUMNS)[: shape.size + 1]
+
+
+_PAGE = Compiled(_page_query)
+
+
+def board_rows_page(
+    user: User, filters: BoardFilters, after: str = "", before: str = "", size=PAGE_SIZE
+) -> BoardPage:
+    """The board's page for ``user``: ``board_page`` of ``board_deals(user, filters,
+    with_reminder_details=True)``, its rows ``BoardRow`` values. Its query is the
+    same query, compiled once per team and shape (``_page_query``): a board read
+    costs its SQL, not the ~5 ms of building and compiling it again (issue 23)."""
+    team = where_key(Deal.objects.visible_to(user))
+    column, _descending = _sort_of(filters)
+    cursor = decode_cursor(after or before, column) if (after or before) else None
+    if team is None:  # sees no deal
+        return BoardPage([], None, None, True)
+    direction = "" if cursor is None else ("before" if before else "after")
+    values = {
+        name: value
+        for name, value in _filter_values(filters, timezone.localdate()).items()
+        if value  # a filter left empty is not in the query
+    }
+    values["now"] = timezone.now()
+    if cursor is not None:
+        values["cursor_key"], values["cursor_pk"] = cursor
+    shape = _Shape(filters, direction, size)
+    rows = _PAGE.rows(user, shape, values, key=(team, shape.key), **values)
+    return _paged(
+        [BoardRow(*row) for row in rows],
+        size,
+        cursor,
+        direction == "before",
+        column,
+        BoardRow.key,
+    )

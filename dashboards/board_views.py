@@ -24,9 +24,8 @@ OVERDUE_AFTER = timedelta(days=1)
 def board_view(request: HttpRequest) -> HttpResponse:
     access.require_manager(request.user, "The Not paid yet board is for managers.")
     filters = board.BoardFilters.from_query(request.GET)
-    deals = board.board_deals(request.user, filters, with_reminder_details=True)
-    page = board.board_page(
-        deals.only(*board.ROW_FIELDS),
+    page = board.board_rows_page(
+        request.user,
         filters,
         after=request.GET.get("after", ""),
         before=request.GET.get("before", ""),
@@ -41,13 +40,17 @@ def board_view(request: HttpRequest) -> HttpResponse:
         "sorts": board.SORTS,
     }
     if request.htmx and request.htmx.target == "board-table":
-        context["matching"] = deals.count()
+        context["matching"] = board.board_deals(request.user, filters).count()
         return render(request, "dashboards/board.html#table", context)
     reps = list(access.team_sellers(request.user).order_by("username"))
     board_totals = totals.board_totals(request.user, today=context["today"])
     figures = team_month_figures([rep.pk for rep in reps], context["today"], with_pending=False)
     # Unfiltered, the table holds exactly the deals the totals counted.
-    context["matching"] = deals.count() if filters.is_filtered else board_totals.count
+    context["matching"] = (
+        board.board_deals(request.user, filters).count()
+        if filters.is_filtered
+        else board_totals.count
+    )
     context.update(
         {
             "totals": board_totals,

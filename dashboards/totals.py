@@ -19,8 +19,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.exceptions import EmptyResultSet, FullResultSet
-from django.db import connections, router
 from django.db.models import (
     Case,
     CharField,
@@ -38,7 +36,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from dashboards.board import BUCKETS, _start_of, not_paid_yet
-from pipeline.compiled import Compiled, Slot
+from pipeline.compiled import Compiled, Slot, where_key
 from pipeline.models import User
 from pipeline.not_paid import OUTSTANDING, Axis, NotPaidTotal
 from pipeline.stages import NOT_PAID_STAGES, Stage
@@ -84,7 +82,7 @@ def board_totals(user: User, today: date | None = None, now: datetime | None = N
     ``now`` the moment rotting is measured from.
     """
     moments = _moments(today or timezone.localdate(), now or timezone.now())
-    team = _team_key(user, connections[router.db_for_read(NotPaidTotal)])
+    team = where_key(NotPaidTotal.objects.visible_to(user))
     if team is None:  # sees no deal (an auditor)
         return _board_totals(_empty())
     # The query's SQL depends on whose deals are read (``team``: the visibility
@@ -177,19 +175,6 @@ def _slots(moments: dict) -> dict[str, Slot]:
         name: Slot(name, DateTimeField() if isinstance(value, datetime) else DateField())
         for name, value in moments.items()
     }
-
-
-def _team_key(user: User, connection) -> tuple[str, tuple] | None:
-    """The visibility rule's SQL and parameters for ``user``: ("", ()) when they see
-    every team's deals (a superuser), None when they see none (an auditor)."""
-    query = NotPaidTotal.objects.visible_to(user).query
-    try:
-        sql, params = query.get_compiler(connection=connection).compile(query.where)
-    except FullResultSet:
-        return "", ()
-    except EmptyResultSet:
-        return None
-    return sql, tuple(params)
 
 
 def count_totals(user: User, today: date | None = None, now: datetime | None = None):

@@ -13,6 +13,7 @@ query's SQL and the ORM's converters of its columns, nothing more.
 import json
 from collections.abc import Callable, Iterable
 
+from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import connections, models, router
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
@@ -119,6 +120,21 @@ class Compiled:
         sql, params = compiler.as_sql()
         columns = [select[0] for select in compiler.select[: compiler.col_count]]
         return sql, tuple(params), compiler.get_converters(columns)
+
+
+def where_key(queryset: QuerySet) -> tuple[str, tuple] | None:
+    """The SQL and parameters of ``queryset``'s conditions, as a ``Compiled`` key
+    (e.g. whose deals a person sees): ("", ()) when it keeps every row, None when
+    it keeps none (the caller answers without a query)."""
+    query = queryset.query
+    connection = connections[queryset.db]
+    try:
+        sql, params = query.get_compiler(connection=connection).compile(query.where)
+    except FullResultSet:
+        return "", ()
+    except EmptyResultSet:
+        return None
+    return sql, tuple(params)
 
 
 def _cursor(connection):

@@ -267,6 +267,12 @@ def _deal_url_format(script_prefix: str) -> str:
     return reverse("deal_detail", args=[_PK_SLOT]).replace(str(_PK_SLOT), "{}")
 
 
+def deal_url(pk: int) -> str:
+    """A deal's page. Pages list 50 deals at a time: reverse() once, not once a
+    row (8 ms a page)."""
+    return _deal_url_format(get_script_prefix()).format(pk)
+
+
 def visible_rep_condition(user) -> Q | None:
     """Whose deals ``user`` sees, as a condition on a ``rep`` column; None: everyone's.
 
@@ -507,8 +513,7 @@ class Deal(models.Model):
         return f"#{self.pk} {self.title} — {self.customer.name}"
 
     def get_absolute_url(self) -> str:
-        # Pages list 50 deals at a time: reverse() once, not once a row (8 ms a page).
-        return _deal_url_format(get_script_prefix()).format(self.pk)
+        return deal_url(self.pk)
 
     @property
     def needs_audit(self) -> bool:

@@ -7,8 +7,7 @@ from django.utils import timezone
 from django.utils.dates import MONTHS_3
 from django.utils.safestring import SafeString
 
-from dashboards.board import NO_REMINDER, bucket_for_age
-from pipeline.models import Deal
+from dashboards.board import NO_REMINDER, BoardRow, bucket_for_age
 from pipeline.stages import Stage
 from pipeline.templatetags.cleared import query_with
 from pipeline.terms import Standing, money_text
@@ -51,22 +50,21 @@ _KIND_LABELS = dict(ReminderKind.choices)
 
 
 @register.simple_tag
-def board_rows(deals: list[Deal], now: datetime, day_ago: datetime) -> SafeString:
-    """The board's table rows for ``deals`` (annotated by ``board.sort_deals``
-    with the reminder details): a reminder due longer than a day is "overdue"."""
+def board_rows(deals: list[BoardRow], now: datetime, day_ago: datetime) -> SafeString:
+    """The board's table rows for ``deals`` (``board.board_rows_page``): a reminder
+    due longer than a day is "overdue"."""
     today = timezone.localdate()
     return SafeString("".join(_board_row(deal, today, now, day_ago) for deal in deals))
 
 
-def _board_row(deal: Deal, today: date, now: datetime, day_ago: datetime) -> str:
+def _board_row(deal: BoardRow, today: date, now: datetime, day_ago: datetime) -> str:
     days = (today - timezone.localtime(deal.promised_at).date()).days
-    customer = deal.customer
     return _ROW.format(
         url=escape(deal.get_absolute_url()),
-        customer=escape(customer.name),
+        customer=escape(deal.customer_name),
         pk=deal.pk,
         title=escape(deal.title),
-        rep=escape(str(deal.rep)),
+        rep=escape(deal.rep_name),
         stage=escape(deal.stage),
         stage_label=escape(_STAGE_LABELS.get(deal.stage, deal.stage)),
         amount=escape(money_text(deal.amount)),
@@ -74,13 +72,13 @@ def _board_row(deal: Deal, today: date, now: datetime, day_ago: datetime) -> str
         outstanding=escape(money_text(deal.outstanding_amount)),
         days=days,
         bucket=escape(bucket_for_age(days).key),
-        standing=escape(customer.standing),
-        standing_label=escape(_STANDING_LABELS.get(customer.standing, customer.standing)),
+        standing=escape(deal.customer_standing),
+        standing_label=escape(_STANDING_LABELS.get(deal.customer_standing, deal.customer_standing)),
         reminder=_next_reminder_cell(deal, now, day_ago),
     )
 
 
-def _next_reminder_cell(deal: Deal, now: datetime, day_ago: datetime) -> str:
+def _next_reminder_cell(deal: BoardRow, now: datetime, day_ago: datetime) -> str:
     """The earliest open reminder: overdue (due over a day), due, or still to come."""
     due_at = deal.next_reminder_at
     if due_at == NO_REMINDER:  # no open reminder (it sorts last)
