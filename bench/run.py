@@ -22,6 +22,7 @@ the figures; nothing here is asserted in the tests.
 """
 
 import argparse
+import inspect
 import json
 import os
 import re
@@ -326,51 +327,105 @@ def page_sql(db_url: str, paths: dict[str, tuple[str, str]], runs: int) -> dict[
     parallel-worker settings), each run in a transaction rolled back (a
     session write is undone), every row fetched: ``sql_ms`` is the median of
     ``runs`` replays, the page's floor.
+
+    Each statement is replayed as the page runs it: the ORM's as the text it
+    sent (planned at each run, as the page's are), the compiled ones
+    (``pipeline.compiled``, prepared on the page's connection) as prepared
+    statements with their values (``{"prepared": sql, "params": [...]}``,
+    ``replay_statement``): replaying those as text would plan what the page
+    does not plan, and flatter the page's share.
     """
-    code = SIGN_IN + (
-        "import json, statistics, time, psycopg\n"
-        "from django.test import Client\n"
-        "from django.core.cache import cache\n"
-        "from django.test.utils import CaptureQueriesContext\n"
-        "from django.db import connection\n"
-        "from django.contrib.auth import get_user_model\n"
-        "U = get_user_model(); out = {}; clients = {}\n"
-        f"paths = {json.dumps(paths)}; runs = {runs}\n"
-        "for name, (user, path) in paths.items():\n"
-        "    c = clients.get(user) or Client(); clients[user] = c\n"
-        "    c.force_login(U.objects.get(username=user))\n"
-        "    s = c.session; sign_in(U.objects.get(username=user), s); s.save()\n"
-        "    c.get(path)\n"
-        "    cache.clear()\n"
-        "    counts, captured = [], []\n"
-        "    for _ in range(2):\n"
-        "        with CaptureQueriesContext(connection) as ctx:\n"
-        "            r = c.get(path)\n"
-        "        assert r.status_code == 200, (path, r.status_code)\n"
-        "        counts.append(len(ctx.captured_queries))\n"
-        "        captured = [q['sql'] for q in ctx.captured_queries]\n"
-        "    out[name] = {'queries': counts[0], 'queries_cached': counts[1], 'sql': captured}\n"
-        "params = connection.get_connection_params()\n"
-        "with psycopg.connect(**params) as raw:\n"
-        "    for name, page in out.items():\n"
-        "        samples = []\n"
-        "        for attempt in range(runs + 1):\n"
-        "            started = time.perf_counter()\n"
-        "            with raw.cursor() as cur:\n"
-        "                for sql in page['sql']:\n"
-        "                    cur.execute(sql)\n"
-        "                    if cur.description is not None:\n"
-        "                        cur.fetchall()\n"
-        "            elapsed = (time.perf_counter() - started) * 1000\n"
-        "            raw.rollback()\n"
-        "            if attempt:\n"
-        "                samples.append(elapsed)\n"  # the first replay warms the caches
-        "        page['sql_ms'] = round(statistics.median(samples), 1)\n"
-        "out['_connection'] = {k: v for k, v in params.items() if isinstance(v, (str, int))}\n"
-        "print(json.dumps(out))"
+    code = (
+        SIGN_IN
+        + (
+            "import json, statistics, time, psycopg\n"
+            "from django.test import Client\n"
+            "from django.core.cache import cache\n"
+            "from django.test.utils import CaptureQueriesContext\n"
+            "from django.db import connection\n"
+            "from django.contrib.auth import get_user_model\n"
+            "U = get_user_model(); out = {}; clients = {}\n"
+            "from django.db.backends.postgresql.base import ServerBindingCursor\n"
+            "def mark(prepared):\n"
+            "    def wrapper(execute, sql, params, many, context):\n"
+            "        server = isinstance(context['cursor'].cursor, ServerBindingCursor)\n"
+            "        prepared.append({'prepared': sql, 'params': [tagged(p) for p in params]} if server else None)\n"
+            "        return execute(sql, params, many, context)\n"
+            "    return wrapper\n"
+            "import datetime, decimal\n"
+            "def tagged(value):\n"
+            "    if isinstance(value, datetime.datetime): return {'dt': value.isoformat()}\n"
+            "    if isinstance(value, datetime.date): return {'d': value.isoformat()}\n"
+            "    if isinstance(value, decimal.Decimal): return {'dec': str(value)}\n"
+            "    assert value is None or isinstance(value, (str, int, bool)), type(value)\n"
+            "    return value\n"
+            f"paths = {json.dumps(paths)}; runs = {runs}\n"
+            "for name, (user, path) in paths.items():\n"
+            "    c = clients.get(user) or Client(); clients[user] = c\n"
+            "    c.force_login(U.objects.get(username=user))\n"
+            "    s = c.session; sign_in(U.objects.get(username=user), s); s.save()\n"
+            "    c.get(path)\n"
+            "    cache.clear()\n"
+            "    counts, captured = [], []\n"
+            "    for _ in range(2):\n"
+            "        prepared = []\n"
+            "        with CaptureQueriesContext(connection) as ctx, connection.execute_wrapper(mark(prepared)):\n"
+            "            r = c.get(path)\n"
+            "        assert r.status_code == 200, (path, r.status_code)\n"
+            "        assert len(prepared) == len(ctx.captured_queries)\n"
+            "        counts.append(len(ctx.captured_queries))\n"
+            "        captured = [p or q['sql'] for p, q in zip(prepared, ctx.captured_queries)]\n"
+            "    out[name] = {'queries': counts[0], 'queries_cached': counts[1], 'sql': captured}\n"
+            + inspect.getsource(replay_statement)
+            + inspect.getsource(_untagged)
+            + "params = connection.get_connection_params()\n"
+            "with psycopg.connect(**params) as raw:\n"
+            "    for name, page in out.items():\n"
+            "        samples = []\n"
+            "        for attempt in range(runs + 1):\n"
+            "            started = time.perf_counter()\n"
+            "            with raw.cursor() as cur:\n"
+            "                for statement in page['sql']:\n"
+            "                    replay_statement(cur, statement)\n"
+            "            elapsed = (time.perf_counter() - started) * 1000\n"
+            "            raw.rollback()\n"
+            "            if attempt:\n"
+            "                samples.append(elapsed)\n"  # the first replay warms the caches
+            "        page['sql_ms'] = round(statistics.median(samples), 1)\n"
+            "out['_connection'] = {k: v for k, v in params.items() if isinstance(v, (str, int))}\n"
+            "print(json.dumps(out))"
+        )
     )
     result = manage(db_url, "shell", "-c", code)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def replay_statement(cur, statement) -> None:
+    """Run one of a page's statements (``page_sql``) on a psycopg cursor as the page
+    ran it, every row fetched: a text planned each time, a compiled one prepared."""
+    import datetime
+    import decimal
+
+    if isinstance(statement, str):
+        # Never prepared, as the ORM's client-side binding cursors never are
+        # (psycopg prepares a text it has run prepare_threshold times).
+        cur.execute(statement, prepare=False)
+    else:
+        params = [_untagged(value, datetime, decimal) for value in statement["params"]]
+        cur.execute(statement["prepared"], params, prepare=True)
+    if cur.description is not None:
+        cur.fetchall()
+
+
+def _untagged(value, datetime, decimal):
+    """A value of a compiled statement as ``page_sql`` wrote it in JSON."""
+    if isinstance(value, dict):
+        if "dt" in value:
+            return datetime.datetime.fromisoformat(value["dt"])
+        if "d" in value:
+            return datetime.date.fromisoformat(value["d"])
+        return decimal.Decimal(value["dec"])
+    return value
 
 
 def page_and_sql_paired(url: str, cookie: str, sql: list[str], connection: dict, runs: int):
@@ -384,10 +439,8 @@ def page_and_sql_paired(url: str, cookie: str, sql: list[str], connection: dict,
     def replay(raw) -> float:
         started = time.perf_counter()
         with raw.cursor() as cur:
-            for query in sql:
-                cur.execute(query)
-                if cur.description is not None:
-                    cur.fetchall()
+            for statement in sql:
+                replay_statement(cur, statement)
         elapsed = (time.perf_counter() - started) * 1000
         raw.rollback()
         return elapsed
