@@ -238,6 +238,47 @@ def disputed_awaiting_decision(user: User) -> QuerySet:
 REP_NAME_FIELDS = ("rep__username", "rep__first_name", "rep__last_name")  # str(rep)
 
 
+class _RepName:
+    """``rep_name`` of a row holding ``REP_NAME_FIELDS``: as ``str(rep)``, the
+    full name, else the username."""
+
+    __slots__ = ()
+
+    @property
+    def rep_name(self) -> str:
+        return f"{self.rep_first_name} {self.rep_last_name}".strip() or self.rep_username
+
+
+@dataclass(frozen=True, slots=True)
+class DisputedRow(_RepName):
+    """A sale disputed at audit as its list shows it (templates/dashboards/_disputed.html)."""
+
+    pk: int
+    title: str
+    amount: Decimal
+    audit_flag_at: datetime
+    customer_name: str
+    rep_username: str
+    rep_first_name: str
+    rep_last_name: str
+
+
+_DISPUTED = Compiled(
+    lambda user: disputed_awaiting_decision(user).values_list(
+        "pk", "title", "amount", "audit_flag_at", "customer__name", *REP_NAME_FIELDS
+    )
+)
+
+
+def disputed_rows(user: User) -> list[DisputedRow]:
+    """``disputed_awaiting_decision(user)`` as ``DisputedRow`` values: the board
+    and the manager's home. Compiled once per team."""
+    team = where_key(Deal.objects.visible_to(user))
+    if team is None:
+        return []
+    return [DisputedRow(*row) for row in _DISPUTED.rows(user, key=team)]
+
+
 def board_deals(
     user: User,
     filters: BoardFilters,
@@ -457,7 +498,7 @@ def _paged(rows: list, size: int, cursor, going_back: bool, column: str, key_of)
 
 
 @dataclass(frozen=True, slots=True)
-class BoardRow:
+class BoardRow(_RepName):
     """A deal as a board row shows it (``board_rows``): ``_ROW_COLUMNS``, read as values."""
 
     pk: int
@@ -476,11 +517,6 @@ class BoardRow:
     next_reminder_at: datetime
     next_reminder_kind: str | None
     coming_reminder_at: datetime | None
-
-    @property
-    def rep_name(self) -> str:
-        """As ``str(rep)``: the full name, else the username."""
-        return f"{self.rep_first_name} {self.rep_last_name}".strip() or self.rep_username
 
     def get_absolute_url(self) -> str:
         return deal_url(self.pk)

@@ -42,7 +42,7 @@ def board_view(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.htmx.target == "board-table":
         context["matching"] = board.board_deals(request.user, filters).count()
         return render(request, "dashboards/board.html#table", context)
-    reps = list(access.team_sellers(request.user).order_by("username"))
+    reps = access.team_seller_list(request.user)
     board_totals = totals.board_totals(request.user, today=context["today"])
     figures = team_month_figures([rep.pk for rep in reps], context["today"], with_pending=False)
     # Unfiltered, the table holds exactly the deals the totals counted.
@@ -56,7 +56,7 @@ def board_view(request: HttpRequest) -> HttpResponse:
             "totals": board_totals,
             "reps": reps,
             "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
-            "disputed": list(board.disputed_awaiting_decision(request.user)),
+            "disputed": board.disputed_rows(request.user),
             "stages": NOT_PAID_STAGES,
             "buckets": board.BUCKETS,
             "standings": Standing.choices,

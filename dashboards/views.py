@@ -45,7 +45,7 @@ def _manager_home(request: HttpRequest) -> HttpResponse:
         "totals": totals.board_totals(user, today=today),
         "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
         "team_reminders": [(rep, waiting[rep.pk]) for rep in reps if rep.pk in waiting],
-        "disputed": list(board.disputed_awaiting_decision(user)),
+        "disputed": board.disputed_rows(user),
         "today_start": timezone.make_aware(datetime.combine(today, datetime.min.time())),
     }
     return render(request, "dashboards/home_manager.html", context)

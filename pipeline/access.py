@@ -20,11 +20,14 @@ it where a rule names a role. The rules:
   else is a 404, never a hint it exists.
 """
 
+from dataclasses import dataclass
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from pipeline.compiled import Compiled, where_key
 from pipeline.models import Customer, Deal, Role, User
 
 
@@ -78,6 +81,37 @@ def team_sellers(user: User) -> QuerySet:
         sellers = Q(manager=user) | Q(pk=user.pk, groups__name=Role.REP)
         return User.objects.filter(sellers).distinct()
     return User.objects.none()
+
+
+@dataclass(frozen=True, slots=True)
+class Seller:
+    """A seller as a list shows them: their id and their name (``str(user)``)."""
+
+    pk: int
+    username: str
+    first_name: str
+    last_name: str
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.username
+
+
+_SELLERS = Compiled(
+    lambda user: (
+        team_sellers(user)
+        .order_by("username")
+        .values_list("pk", "username", "first_name", "last_name")
+    )
+)
+
+
+def team_seller_list(user: User) -> list[Seller]:
+    """``team_sellers(user)`` by username, as ``Seller`` values: the board's rep
+    filter and month rows. Compiled once per team (its SQL and parameters)."""
+    team = where_key(team_sellers(user))
+    if team is None:
+        return []
+    return [Seller(*row) for row in _SELLERS.rows(user, key=team)]
 
 
 def managed_reps(user: User) -> QuerySet:

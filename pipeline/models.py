@@ -3,7 +3,7 @@ import zoneinfo
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -14,6 +14,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.functional import cached_property
 
 from pipeline import keys
+from pipeline.compiled import Compiled, Slot
 from pipeline.masking import MaskedCharField, MaskedEmailField, MaskedTextField
 from pipeline.stages import (
     BEFORE_AUDIT_STAGES,
@@ -51,6 +52,11 @@ class UserQuerySet(models.QuerySet):
 
 class UserManager(DjangoUserManager.from_queryset(UserQuerySet)):
     pass
+
+
+_ROLE_NAMES = Compiled(
+    lambda: Group.objects.filter(user=Slot("user", models.BigIntegerField())).values_list("name")
+)
 
 
 class User(AbstractUser):
@@ -98,7 +104,9 @@ class User(AbstractUser):
 
     @cached_property
     def role_names(self) -> frozenset[str]:
-        return frozenset(self.groups.values_list("name", flat=True))
+        """The person's roles (their groups' names), read once an instance: every
+        page asks (the nav, the access checks), so the query is compiled once."""
+        return frozenset(name for (name,) in _ROLE_NAMES.rows(user=self.pk))
 
     @property
     def is_rep(self) -> bool:
