@@ -34,7 +34,7 @@ from django.utils.dateparse import parse_datetime
 
 from pipeline.compiled import Compiled, Slot, where_key
 from pipeline.forms import parse_id, search_text
-from pipeline.models import Deal, User, deal_url
+from pipeline.models import Deal, User, deal_url, person_name
 from pipeline.not_paid import NOT_PAID_YET
 from pipeline.stages import NOT_PAID_STAGES, AuditFlag
 from pipeline.terms import MONEY, PaymentOption, Standing
@@ -246,7 +246,7 @@ class _RepName:
 
     @property
     def rep_name(self) -> str:
-        return f"{self.rep_first_name} {self.rep_last_name}".strip() or self.rep_username
+        return person_name(self.rep_first_name, self.rep_last_name, self.rep_username)
 
 
 @dataclass(frozen=True, slots=True)

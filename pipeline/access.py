@@ -28,7 +28,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from pipeline.compiled import Compiled, where_key
-from pipeline.models import Customer, Deal, Role, User
+from pipeline.models import Customer, Deal, Role, User, person_name
 
 
 def can_manage(user: User | None) -> bool:
@@ -93,7 +93,7 @@ class Seller:
     last_name: str
 
     def __str__(self) -> str:
-        return f"{self.first_name} {self.last_name}".strip() or self.username
+        return person_name(self.first_name, self.last_name, self.username)
 
 
 _SELLERS = Compiled(

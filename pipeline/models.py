@@ -129,7 +129,13 @@ class User(AbstractUser):
         return None
 
     def __str__(self) -> str:
-        return self.get_full_name() or self.username
+        return person_name(self.first_name, self.last_name, self.username)
+
+
+def person_name(first_name: str, last_name: str, username: str) -> str:
+    """How a person is named on a page (``str(user)``): the full name, else the
+    username. Rows read as values (the board's) name their people with it too."""
+    return f"{first_name} {last_name}".strip() or username
 
 
 def _key_column(expression, *, max_length: int) -> models.GeneratedField:
