@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from billing.reports import team_month_figures
-from dashboards import board, charts, export, importing, totals
+from dashboards import board, board_rows, charts, export, importing, totals
 from pipeline import access
 from pipeline.services import RepInactive
 from pipeline.stages import NOT_PAID_STAGES
@@ -24,7 +24,7 @@ OVERDUE_AFTER = timedelta(days=1)
 def board_view(request: HttpRequest) -> HttpResponse:
     access.require_manager(request.user, "The Not paid yet board is for managers.")
     filters = board.BoardFilters.from_query(request.GET)
-    page = board.board_rows_page(
+    page = board_rows.board_rows_page(
         request.user,
         filters,
         after=request.GET.get("after", ""),
@@ -56,7 +56,7 @@ def board_view(request: HttpRequest) -> HttpResponse:
             "totals": board_totals,
             "reps": reps,
             "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
-            "disputed": board.disputed_rows(request.user),
+            "disputed": board_rows.disputed_rows(request.user),
             "stages": NOT_PAID_STAGES,
             "buckets": board.BUCKETS,
             "standings": Standing.choices,

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from billing.reports import team_month_figures
-from dashboards import board, search, totals
+from dashboards import board_rows, search, totals
 from pipeline import access, selectors
 from pipeline.forms import search_text
 from pipeline.models import Deal
@@ -45,7 +45,7 @@ def _manager_home(request: HttpRequest) -> HttpResponse:
         "totals": totals.board_totals(user, today=today),
         "rep_figures": [(rep, figures[rep.pk]) for rep in reps],
         "team_reminders": [(rep, waiting[rep.pk]) for rep in reps if rep.pk in waiting],
-        "disputed": board.disputed_rows(user),
+        "disputed": board_rows.disputed_rows(user),
         "today_start": timezone.make_aware(datetime.combine(today, datetime.min.time())),
     }
     return render(request, "dashboards/home_manager.html", context)

@@ -28,7 +28,8 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from pipeline.compiled import Compiled, where_key
-from pipeline.models import Customer, Deal, Role, User, person_name
+from pipeline.models import Customer, Deal, Role, User
+from pipeline.people import person_name
 
 
 def can_manage(user: User | None) -> bool:

@@ -7,7 +7,8 @@ from django.utils import timezone
 from django.utils.dates import MONTHS_3
 from django.utils.safestring import SafeString
 
-from dashboards.board import NO_REMINDER, BoardRow, bucket_for_age
+from dashboards.board import NO_REMINDER, bucket_for_age
+from dashboards.board_rows import BoardRow
 from pipeline.stages import Stage
 from pipeline.templatetags.cleared import query_with
 from pipeline.terms import Standing, money_text
@@ -51,7 +52,7 @@ _KIND_LABELS = dict(ReminderKind.choices)
 
 @register.simple_tag
 def board_rows(deals: list[BoardRow], now: datetime, day_ago: datetime) -> SafeString:
-    """The board's table rows for ``deals`` (``board.board_rows_page``): a reminder
+    """The board's table rows for ``deals`` (``board_rows.board_rows_page``): a reminder
     due longer than a day is "overdue"."""
     today = timezone.localdate()
     return SafeString("".join(_board_row(deal, today, now, day_ago) for deal in deals))

@@ -12,8 +12,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboards import board
-from dashboards.board import BoardFilters, BoardRow, board_deals, board_page, board_rows_page
+from dashboards import board, board_rows
+from dashboards.board import BoardFilters, board_deals, board_page
+from dashboards.board_rows import BoardRow, board_rows_page
 from pipeline.models import Deal
 from pipeline.stages import Stage
 from pipeline.terms import PaymentOption, Standing
@@ -157,9 +158,11 @@ def test_a_forged_cursor_is_the_first_page(team):
 
 def test_the_query_is_built_once_per_team_and_shape_and_costs_one_query(team, monkeypatch):
     built = []
-    monkeypatch.setattr(board._PAGE, "_compiled", {})
-    monkeypatch.setattr(board._PAGE, "_model", Deal, raising=False)  # its database known
-    monkeypatch.setattr(board._PAGE, "build", lambda *a: built.append(a) or board._page_query(*a))
+    monkeypatch.setattr(board_rows._PAGE, "_compiled", {})
+    monkeypatch.setattr(board_rows._PAGE, "_model", Deal, raising=False)  # its database known
+    monkeypatch.setattr(
+        board_rows._PAGE, "build", lambda *a: built.append(a) or board_rows._page_query(*a)
+    )
     board_rows_page(team, BoardFilters.from_query({"stage": Stage.DELIVERED}))
     filters = BoardFilters.from_query({"stage": Stage.DEPOSIT})
     with CaptureQueriesContext(connection) as read:

@@ -11,7 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboards.board import disputed_awaiting_decision, disputed_rows
+from dashboards.board import disputed_awaiting_decision
+from dashboards.board_rows import disputed_rows
 from pipeline import access
 from pipeline.models import Role, User
 from pipeline.stages import AuditFlag
